@@ -1,0 +1,71 @@
+# eventshop — one command to run, one to test.
+SHELL := /bin/bash
+GOBIN ?= $(shell go env GOPATH)/bin
+export PATH := $(GOBIN):$(PATH)
+
+# Every module of the workspace, as package patterns. A bare `go test ./...` at the
+# root does not work here: the root is no module, so each module is named explicitly.
+MODULE_DIRS := $(shell go list -m -f '{{.Dir}}')
+PKGS := $(shell go list -m -f '{{.Path}}/...')
+GO_DIRS := $(shell go list -m -f '{{.Dir}}' | sed 's|^$(CURDIR)/||')
+
+GOTEST_FLAGS ?= -count=1 -timeout 20m
+BENCH ?= .
+BENCHTIME ?= 1s
+
+.PHONY: all run test race lint fmt vet buf-lint generate check-generate tools vendor-protos bench tidy clean
+
+all: lint test
+
+## run: start every service in one process (embedded NATS, dev OIDC issuer).
+run:
+	go run ./cmd/shopd
+
+## test: test every module of the workspace.
+test:
+	go test $(GOTEST_FLAGS) $(PKGS)
+
+race:
+	go test $(GOTEST_FLAGS) -race $(PKGS)
+
+## lint: buf lint, gofmt, go vet on every module.
+lint: buf-lint fmt vet
+
+buf-lint: tools
+	buf lint
+
+fmt:
+	@out=$$(gofmt -l $(GO_DIRS)); if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	go vet $(PKGS)
+
+## generate: regenerate gen/go and the OpenAPI document from proto/.
+generate: tools
+	rm -rf gen/go/eventshop gateway/openapi/*.json
+	buf generate
+
+## check-generate: fail if generated code is out of date.
+check-generate: generate
+	@if [[ -n "$$(git status --porcelain -- gen/go gateway/openapi)" ]]; then \
+		echo "generated code is out of date; run 'make generate' and commit:"; \
+		git status --porcelain -- gen/go gateway/openapi; exit 1; fi
+
+## tools: install the pinned code generators and grpcurl.
+tools:
+	@scripts/tools.sh
+
+## vendor-protos: re-vendor googleapis and protovalidate protos into third_party/.
+vendor-protos:
+	scripts/vendor-protos.sh
+
+## bench: run every benchmark once (figures go into the READMEs).
+bench:
+	go test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) $(PKGS)
+
+## tidy: tidy every module (each go.mod replaces its sibling modules, so this works offline of them).
+tidy:
+	@for d in $(MODULE_DIRS); do (cd $$d && GOWORK=off go mod tidy) || exit 1; done
+
+clean:
+	rm -rf data bin
