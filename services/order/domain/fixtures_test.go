@@ -27,7 +27,9 @@ const (
 
 func usd(units int64) domain.Money { return domain.Money{Units: units, Currency: "USD"} }
 
-func pusd(units int64) *commonv1.Money { return &commonv1.Money{CurrencyCode: "USD", MinorUnits: units} }
+func pusd(units int64) *commonv1.Money {
+	return &commonv1.Money{CurrencyCode: "USD", MinorUnits: units}
+}
 
 func address() domain.Address {
 	return domain.Address{Name: "Ada Lovelace", Street: "1 Analytical Way", City: "London", PostalCode: "N1 9GU", CountryCode: "GB"}

@@ -136,6 +136,13 @@ func (s Snapshot) validate() error {
 			return fmt.Errorf("cancelled from %s: %w", s.CancelledFrom, ErrInvalidSnapshot)
 		}
 		reached = s.CancelledFrom
+		need := minVersion[reached] + 1
+		if s.State == StateCancelled {
+			need++
+		}
+		if s.Version < need {
+			return fmt.Errorf("version %d too small for %s from %s: %w", s.Version, s.State, reached, ErrInvalidSnapshot)
+		}
 	}
 	switch {
 	case reached >= StatePaymentAuthorized && s.PaymentID == "",
