@@ -1,0 +1,176 @@
+package messaging
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+)
+
+const instrumentation = "github.com/eventshop/eventshop/pkg/messaging"
+
+// Publisher is the one call the bus needs from JetStream. The default is the
+// resilience publish wrapper (deadline, bulkhead, breaker, retry); any implementation
+// must keep the message headers, because Nats-Msg-Id makes retries safe.
+type Publisher interface {
+	Publish(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
+}
+
+// JetStreamPublisher publishes straight through JetStream, without any resilience policy.
+type JetStreamPublisher struct{ JS jetstream.JetStream }
+
+var _ Publisher = JetStreamPublisher{}
+
+// Publish returns the JetStream error of PublishMsg, e.g. jetstream.ErrNoStreamResponse.
+func (p JetStreamPublisher) Publish(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	return p.JS.PublishMsg(ctx, msg, opts...)
+}
+
+// Bus sends commands and publishes events on behalf of one service, and builds the
+// consumers of that service. It is safe for concurrent use.
+type Bus struct {
+	js     jetstream.JetStream
+	pub    Publisher
+	source string
+	now    func() time.Time
+}
+
+// BusOption configures a Bus.
+type BusOption func(*Bus)
+
+// WithPublisher replaces the default publisher, e.g. with a resilience publisher
+// configured for this service.
+func WithPublisher(p Publisher) BusOption { return func(b *Bus) { b.pub = p } }
+
+// New returns a bus that sends as service (ce-source "/eventshop/<service>").
+// It panics if js is nil or service is empty: that is a wiring mistake.
+func New(js jetstream.JetStream, service string, opts ...BusOption) *Bus {
+	if js == nil || service == "" {
+		panic("messaging: New needs a JetStream and a service name")
+	}
+	b := &Bus{js: js, source: "/eventshop/" + service, now: time.Now}
+	for _, o := range opts {
+		o(b)
+	}
+	if b.pub == nil {
+		b.pub = defaultPublisher(js, service)
+	}
+	return b
+}
+
+// Source is the ce-source this bus stamps on what it sends.
+func (b *Bus) Source() string { return b.source }
+
+// SendOption sets optional CloudEvents attributes of one message.
+type SendOption func(*nats.Header)
+
+// WithSubject sets ce-subject, what the message is about (usually the order id).
+func WithSubject(s string) SendOption {
+	return func(h *nats.Header) { setNonEmpty(*h, HeaderSubject, s) }
+}
+
+// WithCausationID sets ce-causationid, the id of the message that caused this one.
+func WithCausationID(id string) SendOption {
+	return func(h *nats.Header) { setNonEmpty(*h, HeaderCausationID, id) }
+}
+
+// WithCorrelationID sets ce-correlationid, shared by every message of one flow.
+func WithCorrelationID(id string) SendOption {
+	return func(h *nats.Header) { setNonEmpty(*h, HeaderCorrelationID, id) }
+}
+
+// CausedBy marks a message as the consequence of m: its causation id is m.ID and it
+// keeps m's correlation id (or starts one at m.ID), and its ce-subject unless set later.
+func CausedBy(m Message) SendOption {
+	return func(h *nats.Header) {
+		setNonEmpty(*h, HeaderCausationID, m.ID)
+		corr := m.CorrelationID
+		if corr == "" {
+			corr = m.ID
+		}
+		setNonEmpty(*h, HeaderCorrelationID, corr)
+		if h.Get(HeaderSubject) == "" {
+			setNonEmpty(*h, HeaderSubject, m.Subject)
+		}
+	}
+}
+
+func setNonEmpty(h nats.Header, k, v string) {
+	if v != "" {
+		h.Set(k, v)
+	}
+}
+
+// SendCommand publishes a command on subject cmd.<service>.<verb> and returns its id.
+// Pass a deterministic id (e.g. saga id + step + attempt) so a resend is deduplicated;
+// an empty id gets a new UUIDv7. It returns ErrBadSubject for a subject outside cmd.,
+// or the publisher's error (the command may then be resent with the same id).
+func (b *Bus) SendCommand(ctx context.Context, subject, id string, msg proto.Message, opts ...SendOption) (string, error) {
+	if !strings.HasPrefix(subject, CommandPrefix) {
+		return "", fmt.Errorf("%w: command subject %q must start with %q", ErrBadSubject, subject, CommandPrefix)
+	}
+	return b.publish(ctx, subject, id, msg, opts)
+}
+
+// PublishEvent publishes an event on subject evt.<service>.<event> and returns its id.
+// An empty id gets a new UUIDv7. It returns ErrBadSubject for a subject outside evt.,
+// or the publisher's error.
+func (b *Bus) PublishEvent(ctx context.Context, subject, id string, msg proto.Message, opts ...SendOption) (string, error) {
+	if !strings.HasPrefix(subject, EventPrefix) {
+		return "", fmt.Errorf("%w: event subject %q must start with %q", ErrBadSubject, subject, EventPrefix)
+	}
+	return b.publish(ctx, subject, id, msg, opts)
+}
+
+func (b *Bus) publish(ctx context.Context, subject, id string, msg proto.Message, opts []SendOption) (string, error) {
+	if id == "" {
+		u, err := uuid.NewV7()
+		if err != nil {
+			return "", fmt.Errorf("messaging: new id: %w", err)
+		}
+		id = u.String()
+	}
+	data, err := proto.Marshal(msg)
+	if err != nil {
+		return "", fmt.Errorf("messaging: marshal %s: %w", subject, err)
+	}
+	h := nats.Header{}
+	h.Set(HeaderSpecVersion, SpecVersion)
+	h.Set(HeaderID, id)
+	h.Set(HeaderType, string(msg.ProtoReflect().Descriptor().FullName()))
+	h.Set(HeaderSource, b.source)
+	h.Set(HeaderTime, b.now().UTC().Format(time.RFC3339Nano))
+	h.Set(HeaderContentType, ContentType)
+	h.Set(jetstream.MsgIDHeader, id)
+	for _, o := range opts {
+		o(&h)
+	}
+
+	ctx, span := otel.Tracer(instrumentation).Start(ctx, "send "+subject,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.destination.name", subject),
+			attribute.String("messaging.message.id", id),
+			attribute.String("cloudevents.event_type", h.Get(HeaderType)),
+		))
+	defer span.End()
+	otel.GetTextMapPropagator().Inject(ctx, headerCarrier(h))
+
+	if _, err := b.pub.Publish(ctx, &nats.Msg{Subject: subject, Header: h, Data: data}); err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "publish failed")
+		return "", fmt.Errorf("messaging: publish %s %s: %w", subject, id, err)
+	}
+	return id, nil
+}

@@ -1,0 +1,36 @@
+package messaging
+
+import "errors"
+
+var (
+	// ErrBadSubject is returned when a subject does not belong to the stream it is
+	// published to (commands must start with "cmd.", events with "evt.").
+	ErrBadSubject = errors.New("messaging: bad subject")
+	// ErrUnknownType is the dead-letter reason for a message whose ce-type no handler
+	// of the consumer accepts.
+	ErrUnknownType = errors.New("messaging: unknown ce-type")
+	// ErrMaxDeliver is the dead-letter reason for a message that was delivered
+	// MaxDeliver times without a handler result, e.g. because it crashed the process.
+	ErrMaxDeliver = errors.New("messaging: delivered too often without a result")
+)
+
+// permanentError marks a handler error that a retry cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return "permanent: " + e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent wraps err so the consumer dead-letters the message at once instead of
+// redelivering it. It returns nil when err is nil; errors.Is/As still see err.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// IsPermanent reports whether err, or any error it wraps, was marked by Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}
