@@ -7,6 +7,8 @@ require (
 	github.com/eventshop/eventshop/pkg v0.0.0
 )
 
+require google.golang.org/protobuf v1.36.12 // indirect
+
 replace github.com/eventshop/eventshop/gen/go => ../../gen/go
 
 replace github.com/eventshop/eventshop/pkg => ../../pkg

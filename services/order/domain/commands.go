@@ -6,18 +6,6 @@ import (
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 )
 
-// Commands decide; they never change the Order. Each returns the events to append
-// (then Apply), or an error and no events.
-//
-// Idempotency: saga replies and client retries arrive more than once, so a command
-// that repeats what the order already recorded returns no events and no error,
-// whatever the state now is (a duplicate payment authorization after the order
-// was cancelled is still a duplicate). A command that contradicts what was
-// recorded (another payment id, another reservation) returns ErrConflict. A command
-// the state does not allow and that repeats nothing returns a *TransitionError.
-// Arguments are checked before state, so a malformed command is ErrInvalidOrder in
-// every state.
-
 // Command names carried by *TransitionError.
 const (
 	CmdPlace                   = "Place"

@@ -30,8 +30,18 @@ type Address struct {
 }
 
 // Order is the event-sourced order aggregate. Its zero value is an order not yet
-// placed (StateNew), on which only Place succeeds. Commands never change it; only
-// Apply does, one event at a time. An Order is not safe for concurrent use.
+// placed (StateNew), on which only Place succeeds. Commands (Place, Record...,
+// Complete, RequestCancel, ConfirmCancelled) decide and return the events to append,
+// or an error and no events; they never change the Order. Only Apply does, one event
+// at a time. An Order is not safe for concurrent use.
+//
+// Repeats: saga replies and client retries arrive more than once, so a command that
+// repeats what the order already recorded returns no events and no error, whatever
+// the state is now (a duplicate payment authorization after the order was cancelled
+// is still a duplicate). A command that contradicts what was recorded (another
+// payment id, another reservation) returns ErrConflict. A command the state does not
+// allow and that repeats nothing returns a *TransitionError. Arguments are checked
+// before state, so a malformed command is ErrInvalidOrder in every state.
 type Order struct {
 	id      string
 	userID  string
@@ -78,7 +88,10 @@ func Rehydrate(events []Event) (*Order, error) {
 }
 
 // Apply folds one event into the order and increments its version; it is the only
-// place an Order changes. A rejected event leaves the order untouched. It returns
+// place an Order changes. A rejected event leaves the order untouched. Apply checks
+// the shape of the machine and the data each event must carry, not the rules of the
+// commands (who may cancel, which amount): those held when the event was decided,
+// and stored history must keep loading if the rules change later. It returns
 // ErrInvalidEvent for a nil or unknown event, an event of another order or one
 // missing required data, and a *TransitionError when the current state does not
 // admit the event.
