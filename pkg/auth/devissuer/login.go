@@ -1,0 +1,99 @@
+package devissuer
+
+import (
+	"context"
+	"errors"
+	"html/template"
+	"net/http"
+
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// loginPath is where op sends the browser to authenticate (see client.LoginURL).
+const loginPath = "/login"
+
+var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>eventshop dev login</title>
+<style>
+body{font-family:system-ui,sans-serif;max-width:22rem;margin:4rem auto;padding:0 1rem}
+label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.4rem;box-sizing:border-box}
+button{margin-top:1rem;padding:.5rem 1rem}.error{color:#b00020}.note{color:#666;font-size:.85rem}
+</style></head>
+<body>
+<h1>Sign in</h1>
+{{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
+<form method="post">
+<input type="hidden" name="authRequestID" value="{{.ID}}">
+<label for="username">Username</label>
+<input id="username" name="username" autocomplete="username" value="{{.Username}}" required autofocus>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>
+<p class="note">Development issuer — demo accounts only (alice, bob, admin).</p>
+</body></html>
+`))
+
+type loginData struct {
+	ID, Username, Error string
+}
+
+// loginHandler is the username/password page of the authorization code flow. On
+// success it hands the browser back to op's callback, which redirects to the client.
+type loginHandler struct {
+	store    *storage
+	callback func(ctx context.Context, authRequestID string) string
+	post     http.Handler
+}
+
+func newLoginHandler(store *storage, callback func(context.Context, string) string, issuer *op.IssuerInterceptor) *loginHandler {
+	h := &loginHandler{store: store, callback: callback}
+	// The callback URL is built from the issuer op keeps in the request context.
+	h.post = issuer.HandlerFunc(h.submit)
+	return h
+}
+
+func (h *loginHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		id := r.URL.Query().Get("authRequestID")
+		if id == "" {
+			http.Error(w, "missing authRequestID: start the login at the client", http.StatusBadRequest)
+			return
+		}
+		render(w, http.StatusOK, loginData{ID: id})
+	case http.MethodPost:
+		h.post.ServeHTTP(w, r)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func (h *loginHandler) submit(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "cannot parse login form", http.StatusBadRequest)
+		return
+	}
+	id := r.PostForm.Get("authRequestID")
+	username := r.PostForm.Get("username")
+	err := h.store.checkLogin(id, username, r.PostForm.Get("password"))
+	switch {
+	case errors.Is(err, errBadCredentials):
+		render(w, http.StatusUnauthorized, loginData{ID: id, Username: username, Error: "Invalid username or password."})
+		return
+	case err != nil:
+		http.Error(w, "This login request is unknown or has expired; start again from the application.", http.StatusBadRequest)
+		return
+	}
+	http.Redirect(w, r, h.callback(r.Context(), id), http.StatusSeeOther)
+}
+
+func render(w http.ResponseWriter, code int, d loginData) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = loginPage.Execute(w, d) // the status is sent; a write error means the browser left
+}

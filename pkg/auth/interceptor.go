@@ -1,0 +1,169 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// alwaysOpen are method prefixes that never need a token: probes and tooling must
+// work before anyone has logged in.
+var alwaysOpen = []string{"/grpc.health.v1.Health/", "/grpc.reflection."}
+
+// errNotBearer is what a caller sees when the authorization header is present but
+// is not "Bearer <token>".
+var errNotBearer = errors.New("authorization header is not a bearer token")
+
+// InterceptorOption configures the server interceptors.
+type InterceptorOption func(*interceptorConfig)
+
+type interceptorConfig struct {
+	public []string
+	logger *slog.Logger
+}
+
+// WithPublicMethods makes methods whose full name ("/pkg.Service/Method") starts with
+// one of prefixes callable without a token, e.g. "/eventshop.catalog.v1.CatalogService/".
+// A token presented on a public method is still verified: an invalid one is rejected,
+// a valid one puts claims in the context.
+func WithPublicMethods(prefixes ...string) InterceptorOption {
+	return func(c *interceptorConfig) { c.public = append(c.public, prefixes...) }
+}
+
+// WithLogger sets where rejected tokens are logged (at debug level; an unreachable
+// issuer at warn level). Defaults to slog.Default().
+func WithLogger(l *slog.Logger) InterceptorOption {
+	return func(c *interceptorConfig) { c.logger = l }
+}
+
+// UnaryServerInterceptor authenticates every unary call with v. A missing or invalid
+// token fails with codes.Unauthenticated and a short reason ("missing bearer token",
+// "token expired", "token has wrong audience", ...); an unreachable issuer fails with
+// codes.Unavailable. It panics if v is nil, so miswiring fails at start-up.
+func UnaryServerInterceptor(v *Verifier, opts ...InterceptorOption) grpc.UnaryServerInterceptor {
+	cfg := newInterceptorConfig(v, opts)
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, err := cfg.authenticate(ctx, v, info.FullMethod)
+		if err != nil {
+			return nil, err
+		}
+		return handler(ctx, req)
+	}
+}
+
+// StreamServerInterceptor is UnaryServerInterceptor for streaming calls; the claims
+// are in the context of the stream handed to the handler.
+func StreamServerInterceptor(v *Verifier, opts ...InterceptorOption) grpc.StreamServerInterceptor {
+	cfg := newInterceptorConfig(v, opts)
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, err := cfg.authenticate(ss.Context(), v, info.FullMethod)
+		if err != nil {
+			return err
+		}
+		return handler(srv, &authedStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+type authedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *authedStream) Context() context.Context { return s.ctx }
+
+func newInterceptorConfig(v *Verifier, opts []InterceptorOption) *interceptorConfig {
+	if v == nil {
+		panic("auth: nil verifier")
+	}
+	c := &interceptorConfig{}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	return c
+}
+
+func (c *interceptorConfig) authenticate(ctx context.Context, v *Verifier, method string) (context.Context, error) {
+	if hasPrefix(method, alwaysOpen) {
+		return ctx, nil
+	}
+	raw, err := bearerToken(ctx)
+	if err != nil {
+		c.logger.DebugContext(ctx, "request rejected", "method", method, "error", err)
+		return nil, status.Error(codes.Unauthenticated, err.Error())
+	}
+	if raw == "" {
+		if hasPrefix(method, c.public) {
+			return ctx, nil
+		}
+		return nil, status.Error(codes.Unauthenticated, ErrMissingToken.Error())
+	}
+	claims, err := v.Verify(ctx, raw)
+	if err != nil {
+		return nil, c.statusOf(ctx, method, err)
+	}
+	return ContextWithClaims(ctx, claims), nil
+}
+
+// reasons are the Verify errors whose text a caller may see; anything else is
+// reported as ErrInvalidToken so no internal detail leaks.
+var reasons = []error{
+	ErrMissingToken, ErrUnsupportedAlgorithm, ErrInvalidSignature, ErrWrongIssuer,
+	ErrWrongAudience, ErrTokenExpired, ErrTokenNotYetValid, ErrInvalidToken,
+}
+
+func (c *interceptorConfig) statusOf(ctx context.Context, method string, err error) error {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return status.FromContextError(err).Err()
+	case errors.Is(err, ErrIssuerUnavailable):
+		c.logger.WarnContext(ctx, "cannot verify token", "method", method, "error", err)
+		return status.Error(codes.Unavailable, ErrIssuerUnavailable.Error())
+	}
+	c.logger.DebugContext(ctx, "request rejected", "method", method, "error", err)
+	for _, r := range reasons {
+		if errors.Is(err, r) {
+			return status.Error(codes.Unauthenticated, r.Error())
+		}
+	}
+	return status.Error(codes.Unauthenticated, ErrInvalidToken.Error())
+}
+
+// bearerToken returns the token of the "authorization" metadata, "" when there is
+// none, or errNotBearer when the header is unusable.
+func bearerToken(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	switch len(vals) {
+	case 0:
+		return "", nil
+	case 1:
+	default:
+		return "", errNotBearer // two credentials: refuse to guess which one counts
+	}
+	scheme, token, ok := strings.Cut(strings.TrimSpace(vals[0]), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return "", errNotBearer
+	}
+	if token = strings.TrimSpace(token); token == "" {
+		return "", errNotBearer
+	}
+	return token, nil
+}
+
+func hasPrefix(method string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(method, p) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,333 @@
+package auth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+// DefaultLeeway is the clock skew tolerated on "exp" and "nbf" when
+// VerifierConfig.Leeway is zero.
+const DefaultLeeway = 10 * time.Second
+
+// DefaultAudience is the API audience eventshop services expect in "aud" when
+// VerifierConfig.Audience is empty; the dev issuer puts it in every access token.
+const DefaultAudience = "eventshop"
+
+// Errors returned (wrapped) by Verify. Their messages are safe to show a caller; the
+// wrapped detail is for logs only.
+var (
+	ErrMissingToken         = errors.New("missing bearer token")
+	ErrInvalidToken         = errors.New("invalid token")
+	ErrUnsupportedAlgorithm = errors.New("token signing algorithm not allowed")
+	ErrInvalidSignature     = errors.New("token signature invalid")
+	ErrWrongIssuer          = errors.New("token has wrong issuer")
+	ErrWrongAudience        = errors.New("token has wrong audience")
+	ErrTokenExpired         = errors.New("token expired")
+	ErrTokenNotYetValid     = errors.New("token not yet valid")
+	// ErrIssuerUnavailable means the token could not be checked because discovery or
+	// the key fetch failed; the token itself may be fine, so a retry can succeed.
+	ErrIssuerUnavailable = errors.New("token issuer unavailable")
+)
+
+// allowedAlgs are the only signing algorithms accepted. Asymmetric only: with HS*
+// anyone holding the verification key could mint tokens, and "none" signs nothing.
+var allowedAlgs = []string{oidc.RS256, oidc.ES256}
+
+// VerifierConfig configures NewVerifier.
+type VerifierConfig struct {
+	// Issuer is the OIDC issuer URL; tokens must carry exactly this "iss". Required.
+	Issuer string
+	// Audience must be one of the token's "aud" values. Defaults to DefaultAudience.
+	Audience string
+	// Leeway is the clock skew tolerated on "exp" and "nbf". Zero means DefaultLeeway;
+	// a negative value means none.
+	Leeway time.Duration
+	// Now returns the current time; tests move it. Defaults to time.Now.
+	Now func() time.Time
+	// HTTPClient fetches discovery and keys. Defaults to a client with a 10s timeout.
+	HTTPClient *http.Client
+}
+
+// Verifier checks bearer tokens against one issuer and audience. It is safe for
+// concurrent use.
+type Verifier struct {
+	issuer   string
+	audience string
+	leeway   time.Duration
+	now      func() time.Time
+	client   *http.Client
+	// keyCtx outlives every request: go-oidc uses it for background key refreshes.
+	keyCtx context.Context
+
+	// discovering admits one discovery attempt at a time, yet lets waiters give up
+	// when their own context ends (a mutex would not).
+	discovering chan struct{}
+	idv         atomic.Pointer[oidc.IDTokenVerifier]
+}
+
+// NewVerifier returns a Verifier for cfg. It does no network I/O: discovery happens
+// on the first Verify (or Ready) and is retried until it succeeds, so a service may
+// start before its issuer. ctx carries values (not cancellation) into key fetches.
+// It returns an error if Issuer is empty or not an absolute URL.
+func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
+	if cfg.Issuer == "" {
+		return nil, errors.New("auth: verifier needs an issuer URL")
+	}
+	if !strings.HasPrefix(cfg.Issuer, "https://") && !strings.HasPrefix(cfg.Issuer, "http://") {
+		return nil, fmt.Errorf("auth: issuer %q is not an http(s) URL", cfg.Issuer)
+	}
+	if cfg.Audience == "" {
+		cfg.Audience = DefaultAudience
+	}
+	switch {
+	case cfg.Leeway == 0:
+		cfg.Leeway = DefaultLeeway
+	case cfg.Leeway < 0:
+		cfg.Leeway = 0
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	return &Verifier{
+		issuer:      cfg.Issuer,
+		audience:    cfg.Audience,
+		leeway:      cfg.Leeway,
+		now:         cfg.Now,
+		client:      cfg.HTTPClient,
+		keyCtx:      oidc.ClientContext(context.WithoutCancel(ctx), cfg.HTTPClient),
+		discovering: make(chan struct{}, 1),
+	}, nil
+}
+
+// Issuer returns the issuer URL tokens must carry.
+func (v *Verifier) Issuer() string { return v.issuer }
+
+// Audience returns the audience tokens must carry.
+func (v *Verifier) Audience() string { return v.audience }
+
+// Ready performs discovery now if it has not succeeded yet, for callers that want to
+// fail fast or report readiness. It returns an error wrapping ErrIssuerUnavailable
+// when the issuer cannot be discovered, or ctx.Err().
+func (v *Verifier) Ready(ctx context.Context) error {
+	_, err := v.tokenVerifier(ctx)
+	return err
+}
+
+func (v *Verifier) tokenVerifier(ctx context.Context) (*oidc.IDTokenVerifier, error) {
+	if idv := v.idv.Load(); idv != nil {
+		return idv, nil
+	}
+	select {
+	case v.discovering <- struct{}{}:
+		defer func() { <-v.discovering }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	if idv := v.idv.Load(); idv != nil {
+		return idv, nil // another caller discovered while we waited
+	}
+	provider, err := oidc.NewProvider(oidc.ClientContext(ctx, v.client), v.issuer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: discovery: %w", ErrIssuerUnavailable, err)
+	}
+	var meta struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := provider.Claims(&meta); err != nil || meta.JWKSURI == "" {
+		return nil, fmt.Errorf("%w: discovery document has no jwks_uri", ErrIssuerUnavailable)
+	}
+	keys := fetchAwareKeySet{oidc.NewRemoteKeySet(v.keyCtx, meta.JWKSURI)}
+	idv := oidc.NewVerifier(v.issuer, keys, &oidc.Config{
+		SupportedSigningAlgs: allowedAlgs,
+		// Audience, expiry and nbf are checked in Verify, which needs typed errors and
+		// a leeway; go-oidc offers neither.
+		SkipClientIDCheck: true,
+		SkipExpiryCheck:   true,
+	})
+	v.idv.Store(idv)
+	return idv, nil
+}
+
+// fetchFailedKey marks, in the context of one verification, that the key set could
+// not be fetched. go-oidc flattens key set errors into text, so the mark is how a
+// dead issuer (retryable) is told apart from a bad signature (final).
+type fetchFailedKey struct{}
+
+// fetchAwareKeySet records key fetch failures of the wrapped go-oidc RemoteKeySet.
+type fetchAwareKeySet struct{ inner *oidc.RemoteKeySet }
+
+var _ oidc.KeySet = fetchAwareKeySet{}
+
+func (k fetchAwareKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	payload, err := k.inner.VerifySignature(ctx, jwt)
+	// RemoteKeySet wraps (%w) only fetch failures; a signature that no key verifies
+	// and a malformed token come back as plain errors.
+	if err != nil && errors.Unwrap(err) != nil {
+		if flag, ok := ctx.Value(fetchFailedKey{}).(*atomic.Bool); ok {
+			flag.Store(true)
+		}
+	}
+	return payload, err
+}
+
+// tokenClaims is the part of the JWT payload Verify reads.
+type tokenClaims struct {
+	Issuer    string     `json:"iss"`
+	Subject   string     `json:"sub"`
+	Audience  stringList `json:"aud"`
+	Expiry    *float64   `json:"exp"`
+	NotBefore *float64   `json:"nbf"`
+	Scope     stringList `json:"scope"`
+	Scp       stringList `json:"scp"`
+	Roles     stringList `json:"roles"`
+	Email     string     `json:"email"`
+	Name      string     `json:"name"`
+	ClientID  string     `json:"client_id"`
+	AZP       string     `json:"azp"`
+}
+
+// stringList accepts a JSON string (split on spaces, as "scope" is) or an array.
+type stringList []string
+
+func (l *stringList) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err == nil {
+		*l = strings.Fields(s)
+		return nil
+	}
+	var a []string
+	if err := json.Unmarshal(b, &a); err != nil {
+		return fmt.Errorf("want a string or an array of strings: %w", err)
+	}
+	*l = a
+	return nil
+}
+
+// Verify checks rawToken and returns its claims. It returns an error wrapping
+// ErrMissingToken (empty token), ErrInvalidToken (malformed, no subject or expiry),
+// ErrUnsupportedAlgorithm (not RS256/ES256), ErrWrongIssuer, ErrInvalidSignature,
+// ErrWrongAudience, ErrTokenExpired, ErrTokenNotYetValid, or ErrIssuerUnavailable
+// (discovery or key fetch failed; worth a retry).
+func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error) {
+	if rawToken == "" {
+		return nil, ErrMissingToken
+	}
+	// Cheap checks on the unverified token first: a token for another issuer or with
+	// a forbidden algorithm must not make us fetch keys.
+	if err := v.precheck(rawToken); err != nil {
+		return nil, err
+	}
+	idv, err := v.tokenVerifier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var fetchFailed atomic.Bool
+	tok, err := idv.Verify(context.WithValue(ctx, fetchFailedKey{}, &fetchFailed), rawToken)
+	if err != nil {
+		if fetchFailed.Load() {
+			return nil, fmt.Errorf("%w: %w", ErrIssuerUnavailable, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInvalidSignature, err)
+	}
+	var tc tokenClaims
+	if err := tok.Claims(&tc); err != nil {
+		return nil, fmt.Errorf("%w: claims: %w", ErrInvalidToken, err)
+	}
+	if !slices.Contains(tc.Audience, v.audience) {
+		return nil, fmt.Errorf("%w: want %q, got %q", ErrWrongAudience, v.audience, []string(tc.Audience))
+	}
+	now := v.now()
+	if tc.Expiry == nil {
+		return nil, fmt.Errorf("%w: no exp claim", ErrInvalidToken)
+	}
+	if exp := unixTime(*tc.Expiry); now.After(exp.Add(v.leeway)) {
+		return nil, fmt.Errorf("%w: at %s", ErrTokenExpired, exp.UTC().Format(time.RFC3339))
+	}
+	if tc.NotBefore != nil {
+		if nbf := unixTime(*tc.NotBefore); now.Add(v.leeway).Before(nbf) {
+			return nil, fmt.Errorf("%w: until %s", ErrTokenNotYetValid, nbf.UTC().Format(time.RFC3339))
+		}
+	}
+	if tc.Subject == "" {
+		return nil, fmt.Errorf("%w: no sub claim", ErrInvalidToken)
+	}
+	c := &Claims{
+		Subject:  tc.Subject,
+		Scopes:   mergeScopes(tc.Scope, tc.Scp),
+		Roles:    tc.Roles,
+		Email:    tc.Email,
+		Name:     tc.Name,
+		ClientID: tc.ClientID,
+		Token:    rawToken,
+	}
+	if c.ClientID == "" {
+		c.ClientID = tc.AZP
+	}
+	return c, nil
+}
+
+// precheck decodes the unverified header and payload to reject forbidden
+// algorithms and foreign issuers before any key is looked up.
+func (v *Verifier) precheck(raw string) error {
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		return fmt.Errorf("%w: not a compact JWS", ErrInvalidToken)
+	}
+	var header struct {
+		Alg string `json:"alg"`
+	}
+	if err := decodeSegment(parts[0], &header); err != nil {
+		return fmt.Errorf("%w: header: %w", ErrInvalidToken, err)
+	}
+	if !slices.Contains(allowedAlgs, header.Alg) {
+		return fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, header.Alg)
+	}
+	var payload struct {
+		Issuer string `json:"iss"`
+	}
+	if err := decodeSegment(parts[1], &payload); err != nil {
+		return fmt.Errorf("%w: payload: %w", ErrInvalidToken, err)
+	}
+	if payload.Issuer != v.issuer {
+		return fmt.Errorf("%w: want %q, got %q", ErrWrongIssuer, v.issuer, payload.Issuer)
+	}
+	return nil
+}
+
+func decodeSegment(seg string, into any) error {
+	b, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, into)
+}
+
+func unixTime(secs float64) time.Time {
+	whole := int64(secs)
+	return time.Unix(whole, int64((secs-float64(whole))*1e9))
+}
+
+func mergeScopes(lists ...[]string) []string {
+	var out []string
+	for _, l := range lists {
+		for _, s := range l {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
