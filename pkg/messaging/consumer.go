@@ -223,18 +223,17 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 			attribute.String("cloudevents.event_type", m.Type),
 		))
 	defer span.End()
-	// Settling must happen even while shutting down, or a finished handler's work
-	// would be redelivered for nothing.
-	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AckWait)
-	defer cancel()
-
 	if m.Attempt > c.cfg.MaxDeliver {
+		settleCtx, cancel := c.settleContext(ctx)
+		defer cancel()
 		c.deadLetter(settleCtx, msg, m, ErrMaxDeliver)
 		span.SetStatus(codes.Error, "dead-lettered")
 		return
 	}
 	h, ok := c.handlers[m.Type]
 	if !ok {
+		settleCtx, cancel := c.settleContext(ctx)
+		defer cancel()
 		c.deadLetter(settleCtx, msg, m, fmt.Errorf("%w %q", ErrUnknownType, m.Type))
 		span.SetStatus(codes.Error, "dead-lettered")
 		return
@@ -244,6 +243,10 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	err := h.handle(ctx, m, msg.Data())
 	stopKeepAlive()
 
+	// Settling must happen even while shutting down, or a finished handler's work
+	// would be redelivered for nothing.
+	settleCtx, cancel := c.settleContext(ctx)
+	defer cancel()
 	if err == nil {
 		// DoubleAck waits for the server to confirm, so "handled" means "won't come back".
 		if aerr := msg.DoubleAck(settleCtx); aerr != nil {
@@ -267,6 +270,12 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 		// known at once and should be retried after our own delay.
 		_ = msg.NakWithDelay(c.backoff(m.Attempt))
 	}
+}
+
+// settleContext survives the cancellation of ctx (shutdown) but not forever: past
+// AckWait the server redelivers anyway, so waiting longer is pointless.
+func (c *Consumer) settleContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), c.cfg.AckWait)
 }
 
 func (c *Consumer) backoff(attempt int) time.Duration {
