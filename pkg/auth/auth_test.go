@@ -79,7 +79,7 @@ func startIssuer(t *testing.T, cfg devissuer.Config) *devissuer.Issuer {
 	return iss
 }
 
-func newVerifier(t *testing.T, issuer string, edit func(*auth.VerifierConfig)) *auth.Verifier {
+func newVerifier(t testing.TB, issuer string, edit func(*auth.VerifierConfig)) *auth.Verifier {
 	t.Helper()
 	cfg := auth.VerifierConfig{Issuer: issuer}
 	if edit != nil {
