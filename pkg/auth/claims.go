@@ -8,7 +8,15 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Claims is the verified identity behind a request.
+// Claims is the verified identity behind a request, read from these token claims:
+//
+//	sub        Subject (a user, or the client id for client-credentials tokens)
+//	scope      Scopes, space separated (an array is accepted too)
+//	scp        Scopes as well, merged with scope (Azure/Okta style)
+//	roles      Roles, an array of strings
+//	email      Email
+//	name       Name
+//	client_id  ClientID, falling back to azp
 type Claims struct {
 	// Subject is the "sub" claim: a user id, or a client id for a service token.
 	Subject string

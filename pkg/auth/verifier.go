@@ -76,9 +76,13 @@ type Verifier struct {
 }
 
 // NewVerifier returns a Verifier for cfg. It does no network I/O: discovery happens
-// on the first Verify (or Ready) and is retried until it succeeds, so a service may
-// start before its issuer. ctx carries values (not cancellation) into key fetches.
-// It returns an error if Issuer is empty or not an absolute URL.
+// on the first Verify (or Ready) and is retried on later calls until it succeeds. In
+// the all-in-one runner the issuer and the services start together, and a service
+// must not die because the issuer answered a few hundred milliseconds late; until it
+// answers, Verify fails with ErrIssuerUnavailable. Keys are cached (go-oidc's
+// RemoteKeySet) and refetched when no cached key verifies a token; concurrent
+// refetches are merged into one. ctx carries values, not cancellation, into those
+// fetches. NewVerifier returns an error if Issuer is empty or not an http(s) URL.
 func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("auth: verifier needs an issuer URL")
