@@ -24,7 +24,8 @@ var ErrInvalidCredentials = errors.New("devissuer: invalid credentials")
 // authorization request with PKCE, login form, redirect with the code, code exchange
 // at the token endpoint. It acts as the "storefront" client (else the first client
 // with redirect URIs) and requests scopes, by default openid plus all of that
-// client's scopes; the user's own scopes narrow the grant. It returns
+// client's scopes; the user's own scopes narrow the grant. Requests go to the issuer
+// URL, so a public Config.Issuer must be reachable from this process. It returns
 // ErrInvalidCredentials for a wrong username or password, and other errors when the
 // flow fails (no suitable client, issuer unreachable, protocol error).
 func (i *Issuer) Login(ctx context.Context, username, password string, scopes ...string) (string, error) {
@@ -33,8 +34,12 @@ func (i *Issuer) Login(ctx context.Context, username, password string, scopes ..
 		return "", errors.New("devissuer: login needs a client with redirect URIs")
 	}
 	if len(scopes) == 0 {
-		scopes = append([]string{"openid"}, c.Scopes...)
-		scopes = slices.Compact(scopes)
+		scopes = []string{"openid"}
+		for _, sc := range c.Scopes {
+			if !slices.Contains(scopes, sc) {
+				scopes = append(scopes, sc)
+			}
+		}
 	}
 	meta, err := i.discover(ctx)
 	if err != nil {
