@@ -1,0 +1,551 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+		"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// JetStream mapping (details and rationale in README.md):
+//
+//   - one JetStream stream per category, named <prefix><category> (default prefix
+//     "ES_"), capturing subjects "<category>.events.>";
+//   - one subject per event stream: "order-0195..." -> "order.events.0195...";
+//   - one JetStream message per commit: all events of one Append in one message body,
+//     so a multi-event append is atomic on every server version (JetStream atomic batch
+//     publish needs 2.12+) and a partial commit can never be read;
+//   - headers: Nats-Msg-Id = ID of the commit's first event (deduplication),
+//     Eventstore-Stream, Eventstore-Version (version of the first event),
+//     Eventstore-Count (events in the commit);
+//   - optimistic concurrency with Nats-Expected-Last-Subject-Sequence: the store keeps
+//     the (version, subject sequence) of each stream's last commit, so the expected
+//     event version maps to the expected JetStream sequence;
+//   - Position = JetStream stream sequence << 16 | index of the event in its commit.
+const (
+	hdrStream  = "Eventstore-Stream"
+	hdrVersion = "Eventstore-Version"
+	hdrCount   = "Eventstore-Count"
+
+	// DefaultDuplicateWindow is how long JetStream remembers commit ids. A retry of
+	// the same append later than this is treated as a new append: with an exact
+	// expected version it then fails with ErrWrongExpectedVersion (the version moved
+	// on), with Any it would be stored twice.
+	DefaultDuplicateWindow = 10 * time.Minute
+
+	// DefaultStreamPrefix prefixes the JetStream stream name of each category.
+	DefaultStreamPrefix = "ES_"
+
+	// headCacheSize bounds the per-stream (version, sequence) hints; they are only
+	// hints (the server enforces concurrency), so dropping them all is harmless.
+	headCacheSize = 1 << 16
+	// maxAttempts bounds retries of an append that keeps losing races (Any) or
+	// meets stale hints.
+	maxAttempts = 100
+)
+
+var _ Store = (*JetStream)(nil)
+
+// JetStream is the NATS JetStream backend of Store. Each category's JetStream stream
+// is created on first Append or SubscribeCategory (or by EnsureCategory at start-up)
+// with the configuration from the options; an existing stream is used as it is and is
+// never reconfigured. Reads of a category whose stream does not exist find nothing.
+type JetStream struct {
+	js          jetstream.JetStream
+	prefix      string
+	storage     jetstream.StorageType
+	replicas    int
+	dupWindow   time.Duration
+	streamsMu   sync.Mutex
+	streams     map[string]jetstream.Stream // category -> stream handle
+	headsMu     sync.Mutex
+	heads       map[string]head // event stream -> last commit
+	readBatchSz int
+}
+
+type head struct {
+	version Version
+	seq     uint64
+}
+
+// JetStreamOption configures NewJetStream.
+type JetStreamOption func(*JetStream)
+
+// WithStreamPrefix sets the prefix of the JetStream stream names (default "ES_"). Use
+// a distinct prefix to keep several stores apart in one account.
+func WithStreamPrefix(prefix string) JetStreamOption {
+	return func(s *JetStream) { s.prefix = prefix }
+}
+
+// WithStorage sets the storage of created streams (default jetstream.FileStorage).
+func WithStorage(st jetstream.StorageType) JetStreamOption {
+	return func(s *JetStream) { s.storage = st }
+}
+
+// WithReplicas sets the replica count of created streams (default 1).
+func WithReplicas(n int) JetStreamOption {
+	return func(s *JetStream) { s.replicas = n }
+}
+
+// WithDuplicateWindow sets the Duplicates window of created streams (default
+// DefaultDuplicateWindow): how long a retried append is recognised as the same one.
+func WithDuplicateWindow(d time.Duration) JetStreamOption {
+	return func(s *JetStream) { s.dupWindow = d }
+}
+
+// NewJetStream returns a Store on js. It does no I/O. It panics if js is nil.
+func NewJetStream(js jetstream.JetStream, opts ...JetStreamOption) *JetStream {
+	if js == nil {
+		panic("eventstore: nil jetstream.JetStream")
+	}
+	s := &JetStream{
+		js:          js,
+		prefix:      DefaultStreamPrefix,
+		storage:     jetstream.FileStorage,
+		replicas:    1,
+		dupWindow:   DefaultDuplicateWindow,
+		streams:     map[string]jetstream.Stream{},
+		heads:       map[string]head{},
+		readBatchSz: 256,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// StreamName returns the JetStream stream that holds category.
+func (s *JetStream) StreamName(category string) string { return s.prefix + category }
+
+func subjectOf(category, id string) string { return category + ".events." + id }
+
+// EnsureCategory creates category's JetStream stream if it does not exist. It returns
+// ErrInvalidStream for an invalid category, or the JetStream error (wrapped) if the
+// stream cannot be created, e.g. because its subjects overlap another stream's.
+func (s *JetStream) EnsureCategory(ctx context.Context, category string) error {
+	if err := ValidateCategory(category); err != nil {
+		return err
+	}
+	_, err := s.stream(ctx, category, true)
+	return err
+}
+
+// stream returns category's stream handle, creating the stream when create is set.
+// Without create, a missing stream returns jetstream.ErrStreamNotFound.
+func (s *JetStream) stream(ctx context.Context, category string, create bool) (jetstream.Stream, error) {
+	s.streamsMu.Lock()
+	st, ok := s.streams[category]
+	s.streamsMu.Unlock()
+	if ok {
+		return st, nil
+	}
+	name := s.StreamName(category)
+	var err error
+	if create {
+		st, err = s.js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        name,
+			Description: "eventstore category " + category,
+			Subjects:    []string{category + ".events.>"},
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     s.storage,
+			Replicas:    s.replicas,
+			Duplicates:  s.dupWindow,
+			// Events are immutable history.
+			DenyDelete: true,
+			DenyPurge:  true,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			st, err = s.js.Stream(ctx, name)
+		}
+	} else {
+		st, err = s.js.Stream(ctx, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: jetstream stream %s: %w", name, err)
+	}
+	s.streamsMu.Lock()
+	s.streams[category] = st
+	s.streamsMu.Unlock()
+	return st, nil
+}
+
+func (s *JetStream) cachedHead(stream string) (head, bool) {
+	s.headsMu.Lock()
+	defer s.headsMu.Unlock()
+	h, ok := s.heads[stream]
+	return h, ok
+}
+
+func (s *JetStream) remember(stream string, h head) {
+	s.headsMu.Lock()
+	defer s.headsMu.Unlock()
+	if len(s.heads) >= headCacheSize {
+		clear(s.heads)
+	}
+	if old, ok := s.heads[stream]; !ok || old.seq < h.seq {
+		s.heads[stream] = h
+	}
+}
+
+// loadHead reads the last commit of a stream's subject from the server.
+func (s *JetStream) loadHead(ctx context.Context, st jetstream.Stream, stream, subject string) (head, *jetstream.RawStreamMsg, error) {
+	m, err := st.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return head{}, nil, nil
+	}
+	if err != nil {
+		return head{}, nil, fmt.Errorf("eventstore: last commit of %s: %w", stream, err)
+	}
+	first, n, err := commitHeaders(m.Header, stream)
+	if err != nil {
+		return head{}, nil, err
+	}
+	h := head{version: first + Version(n) - 1, seq: m.Sequence}
+	s.remember(stream, h)
+	return h, m, nil
+}
+
+func commitHeaders(h nats.Header, stream string) (first Version, n int, err error) {
+	if got := h.Get(hdrStream); got != stream {
+		return 0, 0, fmt.Errorf("%w: commit for %q found on the subject of %q", errCorruptCommit, got, stream)
+	}
+	v, err1 := strconv.ParseUint(h.Get(hdrVersion), 10, 64)
+	c, err2 := strconv.Atoi(h.Get(hdrCount))
+	if err := errors.Join(err1, err2); err != nil || v == 0 || c <= 0 {
+		return 0, 0, fmt.Errorf("%w: bad version headers of %s: %v", errCorruptCommit, stream, err)
+	}
+	return Version(v), c, nil
+}
+
+func isWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// Append implements Store.Append; it returns the errors documented there, plus
+// wrapped JetStream errors. Idempotence lasts for the stream's duplicate window (see
+// WithDuplicateWindow).
+func (s *JetStream) Append(ctx context.Context, stream string, expected Version, events ...Event) (Version, error) {
+	category, id, err := ParseStream(stream)
+	if err != nil {
+		return 0, err
+	}
+	evs, err := PrepareAppend(events, time.Now())
+	if err != nil {
+		return 0, err
+	}
+	st, err := s.stream(ctx, category, true)
+	if err != nil {
+		return 0, err
+	}
+	subject := subjectOf(category, id)
+	body := encodeCommit(evs)
+	h, fresh := s.cachedHead(stream)
+	var last *jetstream.RawStreamMsg
+	if !fresh {
+		if h, last, err = s.loadHead(ctx, st, stream, subject); err != nil {
+			return 0, err
+		}
+	}
+	fresh = !fresh
+	for attempt := 1; ; attempt++ {
+		if expected != Any && expected != h.version {
+			if !fresh {
+				// The hint may be stale; decide on the server's view.
+				if h, last, err = s.loadHead(ctx, st, stream, subject); err != nil {
+					return 0, err
+				}
+				fresh = true
+				continue
+			}
+			if h.version > expected {
+				// A retry of an append that succeeded has its commit right after
+				// the version the caller expected.
+				v, ok, err := s.committed(ctx, st, stream, subject, last, expected+1, evs[0].ID)
+				if err != nil || ok {
+					return v, err
+				}
+			}
+			return 0, &WrongExpectedVersionError{Stream: stream, Expected: expected, Actual: h.version}
+		}
+		first := h.version + 1
+		msg := nats.NewMsg(subject)
+		msg.Header.Set(hdrStream, stream)
+		msg.Header.Set(hdrVersion, strconv.FormatUint(uint64(first), 10))
+		msg.Header.Set(hdrCount, strconv.Itoa(len(evs)))
+		msg.Data = body
+		ack, err := s.js.PublishMsg(ctx, msg,
+			jetstream.WithMsgID(evs[0].ID),
+			jetstream.WithExpectLastSequencePerSubject(h.seq))
+		switch {
+		case err == nil && ack.Duplicate:
+			return s.duplicateResult(ctx, st, stream, ack.Sequence)
+		case err == nil:
+			v := first + Version(len(evs)) - 1
+			s.remember(stream, head{version: v, seq: ack.Sequence})
+			return v, nil
+		case !isWrongLastSequence(err):
+			return 0, fmt.Errorf("eventstore: append to %s: %w", stream, err)
+		case attempt >= maxAttempts:
+			return 0, fmt.Errorf("eventstore: append to %s: gave up after %d concurrent conflicts", stream, attempt)
+		}
+		// Someone else appended, or the hint was stale: look again.
+		if h, last, err = s.loadHead(ctx, st, stream, subject); err != nil {
+			return 0, err
+		}
+		fresh = true
+	}
+}
+
+// committed reports whether the commit holding version target of stream has msgID,
+// i.e. whether an append being retried was already stored, and if so the version it
+// returned. last is the stream's last commit.
+func (s *JetStream) committed(ctx context.Context, st jetstream.Stream, stream, subject string, last *jetstream.RawStreamMsg, target Version, msgID string) (Version, bool, error) {
+	match := func(hdr nats.Header) (Version, bool, bool, error) {
+		first, n, err := commitHeaders(hdr, stream)
+		if err != nil {
+			return 0, false, false, err
+		}
+		if target < first || target >= first+Version(n) {
+			return 0, false, false, nil
+		}
+		return first + Version(n) - 1, hdr.Get(jetstream.MsgIDHeader) == msgID, true, nil
+	}
+	if v, ok, found, err := match(last.Header); err != nil || found {
+		return v, ok, err
+	}
+	var (
+		v     Version
+		ok    bool
+		found bool
+	)
+	err := s.scan(ctx, st, subject, 1, true, func(m jetstream.Msg, seq uint64) (bool, error) {
+		var err error
+		v, ok, found, err = match(m.Headers())
+		return !found && seq < last.Sequence, err
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("eventstore: look for a retried append in %s: %w", stream, err)
+	}
+	return v, ok && found, nil
+}
+
+// duplicateResult answers a retried append with the result of the original one.
+func (s *JetStream) duplicateResult(ctx context.Context, st jetstream.Stream, stream string, seq uint64) (Version, error) {
+	m, err := st.GetMsg(ctx, seq)
+	if err != nil {
+		return 0, fmt.Errorf("eventstore: load original of duplicate append to %s: %w", stream, err)
+	}
+	if got := m.Header.Get(hdrStream); got != stream {
+		return 0, fmt.Errorf("%w: event id already appended to %s", ErrInvalidEvent, got)
+	}
+	first, n, err := commitHeaders(m.Header, stream)
+	if err != nil {
+		return 0, err
+	}
+	return first + Version(n) - 1, nil
+}
+
+// ReadStream implements Store.ReadStream; it returns the errors documented there, plus
+// wrapped JetStream errors.
+func (s *JetStream) ReadStream(ctx context.Context, stream string, from Version) ([]Event, error) {
+	category, id, err := ParseStream(stream)
+	if err != nil {
+		return nil, err
+	}
+	st, err := s.stream(ctx, category, false)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrStreamNotFound, stream)
+	}
+	if err != nil {
+		return nil, err
+	}
+	subject := subjectOf(category, id)
+	h, last, err := s.loadHead(ctx, st, stream, subject)
+	if err != nil {
+		return nil, err
+	}
+	if last == nil {
+		return nil, fmt.Errorf("%w: %s", ErrStreamNotFound, stream)
+	}
+	if from == 0 {
+		from = 1
+	}
+	if from > h.version {
+		return nil, nil
+	}
+	lastEvs, err := commitEvents(stream, last.Header, last.Data, last.Sequence)
+	if err != nil {
+		return nil, err
+	}
+	if lastEvs[0].Version <= from {
+		return lastEvs[from-lastEvs[0].Version:], nil
+	}
+	// Older commits are needed: walk the subject with an ordered consumer up to the
+	// last commit seen above, so the result is one consistent prefix of the stream.
+	out := make([]Event, 0, h.version-from+1)
+	err = s.scan(ctx, st, subject, 1, false, func(m jetstream.Msg, seq uint64) (bool, error) {
+		evs, err := commitEvents(stream, m.Headers(), m.Data(), seq)
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evs {
+			if e.Version >= from {
+				out = append(out, e)
+			}
+		}
+		return seq < last.Sequence, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read %s: %w", stream, err)
+	}
+	return out, nil
+}
+
+// commitEvents decodes one commit message into events with stream, versions and
+// positions set.
+func commitEvents(stream string, hdr nats.Header, data []byte, seq uint64) ([]Event, error) {
+	if stream == "" {
+		stream = hdr.Get(hdrStream)
+	}
+	first, n, err := commitHeaders(hdr, stream)
+	if err != nil {
+		return nil, err
+	}
+	evs, err := decodeCommit(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(evs) != n {
+		return nil, fmt.Errorf("%w: %s at sequence %d holds %d events, header says %d", errCorruptCommit, stream, seq, len(evs), n)
+	}
+	for i := range evs {
+		evs[i].Stream = stream
+		evs[i].Version = first + Version(i)
+		evs[i].Position = Position(seq<<16 | uint64(i))
+	}
+	return evs, nil
+}
+
+// scan delivers the messages of filter from sequence start, in order, to fn until fn
+// returns false or an error, or ctx ends.
+func (s *JetStream) scan(ctx context.Context, st jetstream.Stream, filter string, start uint64, headersOnly bool, fn func(m jetstream.Msg, seq uint64) (bool, error)) error {
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{filter},
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       max(start, 1),
+		InactiveThreshold: time.Minute,
+		HeadersOnly:       headersOnly,
+	}
+	cons, err := st.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(s.readBatchSz))
+	if err != nil {
+		return err
+	}
+	defer it.Stop()
+	for {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return err
+		}
+		more, err := fn(m, meta.Sequence.Stream)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
+
+// ReadCategory implements Store.ReadCategory; it returns the errors documented there,
+// plus wrapped JetStream errors.
+func (s *JetStream) ReadCategory(ctx context.Context, category string, after Position, limit int) ([]Event, error) {
+	if err := ValidateCategory(category); err != nil {
+		return nil, err
+	}
+	st, err := s.stream(ctx, category, false)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read category %s: %w", category, err)
+	}
+	lastSeq := info.State.LastSeq
+	startSeq := uint64(after) >> 16
+	if info.State.Msgs == 0 || startSeq > lastSeq {
+		return nil, nil
+	}
+	var out []Event
+	err = s.scan(ctx, st, category+".events.>", startSeq, false, func(m jetstream.Msg, seq uint64) (bool, error) {
+		evs, err := commitEvents("", m.Headers(), m.Data(), seq)
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evs {
+			if e.Position <= after {
+				continue
+			}
+			out = append(out, e)
+			if limit > 0 && len(out) == limit {
+				return false, nil
+			}
+		}
+		return seq < lastSeq, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read category %s: %w", category, err)
+	}
+	return out, nil
+}
+
+// SubscribeCategory implements Store.SubscribeCategory; it returns the errors
+// documented there, plus wrapped JetStream errors. It creates the category's stream if
+// needed, then follows it with an ordered consumer, which JetStream recreates from the
+// last delivered sequence after a gap or reconnect.
+func (s *JetStream) SubscribeCategory(ctx context.Context, category string, after Position, h Handler) error {
+	if err := ValidateCategory(category); err != nil {
+		return err
+	}
+	st, err := s.stream(ctx, category, true)
+	if err != nil {
+		return err
+	}
+	err = s.scan(ctx, st, category+".events.>", uint64(after)>>16, false, func(m jetstream.Msg, seq uint64) (bool, error) {
+		evs, err := commitEvents("", m.Headers(), m.Data(), seq)
+		if err != nil {
+			return false, err
+		}
+		for _, e := range evs {
+			if e.Position <= after {
+				continue
+			}
+			if err := h(ctx, e); err != nil {
+				return false, fmt.Errorf("eventstore: handler at %s v%d: %w", e.Stream, e.Version, err)
+			}
+		}
+		return true, nil
+	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	return err
+}

@@ -1,0 +1,71 @@
+package eventstore_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/eventstore/eventstoretest"
+	"github.com/eventshop/eventshop/pkg/natsembed/natstest"
+)
+
+func TestJetStreamConformanceEmbedded(t *testing.T) {
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
+		_, nc := natstest.Connect(t)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return eventstore.NewJetStream(js)
+	})
+}
+
+// TestJetStreamConformanceExternal runs the suite against a separately started server,
+// which outlives the test: every store gets its own stream prefix and deletes its
+// streams when the test ends.
+func TestJetStreamConformanceExternal(t *testing.T) {
+	url := os.Getenv("SHOP_TEST_NATS_URL")
+	if url == "" {
+		t.Skip("set SHOP_TEST_NATS_URL (e.g. nats://127.0.0.1:4222) to run the conformance suite against an external nats-server with JetStream")
+	}
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
+		nc, err := nats.Connect(url, nats.Timeout(5*time.Second))
+		if err != nil {
+			t.Fatalf("connect %s: %v", url, err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prefix := strings.ToUpper(eventstoretest.Category("ESTEST_")) + "_"
+		t.Cleanup(func() { deleteStreams(t, js, prefix) })
+		return eventstore.NewJetStream(js, eventstore.WithStreamPrefix(prefix))
+	})
+}
+
+func deleteStreams(t *testing.T, js jetstream.JetStream, prefix string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	names := js.StreamNames(ctx)
+	var doomed []string
+	for name := range names.Name() {
+		if strings.HasPrefix(name, prefix) {
+			doomed = append(doomed, name)
+		}
+	}
+	if err := names.Err(); err != nil {
+		t.Errorf("list streams: %v", err)
+	}
+	for _, name := range doomed {
+		if err := js.DeleteStream(ctx, name); err != nil {
+			t.Errorf("delete stream %s: %v", name, err)
+		}
+	}
+}
