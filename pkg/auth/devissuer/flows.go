@@ -33,6 +33,16 @@ func (i *Issuer) Login(ctx context.Context, username, password string, scopes ..
 	if c == nil {
 		return "", errors.New("devissuer: login needs a client with redirect URIs")
 	}
+	return LoginAt(ctx, i.url, c.Client, username, password, scopes...)
+}
+
+// LoginAt runs the same flow as Issuer.Login against the issuer at issuerURL (for
+// example one started by another process), acting as client c, which must have a
+// redirect URI. It returns ErrInvalidCredentials for a wrong username or password.
+func LoginAt(ctx context.Context, issuerURL string, c Client, username, password string, scopes ...string) (string, error) {
+	if len(c.RedirectURIs) == 0 {
+		return "", errors.New("devissuer: login needs a client with redirect URIs")
+	}
 	if len(scopes) == 0 {
 		scopes = []string{"openid"}
 		for _, sc := range c.Scopes {
@@ -41,11 +51,11 @@ func (i *Issuer) Login(ctx context.Context, username, password string, scopes ..
 			}
 		}
 	}
-	meta, err := i.discover(ctx)
+	meta, err := discover(ctx, issuerURL)
 	if err != nil {
 		return "", err
 	}
-	redirectURI := c.Client.RedirectURIs[0]
+	redirectURI := c.RedirectURIs[0]
 	verifier, state := randomString(), randomString()
 	sum := sha256.Sum256([]byte(verifier))
 
@@ -126,7 +136,7 @@ func (i *Issuer) Login(ctx context.Context, username, password string, scopes ..
 	if c.Secret == "" {
 		form.Set("client_id", c.ID)
 	}
-	return i.token(ctx, meta.TokenEndpoint, form, c.ID, c.Secret)
+	return token(ctx, meta.TokenEndpoint, form, c.ID, c.Secret)
 }
 
 // ClientCredentials obtains an access token for a client with the client
@@ -135,7 +145,7 @@ func (i *Issuer) Login(ctx context.Context, username, password string, scopes ..
 // client or a wrong secret, and other errors when the issuer is unreachable or
 // refuses the grant.
 func (i *Issuer) ClientCredentials(ctx context.Context, clientID, secret string, scopes ...string) (string, error) {
-	meta, err := i.discover(ctx)
+	meta, err := discover(ctx, i.url)
 	if err != nil {
 		return "", err
 	}
@@ -143,7 +153,7 @@ func (i *Issuer) ClientCredentials(ctx context.Context, clientID, secret string,
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
-	return i.token(ctx, meta.TokenEndpoint, form, clientID, secret)
+	return token(ctx, meta.TokenEndpoint, form, clientID, secret)
 }
 
 func (i *Issuer) loginClient() *client {
@@ -169,9 +179,9 @@ type discovery struct {
 }
 
 // discover reads the endpoints from the discovery document, as any client would.
-func (i *Issuer) discover(ctx context.Context) (discovery, error) {
+func discover(ctx context.Context, issuerURL string) (discovery, error) {
 	var d discovery
-	resp, err := get(ctx, http.DefaultClient, i.url+"/.well-known/openid-configuration")
+	resp, err := get(ctx, http.DefaultClient, strings.TrimSuffix(issuerURL, "/")+"/.well-known/openid-configuration")
 	if err != nil {
 		return d, fmt.Errorf("devissuer: discovery: %w", err)
 	}
@@ -188,7 +198,7 @@ func (i *Issuer) discover(ctx context.Context) (discovery, error) {
 }
 
 // token posts a token request and returns the access token.
-func (i *Issuer) token(ctx context.Context, endpoint string, form url.Values, clientID, secret string) (string, error) {
+func token(ctx context.Context, endpoint string, form url.Values, clientID, secret string) (string, error) {
 	resp, err := postForm(ctx, http.DefaultClient, endpoint, form, clientID, secret)
 	if err != nil {
 		return "", fmt.Errorf("devissuer: token: %w", err)
