@@ -39,6 +39,10 @@ type ConsumerConfig struct {
 	// Backoff is the delay before redelivery after the n-th failed attempt
 	// (Backoff[n-1], the last value repeating). Default 1s, 5s, 30s, 2m.
 	Backoff []time.Duration
+	// HandlerTimeout bounds one handler run through its context. A handler that
+	// ignores its context stops being kept alive then, so the message is redelivered
+	// after AckWait and eventually dead-lettered. Default 5m.
+	HandlerTimeout time.Duration
 	// Concurrency bounds the handlers running at once in this process. Default 4.
 	Concurrency int
 	// Logger receives dead-letter and transport warnings. Default slog.Default().
@@ -57,6 +61,9 @@ func (c ConsumerConfig) withDefaults() ConsumerConfig {
 	}
 	if len(c.Backoff) == 0 {
 		c.Backoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}
+	}
+	if c.HandlerTimeout <= 0 {
+		c.HandlerTimeout = 5 * time.Minute
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
@@ -239,9 +246,11 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	stopKeepAlive := c.keepAlive(msg)
-	err := h.handle(ctx, m, msg.Data())
+	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
+	stopKeepAlive := c.keepAlive(hctx, msg)
+	err := h.handle(hctx, m, msg.Data())
 	stopKeepAlive()
+	cancel()
 
 	// Settling must happen even while shutting down, or a finished handler's work
 	// would be redelivered for nothing.
@@ -284,8 +293,8 @@ func (c *Consumer) backoff(attempt int) time.Duration {
 }
 
 // keepAlive tells the server the message is still being worked on, more often than
-// AckWait, until the returned stop is called.
-func (c *Consumer) keepAlive(msg jetstream.Msg) (stop func()) {
+// AckWait, until the returned stop is called or ctx is done.
+func (c *Consumer) keepAlive(ctx context.Context, msg jetstream.Msg) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -296,6 +305,8 @@ func (c *Consumer) keepAlive(msg jetstream.Msg) (stop func()) {
 		for {
 			select {
 			case <-done:
+				return
+			case <-ctx.Done():
 				return
 			case <-t.C:
 				_ = msg.InProgress()

@@ -364,3 +364,44 @@ func TestConsumerConfigValidate(t *testing.T) {
 		t.Error("two handlers for one type accepted")
 	}
 }
+
+// A handler that hangs ignoring its context (as good as a crash) is given up on after
+// HandlerTimeout; once MaxDeliver deliveries produced no result the message is
+// dead-lettered without running the handler again.
+func TestHungHandlerDeadLettersAfterMaxDeliver(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	cfg := fastConfig(durable, "cmd.payment.>")
+	cfg.AckWait = 300 * time.Millisecond
+	cfg.HandlerTimeout = 100 * time.Millisecond
+	cfg.MaxDeliver = 2
+	cfg.Concurrency = 4
+	release := make(chan struct{})
+	var calls atomic.Int32
+	c, err := e.bus.NewConsumer(ctx, cfg,
+		messaging.Handle(func(context.Context, messaging.Message, *paymentv1.AuthorizePayment) error {
+			calls.Add(1)
+			<-release
+			return nil
+		}))
+	if err != nil {
+		t.Fatalf("consumer: %v", err)
+	}
+	stop := run(t, c)
+	defer func() { close(release); _ = stop() }()
+	if _, err := e.bus.SendCommand(ctx, "cmd.payment.authorize", "", authorize()); err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	eventually(t, "dead letter", func() bool { return streamMsgs(t, e.js, messaging.DLQStream) == 1 })
+	dead := lastMsg(t, e.js, messaging.DLQStream, "dlq.cmd.payment.authorize")
+	if got := dead.Header.Get("ce-error"); got != messaging.ErrMaxDeliver.Error() {
+		t.Errorf("ce-error = %q, want %q", got, messaging.ErrMaxDeliver)
+	}
+	if got := dead.Header.Get("x-dlq-deliveries"); got != "3" {
+		t.Errorf("x-dlq-deliveries = %q, want 3", got)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("handler ran %d times, want MaxDeliver = 2", n)
+	}
+	eventually(t, "settled", func() bool { return streamMsgs(t, e.js, messaging.CommandStream) == 0 })
+}
