@@ -76,9 +76,13 @@ func (p *Policy) unary(ctx context.Context, method string, req, reply any, cc *g
 	if err != nil {
 		return err
 	}
+	var start time.Time // the total-time bound runs from the first attempt
+	if p.cfg.maxAttempts > 1 {
+		start = time.Now()
+	}
 	err = invoker(ctx, method, req, reply, cc, opts...)
 	if err != nil && p.cfg.maxAttempts > 1 && p.idempotent(method, opts) {
-		err = p.retryUnary(ctx, err, method, req, reply, cc, invoker, opts)
+		err = p.retryUnary(ctx, err, start, method, req, reply, cc, invoker, opts)
 	}
 	done(classifyGRPC(ctx, err))
 	return err
@@ -86,8 +90,7 @@ func (p *Policy) unary(ctx context.Context, method string, req, reply any, cc *g
 
 // retryUnary retries a failed idempotent call while its code is retryable and the
 // bounds allow, and returns the last error.
-func (p *Policy) retryUnary(ctx context.Context, err error, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
-	start := time.Now()
+func (p *Policy) retryUnary(ctx context.Context, err error, start time.Time, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts []grpc.CallOption) error {
 	for n := 1; retryableGRPC(ctx, err) && p.waitRetry(ctx, n, start); n++ {
 		if err = invoker(ctx, method, req, reply, cc, opts...); err == nil {
 			return nil

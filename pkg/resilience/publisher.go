@@ -59,9 +59,9 @@ func (p *Publisher) Publish(ctx context.Context, msg *nats.Msg, opts ...jetstrea
 	all = append(all, noInnerRetry)
 	all = append(all, opts...)
 
+	start := time.Now()
 	ack, err := p.js.PublishMsg(ctx, msg, all...)
 	if err != nil && pol.cfg.maxAttempts > 1 {
-		start := time.Now()
 		for n := 1; retryablePublish(ctx, msg, err) && pol.waitRetry(ctx, n, start); n++ {
 			if ack, err = p.js.PublishMsg(ctx, msg, all...); err == nil {
 				break
