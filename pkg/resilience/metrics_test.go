@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -88,5 +90,26 @@ func TestMetricsOnTheGlobalProvider(t *testing.T) {
 		if !found || got != tt.want {
 			t.Errorf("%s{target=metered %v} = %d (found %v), want %d", tt.name, tt.attrs, got, found, tt.want)
 		}
+	}
+}
+
+func TestSpanEventOnRejection(t *testing.T) {
+	hs, addr := startHealth(t)
+	hs.otherwise(fail(codes.Unavailable))
+	c := dial(t, addr, resilience.WithBreaker(1, time.Hour))
+
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	ctx, span := tp.Tracer("test").Start(context.Background(), "caller")
+	_ = check(ctx, c) // opens the breaker
+	assertCircuitOpen(t, check(ctx, c))
+	span.End()
+
+	var names []string
+	for _, ev := range rec.Ended()[0].Events() {
+		names = append(names, ev.Name)
+	}
+	if len(names) != 1 || names[0] != "resilience.breaker.rejected" {
+		t.Fatalf("span events = %q, want one resilience.breaker.rejected", names)
 	}
 }
