@@ -14,6 +14,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/eventshop/eventshop/pkg/resilience"
 )
 
 const instrumentation = "github.com/eventshop/eventshop/pkg/messaging"
@@ -25,30 +27,21 @@ type Publisher interface {
 	Publish(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
 }
 
-// JetStreamPublisher publishes straight through JetStream, without any resilience policy.
-type JetStreamPublisher struct{ JS jetstream.JetStream }
-
-var _ Publisher = JetStreamPublisher{}
-
-// Publish returns the JetStream error of PublishMsg, e.g. jetstream.ErrNoStreamResponse.
-func (p JetStreamPublisher) Publish(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
-	return p.JS.PublishMsg(ctx, msg, opts...)
-}
-
 // Bus sends commands and publishes events on behalf of one service, and builds the
 // consumers of that service. It is safe for concurrent use.
 type Bus struct {
-	js     jetstream.JetStream
-	pub    Publisher
-	source string
-	now    func() time.Time
+	js      jetstream.JetStream
+	pub     Publisher
+	resOpts []resilience.Option
+	source  string
+	now     func() time.Time
 }
 
 // BusOption configures a Bus.
 type BusOption func(*Bus)
 
-// WithPublisher replaces the default publisher, e.g. with a resilience publisher
-// configured for this service.
+// WithPublisher replaces the default resilience publisher, e.g. with one shared by
+// several buses of a process. It must keep message headers: Nats-Msg-Id makes retries safe.
 func WithPublisher(p Publisher) BusOption { return func(b *Bus) { b.pub = p } }
 
 // New returns a bus that sends as service (ce-source "/eventshop/<service>").
@@ -62,7 +55,7 @@ func New(js jetstream.JetStream, service string, opts ...BusOption) *Bus {
 		o(b)
 	}
 	if b.pub == nil {
-		b.pub = defaultPublisher(js, service)
+		b.pub = defaultPublisher(js, b.resOpts)
 	}
 	return b
 }
