@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-		"strconv"
+	"strconv"
 	"sync"
 	"time"
 
