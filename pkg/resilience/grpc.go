@@ -179,35 +179,40 @@ func (p *Policy) stream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.Cli
 				cancel()
 			}
 		})
+		defer timer.Stop()
 	}
-	cs, err := p.establish(ctx, desc, cc, method, streamer, opts)
-	if !bounded {
-		return cs, err
-	}
-	if !state.CompareAndSwap(streamPending, streamEstablished) {
-		cancel()
-		return nil, status.Errorf(codes.DeadlineExceeded, "%s: stream establishment exceeded %s", p.name, p.cfg.timeout)
-	}
-	timer.Stop()
-	if err != nil {
-		cancel()
-		return nil, err
-	}
-	return &cancelOnEnd{ClientStream: cs, cancel: cancel}, nil
-}
 
-func (p *Policy) establish(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts []grpc.CallOption) (grpc.ClientStream, error) {
 	if err := p.acquire(ctx); err != nil {
+		if cancel != nil {
+			cancel()
+		}
 		return nil, grpcError(err)
 	}
 	defer p.release(ctx)
 	done, err := p.allow(ctx)
 	if err != nil {
+		if cancel != nil {
+			cancel()
+		}
 		return nil, err
 	}
 	cs, err := streamer(ctx, desc, cc, method, opts...)
+	if !bounded {
+		done(classifyGRPC(ctx, err))
+		return cs, err
+	}
+	if !state.CompareAndSwap(streamPending, streamEstablished) {
+		// Our timer cancelled the context: the target was too slow, not the caller.
+		done(errFailure)
+		cancel()
+		return nil, status.Errorf(codes.DeadlineExceeded, "%s: stream establishment exceeded %s", p.name, p.cfg.timeout)
+	}
 	done(classifyGRPC(ctx, err))
-	return cs, err
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &cancelOnEnd{ClientStream: cs, cancel: cancel}, nil
 }
 
 // cancelOnEnd releases the establishment context once the stream has ended, which a

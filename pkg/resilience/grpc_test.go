@@ -445,3 +445,14 @@ func TestStream(t *testing.T) {
 		assertCircuitOpen(t, err)
 	})
 }
+
+func TestStreamEstablishmentTimeoutCounts(t *testing.T) {
+	// Nothing listens on the target; WaitForReady makes establishment wait for it.
+	c := dial(t, "127.0.0.1:1", resilience.WithTimeout(20*time.Millisecond), resilience.WithBreaker(1, time.Hour))
+	_, err := c.Watch(context.Background(), &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("establishment: %v, want DeadlineExceeded", err)
+	}
+	_, err = c.Watch(context.Background(), &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	assertCircuitOpen(t, err)
+}
