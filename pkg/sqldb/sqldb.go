@@ -1,0 +1,154 @@
+// Package sqldb opens the SQL databases that hold read models and service state:
+// SQLite (pure Go, embedded mode) or PostgreSQL (distributed mode) behind one *sql.DB,
+// with embedded numbered migrations and a transaction helper. Write SQL once with $1 placeholders.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
+	_ "modernc.org/sqlite"             // registers driver "sqlite"
+)
+
+// Dialect names the SQL database behind a DB.
+type Dialect string
+
+const (
+	// SQLite is modernc.org/sqlite, driver "sqlite".
+	SQLite Dialect = "sqlite"
+	// Postgres is PostgreSQL through github.com/jackc/pgx/v5/stdlib, driver "pgx".
+	Postgres Dialect = "postgres"
+)
+
+// ErrInvalidDSN is returned by Open for a DSN it cannot read.
+var ErrInvalidDSN = errors.New("sqldb: invalid dsn")
+
+// DB is a *sql.DB that knows its dialect. $1, $2, ... placeholders work unchanged on
+// both dialects (modernc.org/sqlite binds $N to the N-th argument), as do
+// INSERT ... ON CONFLICT, BIGINT, TEXT and ALTER TABLE ... RENAME TO inside a
+// transaction, so most SQL needs no per-dialect variant.
+type DB struct {
+	*sql.DB
+	Dialect Dialect
+}
+
+// sqlitePragmas are set on every SQLite connection. WAL lets readers run beside the
+// writer; busy_timeout makes a second writer wait instead of failing; _txlock=immediate
+// takes the write lock at BEGIN, so two read-then-write transactions cannot deadlock on
+// lock upgrade (SQLite would fail one with SQLITE_BUSY without waiting). synchronous=NORMAL
+// is durable against a process crash in WAL mode, which is what a projection needs.
+var sqlitePragmas = []string{
+	"busy_timeout(10000)",
+	"journal_mode(WAL)",
+	"synchronous(NORMAL)",
+	"foreign_keys(1)",
+}
+
+// Open connects to the database named by dsn and pings it. A DSN starting with
+// postgres:// or postgresql:// opens PostgreSQL (pgx); anything else is SQLite: a file
+// path, "sqlite:<path>", "sqlite://<path>", or a "file:<path>?..." URL whose own
+// query parameters are kept. ":memory:" opens a private in-memory SQLite database on a
+// single connection. It returns ErrInvalidDSN for an empty or malformed DSN and the
+// driver's error when the database cannot be opened or reached.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	dialect, driverDSN, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	driver := "sqlite"
+	if dialect == Postgres {
+		driver = "pgx"
+	}
+	db, err := sql.Open(driver, driverDSN)
+	if err != nil {
+		return nil, fmt.Errorf("sqldb: open %s: %w", dialect, err)
+	}
+	if dialect == SQLite && strings.Contains(driverDSN, ":memory:") {
+		// Every connection to :memory: is a different database.
+		db.SetMaxOpenConns(1)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqldb: ping %s: %w", dialect, err)
+	}
+	return &DB{DB: db, Dialect: dialect}, nil
+}
+
+// parseDSN picks the dialect and rewrites a SQLite DSN into a modernc.org/sqlite one.
+func parseDSN(dsn string) (Dialect, string, error) {
+	switch {
+	case dsn == "":
+		return "", "", fmt.Errorf("%w: empty", ErrInvalidDSN)
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		if _, err := url.Parse(dsn); err != nil {
+			return "", "", fmt.Errorf("%w: %w", ErrInvalidDSN, err)
+		}
+		return Postgres, dsn, nil
+	}
+	path, query := dsn, ""
+	switch {
+	case strings.HasPrefix(dsn, "sqlite://"):
+		path = strings.TrimPrefix(dsn, "sqlite://")
+	case strings.HasPrefix(dsn, "sqlite:"):
+		path = strings.TrimPrefix(dsn, "sqlite:")
+	case strings.HasPrefix(dsn, "file:"):
+		path = strings.TrimPrefix(dsn, "file:")
+	}
+	if p, q, ok := strings.Cut(path, "?"); ok {
+		path, query = p, q
+	}
+	if path == "" {
+		return "", "", fmt.Errorf("%w: %q names no SQLite file", ErrInvalidDSN, dsn)
+	}
+	vals, err := url.ParseQuery(query)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %q: %w", ErrInvalidDSN, dsn, err)
+	}
+	have := map[string]bool{}
+	for _, p := range vals["_pragma"] {
+		name, _, _ := strings.Cut(p, "(")
+		have[strings.ToLower(strings.TrimSpace(name))] = true
+	}
+	for _, p := range sqlitePragmas {
+		name, _, _ := strings.Cut(p, "(")
+		if path == ":memory:" && name == "journal_mode" {
+			continue
+		}
+		if !have[name] {
+			vals.Add("_pragma", p)
+		}
+	}
+	if vals.Get("_txlock") == "" {
+		vals.Set("_txlock", "immediate")
+	}
+	return SQLite, "file:" + path + "?" + vals.Encode(), nil
+}
+
+// InTx runs fn in a transaction and commits it if fn returns nil. It rolls back when
+// fn returns an error (returned as is, so errors.Is works on it) or panics (the panic
+// continues after the rollback). It returns the error of BeginTx or Commit, wrapped.
+func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqldb: begin: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqldb: commit: %w", err)
+	}
+	return nil
+}
