@@ -1,0 +1,262 @@
+package projection
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
+	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	"github.com/eventshop/eventshop/pkg/sqldb"
+)
+
+var (
+	// ErrNotFound is returned by GetOrder for an order the read model does not hold.
+	ErrNotFound = errors.New("projection: order not found")
+	// ErrInvalidPageToken is returned by ListOrdersByUser for a page token that is
+	// malformed or was issued for another user or status filter.
+	ErrInvalidPageToken = errors.New("projection: invalid page token")
+)
+
+// Page sizes of ListOrdersByUser.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+)
+
+// DefaultSalesLimit is the number of rows SalesByProduct returns for limit <= 0.
+const DefaultSalesLimit = 100
+
+// Queries answers the order service's read requests from the read models. It is safe
+// for concurrent use and reads whatever tables are live, so it keeps serving while
+// Rebuild replays and after it swaps.
+type Queries struct {
+	db *sqldb.DB
+	t  tables
+}
+
+// NewQueries returns the queries over db; Migrate (or a running Projector) creates
+// the tables. It panics on a nil db: that is a wiring mistake.
+func NewQueries(db *sqldb.DB) *Queries {
+	if db == nil {
+		panic("projection: nil db")
+	}
+	return &Queries{db: db, t: liveTables}
+}
+
+const orderColumns = `id, user_id, status, lines, currency, subtotal, shipping, total, address,
+	payment_id, shipment_id, tracking_id, cancel_reason, created_at, updated_at, version`
+
+// GetOrder returns the order with id as the read model last saw it. It returns
+// ErrNotFound when there is no such order (yet: the projection may lag the write
+// side; see Projector.WaitFor) and the database error otherwise. The caller checks
+// that the order belongs to the user asking.
+func (q *Queries) GetOrder(ctx context.Context, id string) (*orderv1.Order, error) {
+	row := q.db.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM `+q.t.orders+` WHERE id = $1`, id)
+	o, _, err := scanOrder(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("get order %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("projection: get order %q: %w", id, err)
+	}
+	return o, nil
+}
+
+// ListOrdersByUser returns a page of userID's orders, newest first (by placement time,
+// then id), limited to status unless it is ORDER_STATUS_UNSPECIFIED, and the token of
+// the next page ("" after the last page). pageSize <= 0 means DefaultPageSize and is
+// capped at MaxPageSize. Pages are keyset-based: orders placed while a client pages
+// appear before its cursor, so no page repeats or skips an order. It returns
+// ErrInvalidPageToken for a malformed token or one issued for another user or
+// status, and the database error otherwise.
+func (q *Queries) ListOrdersByUser(ctx context.Context, userID string, status orderv1.OrderStatus, pageSize int, pageToken string) ([]*orderv1.Order, string, error) {
+	if pageSize <= 0 {
+		pageSize = DefaultPageSize
+	}
+	pageSize = min(pageSize, MaxPageSize)
+	filter := filterKey(userID, status)
+
+	query := `SELECT ` + orderColumns + ` FROM ` + q.t.orders + ` WHERE user_id = $1`
+	args := []any{userID}
+	if status != orderv1.OrderStatus_ORDER_STATUS_UNSPECIFIED {
+		args = append(args, int32(status))
+		query += fmt.Sprintf(` AND status = $%d`, len(args))
+	}
+	if pageToken != "" {
+		c, err := decodeCursor(pageToken, filter)
+		if err != nil {
+			return nil, "", err
+		}
+		args = append(args, c.CreatedAt, c.ID)
+		n := len(args)
+		query += fmt.Sprintf(` AND (created_at < $%d OR (created_at = $%d AND id < $%d))`, n-1, n-1, n)
+	}
+	args = append(args, pageSize+1)
+	query += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args))
+
+	rows, err := q.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("projection: list orders of %q: %w", userID, err)
+	}
+	defer rows.Close()
+	var (
+		out  []*orderv1.Order
+		last cursor
+	)
+	for rows.Next() {
+		o, created, err := scanOrder(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("projection: list orders of %q: %w", userID, err)
+		}
+		if len(out) == pageSize {
+			return out, encodeCursor(last, filter), nil
+		}
+		out = append(out, o)
+		last = cursor{CreatedAt: created, ID: o.GetId()}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("projection: list orders of %q: %w", userID, err)
+	}
+	return out, "", nil
+}
+
+// SalesByProduct returns units and revenue per product and currency from COMPLETED
+// orders, best-selling first (by units, then product id). limit <= 0 means
+// DefaultSalesLimit. It returns the database error.
+func (q *Queries) SalesByProduct(ctx context.Context, limit int) ([]*orderv1.ProductSales, error) {
+	if limit <= 0 {
+		limit = DefaultSalesLimit
+	}
+	rows, err := q.db.QueryContext(ctx, `SELECT product_id, name, units, revenue, currency FROM `+q.t.sales+`
+ORDER BY units DESC, product_id, currency LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("projection: sales by product: %w", err)
+	}
+	defer rows.Close()
+	var out []*orderv1.ProductSales
+	for rows.Next() {
+		s := &orderv1.ProductSales{Revenue: &commonv1.Money{}}
+		if err := rows.Scan(&s.ProductId, &s.Name, &s.Units, &s.Revenue.MinorUnits, &s.Revenue.CurrencyCode); err != nil {
+			return nil, fmt.Errorf("projection: sales by product: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("projection: sales by product: %w", err)
+	}
+	return out, nil
+}
+
+// moneyJSON and the types below are how lines and address are stored as JSON text.
+type moneyJSON struct {
+	Units    int64  `json:"units"`
+	Currency string `json:"currency"`
+}
+
+type lineJSON struct {
+	ProductID string    `json:"product_id"`
+	Name      string    `json:"name"`
+	Quantity  int32     `json:"quantity"`
+	UnitPrice moneyJSON `json:"unit_price"`
+	LineTotal moneyJSON `json:"line_total"`
+}
+
+type addressJSON struct {
+	Name        string `json:"name"`
+	Street      string `json:"street"`
+	City        string `json:"city"`
+	PostalCode  string `json:"postal_code"`
+	CountryCode string `json:"country_code"`
+}
+
+func moneyOf(m *commonv1.Money) moneyJSON {
+	return moneyJSON{Units: m.GetMinorUnits(), Currency: m.GetCurrencyCode()}
+}
+
+func (m moneyJSON) proto() *commonv1.Money {
+	return &commonv1.Money{MinorUnits: m.Units, CurrencyCode: m.Currency}
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanOrder reads one row of orderColumns and returns created_at as stored.
+func scanOrder(r scanner) (*orderv1.Order, int64, error) {
+	var (
+		o                        orderv1.Order
+		status                   int32
+		lines, address, currency string
+		subtotal, shipping, tot  int64
+		created, updated         int64
+	)
+	err := r.Scan(&o.Id, &o.UserId, &status, &lines, &currency, &subtotal, &shipping, &tot, &address,
+		&o.PaymentId, &o.ShipmentId, &o.TrackingId, &o.CancelReason, &created, &updated, &o.Version)
+	if err != nil {
+		return nil, 0, err
+	}
+	o.Status = orderv1.OrderStatus(status)
+	var ls []lineJSON
+	if err := json.Unmarshal([]byte(lines), &ls); err != nil {
+		return nil, 0, fmt.Errorf("order %s lines: %w", o.Id, err)
+	}
+	for _, l := range ls {
+		o.Lines = append(o.Lines, &orderv1.OrderLine{
+			ProductId: l.ProductID, Name: l.Name, Quantity: l.Quantity,
+			UnitPrice: l.UnitPrice.proto(), LineTotal: l.LineTotal.proto(),
+		})
+	}
+	var a addressJSON
+	if err := json.Unmarshal([]byte(address), &a); err != nil {
+		return nil, 0, fmt.Errorf("order %s address: %w", o.Id, err)
+	}
+	o.ShippingAddress = &commonv1.Address{Name: a.Name, Street: a.Street, City: a.City, PostalCode: a.PostalCode, CountryCode: a.CountryCode}
+	o.Subtotal = &commonv1.Money{MinorUnits: subtotal, CurrencyCode: currency}
+	o.ShippingCost = &commonv1.Money{MinorUnits: shipping, CurrencyCode: currency}
+	o.Total = &commonv1.Money{MinorUnits: tot, CurrencyCode: currency}
+	o.CreateTime = timestamppb.New(time.Unix(0, created).UTC())
+	o.UpdateTime = timestamppb.New(time.Unix(0, updated).UTC())
+	return &o, created, nil
+}
+
+// cursor is the position after the last row of a page.
+type cursor struct {
+	Filter    uint64 `json:"f"`
+	CreatedAt int64  `json:"c"`
+	ID        string `json:"i"`
+}
+
+// filterKey binds a token to the listing it came from, so a token cannot be replayed
+// against another user's orders or another status.
+func filterKey(userID string, status orderv1.OrderStatus) uint64 {
+	h := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d", userID, status))
+	return binary.BigEndian.Uint64(h[:8])
+}
+
+func encodeCursor(c cursor, filter uint64) string {
+	c.Filter = filter
+	b, _ := json.Marshal(c) // cannot fail: plain fields
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(token string, filter uint64) (cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return cursor{}, fmt.Errorf("%w: not base64url", ErrInvalidPageToken)
+	}
+	var c cursor
+	if err := json.Unmarshal(b, &c); err != nil || c.ID == "" {
+		return cursor{}, fmt.Errorf("%w: malformed", ErrInvalidPageToken)
+	}
+	if c.Filter != filter {
+		return cursor{}, fmt.Errorf("%w: issued for another user or status filter", ErrInvalidPageToken)
+	}
+	return c, nil
+}
