@@ -1,0 +1,57 @@
+package adapters
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc"
+
+	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
+	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
+	"github.com/eventshop/eventshop/pkg/resilience"
+	"github.com/eventshop/eventshop/services/order/app"
+	"github.com/eventshop/eventshop/services/order/domain"
+)
+
+// idempotent marks read-only calls as retryable by the resilience layer.
+var idempotent = resilience.Idempotent()
+
+// Shipping quotes shipping with the shipping service's GetQuote.
+type Shipping struct {
+	client shippingv1.ShippingServiceClient
+}
+
+var _ app.ShippingQuoter = (*Shipping)(nil)
+
+// NewShipping returns a Shipping over cc, a connection made with resilience.Dial.
+// It panics on a nil cc.
+func NewShipping(cc grpc.ClientConnInterface) *Shipping {
+	if cc == nil {
+		panic("shipping adapter: nil connection")
+	}
+	return &Shipping{client: shippingv1.NewShippingServiceClient(cc)}
+}
+
+// Quote implements app.ShippingQuoter. Every failure, including an answer without a
+// cost, is returned matching app.ErrUnavailable with the shipping status wrapped:
+// the order cannot be priced either way.
+func (s *Shipping) Quote(ctx context.Context, req app.QuoteRequest) (domain.Money, error) {
+	items := make([]*commonv1.LineItem, len(req.Items))
+	for i, it := range req.Items {
+		items[i] = &commonv1.LineItem{ProductId: it.ProductID, Quantity: it.Quantity}
+	}
+	a := req.Address
+	resp, err := s.client.GetQuote(ctx, &shippingv1.GetQuoteRequest{
+		Items: items,
+		Address: &commonv1.Address{
+			Name: a.Name, Street: a.Street, City: a.City, PostalCode: a.PostalCode, CountryCode: a.CountryCode,
+		},
+	}, idempotent)
+	if err != nil {
+		return domain.Money{}, fmt.Errorf("shipping GetQuote: %w: %w", app.ErrUnavailable, err)
+	}
+	if resp.GetCost() == nil {
+		return domain.Money{}, fmt.Errorf("shipping GetQuote: no cost in answer: %w", app.ErrUnavailable)
+	}
+	return domain.NewMoney(resp.GetCost().GetMinorUnits(), resp.GetCost().GetCurrencyCode()), nil
+}

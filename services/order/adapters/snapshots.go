@@ -1,0 +1,62 @@
+package adapters
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/eventshop/services/order/app"
+)
+
+// SnapshotBucket is the NATS KV bucket holding one snapshot per order, keyed by
+// order id. It keeps only the latest value per key: an older snapshot is never
+// needed, because the events after it are always read from the event store.
+const SnapshotBucket = "order_snapshots"
+
+// KVSnapshots stores order snapshots in a NATS KV bucket.
+type KVSnapshots struct {
+	kv jetstream.KeyValue
+}
+
+var _ app.Snapshots = (*KVSnapshots)(nil)
+
+// NewKVSnapshots opens (creating if needed) the bucket named bucket, SnapshotBucket
+// when empty. It returns the JetStream error, wrapped, when the bucket can neither
+// be opened nor created.
+func NewKVSnapshots(ctx context.Context, js jetstream.JetStream, bucket string) (*KVSnapshots, error) {
+	if bucket == "" {
+		bucket = SnapshotBucket
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: "Latest snapshot of each event-sourced order (an optimisation; events are the truth)",
+		History:     1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("order snapshots bucket %s: %w", bucket, err)
+	}
+	return &KVSnapshots{kv: kv}, nil
+}
+
+// Get implements app.Snapshots; ok is false for an order without a snapshot.
+func (s *KVSnapshots) Get(ctx context.Context, orderID string) ([]byte, bool, error) {
+	e, err := s.kv.Get(ctx, orderID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("get snapshot of %s: %w", orderID, err)
+	}
+	return e.Value(), true, nil
+}
+
+// Put implements app.Snapshots. Concurrent writers may overwrite each other; any
+// stored snapshot is valid for its own version, so that costs nothing but reads.
+func (s *KVSnapshots) Put(ctx context.Context, orderID string, data []byte) error {
+	if _, err := s.kv.Put(ctx, orderID, data); err != nil {
+		return fmt.Errorf("put snapshot of %s: %w", orderID, err)
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/services/order/domain"
+)
+
+// Category is the event-store category of order streams: order "<id>" lives in
+// stream "order-<id>" (JetStream subject order.events.<id>).
+const Category = "order"
+
+// DefaultMaxAttempts bounds how often Update decides again after losing an
+// optimistic-concurrency race.
+const DefaultMaxAttempts = 5
+
+// StreamName returns the event stream of an order.
+func StreamName(orderID string) string { return Category + "-" + orderID }
+
+// Repository loads and saves event-sourced orders. Update is the only way to change
+// one: it loads the order, lets a closure decide, and appends the decided events with
+// the loaded version as the expected version, so two writers can never both succeed
+// from the same state. A Repository is safe for concurrent use.
+type Repository struct {
+	store       eventstore.Store
+	codec       *Codec
+	snaps       Snapshots
+	every       int64
+	maxAttempts int
+	logger      *slog.Logger
+}
+
+// RepositoryOption configures NewRepository.
+type RepositoryOption func(*Repository)
+
+// WithCodec replaces NewCodec() (e.g. to register upcasters).
+func WithCodec(c *Codec) RepositoryOption {
+	return func(r *Repository) {
+		if c != nil {
+			r.codec = c
+		}
+	}
+}
+
+// WithSnapshots stores a snapshot in s each time an order's version crosses a
+// multiple of every, and loads from the latest snapshot. every <= 0 or a nil s
+// disables snapshots.
+func WithSnapshots(s Snapshots, every int) RepositoryOption {
+	return func(r *Repository) {
+		if s != nil && every > 0 {
+			r.snaps, r.every = s, int64(every)
+		} else {
+			r.snaps, r.every = nil, 0
+		}
+	}
+}
+
+// WithMaxAttempts sets how many times Update decides before giving up with
+// ErrConcurrency (DefaultMaxAttempts otherwise).
+func WithMaxAttempts(n int) RepositoryOption {
+	return func(r *Repository) {
+		if n > 0 {
+			r.maxAttempts = n
+		}
+	}
+}
+
+// WithLogger sets the logger for ignored snapshots; slog.Default() otherwise.
+func WithLogger(l *slog.Logger) RepositoryOption {
+	return func(r *Repository) {
+		if l != nil {
+			r.logger = l
+		}
+	}
+}
+
+// NewRepository returns a repository over store. It panics if store is nil.
+func NewRepository(store eventstore.Store, opts ...RepositoryOption) *Repository {
+	if store == nil {
+		panic("order repository: nil event store")
+	}
+	r := &Repository{store: store, codec: NewCodec(), maxAttempts: DefaultMaxAttempts, logger: slog.Default()}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
+// Codec returns the codec the repository stores events with.
+func (r *Repository) Codec() *Codec { return r.codec }
+
+// Load returns the current state of order id, from the latest usable snapshot plus
+// the events after it. It returns ErrNotFound when the order has no events, and
+// event-store or decoding errors wrapped.
+func (r *Repository) Load(ctx context.Context, id string) (*domain.Order, error) {
+	o, err := r.load(ctx, id, true)
+	if err != nil {
+		return nil, err
+	}
+	if o.Version() == 0 {
+		return nil, fmt.Errorf("load order %q: %w", id, ErrNotFound)
+	}
+	return o, nil
+}
+
+// LoadWithoutSnapshot is Load from the first event, ignoring any snapshot.
+func (r *Repository) LoadWithoutSnapshot(ctx context.Context, id string) (*domain.Order, error) {
+	o, err := r.load(ctx, id, false)
+	if err != nil {
+		return nil, err
+	}
+	if o.Version() == 0 {
+		return nil, fmt.Errorf("load order %q: %w", id, ErrNotFound)
+	}
+	return o, nil
+}
+
+// load returns the zero Order (version 0) for an order without events.
+func (r *Repository) load(ctx context.Context, id string, useSnapshot bool) (*domain.Order, error) {
+	o := &domain.Order{}
+	if useSnapshot && r.snaps != nil {
+		if snap := r.snapshot(ctx, id); snap != nil {
+			o = snap
+		}
+	}
+	from := eventstore.Version(o.Version() + 1)
+	stored, err := r.store.ReadStream(ctx, StreamName(id), from)
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		// No events means no order, whatever a snapshot claims.
+		return &domain.Order{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load order %q: %w", id, err)
+	}
+	for _, se := range stored {
+		if int64(se.Version) != o.Version()+1 {
+			return nil, fmt.Errorf("load order %q: event version %d after %d: %w", id, se.Version, o.Version(), domain.ErrInvalidEvent)
+		}
+		e, err := r.codec.Decode(se)
+		if err != nil {
+			return nil, fmt.Errorf("load order %q: %w", id, err)
+		}
+		if err := o.Apply(e); err != nil {
+			return nil, fmt.Errorf("load order %q: event %d: %w", id, se.Version, err)
+		}
+	}
+	return o, nil
+}
+
+// snapshot returns the stored snapshot of id, or nil when there is none or it
+// cannot be trusted (logged): a bad snapshot only costs a full read.
+func (r *Repository) snapshot(ctx context.Context, id string) *domain.Order {
+	data, ok, err := r.snaps.Get(ctx, id)
+	if err != nil {
+		r.logger.WarnContext(ctx, "order snapshot unreadable, loading from events", "order_id", id, "error", err)
+		return nil
+	}
+	if !ok {
+		return nil
+	}
+	o, err := decodeSnapshot(id, data)
+	if err != nil {
+		r.logger.WarnContext(ctx, "order snapshot ignored, loading from events", "order_id", id, "error", err)
+		return nil
+	}
+	return o
+}
+
+// Update loads order id, calls decide with it, applies the returned events and
+// appends them expecting the loaded version. When another writer appended first it
+// reloads and decides again, up to the repository's attempt limit, so decide must be
+// free of side effects and may run several times. For an order without events decide
+// sees the zero Order (domain.StateNew) and its events create the stream.
+//
+// Update returns the order after the append (the loaded order when decide returned
+// no events). It returns decide's error as it is, ErrConcurrency when every attempt
+// lost a race, ctx.Err() when cancelled while retrying, and event-store, decoding or
+// apply errors wrapped.
+func (r *Repository) Update(ctx context.Context, id string, decide func(o *domain.Order) ([]domain.Event, error)) (*domain.Order, error) {
+	for attempt := 1; ; attempt++ {
+		o, err := r.load(ctx, id, true)
+		if err != nil {
+			return nil, err
+		}
+		events, err := decide(o)
+		if err != nil {
+			return nil, err
+		}
+		if len(events) == 0 {
+			return o, nil
+		}
+		before := o.Version()
+		stored := make([]eventstore.Event, 0, len(events))
+		for _, e := range events {
+			// Applying before appending rejects a decision the aggregate cannot fold,
+			// so nothing unloadable is ever stored.
+			if err := o.Apply(e); err != nil {
+				return nil, fmt.Errorf("update order %q: %w", id, err)
+			}
+			se, err := r.codec.Encode(e)
+			if err != nil {
+				return nil, fmt.Errorf("update order %q: %w", id, err)
+			}
+			stored = append(stored, se)
+		}
+		_, err = r.store.Append(ctx, StreamName(id), eventstore.Version(before), stored...)
+		if err == nil {
+			r.maybeSnapshot(ctx, before, o)
+			return o, nil
+		}
+		if !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+			return nil, fmt.Errorf("update order %q: %w", id, err)
+		}
+		if attempt >= r.maxAttempts {
+			return nil, fmt.Errorf("update order %q: %d attempts: %w: %w", id, attempt, ErrConcurrency, err)
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// backoff waits a short random time so that writers that just collided do not
+// collide again in lockstep.
+func backoff(ctx context.Context, attempt int) error {
+	d := time.Duration(rand.Int64N(int64(attempt) * int64(2*time.Millisecond)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// maybeSnapshot stores a snapshot when the append crossed a multiple of r.every.
+// A failure is logged and otherwise ignored: snapshots are an optimisation.
+func (r *Repository) maybeSnapshot(ctx context.Context, before int64, o *domain.Order) {
+	if r.snaps == nil || before/r.every == o.Version()/r.every {
+		return
+	}
+	data, err := encodeSnapshot(o)
+	if err == nil {
+		err = r.snaps.Put(ctx, o.ID(), data)
+	}
+	if err != nil {
+		r.logger.WarnContext(ctx, "order snapshot not stored", "order_id", o.ID(), "version", o.Version(), "error", err)
+	}
+}
+
+// RecordedEvent is one stored order event, decoded.
+type RecordedEvent struct {
+	Version int64
+	Time    time.Time
+	Event   domain.Event
+}
+
+// History returns every event of order id, decoded and upcast, in order. It returns
+// ErrNotFound when the order has no events, and event-store or decoding errors wrapped.
+func (r *Repository) History(ctx context.Context, id string) ([]RecordedEvent, error) {
+	stored, err := r.store.ReadStream(ctx, StreamName(id), 1)
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return nil, fmt.Errorf("history of order %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("history of order %q: %w", id, err)
+	}
+	out := make([]RecordedEvent, 0, len(stored))
+	for _, se := range stored {
+		e, err := r.codec.Decode(se)
+		if err != nil {
+			return nil, fmt.Errorf("history of order %q: %w", id, err)
+		}
+		out = append(out, RecordedEvent{Version: int64(se.Version), Time: se.Time, Event: e})
+	}
+	return out, nil
+}
