@@ -452,7 +452,19 @@ func (s *JetStream) scan(ctx context.Context, st jetstream.Stream, filter string
 	if err != nil {
 		return err
 	}
-	defer it.Stop()
+	defer func() {
+		it.Stop()
+		// Stop leaves the server-side consumer to expire after InactiveThreshold;
+		// frequent aggregate loads would pile them up, so delete it now, off the
+		// caller's path.
+		if info := cons.CachedInfo(); info != nil {
+			go func(name string) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				_ = st.DeleteConsumer(ctx, name)
+			}(info.Name)
+		}
+	}()
 	for {
 		m, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
