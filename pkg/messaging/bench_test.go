@@ -152,4 +152,3 @@ func BenchmarkCommandRoundTrip(b *testing.B) {
 		})
 	})
 }
-
