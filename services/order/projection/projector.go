@@ -1,0 +1,451 @@
+package projection
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/protobuf/proto"
+
+	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/sqldb"
+	"github.com/eventshop/eventshop/services/order/domain"
+)
+
+// Category is the event-store category the projector reads: streams "order-<id>".
+const Category = "order"
+
+// DefaultBatchSize is how many stored events one catch-up transaction applies.
+const DefaultBatchSize = 500
+
+// errCheckpointMoved reports that the stored checkpoint is not the one this projector
+// last wrote: a Rebuild swapped the tables in. The projector reloads and resumes.
+var errCheckpointMoved = errors.New("projection: checkpoint moved under the projector")
+
+// Projector folds the order category into the read models. Each transaction applies
+// one or more events and moves the checkpoint to the last of them, so a crash at any
+// point neither skips nor repeats an event; on top of that every order row carries
+// the aggregate version and an event applies only to version-1, so a repeat is a no-op
+// anyway. A Projector is safe for concurrent use; Run it once.
+type Projector struct {
+	db        *sqldb.DB
+	store     eventstore.Store
+	name      string
+	t         tables
+	batchSize int
+	log       *slog.Logger
+	meter     metric.MeterProvider
+	now       func() time.Time
+
+	// beforeCommit, when set (tests only), runs after the read-model writes of a
+	// transaction and before its commit; an error rolls the transaction back.
+	beforeCommit func(evs []eventstore.Event) error
+
+	mu       sync.Mutex
+	pos      eventstore.Position
+	lastTime time.Time // time of the event at pos
+	advanced chan struct{}
+	unknown  map[string]bool
+	applied  int64
+}
+
+// Option configures NewProjector.
+type Option func(*Projector)
+
+// WithName sets the checkpoint name (DefaultName by default). Changing it replays
+// the whole category into the same tables, which the version check makes harmless
+// but slow: rename deliberately.
+func WithName(name string) Option { return func(p *Projector) { p.name = name } }
+
+// WithBatchSize sets how many events a catch-up transaction applies (DefaultBatchSize).
+func WithBatchSize(n int) Option { return func(p *Projector) { p.batchSize = n } }
+
+// WithLogger sets the logger (slog.Default() by default).
+func WithLogger(l *slog.Logger) Option { return func(p *Projector) { p.log = l } }
+
+// WithMeterProvider sets where the lag gauge is registered (the global provider by default).
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(p *Projector) { p.meter = mp } }
+
+// NewProjector returns a projector of store's order category into db. It registers
+// the observable gauge projection.lag.seconds (attribute projection=<name>) and
+// returns the error of that registration. It panics on a nil db or store: that is a
+// wiring mistake.
+func NewProjector(db *sqldb.DB, store eventstore.Store, opts ...Option) (*Projector, error) {
+	p := newProjector(db, store, liveTables, opts...)
+	meter := p.meter
+	if meter == nil {
+		meter = otel.GetMeterProvider()
+	}
+	m := meter.Meter("github.com/eventshop/eventshop/services/order/projection")
+	_, err := m.Float64ObservableGauge("projection.lag.seconds",
+		metric.WithDescription("Age of the oldest event the read model has not applied yet; 0 when caught up."),
+		metric.WithUnit("s"),
+		metric.WithFloat64Callback(func(ctx context.Context, o metric.Float64Observer) error {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			lag, err := p.Lag(ctx)
+			if err != nil {
+				return nil // no observation beats a wrong one
+			}
+			o.Observe(lag.Behind.Seconds(), metric.WithAttributes(attribute.String("projection", p.name)))
+			return nil
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("projection: register lag gauge: %w", err)
+	}
+	return p, nil
+}
+
+func newProjector(db *sqldb.DB, store eventstore.Store, t tables, opts ...Option) *Projector {
+	if db == nil || store == nil {
+		panic("projection: nil db or store")
+	}
+	p := &Projector{
+		db: db, store: store, name: DefaultName, t: t, batchSize: DefaultBatchSize,
+		log: slog.Default(), now: time.Now,
+		advanced: make(chan struct{}), unknown: map[string]bool{},
+	}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.batchSize <= 0 {
+		p.batchSize = DefaultBatchSize
+	}
+	return p
+}
+
+// Run migrates the schema, resumes from the stored checkpoint, catches up in batches
+// and then follows new events until ctx ends, when it returns nil. It returns the
+// error of the migration, the event store or the database; an event that cannot be
+// decoded is logged and skipped, never fatal.
+func (p *Projector) Run(ctx context.Context) error {
+	if err := Migrate(ctx, p.db); err != nil {
+		return err
+	}
+	for {
+		err := p.run(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errCheckpointMoved):
+			p.log.InfoContext(ctx, "projection checkpoint moved, resuming from it", "projection", p.name)
+			continue
+		}
+		return err
+	}
+}
+
+func (p *Projector) run(ctx context.Context) error {
+	pos, err := p.loadCheckpoint(ctx)
+	if err != nil {
+		return err
+	}
+	p.setPosition(pos, time.Time{})
+	if _, err := p.catchUp(ctx, nil); err != nil {
+		return err
+	}
+	return p.store.SubscribeCategory(ctx, Category, p.Position(), func(ctx context.Context, e eventstore.Event) error {
+		return p.applyBatch(ctx, []eventstore.Event{e})
+	})
+}
+
+// catchUp applies stored events in batches until none are left and returns how many
+// it read; progress, when set, is called after each batch.
+func (p *Projector) catchUp(ctx context.Context, progress func(n int)) (int, error) {
+	total := 0
+	for {
+		evs, err := p.store.ReadCategory(ctx, Category, p.Position(), p.batchSize)
+		if err != nil {
+			return total, fmt.Errorf("projection: read %s: %w", Category, err)
+		}
+		if len(evs) == 0 {
+			return total, nil
+		}
+		if err := p.applyBatch(ctx, evs); err != nil {
+			return total, err
+		}
+		total += len(evs)
+		if progress != nil {
+			progress(total)
+		}
+	}
+}
+
+// loadCheckpoint returns the stored position, creating the checkpoint row at Start.
+func (p *Projector) loadCheckpoint(ctx context.Context) (eventstore.Position, error) {
+	var pos int64
+	err := p.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO projection_checkpoints (name, position, updated_at) VALUES ($1, 0, $2)
+ON CONFLICT (name) DO NOTHING`, p.name, p.now().UnixNano()); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1`, p.name).Scan(&pos)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("projection: load checkpoint %s: %w", p.name, err)
+	}
+	return eventstore.Position(pos), nil
+}
+
+// applyBatch applies evs, which follow the current position, in one transaction that
+// also moves the checkpoint from the current position to the last event's.
+func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) error {
+	from := p.Position()
+	last := evs[len(evs)-1]
+	err := p.db.InTx(ctx, func(tx *sql.Tx) error {
+		for _, e := range evs {
+			if err := p.apply(ctx, tx, e); err != nil {
+				return fmt.Errorf("projection: apply %s v%d (%s): %w", e.Stream, e.Version, e.Type, err)
+			}
+		}
+		// The guard on the old position catches a Rebuild that swapped tables and
+		// checkpoint in since this projector last looked.
+		res, err := tx.ExecContext(ctx, `UPDATE projection_checkpoints SET position = $1, updated_at = $2
+WHERE name = $3 AND position = $4`, int64(last.Position), p.now().UnixNano(), p.name, int64(from))
+		if err != nil {
+			return fmt.Errorf("projection: save checkpoint: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errCheckpointMoved
+		}
+		if p.beforeCommit != nil {
+			return p.beforeCommit(evs)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.applied += int64(len(evs))
+	p.mu.Unlock()
+	p.setPosition(last.Position, last.Time)
+	return nil
+}
+
+func (p *Projector) setPosition(pos eventstore.Position, t time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pos, p.lastTime = pos, t
+	close(p.advanced)
+	p.advanced = make(chan struct{})
+}
+
+// Position returns the checkpoint of the last applied event.
+func (p *Projector) Position() eventstore.Position {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.pos
+}
+
+// WaitFor blocks until the projector has applied the event at pos (or a later one),
+// so a caller can read its own write. It returns ctx.Err() if ctx ends first.
+func (p *Projector) WaitFor(ctx context.Context, pos eventstore.Position) error {
+	for {
+		p.mu.Lock()
+		cur, ch := p.pos, p.advanced
+		p.mu.Unlock()
+		if cur >= pos {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// Lag says how far the read model is behind the event store.
+type Lag struct {
+	// Behind is the age of the oldest event not applied yet, zero when caught up:
+	// the read model reflects everything that happened before now-Behind.
+	Behind time.Duration
+	// Position is the checkpoint of the last applied event.
+	Position eventstore.Position
+	// LastEventTime is the time of the last event applied by this process (zero
+	// before the first).
+	LastEventTime time.Time
+	// Applied counts the events this process applied.
+	Applied int64
+}
+
+// Lag reports the projector's lag. It reads one event from the store and returns the
+// store's error.
+func (p *Projector) Lag(ctx context.Context) (Lag, error) {
+	p.mu.Lock()
+	l := Lag{Position: p.pos, LastEventTime: p.lastTime, Applied: p.applied}
+	p.mu.Unlock()
+	next, err := p.store.ReadCategory(ctx, Category, l.Position, 1)
+	if err != nil {
+		return l, fmt.Errorf("projection: lag: %w", err)
+	}
+	if len(next) > 0 {
+		l.Behind = max(p.now().Sub(next[0].Time), 0)
+	}
+	return l, nil
+}
+
+// apply folds one event into the read model inside tx.
+func (p *Projector) apply(ctx context.Context, tx *sql.Tx, e eventstore.Event) error {
+	_, orderID, err := eventstore.ParseStream(e.Stream)
+	if err != nil {
+		return err
+	}
+	ev, err := domain.NewEvent(e.Type)
+	if err == nil {
+		err = proto.Unmarshal(e.Data, ev)
+	}
+	if err != nil {
+		// A type this version does not know (written by a newer one) or a payload
+		// it cannot read: the order's version still moves on, or every later
+		// event of the order would be refused.
+		p.logUnknown(ctx, e, err)
+		_, err := p.update(ctx, tx, orderID, e, ``)
+		return err
+	}
+	switch ev := ev.(type) {
+	case *orderv1.OrderPlaced:
+		return p.insertPlaced(ctx, tx, orderID, e, ev)
+	case *orderv1.OrderPaymentAuthorized:
+		_, err = p.update(ctx, tx, orderID, e, `status = $5, payment_id = $6`, int32(orderv1.OrderStatus_ORDER_STATUS_PAYMENT_AUTHORIZED), ev.GetPaymentId())
+	case *orderv1.OrderInventoryReserved:
+		_, err = p.update(ctx, tx, orderID, e, `status = $5`, int32(orderv1.OrderStatus_ORDER_STATUS_INVENTORY_RESERVED))
+	case *orderv1.OrderShipmentCreated:
+		_, err = p.update(ctx, tx, orderID, e, `status = $5, shipment_id = $6, tracking_id = $7`,
+			int32(orderv1.OrderStatus_ORDER_STATUS_SHIPMENT_CREATED), ev.GetShipmentId(), ev.GetTrackingId())
+	case *orderv1.OrderPaymentCaptured:
+		_, err = p.update(ctx, tx, orderID, e, `status = $5`, int32(orderv1.OrderStatus_ORDER_STATUS_PAYMENT_CAPTURED))
+	case *orderv1.OrderCancelling:
+		_, err = p.update(ctx, tx, orderID, e, `status = $5, cancel_reason = $6`, int32(orderv1.OrderStatus_ORDER_STATUS_CANCELLING), ev.GetReason())
+	case *orderv1.OrderCancelled:
+		// The reason recorded when cancelling started stands unless this one says more.
+		status := int32(orderv1.OrderStatus_ORDER_STATUS_CANCELLED)
+		if ev.GetReason() == "" {
+			_, err = p.update(ctx, tx, orderID, e, `status = $5`, status)
+		} else {
+			_, err = p.update(ctx, tx, orderID, e, `status = $5, cancel_reason = $6`, status, ev.GetReason())
+		}
+	case *orderv1.OrderCompleted:
+		var ok bool
+		ok, err = p.update(ctx, tx, orderID, e, `status = $5`, int32(orderv1.OrderStatus_ORDER_STATUS_COMPLETED))
+		if err == nil && ok {
+			err = p.countSale(ctx, tx, orderID)
+		}
+	default:
+		p.logUnknown(ctx, e, errors.New("no read-model mapping"))
+		_, err = p.update(ctx, tx, orderID, e, ``)
+	}
+	return err
+}
+
+func (p *Projector) insertPlaced(ctx context.Context, tx *sql.Tx, orderID string, e eventstore.Event, ev *orderv1.OrderPlaced) error {
+	if e.Version != 1 {
+		p.log.WarnContext(ctx, "projection skipped OrderPlaced that does not start its stream",
+			"projection", p.name, "stream", e.Stream, "version", uint64(e.Version))
+		return nil
+	}
+	lines := make([]lineJSON, 0, len(ev.GetLines()))
+	for _, l := range ev.GetLines() {
+		lines = append(lines, lineJSON{
+			ProductID: l.GetProductId(), Name: l.GetName(), Quantity: l.GetQuantity(),
+			UnitPrice: moneyOf(l.GetUnitPrice()), LineTotal: moneyOf(l.GetLineTotal()),
+		})
+	}
+	a := ev.GetShippingAddress()
+	lj, err := json.Marshal(lines)
+	if err != nil {
+		return err
+	}
+	aj, err := json.Marshal(addressJSON{Name: a.GetName(), Street: a.GetStreet(), City: a.GetCity(), PostalCode: a.GetPostalCode(), CountryCode: a.GetCountryCode()})
+	if err != nil {
+		return err
+	}
+	at := e.Time.UnixNano()
+	_, err = tx.ExecContext(ctx, `INSERT INTO `+p.t.orders+` (id, user_id, status, lines, currency, subtotal, shipping, total, address, created_at, updated_at, version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1)
+ON CONFLICT (id) DO NOTHING`,
+		orderID, ev.GetUserId(), int32(orderv1.OrderStatus_ORDER_STATUS_PENDING), string(lj), ev.GetTotal().GetCurrencyCode(),
+		ev.GetSubtotal().GetMinorUnits(), ev.GetShippingCost().GetMinorUnits(), ev.GetTotal().GetMinorUnits(), string(aj), at)
+	return err
+}
+
+// update moves the order row from version e.Version-1 to e.Version, setting set
+// (columns with parameters from $5 on) too, and reports whether it did. A row already
+// at e.Version or later means the event was applied before: nothing to do.
+func (p *Projector) update(ctx context.Context, tx *sql.Tx, orderID string, e eventstore.Event, set string, args ...any) (bool, error) {
+	if set != "" {
+		set += ", "
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE `+p.t.orders+` SET `+set+`updated_at = $1, version = $2 WHERE id = $3 AND version = $4`,
+		append([]any{e.Time.UnixNano(), int64(e.Version), orderID, int64(e.Version) - 1}, args...)...)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	if n == 1 {
+		return true, nil
+	}
+	var have int64
+	err = tx.QueryRowContext(ctx, `SELECT version FROM `+p.t.orders+` WHERE id = $1`, orderID).Scan(&have)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, err
+	}
+	if have < int64(e.Version) {
+		// Positions and versions both come from the store, so this means its history
+		// has a hole (or began without OrderPlaced). Keep going: stopping would freeze
+		// every other order's view too.
+		p.log.WarnContext(ctx, "projection skipped an event that does not follow the order's row",
+			"projection", p.name, "stream", e.Stream, "version", uint64(e.Version), "row_version", have)
+	}
+	return false, nil
+}
+
+// countSale adds a just-completed order's lines to sales_by_product.
+func (p *Projector) countSale(ctx context.Context, tx *sql.Tx, orderID string) error {
+	var raw string
+	if err := tx.QueryRowContext(ctx, `SELECT lines FROM `+p.t.orders+` WHERE id = $1`, orderID).Scan(&raw); err != nil {
+		return err
+	}
+	var lines []lineJSON
+	if err := json.Unmarshal([]byte(raw), &lines); err != nil {
+		return fmt.Errorf("order %s lines: %w", orderID, err)
+	}
+	s := p.t.sales
+	for _, l := range lines {
+		_, err := tx.ExecContext(ctx, `INSERT INTO `+s+` (product_id, currency, name, units, revenue, order_count)
+VALUES ($1, $2, $3, $4, $5, 1)
+ON CONFLICT (product_id, currency) DO UPDATE SET
+	name = excluded.name, units = `+s+`.units + excluded.units,
+	revenue = `+s+`.revenue + excluded.revenue, order_count = `+s+`.order_count + 1`,
+			l.ProductID, l.LineTotal.Currency, l.Name, int64(l.Quantity), l.LineTotal.Units)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// logUnknown logs once per event type that the projector cannot read.
+func (p *Projector) logUnknown(ctx context.Context, e eventstore.Event, err error) {
+	p.mu.Lock()
+	seen := p.unknown[e.Type]
+	p.unknown[e.Type] = true
+	p.mu.Unlock()
+	if !seen {
+		p.log.WarnContext(ctx, "projection skips events it cannot read", "projection", p.name,
+			"type", e.Type, "stream", e.Stream, "version", uint64(e.Version), "err", err)
+	}
+}
