@@ -181,13 +181,16 @@ func (s *JetStream) cachedHead(stream string) (head, bool) {
 	return h, ok
 }
 
-func (s *JetStream) remember(stream string, h head) {
+// remember records a stream's last commit. A head read from the server (authoritative)
+// always replaces the hint; one from a publish only if it is newer, since concurrent
+// appends in this process may report out of order.
+func (s *JetStream) remember(stream string, h head, authoritative bool) {
 	s.headsMu.Lock()
 	defer s.headsMu.Unlock()
 	if len(s.heads) >= headCacheSize {
 		clear(s.heads)
 	}
-	if old, ok := s.heads[stream]; !ok || old.seq < h.seq {
+	if old, ok := s.heads[stream]; authoritative || !ok || old.seq < h.seq {
 		s.heads[stream] = h
 	}
 }
@@ -196,6 +199,7 @@ func (s *JetStream) remember(stream string, h head) {
 func (s *JetStream) loadHead(ctx context.Context, st jetstream.Stream, stream, subject string) (head, *jetstream.RawStreamMsg, error) {
 	m, err := st.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		s.remember(stream, head{}, true)
 		return head{}, nil, nil
 	}
 	if err != nil {
@@ -206,7 +210,7 @@ func (s *JetStream) loadHead(ctx context.Context, st jetstream.Stream, stream, s
 		return head{}, nil, err
 	}
 	h := head{version: first + Version(n) - 1, seq: m.Sequence}
-	s.remember(stream, h)
+	s.remember(stream, h, true)
 	return h, m, nil
 }
 
@@ -220,6 +224,12 @@ func commitHeaders(h nats.Header, stream string) (first Version, n int, err erro
 		return 0, 0, fmt.Errorf("%w: bad version headers of %s: %v", errCorruptCommit, stream, err)
 	}
 	return Version(v), c, nil
+}
+
+func isTooLarge(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, nats.ErrMaxPayload) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
 }
 
 func isWrongLastSequence(err error) bool {
@@ -289,8 +299,10 @@ func (s *JetStream) Append(ctx context.Context, stream string, expected Version,
 			return s.duplicateResult(ctx, st, stream, ack.Sequence)
 		case err == nil:
 			v := first + Version(len(evs)) - 1
-			s.remember(stream, head{version: v, seq: ack.Sequence})
+			s.remember(stream, head{version: v, seq: ack.Sequence}, false)
 			return v, nil
+		case isTooLarge(err):
+			return 0, fmt.Errorf("%w: commit of %d bytes to %s is over the server's limit: %v", ErrInvalidEvent, len(body), stream, err)
 		case !isWrongLastSequence(err):
 			return 0, fmt.Errorf("eventstore: append to %s: %w", stream, err)
 		case attempt >= maxAttempts:
