@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -157,13 +159,7 @@ func (b *Bus) NewConsumer(ctx context.Context, cfg ConsumerConfig, handlers ...H
 	return &Consumer{cfg: cfg, cons: cons, pub: b.pub, handlers: byType}, nil
 }
 
-func typeNames(m map[string]Handler) []string {
-	names := make([]string, 0, len(m))
-	for t := range m {
-		names = append(names, t)
-	}
-	return names
-}
+func typeNames(m map[string]Handler) []string { return slices.Sorted(maps.Keys(m)) }
 
 // Name is the durable consumer name.
 func (c *Consumer) Name() string { return c.cfg.Durable }
@@ -248,7 +244,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 
 	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
 	stopKeepAlive := c.keepAlive(hctx, msg)
-	err := h.handle(hctx, m, msg.Data())
+	err := safeHandle(hctx, h, m, msg.Data())
 	stopKeepAlive()
 	cancel()
 
@@ -279,6 +275,17 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 		// known at once and should be retried after our own delay.
 		_ = msg.NakWithDelay(c.backoff(m.Attempt))
 	}
+}
+
+// safeHandle turns a handler panic into an error, so one bad message is retried and
+// then dead-lettered instead of taking the whole service down with it.
+func safeHandle(ctx context.Context, h Handler, m Message, data []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrHandlerPanic, r)
+		}
+	}()
+	return h.handle(ctx, m, data)
 }
 
 // settleContext survives the cancellation of ctx (shutdown) but not forever: past

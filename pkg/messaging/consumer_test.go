@@ -405,3 +405,13 @@ func TestHungHandlerDeadLettersAfterMaxDeliver(t *testing.T) {
 	}
 	eventually(t, "settled", func() bool { return streamMsgs(t, e.js, messaging.CommandStream) == 0 })
 }
+
+func TestHandlerPanicIsRetriedThenDeadLettered(t *testing.T) {
+	dead, calls := dlqCase(t, func(int) error { panic("nil map") }, sendBad)
+	if calls != 3 {
+		t.Errorf("handler ran %d times, want MaxDeliver = 3", calls)
+	}
+	if got := dead.Header.Get("ce-error"); !strings.Contains(got, "panicked: nil map") {
+		t.Errorf("ce-error = %q", got)
+	}
+}

@@ -12,6 +12,8 @@ var (
 	// ErrMaxDeliver is the dead-letter reason for a message that was delivered
 	// MaxDeliver times without a handler result, e.g. because it crashed the process.
 	ErrMaxDeliver = errors.New("messaging: delivered too often without a result")
+	// ErrHandlerPanic wraps a handler panic; it is treated like any handler error.
+	ErrHandlerPanic = errors.New("messaging: handler panicked")
 )
 
 // permanentError marks a handler error that a retry cannot fix.
