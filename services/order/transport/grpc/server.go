@@ -171,4 +171,3 @@ func (s *Server) ListSalesByProduct(ctx context.Context, req *orderv1.ListSalesB
 	}
 	return &orderv1.ListSalesByProductResponse{Sales: sales}, nil
 }
-

@@ -1,0 +1,87 @@
+// Command order runs the order service on its own, configured by flags or SHOP_*
+// environment variables (run with -h for the list). "order projections rebuild"
+// rebuilds the read models from the event store and exits.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/eventshop/eventshop/pkg/auth"
+	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/services/order"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "order:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	rebuild := len(args) >= 2 && args[0] == "projections" && args[1] == "rebuild"
+	if rebuild {
+		args = args[2:]
+	}
+	var (
+		cfg          order.Config
+		natsURL      string
+		oidcIssuer   string
+		oidcAudience string
+		logLevel     slog.Level
+	)
+	fs := flag.NewFlagSet("order", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	fs.StringVar(&natsURL, "nats-url", nats.DefaultURL, "NATS server with JetStream (event store, snapshots)")
+	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL whose tokens identify callers (required to serve)")
+	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
+	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: order [flags]\n       order projections rebuild [flags]\n\n")
+		config.Usage(fs)()
+	}
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	nc, err := nats.Connect(natsURL, nats.Name("order"))
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", natsURL, err)
+	}
+	defer nc.Drain()
+
+	if rebuild {
+		return order.RebuildProjections(ctx, cfg, order.Deps{Logger: logger, NATS: nc})
+	}
+
+	if oidcIssuer == "" {
+		return errors.New("-oidc-issuer (SHOP_OIDC_ISSUER) is required: every order RPC needs a verified caller")
+	}
+	v, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: oidcIssuer, Audience: oidcAudience})
+	if err != nil {
+		return err
+	}
+	svc, err := order.New(cfg, order.Deps{Logger: logger, Verifier: v, NATS: nc})
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}

@@ -1,0 +1,307 @@
+// Package order is the order service: event-sourced order commands (place, cancel),
+// time-travel queries over the event store, and read-model queries over its projections,
+// served over gRPC. cmd/order and cmd/shopd build it with New and start it with Run.
+package order
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	"github.com/eventshop/eventshop/pkg/auth"
+	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/grpcserver"
+	"github.com/eventshop/eventshop/pkg/resilience"
+	"github.com/eventshop/eventshop/pkg/sqldb"
+	"github.com/eventshop/eventshop/services/order/adapters"
+	"github.com/eventshop/eventshop/services/order/app"
+	"github.com/eventshop/eventshop/services/order/projection"
+	grpctransport "github.com/eventshop/eventshop/services/order/transport/grpc"
+)
+
+// Defaults of Config.
+const (
+	DefaultGRPCAddr          = "127.0.0.1:9403"
+	DefaultCatalogAddr       = "127.0.0.1:9401"
+	DefaultFlatShippingMinor = 499
+	DefaultSnapshotEvery     = 50
+
+	// StartTimeout bounds the I/O New does: opening the snapshot bucket and the
+	// read-model database.
+	StartTimeout = 30 * time.Second
+)
+
+// Config configures the order service.
+type Config struct {
+	// GRPCAddr is the listen address; ":0" picks a free port (see Service.Addr).
+	GRPCAddr string
+	// CatalogAddr is the catalog service, which prices every order.
+	CatalogAddr string
+	// ShippingAddr is the shipping service, asked for a quote per order. When empty,
+	// every order pays the flat FlatShippingMinor instead.
+	ShippingAddr string
+	// FlatShippingMinor is the shipping cost, in minor units of the order's currency,
+	// charged when ShippingAddr is empty.
+	FlatShippingMinor int64
+	// SnapshotEvery stores an aggregate snapshot each time an order's version
+	// crosses a multiple of it; 0 disables snapshots.
+	SnapshotEvery int
+	// ReadDSN is the read-model database (SQLite path or postgres:// URL). When
+	// empty, no projection runs and GetOrder, ListOrders and ListSalesByProduct
+	// answer Unavailable.
+	ReadDSN string
+	// DrainTimeout bounds the graceful stop; zero means grpcserver.DefaultDrainTimeout.
+	DrainTimeout time.Duration
+}
+
+// RegisterFlags defines the order service's flags on fs, with their defaults,
+// writing into c.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", DefaultGRPCAddr, "gRPC listen address")
+	fs.StringVar(&c.CatalogAddr, "catalog-addr", DefaultCatalogAddr, "catalog service gRPC address (prices)")
+	fs.StringVar(&c.ShippingAddr, "shipping-addr", "", "shipping service gRPC address (quotes); empty charges -flat-shipping-minor")
+	fs.Int64Var(&c.FlatShippingMinor, "flat-shipping-minor", DefaultFlatShippingMinor, "flat shipping cost in minor units, used when -shipping-addr is empty")
+	fs.IntVar(&c.SnapshotEvery, "snapshot-every", DefaultSnapshotEvery, "store an order snapshot every N events (0 disables)")
+	fs.StringVar(&c.ReadDSN, "read-dsn", "", "read-model database: SQLite path or postgres:// URL (empty: no read model)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", grpcserver.DefaultDrainTimeout, "how long in-flight RPCs may finish at shutdown")
+}
+
+// Validate returns an error describing each invalid field.
+func (c Config) Validate() error {
+	var errs []error
+	if c.GRPCAddr == "" {
+		errs = append(errs, errors.New("grpc-addr is empty"))
+	}
+	if c.CatalogAddr == "" {
+		errs = append(errs, errors.New("catalog-addr is empty"))
+	}
+	if c.ShippingAddr == "" && c.FlatShippingMinor < 0 {
+		errs = append(errs, fmt.Errorf("flat-shipping-minor %d is negative", c.FlatShippingMinor))
+	}
+	if c.SnapshotEvery < 0 {
+		errs = append(errs, fmt.Errorf("snapshot-every %d is negative", c.SnapshotEvery))
+	}
+	if c.DrainTimeout < 0 {
+		errs = append(errs, fmt.Errorf("drain-timeout %v is negative", c.DrainTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are the order service's collaborators.
+type Deps struct {
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Verifier authenticates every RPC; every order RPC needs a caller. Nil leaves
+	// the server unauthenticated, so every RPC answers Unauthenticated.
+	Verifier *auth.Verifier
+	// NATS backs the JetStream event store and the snapshot bucket. Required unless
+	// Store is set.
+	NATS *nats.Conn
+	// Store overrides the JetStream event store (tests). Snapshots still need NATS.
+	Store eventstore.Store
+	// OrderPlaced, when set, is told about every placed order (e.g. to start its
+	// saga); it must be idempotent by order id.
+	OrderPlaced app.OrderPlacedHook
+}
+
+// Service is an order service ready to serve: its listener is open from New on.
+type Service struct {
+	logger *slog.Logger
+	server *grpcserver.Server
+	lis    net.Listener
+	conns  []*grpc.ClientConn
+	db     *sqldb.DB
+
+	runOnce sync.Once
+}
+
+// New wires the service and listens on cfg.GRPCAddr. It returns an error for an
+// invalid cfg, missing NATS and Store, a snapshot bucket or read-model database it
+// cannot open or migrate, a malformed client address, or an address it cannot
+// listen on. Start-up I/O (bucket, database) is bounded by StartTimeout.
+func New(cfg Config, deps Deps) (_ *Service, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("order: config: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	defer cancel()
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	logger = logger.With("service", "order")
+	s := &Service{logger: logger}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+
+	var js jetstream.JetStream
+	if deps.NATS != nil {
+		if js, err = jetstream.New(deps.NATS); err != nil {
+			return nil, fmt.Errorf("order: jetstream: %w", err)
+		}
+	}
+	store := deps.Store
+	if store == nil {
+		if js == nil {
+			return nil, errors.New("order: deps: NATS or Store is required")
+		}
+		store = eventstore.NewJetStream(js)
+	}
+	repoOpts := []app.RepositoryOption{app.WithLogger(logger)}
+	if cfg.SnapshotEvery > 0 && js != nil {
+		snaps, err := adapters.NewKVSnapshots(ctx, js, adapters.SnapshotBucket)
+		if err != nil {
+			return nil, fmt.Errorf("order: %w", err)
+		}
+		repoOpts = append(repoOpts, app.WithSnapshots(snaps, cfg.SnapshotEvery))
+	}
+	repo := app.NewRepository(store, repoOpts...)
+
+	catalogConn, err := s.dial(cfg.CatalogAddr, "catalog")
+	if err != nil {
+		return nil, err
+	}
+	var quoter app.ShippingQuoter = app.FlatRate{Units: cfg.FlatShippingMinor}
+	if cfg.ShippingAddr != "" {
+		shippingConn, err := s.dial(cfg.ShippingAddr, "shipping")
+		if err != nil {
+			return nil, err
+		}
+		quoter = adapters.NewShipping(shippingConn)
+	}
+
+	var reads grpctransport.ReadModel
+	if cfg.ReadDSN != "" {
+		if s.db, err = sqldb.Open(ctx, cfg.ReadDSN); err != nil {
+			return nil, fmt.Errorf("order: read model: %w", err)
+		}
+		if err := projection.Migrate(ctx, s.db); err != nil {
+			return nil, fmt.Errorf("order: read model: %w", err)
+		}
+		reads = readModel{projection.NewQueries(s.db)}
+	}
+
+	s.server = grpcserver.New(
+		grpcserver.WithLogger(logger),
+		grpcserver.WithDrainTimeout(cfg.DrainTimeout),
+		grpcserver.WithVerifier(deps.Verifier, auth.WithLogger(logger)),
+	)
+	orderv1.RegisterOrderServiceServer(s.server.GRPC(), grpctransport.NewServer(
+		app.NewPlaceOrder(repo, adapters.NewCatalog(catalogConn), quoter, deps.OrderPlaced),
+		app.NewCancelOrder(repo),
+		app.NewQueries(repo),
+		reads,
+		logger,
+	))
+
+	if s.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("order: listen: %w", err)
+	}
+	return s, nil
+}
+
+// dial opens a resilient client connection that forwards the caller's token.
+func (s *Service) dial(addr, name string) (*grpc.ClientConn, error) {
+	cc, err := resilience.Dial(addr,
+		resilience.WithName(name),
+		resilience.WithLogger(s.logger),
+		resilience.WithDialOptions(grpc.WithPerRPCCredentials(auth.ForwardCredentials())),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("order: %s client: %w", name, err)
+	}
+	s.conns = append(s.conns, cc)
+	return cc, nil
+}
+
+// Addr returns the address the service listens on.
+func (s *Service) Addr() net.Addr { return s.lis.Addr() }
+
+// Run serves until ctx is done, then drains in-flight RPCs (bounded by the drain
+// timeout), closes its clients and database, and returns nil. It returns the
+// server's error if serving fails, and an error if called more than once.
+func (s *Service) Run(ctx context.Context) error {
+	err := errors.New("order: Run called twice")
+	s.runOnce.Do(func() {
+		defer s.close()
+		s.server.Health().SetServingStatus(orderv1.OrderService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+		s.logger.InfoContext(ctx, "order serving", "addr", s.Addr().String())
+		err = s.server.Serve(ctx, s.lis)
+		s.logger.InfoContext(ctx, "order stopped")
+	})
+	return err
+}
+
+func (s *Service) close() {
+	for _, cc := range s.conns {
+		_ = cc.Close()
+	}
+	s.conns = nil
+	if s.db != nil {
+		_ = s.db.Close()
+		s.db = nil
+	}
+	if s.lis != nil {
+		_ = s.lis.Close()
+	}
+}
+
+// readModel translates the projection's errors into the ones the transport maps.
+type readModel struct{ q *projection.Queries }
+
+var _ grpctransport.ReadModel = readModel{}
+
+func (r readModel) GetOrder(ctx context.Context, id string) (*orderv1.Order, error) {
+	o, err := r.q.GetOrder(ctx, id)
+	return o, readErr(err)
+}
+
+func (r readModel) ListOrdersByUser(ctx context.Context, userID string, status orderv1.OrderStatus, pageSize int, pageToken string) ([]*orderv1.Order, string, error) {
+	orders, next, err := r.q.ListOrdersByUser(ctx, userID, status, pageSize, pageToken)
+	return orders, next, readErr(err)
+}
+
+func (r readModel) SalesByProduct(ctx context.Context, limit int) ([]*orderv1.ProductSales, error) {
+	sales, err := r.q.SalesByProduct(ctx, limit)
+	return sales, readErr(err)
+}
+
+func readErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, projection.ErrNotFound):
+		return fmt.Errorf("%w: %w", app.ErrNotFound, err)
+	case errors.Is(err, projection.ErrInvalidPageToken):
+		return fmt.Errorf("%w: %w", app.ErrInvalidPageToken, err)
+	}
+	return err
+}
+
+// ErrRebuildUnavailable is returned by RebuildProjections while this build has no
+// projection rebuild.
+var ErrRebuildUnavailable = errors.New("order: projection rebuild is not available in this build")
+
+// RebuildProjections rebuilds the read models in cfg.ReadDSN from the event store
+// and returns. It returns an error when cfg.ReadDSN is empty, and
+// ErrRebuildUnavailable until the projection package provides the rebuild.
+func RebuildProjections(ctx context.Context, cfg Config, deps Deps) error {
+	if cfg.ReadDSN == "" {
+		return errors.New("order: projections rebuild: -read-dsn (SHOP_READ_DSN) is empty")
+	}
+	return ErrRebuildUnavailable
+}
