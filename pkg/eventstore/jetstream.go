@@ -33,9 +33,10 @@ const (
 	hdrCount   = "Eventstore-Count"
 
 	// DefaultDuplicateWindow is how long JetStream remembers commit ids. A retry of
-	// the same append later than this is treated as a new append: with an exact
-	// expected version it then fails with ErrWrongExpectedVersion (the version moved
-	// on), with Any it would be stored twice.
+	// an Any append later than this is treated as a new append and stored again. A
+	// retry with an exact expected version is recognised at any time: the store
+	// compares it with the commit right after that version; were it not the same
+	// commit, optimistic concurrency would reject it because the version moved on.
 	DefaultDuplicateWindow = 10 * time.Minute
 
 	// DefaultStreamPrefix prefixes the JetStream stream name of each category.
@@ -239,9 +240,10 @@ func isWrongLastSequence(err error) bool {
 			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
-// Append implements Store.Append; it returns the errors documented there, plus
-// wrapped JetStream errors. Idempotence lasts for the stream's duplicate window (see
-// WithDuplicateWindow).
+// Append implements Store.Append; it returns the errors documented there (a commit
+// over the server's max payload is ErrInvalidEvent), plus wrapped JetStream errors.
+// Retries with an exact expected version are recognised at any time, retries with Any
+// within the stream's duplicate window (see WithDuplicateWindow).
 func (s *JetStream) Append(ctx context.Context, stream string, expected Version, events ...Event) (Version, error) {
 	category, id, err := ParseStream(stream)
 	if err != nil {
@@ -257,14 +259,15 @@ func (s *JetStream) Append(ctx context.Context, stream string, expected Version,
 	}
 	subject := subjectOf(category, id)
 	body := encodeCommit(evs)
-	h, fresh := s.cachedHead(stream)
+	// fresh tells whether h comes from the server (authoritative) or from the hint.
+	h, cached := s.cachedHead(stream)
+	fresh := !cached
 	var last *jetstream.RawStreamMsg
-	if !fresh {
+	if fresh {
 		if h, last, err = s.loadHead(ctx, st, stream, subject); err != nil {
 			return 0, err
 		}
 	}
-	fresh = !fresh
 	for attempt := 1; ; attempt++ {
 		if expected != Any && expected != h.version {
 			if !fresh {
