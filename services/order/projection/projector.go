@@ -301,10 +301,7 @@ func (p *Projector) apply(ctx context.Context, tx *sql.Tx, e eventstore.Event) e
 	if err != nil {
 		return err
 	}
-	ev, err := domain.NewEvent(e.Type)
-	if err == nil {
-		err = proto.Unmarshal(e.Data, ev)
-	}
+	ev, err := decode(e)
 	if err != nil {
 		// A type this version does not know (written by a newer one) or a payload
 		// it cannot read: the order's version still moves on, or every later
@@ -448,4 +445,17 @@ func (p *Projector) logUnknown(ctx context.Context, e eventstore.Event, err erro
 		p.log.WarnContext(ctx, "projection skips events it cannot read", "projection", p.name,
 			"type", e.Type, "stream", e.Stream, "version", uint64(e.Version), "err", err)
 	}
+}
+
+// decode returns the domain event stored in e; it returns domain.ErrInvalidEvent for
+// a type that is not an order event and the protobuf error for a malformed payload.
+func decode(e eventstore.Event) (domain.Event, error) {
+	ev, err := domain.NewEvent(e.Type)
+	if err != nil {
+		return nil, err
+	}
+	if err := proto.Unmarshal(e.Data, ev); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", e.Type, err)
+	}
+	return ev, nil
 }
