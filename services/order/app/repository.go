@@ -129,28 +129,43 @@ func (r *Repository) load(ctx context.Context, id string, useSnapshot bool) (*do
 			o = snap
 		}
 	}
-	from := eventstore.Version(o.Version() + 1)
-	stored, err := r.store.ReadStream(ctx, StreamName(id), from)
-	if errors.Is(err, eventstore.ErrStreamNotFound) {
+	found, err := r.replay(ctx, id, o.Version(), o.Apply)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
 		// No events means no order, whatever a snapshot claims.
 		return &domain.Order{}, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("load order %q: %w", id, err)
+	return o, nil
+}
+
+// replay decodes the events of order id after version after and passes them to
+// apply in order, checking that versions follow each other. found is false when the
+// stream has no events at all.
+func (r *Repository) replay(ctx context.Context, id string, after int64, apply func(domain.Event) error) (found bool, err error) {
+	stored, err := r.store.ReadStream(ctx, StreamName(id), eventstore.Version(after+1))
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return false, nil
 	}
+	if err != nil {
+		return false, fmt.Errorf("load order %q: %w", id, err)
+	}
+	next := after + 1
 	for _, se := range stored {
-		if int64(se.Version) != o.Version()+1 {
-			return nil, fmt.Errorf("load order %q: event version %d after %d: %w", id, se.Version, o.Version(), domain.ErrInvalidEvent)
+		if int64(se.Version) != next {
+			return false, fmt.Errorf("load order %q: event version %d, want %d: %w", id, se.Version, next, domain.ErrInvalidEvent)
 		}
 		e, err := r.codec.Decode(se)
 		if err != nil {
-			return nil, fmt.Errorf("load order %q: %w", id, err)
+			return false, fmt.Errorf("load order %q: %w", id, err)
 		}
-		if err := o.Apply(e); err != nil {
-			return nil, fmt.Errorf("load order %q: event %d: %w", id, se.Version, err)
+		if err := apply(e); err != nil {
+			return false, fmt.Errorf("load order %q: event %d: %w", id, se.Version, err)
 		}
+		next++
 	}
-	return o, nil
+	return true, nil
 }
 
 // snapshot returns the stored snapshot of id, or nil when there is none or it
