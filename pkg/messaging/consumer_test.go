@@ -299,13 +299,13 @@ func TestLongHandlerIsKeptAlive(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	cfg := fastConfig("payment-commands", "cmd.payment.>")
-	cfg.AckWait = 300 * time.Millisecond
+	cfg.AckWait = 600 * time.Millisecond
 	var calls atomic.Int32
 	done := make(chan struct{}, 10)
 	c, err := e.bus.NewConsumer(ctx, cfg,
 		messaging.Handle(func(ctx context.Context, m messaging.Message, _ *paymentv1.AuthorizePayment) error {
 			calls.Add(1)
-			time.Sleep(4 * cfg.AckWait) // the work itself, several times AckWait
+			time.Sleep(3 * cfg.AckWait) // the work itself, several times AckWait
 			done <- struct{}{}
 			return nil
 		}))
