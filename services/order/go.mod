@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/eventshop/eventshop/gen/go v0.0.0
 	github.com/eventshop/eventshop/pkg v0.0.0
+	github.com/eventshop/eventshop/services/catalog v0.0.0
 )
 
 require (
@@ -31,3 +32,5 @@ require (
 replace github.com/eventshop/eventshop/gen/go => ../../gen/go
 
 replace github.com/eventshop/eventshop/pkg => ../../pkg
+
+replace github.com/eventshop/eventshop/services/catalog => ../catalog
