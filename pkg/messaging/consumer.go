@@ -94,8 +94,9 @@ func streamFor(subjects []string) string {
 	return stream
 }
 
-// Validate returns every problem of the (defaulted) config joined into one error.
+// Validate returns every problem of the config, after defaults, joined into one error.
 func (c ConsumerConfig) Validate() error {
+	c = c.withDefaults()
 	var errs []error
 	if c.Durable == "" || strings.ContainsAny(c.Durable, ".*> \t") {
 		errs = append(errs, fmt.Errorf("durable name %q must be non-empty without . * > or spaces", c.Durable))
@@ -230,6 +231,13 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 		settleCtx, cancel := c.settleContext(ctx)
 		defer cancel()
 		c.deadLetter(settleCtx, msg, m, ErrMaxDeliver)
+		span.SetStatus(codes.Error, "dead-lettered")
+		return
+	}
+	if m.ID == "" || m.Header.Get(HeaderSpecVersion) != SpecVersion {
+		settleCtx, cancel := c.settleContext(ctx)
+		defer cancel()
+		c.deadLetter(settleCtx, msg, m, fmt.Errorf("%w: ce-id %q, ce-specversion %q", ErrNotCloudEvent, m.ID, m.Header.Get(HeaderSpecVersion)))
 		span.SetStatus(codes.Error, "dead-lettered")
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
@@ -412,6 +413,22 @@ func TestHandlerPanicIsRetriedThenDeadLettered(t *testing.T) {
 		t.Errorf("handler ran %d times, want MaxDeliver = 3", calls)
 	}
 	if got := dead.Header.Get("ce-error"); !strings.Contains(got, "panicked: nil map") {
+		t.Errorf("ce-error = %q", got)
+	}
+}
+
+func TestNonCloudEventDeadLetters(t *testing.T) {
+	dead, calls := dlqCase(t, func(int) error { return nil }, func(e *env) string {
+		data, _ := proto.Marshal(authorize())
+		if _, err := e.js.PublishMsg(context.Background(), &nats.Msg{Subject: "cmd.payment.authorize", Data: data}); err != nil {
+			panic(err)
+		}
+		return ""
+	})
+	if calls != 0 {
+		t.Errorf("handler ran %d times, want 0", calls)
+	}
+	if got := dead.Header.Get("ce-error"); !strings.Contains(got, "not a CloudEvents") {
 		t.Errorf("ce-error = %q", got)
 	}
 }

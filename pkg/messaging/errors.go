@@ -9,6 +9,9 @@ var (
 	// ErrUnknownType is the dead-letter reason for a message whose ce-type no handler
 	// of the consumer accepts.
 	ErrUnknownType = errors.New("messaging: unknown ce-type")
+	// ErrNotCloudEvent is the dead-letter reason for a message without ce-id or with a
+	// ce-specversion other than SpecVersion: nothing can deduplicate or trace it.
+	ErrNotCloudEvent = errors.New("messaging: not a CloudEvents 1.0 message")
 	// ErrMaxDeliver is the dead-letter reason for a message that was delivered
 	// MaxDeliver times without a handler result, e.g. because it crashed the process.
 	ErrMaxDeliver = errors.New("messaging: delivered too often without a result")

@@ -21,6 +21,9 @@ const (
 
 // StreamsConfig sizes the three streams. Zero values take the defaults.
 type StreamsConfig struct {
+	// CommandMaxAge drops commands nobody consumed (a service that was never deployed);
+	// the sender's timeout handles the silence. Default 7 days.
+	CommandMaxAge time.Duration
 	// EventMaxAge is how long events stay replayable. Default 7 days.
 	EventMaxAge time.Duration
 	// DLQMaxAge is how long dead letters wait for someone to look. Default 14 days.
@@ -36,6 +39,9 @@ type StreamsConfig struct {
 }
 
 func (c StreamsConfig) withDefaults() StreamsConfig {
+	if c.CommandMaxAge <= 0 {
+		c.CommandMaxAge = 7 * 24 * time.Hour
+	}
 	if c.EventMaxAge <= 0 {
 		c.EventMaxAge = 7 * 24 * time.Hour
 	}
@@ -63,6 +69,7 @@ func DeclareStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConf
 			Description: "commands, each consumed once by the service that owns its subject",
 			Subjects:    []string{CommandPrefix + ">"},
 			Retention:   jetstream.WorkQueuePolicy,
+			MaxAge:      cfg.CommandMaxAge,
 		},
 		{
 			Name:        EventStream,
