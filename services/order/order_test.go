@@ -2,6 +2,7 @@ package order_test
 
 import (
 	"context"
+	"net"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -38,7 +39,7 @@ type env struct {
 	tokens  map[string]string
 }
 
-func start(t *testing.T) *env {
+func start(t *testing.T, tweaks ...func(*order.Config)) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -73,13 +74,17 @@ func start(t *testing.T) *env {
 	}
 	wg.Go(func() { _ = cat.Run(ctx) })
 
-	svc, err := order.New(order.Config{
+	cfg := order.Config{
 		GRPCAddr:          "127.0.0.1:0",
 		CatalogAddr:       cat.Addr().String(),
 		FlatShippingMinor: 499,
 		SnapshotEvery:     3,
 		ReadDSN:           filepath.Join(t.TempDir(), "orders.db"),
-	}, order.Deps{Verifier: verifier, NATS: nc, Store: store})
+	}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
+	svc, err := order.New(cfg, order.Deps{Verifier: verifier, NATS: nc, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,3 +397,21 @@ func TestCallerIdentityAndRoles(t *testing.T) {
 	wantCode(t, err, codes.InvalidArgument)
 }
 
+func TestPlaceOrderWithCatalogDownIsUnavailable(t *testing.T) {
+	// A port that was just free and is closed again: nothing answers there.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := lis.Addr().String()
+	lis.Close()
+	e := start(t, func(c *order.Config) { c.CatalogAddr = down })
+
+	_, err = e.orders.PlaceOrder(e.as(t, "alice"), placeRequest("down-key-1", item("french-press", 1)))
+	wantCode(t, err, codes.Unavailable)
+	for _, c := range []string{app.Category, app.KeyCategory} {
+		if evs := e.categoryEvents(t, c); len(evs) != 0 {
+			t.Errorf("%d events in %s after the catalog failed", len(evs), c)
+		}
+	}
+}
