@@ -1,0 +1,66 @@
+package saga
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+)
+
+const instrumentation = "github.com/eventshop/eventshop/pkg/saga"
+
+// metrics are counted by the instance whose append recorded the transition, so
+// several instances never count one saga twice. Stuck sagas are the exception: each
+// instance that tracks a stuck saga reports it.
+type metrics struct {
+	attrs         metric.MeasurementOption
+	started       metric.Int64Counter
+	completed     metric.Int64Counter
+	cancelled     metric.Int64Counter
+	duration      metric.Float64Histogram
+	compensations metric.Int64Counter
+	retries       metric.Int64Counter
+	stuck         metric.Int64UpDownCounter
+	ignored       metric.Int64Counter
+}
+
+func newMetrics(mp metric.MeterProvider, definition string) *metrics {
+	var m metric.Meter
+	if mp != nil {
+		m = mp.Meter(instrumentation)
+	} else {
+		m = otel.Meter(instrumentation)
+	}
+	// Instrument creation only fails for invalid names; ours are constants, and a
+	// failed instrument is a no-op one, so the errors are deliberately dropped.
+	ms := &metrics{attrs: metric.WithAttributes(attribute.String("saga.definition", definition))}
+	ms.started, _ = m.Int64Counter("saga.started", metric.WithDescription("Sagas started."))
+	ms.completed, _ = m.Int64Counter("saga.completed", metric.WithDescription("Sagas ended COMPLETED."))
+	ms.cancelled, _ = m.Int64Counter("saga.cancelled", metric.WithDescription("Sagas ended CANCELLED."))
+	ms.duration, _ = m.Float64Histogram("saga.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time from start to end of a saga."))
+	ms.compensations, _ = m.Int64Counter("saga.compensations",
+		metric.WithDescription("Compensations started, by step (retries not counted)."))
+	ms.retries, _ = m.Int64Counter("saga.retries",
+		metric.WithDescription("Attempts after the first, of steps and compensations, by step."))
+	ms.stuck, _ = m.Int64UpDownCounter("saga.stuck",
+		metric.WithDescription("Unfinished sagas past their stuck deadline tracked by this instance."))
+	ms.ignored, _ = m.Int64Counter("saga.replies.ignored",
+		metric.WithDescription("Replies ignored: duplicate, late, or for an unknown or ended saga."))
+	return ms
+}
+
+func (m *metrics) step(ctx context.Context, c metric.Int64Counter, step string) {
+	c.Add(ctx, 1, m.attrs, metric.WithAttributes(attribute.String("saga.step", step)))
+}
+
+func (m *metrics) ended(ctx context.Context, s Status, d time.Duration) {
+	if s == Completed {
+		m.completed.Add(ctx, 1, m.attrs)
+	} else {
+		m.cancelled.Add(ctx, 1, m.attrs)
+	}
+	m.duration.Record(ctx, d.Seconds(), m.attrs, metric.WithAttributes(attribute.String("saga.status", s.String())))
+}

@@ -1,0 +1,924 @@
+package saga
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/metric"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	sagav1 "github.com/eventshop/eventshop/gen/go/eventshop/saga/v1"
+	"github.com/eventshop/eventshop/pkg/eventstore"
+)
+
+// Category is the event-store category of saga streams: saga "<id>" is stream
+// "saga-<id>". Every definition shares it; SagaStarted says which one a saga runs.
+const Category = "saga"
+
+// StreamName returns the stream of saga id.
+func StreamName(id string) string { return Category + "-" + id }
+
+var (
+	// ErrAlreadyStarted is returned by Start when a saga with that id exists.
+	ErrAlreadyStarted = errors.New("saga: already started")
+	// ErrNotFound is returned by Get when no saga of the definition has that id.
+	ErrNotFound = errors.New("saga: not found")
+	// ErrInvalidID is returned by Start for an id that cannot name a stream (empty,
+	// or containing whitespace, '.', '*' or '>').
+	ErrInvalidID = errors.New("saga: invalid id")
+	// ErrDefinitionMismatch is returned when a saga's log names steps other than
+	// the definition's (the definition changed under sagas in flight).
+	ErrDefinitionMismatch = errors.New("saga: log does not match definition")
+)
+
+// errUnknown marks a saga that does not exist or belongs to another definition.
+var errUnknown = errors.New("saga: unknown saga")
+
+// Option configures an Orchestrator.
+type Option func(*options)
+
+type options struct {
+	clock       Clock
+	logger      *slog.Logger
+	meters      metric.MeterProvider
+	resendAfter time.Duration
+}
+
+// WithClock sets the clock (default SystemClock); tests pass sagatest.Clock.
+func WithClock(c Clock) Option { return func(o *options) { o.clock = c } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMeterProvider sets where metrics go (default the global otel.Meter).
+func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.meters = mp } }
+
+// WithResendInterval sets how soon Run retries a Send that failed (default 1s).
+func WithResendInterval(d time.Duration) Option { return func(o *options) { o.resendAfter = d } }
+
+// Orchestrator drives the sagas of one Definition. It is safe for concurrent use,
+// and several instances (in one process or many) may drive the same sagas: every
+// transition is an append with the expected version of the saga's stream, so of two
+// instances deciding on the same saga one wins and the other reloads and decides
+// again, and a command is sent only by the instance whose append recorded it.
+//
+// Drive it with Run, which resumes unfinished sagas, follows the saga category and
+// fires timeouts; or, in tests, with Resume, HandleReply and Tick directly.
+type Orchestrator[T proto.Message] struct {
+	def       Definition[T]
+	names     []string
+	store     eventstore.Store
+	transport Transport
+	clock     Clock
+	log       *slog.Logger
+	metrics   *metrics
+	resend    time.Duration
+	wake      chan struct{}
+
+	mu      sync.Mutex
+	sagas   map[string]*entry // unfinished sagas this instance tracks
+	foreign map[string]bool   // sagas of other definitions
+}
+
+// entry is one tracked saga; mu serialises everything this instance does to it.
+type entry struct {
+	mu     sync.Mutex
+	st     *state // nil: reload from the store before use
+	unsent bool   // the command in progress may not have been sent
+	stuck  bool   // reported stuck by this instance
+	gone   bool   // no longer tracked
+}
+
+// batch collects the events of one transition, applied to a scratch state as they
+// are emitted so that later decisions of the same transition see them.
+type batch struct {
+	st  *state
+	now time.Time
+	evs []proto.Message
+	cmd *Command
+	err error
+}
+
+// New returns an orchestrator for def, storing saga logs in store and sending
+// commands with tr. It returns ErrInvalidDefinition (wrapped) for a definition that
+// cannot run, and panics if store or tr is nil: that is a wiring mistake.
+func New[T proto.Message](def Definition[T], store eventstore.Store, tr Transport, opts ...Option) (*Orchestrator[T], error) {
+	if store == nil || tr == nil {
+		panic("saga: New needs a store and a transport")
+	}
+	if err := def.Validate(); err != nil {
+		return nil, err
+	}
+	cfg := options{clock: SystemClock{}, logger: slog.Default(), resendAfter: time.Second}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	def = def.withDefaults()
+	names := make([]string, len(def.Steps))
+	for i, s := range def.Steps {
+		names[i] = s.Name
+	}
+	return &Orchestrator[T]{
+		def: def, names: names, store: store, transport: tr,
+		clock: cfg.clock, log: cfg.logger.With("saga_definition", def.Name),
+		metrics: newMetrics(cfg.meters, def.Name), resend: cfg.resendAfter,
+		wake:  make(chan struct{}, 1),
+		sagas: map[string]*entry{}, foreign: map[string]bool{},
+	}, nil
+}
+
+// Start begins saga id over data: it records SagaStarted and the first step, then
+// sends the first command. It returns ErrInvalidID for an unusable id,
+// ErrAlreadyStarted if the saga exists (so a repeated Start is recognisable), the
+// first step's Do error, or the store's error. A failed Send is not an error: the
+// command is recorded and Run sends it again.
+func (o *Orchestrator[T]) Start(ctx context.Context, id string, data T) error {
+	if _, _, err := eventstore.ParseStream(StreamName(id)); err != nil {
+		return fmt.Errorf("%w %q: %w", ErrInvalidID, id, err)
+	}
+	raw, err := proto.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("saga: start %s: marshal data: %w", id, err)
+	}
+	if _, err := o.def.Steps[0].Do(data); err != nil {
+		return fmt.Errorf("saga: start %s: step %s: %w", id, o.names[0], err)
+	}
+	now := o.clock.Now()
+	b := &batch{st: newState(id, len(o.names)), now: now}
+	o.emit(b, &sagav1.SagaStarted{
+		SagaId: id, Definition: o.def.Name, Data: raw,
+		StuckTime: timestamppb.New(now.Add(o.def.StuckAfter)),
+	})
+	o.startStep(b, 0, 1)
+
+	e := o.track(id)
+	defer e.mu.Unlock()
+	if err := o.commit(ctx, e, b, eventstore.NoStream); err != nil {
+		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+			return fmt.Errorf("%w: %s", ErrAlreadyStarted, id)
+		}
+		o.untrack(id, e)
+		return fmt.Errorf("saga: start %s: %w", id, err)
+	}
+	o.notify()
+	return nil
+}
+
+// HandleReply moves the saga r answers. A reply is ignored (nil is returned) when
+// its saga is unknown, of another definition or ended, when it answers no step or
+// compensation in progress (a duplicate, or a late reply to a finished one), or when
+// its type means nothing to the step in progress. It returns the store's error when
+// the saga could not be read or the transition not recorded; delivering the reply
+// again is then safe.
+func (o *Orchestrator[T]) HandleReply(ctx context.Context, r Reply) error {
+	if r.SagaID == "" || r.Msg == nil || o.isForeign(r.SagaID) {
+		o.metrics.ignored.Add(ctx, 1, o.metrics.attrs)
+		return nil
+	}
+	changed, err := o.drive(ctx, r.SagaID, nil, func(b *batch) { o.decideReply(b, r) })
+	if errors.Is(err, errUnknown) {
+		err = nil
+	}
+	if !changed && err == nil {
+		o.metrics.ignored.Add(ctx, 1, o.metrics.attrs)
+	}
+	if err != nil {
+		return fmt.Errorf("saga: reply %s to %s: %w", r.ID, r.SagaID, err)
+	}
+	return nil
+}
+
+// Tick does what is due at the clock's now for every saga this instance tracks:
+// time out attempts, start retries after their backoff, resend commands whose Send
+// failed, and report sagas that became stuck. Run calls it; tests call it after
+// advancing a fake clock. It returns the joined errors of the sagas it could not
+// move; they are tried again on the next Tick.
+func (o *Orchestrator[T]) Tick(ctx context.Context) error {
+	var errs []error
+	for _, id := range o.tracked() {
+		_, err := o.drive(ctx, id, func(e *entry) { o.chores(ctx, e) }, o.decideTimer)
+		if err != nil && !errors.Is(err, errUnknown) {
+			errs = append(errs, fmt.Errorf("saga %s: %w", id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Resume finds the unfinished sagas of the definition in the store, tracks them and
+// sends again the command each one is waiting on (same id, so a command that did go
+// out before a crash is deduplicated). It reads the whole saga category once: the
+// cost grows with every saga ever run (see README.md for how to bound it). It
+// returns the joined errors of reading the category and of the sagas it could not load.
+func (o *Orchestrator[T]) Resume(ctx context.Context) error {
+	_, err := o.resume(ctx)
+	return err
+}
+
+func (o *Orchestrator[T]) resume(ctx context.Context) (eventstore.Position, error) {
+	open := map[string]bool{}
+	pos := eventstore.Start
+	for {
+		evs, err := o.store.ReadCategory(ctx, Category, pos, 1000)
+		if err != nil {
+			return pos, fmt.Errorf("saga: resume: %w", err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, ev := range evs {
+			pos = ev.Position
+			_, id, err := eventstore.ParseStream(ev.Stream)
+			if err != nil {
+				continue
+			}
+			open[id] = !terminal(ev.Type)
+		}
+	}
+	var errs []error
+	resumed := 0
+	for _, id := range slices.Sorted(mapKeys(open)) {
+		if !open[id] || o.isForeign(id) {
+			continue
+		}
+		_, err := o.drive(ctx, id, func(e *entry) {
+			if e.st.waiting {
+				resumed++
+				o.send(ctx, e)
+			}
+		}, nil)
+		if err != nil && !errors.Is(err, errUnknown) {
+			errs = append(errs, fmt.Errorf("saga %s: %w", id, err))
+		}
+	}
+	if resumed > 0 {
+		o.log.InfoContext(ctx, "sagas resumed", "count", resumed)
+	}
+	o.notify()
+	return pos, errors.Join(errs...)
+}
+
+// Run resumes unfinished sagas, then follows the saga category (so sagas moved by
+// other instances are tracked too) and calls Tick whenever something is due, until
+// ctx ends; it then returns nil. It returns an error if resuming fails or the
+// category subscription ends.
+func (o *Orchestrator[T]) Run(ctx context.Context) error {
+	pos, err := o.resume(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	followed := make(chan error, 1)
+	go func() { followed <- o.store.SubscribeCategory(ctx, Category, pos, o.observe) }()
+	for {
+		wait := time.Minute
+		if next := o.nextWake(); !next.IsZero() {
+			wait = max(0, next.Sub(o.clock.Now()))
+		}
+		t := o.clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			<-followed
+			return nil
+		case err := <-followed:
+			t.Stop()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("saga: follow category: %w", err)
+		case <-o.wake:
+			t.Stop()
+		case <-t.C():
+		}
+		if err := o.Tick(ctx); err != nil && ctx.Err() == nil {
+			o.log.WarnContext(ctx, "saga tick failed", "error", err)
+		}
+	}
+}
+
+// Get returns saga id as its log says now. It returns ErrNotFound if there is no
+// saga of this definition with that id, ErrDefinitionMismatch for a log the
+// definition cannot read, or the store's error.
+func (o *Orchestrator[T]) Get(ctx context.Context, id string) (State, error) {
+	st, err := o.load(ctx, id)
+	if errors.Is(err, errUnknown) {
+		return State{}, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return State{}, err
+	}
+	return st.export(o.names, o.clock.Now()), nil
+}
+
+// Stuck lists the tracked sagas that passed their stuck deadline without ending,
+// oldest first. After Resume (or under Run) that is every such saga in the store.
+// It returns the joined errors of sagas it could not load, with the others.
+func (o *Orchestrator[T]) Stuck(ctx context.Context) ([]State, error) {
+	now := o.clock.Now()
+	var out []State
+	var errs []error
+	for _, id := range o.tracked() {
+		_, err := o.drive(ctx, id, func(e *entry) {
+			if !now.Before(e.st.stuckAt) {
+				out = append(out, e.st.export(o.names, now))
+			}
+		}, nil)
+		if err != nil && !errors.Is(err, errUnknown) {
+			errs = append(errs, err)
+		}
+	}
+	slices.SortFunc(out, func(a, b State) int { return a.StartedAt.Compare(b.StartedAt) })
+	return out, errors.Join(errs...)
+}
+
+// drive loads saga id if needed, runs pre on it, then runs decide on a scratch copy
+// and commits what it emitted; after an optimistic-concurrency conflict it reloads
+// and decides again. It reports whether anything was recorded. It returns errUnknown
+// for a saga that does not exist or is not of this definition.
+func (o *Orchestrator[T]) drive(ctx context.Context, id string, pre func(*entry), decide func(*batch)) (bool, error) {
+	e := o.track(id)
+	defer e.mu.Unlock()
+	for conflicts := 0; ; conflicts++ {
+		if e.st == nil {
+			st, err := o.load(ctx, id)
+			if err != nil {
+				if errors.Is(err, errUnknown) {
+					o.untrack(id, e)
+				}
+				return false, err
+			}
+			e.st = st
+		}
+		if e.st.status.Final() {
+			o.untrack(id, e)
+			return false, nil
+		}
+		if pre != nil {
+			pre(e)
+			pre = nil
+		}
+		if decide == nil {
+			return false, nil
+		}
+		b := &batch{st: e.st.clone(), now: o.clock.Now()}
+		decide(b)
+		if len(b.evs) == 0 {
+			return false, nil
+		}
+		err := o.commit(ctx, e, b, e.st.version)
+		if errors.Is(err, eventstore.ErrWrongExpectedVersion) && conflicts < 16 {
+			continue // another instance moved the saga: commit dropped our copy
+		}
+		if err != nil {
+			return false, err
+		}
+		if e.st.status.Final() {
+			o.untrack(id, e)
+		}
+		o.notify()
+		return true, nil
+	}
+}
+
+// commit appends b's events with expected version, then adopts b's state and sends
+// b's command. Any append error drops the cached state, so the next use reloads.
+func (o *Orchestrator[T]) commit(ctx context.Context, e *entry, b *batch, expected eventstore.Version) error {
+	if b.err != nil {
+		return b.err
+	}
+	evs := make([]eventstore.Event, len(b.evs))
+	for i, m := range b.evs {
+		data, err := proto.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("saga: marshal %s: %w", typeOf(m), err)
+		}
+		evs[i] = eventstore.Event{
+			ID: uuid.NewString(), Type: string(typeOf(m)), Time: b.now, Data: data,
+			Metadata: map[string]string{eventstore.MetaCorrelationID: b.st.id},
+		}
+	}
+	v, err := o.store.Append(ctx, StreamName(b.st.id), expected, evs...)
+	if err != nil {
+		e.st = nil
+		return err
+	}
+	b.st.version = v
+	e.st = b.st
+	o.recorded(ctx, b)
+	if b.cmd != nil {
+		e.unsent = true
+		o.send(ctx, e)
+	}
+	return nil
+}
+
+// send sends the command e's saga is waiting on; a failure leaves e.unsent set so
+// Tick tries again.
+func (o *Orchestrator[T]) send(ctx context.Context, e *entry) {
+	cmd, err := o.pending(e.st)
+	if err != nil {
+		o.log.ErrorContext(ctx, "saga command cannot be rebuilt", "saga_id", e.st.id, "error", err)
+		return
+	}
+	if cmd == nil {
+		e.unsent = false
+		return
+	}
+	if err := o.transport.Send(ctx, *cmd); err != nil {
+		e.unsent = true
+		o.log.WarnContext(ctx, "saga command not sent, will resend", "saga_id", e.st.id, "command_id", cmd.ID, "error", err)
+		return
+	}
+	e.unsent = false
+}
+
+// chores are Tick's work besides timers: resend, and report a saga gone stuck.
+func (o *Orchestrator[T]) chores(ctx context.Context, e *entry) {
+	if e.unsent {
+		o.send(ctx, e)
+	}
+	if !e.stuck && !o.clock.Now().Before(e.st.stuckAt) {
+		e.stuck = true
+		o.metrics.stuck.Add(ctx, 1, o.metrics.attrs)
+		o.log.WarnContext(ctx, "saga stuck", "saga_id", e.st.id, "status", e.st.status.String(),
+			"step", o.names[min(e.st.step, len(o.names)-1)], "started_at", e.st.startedAt, "reason", e.st.reason)
+	}
+}
+
+// recorded counts and logs what a committed batch means.
+func (o *Orchestrator[T]) recorded(ctx context.Context, b *batch) {
+	for _, ev := range b.evs {
+		switch e := ev.(type) {
+		case *sagav1.SagaStarted:
+			o.metrics.started.Add(ctx, 1, o.metrics.attrs)
+		case *sagav1.StepStarted:
+			if e.GetAttempt() > 1 {
+				o.metrics.step(ctx, o.metrics.retries, e.GetStepName())
+			}
+		case *sagav1.CompensationStarted:
+			if e.GetAttempt() == 1 {
+				o.metrics.step(ctx, o.metrics.compensations, e.GetStepName())
+			} else {
+				o.metrics.step(ctx, o.metrics.retries, e.GetStepName())
+			}
+		case *sagav1.SagaCompleted, *sagav1.SagaCancelled:
+			o.metrics.ended(ctx, b.st.status, b.st.endedAt.Sub(b.st.startedAt))
+			o.log.InfoContext(ctx, "saga ended", "saga_id", b.st.id, "status", b.st.status.String(), "reason", b.st.reason)
+		}
+	}
+}
+
+// load reads saga id from the store. It returns errUnknown if the stream does not
+// exist or belongs to another definition.
+func (o *Orchestrator[T]) load(ctx context.Context, id string) (*state, error) {
+	evs, err := o.store.ReadStream(ctx, StreamName(id), 0)
+	if errors.Is(err, eventstore.ErrStreamNotFound) || errors.Is(err, eventstore.ErrInvalidStream) {
+		return nil, errUnknown
+	}
+	if err != nil {
+		return nil, fmt.Errorf("saga: load %s: %w", id, err)
+	}
+	st := newState(id, len(o.names))
+	for i, ev := range evs {
+		m, err := decodeEvent(ev)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			start, ok := m.(*sagav1.SagaStarted)
+			if !ok {
+				return nil, fmt.Errorf("saga: log of %s starts with %s", id, ev.Type)
+			}
+			if start.GetDefinition() != o.def.Name {
+				o.mu.Lock()
+				o.foreign[id] = true
+				o.mu.Unlock()
+				return nil, errUnknown
+			}
+		}
+		if err := st.apply(m, ev.Time, o.names); err != nil {
+			return nil, err
+		}
+		st.version = ev.Version
+	}
+	return st, nil
+}
+
+// observe follows the category: it tracks sagas other instances started and keeps
+// the cached state of tracked ones current.
+func (o *Orchestrator[T]) observe(ctx context.Context, ev eventstore.Event) error {
+	_, id, err := eventstore.ParseStream(ev.Stream)
+	if err != nil {
+		return nil
+	}
+	o.mu.Lock()
+	e, foreign := o.sagas[id], o.foreign[id]
+	if foreign && terminal(ev.Type) {
+		delete(o.foreign, id)
+	}
+	if foreign || (e == nil && terminal(ev.Type)) {
+		o.mu.Unlock()
+		return nil
+	}
+	if e == nil {
+		o.sagas[id] = &entry{} // loaded on the next Tick
+		o.mu.Unlock()
+		o.notify()
+		return nil
+	}
+	o.mu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.gone:
+		return nil
+	case terminal(ev.Type):
+		o.untrack(id, e)
+		return nil
+	case e.st == nil || ev.Version <= e.st.version:
+		return nil // already known, or loaded on next use
+	case ev.Version == e.st.version+1:
+		st := e.st.clone()
+		m, err := decodeEvent(ev)
+		if err == nil {
+			err = st.apply(m, ev.Time, o.names)
+		}
+		if err != nil {
+			e.st = nil
+			return nil
+		}
+		st.version = ev.Version
+		e.st = st
+	default:
+		e.st = nil
+	}
+	o.notify()
+	return nil
+}
+
+// nextWake is the earliest instant something is due for a tracked saga, or zero.
+func (o *Orchestrator[T]) nextWake() time.Time {
+	var next time.Time
+	soonest := func(t time.Time) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	now := o.clock.Now()
+	for _, id := range o.tracked() {
+		o.mu.Lock()
+		e := o.sagas[id]
+		o.mu.Unlock()
+		if e == nil {
+			continue
+		}
+		e.mu.Lock()
+		switch {
+		case e.gone:
+		case e.st == nil:
+			soonest(now)
+		default:
+			soonest(e.st.due)
+			if e.unsent {
+				soonest(now.Add(o.resend))
+			}
+			if !e.stuck {
+				soonest(e.st.stuckAt)
+			}
+		}
+		e.mu.Unlock()
+	}
+	return next
+}
+
+// track returns the locked entry of saga id, creating it if needed.
+func (o *Orchestrator[T]) track(id string) *entry {
+	for {
+		o.mu.Lock()
+		e := o.sagas[id]
+		if e == nil {
+			e = &entry{}
+			o.sagas[id] = e
+		}
+		o.mu.Unlock()
+		e.mu.Lock()
+		if !e.gone {
+			return e
+		}
+		e.mu.Unlock()
+	}
+}
+
+// untrack forgets saga id; the caller holds e.mu.
+func (o *Orchestrator[T]) untrack(id string, e *entry) {
+	o.mu.Lock()
+	if o.sagas[id] == e {
+		delete(o.sagas, id)
+	}
+	o.mu.Unlock()
+	e.gone = true
+	if e.stuck {
+		o.metrics.stuck.Add(context.Background(), -1, o.metrics.attrs)
+	}
+}
+
+func (o *Orchestrator[T]) tracked() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Sorted(mapKeys(o.sagas))
+}
+
+func (o *Orchestrator[T]) isForeign(id string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.foreign[id]
+}
+
+func (o *Orchestrator[T]) notify() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// ---- decisions ----
+
+func (o *Orchestrator[T]) emit(b *batch, ev proto.Message) {
+	b.evs = append(b.evs, ev)
+	if err := b.st.apply(ev, b.now, o.names); err != nil && b.err == nil {
+		b.err = err
+	}
+}
+
+// decideReply is the transition for a reply.
+func (o *Orchestrator[T]) decideReply(b *batch, r Reply) {
+	st := b.st
+	typ := typeOf(r.Msg)
+	answers := r.CausationID == "" || st.ids[r.CausationID]
+	switch {
+	case !answers:
+	case st.status == Running:
+		step := o.def.Steps[st.step]
+		if lookup(step.SucceededOn, typ) != nil {
+			o.succeed(b, r)
+		} else if lookup(step.FailedOn, typ) != nil {
+			o.fail(b, r, fmt.Sprintf("step %s failed: %s", step.Name, describe(r.Msg)))
+		}
+	case st.status == Compensating && st.comp >= 0:
+		step := o.def.Steps[st.comp]
+		if lookup(step.UndoneOn, typ) != nil {
+			rt, rb := marshalReply(r.Msg)
+			o.emit(b, &sagav1.CompensationSucceeded{
+				Step: int32(st.comp), StepName: step.Name, ReplyId: r.ID, ReplyType: rt, Reply: rb,
+			})
+			o.compensate(b)
+		} else if lookup(step.UndoFailedOn, typ) != nil && st.waiting && (r.CausationID == "" || r.CausationID == st.lastID) {
+			a := st.undos[st.comp]
+			o.emit(b, &sagav1.CompensationFailed{
+				Step: int32(st.comp), StepName: step.Name, Attempt: int32(a), ReplyId: r.ID,
+				Reason:    "compensation failed: " + describe(r.Msg),
+				RetryTime: timestamppb.New(b.now.Add(step.UndoBackoff.delay(a))),
+			})
+		}
+	}
+}
+
+// succeed records the success reply of the step in progress and starts the next
+// step, or completes the saga.
+func (o *Orchestrator[T]) succeed(b *batch, r Reply) {
+	i := b.st.step
+	step := o.def.Steps[i]
+	var newData []byte
+	if step.OnSuccess != nil {
+		data, err := o.data(b.st)
+		if err == nil {
+			err = step.OnSuccess(data, r.Msg)
+		}
+		if err == nil {
+			newData, err = proto.Marshal(data)
+		}
+		if err != nil {
+			o.fail(b, r, fmt.Sprintf("step %s: reply %s not usable: %v", step.Name, typeOf(r.Msg), err))
+			return
+		}
+	}
+	rt, rb := marshalReply(r.Msg)
+	o.emit(b, &sagav1.StepSucceeded{
+		Step: int32(i), StepName: step.Name, ReplyId: r.ID, ReplyType: rt, Reply: rb, Data: newData,
+	})
+	if i+1 < len(o.def.Steps) {
+		o.startStep(b, i+1, 1)
+		return
+	}
+	o.emit(b, &sagav1.SagaCompleted{})
+}
+
+// fail records the failure of the step in progress and starts compensating.
+func (o *Orchestrator[T]) fail(b *batch, r Reply, reason string) {
+	ev := &sagav1.StepFailed{Step: int32(b.st.step), StepName: o.names[b.st.step], Reason: reason}
+	if r.Msg != nil {
+		ev.ReplyId = r.ID
+		ev.ReplyType, ev.Reply = marshalReply(r.Msg)
+	}
+	o.emit(b, ev)
+	o.compensate(b)
+}
+
+// startStep records attempt of step i and prepares its command.
+func (o *Orchestrator[T]) startStep(b *batch, i, attempt int) {
+	step := o.def.Steps[i]
+	data, err := o.data(b.st)
+	var req Request
+	if err == nil {
+		req, err = step.Do(data)
+	}
+	if err == nil && req.Msg == nil {
+		err = errors.New("no message")
+	}
+	if err != nil {
+		o.emit(b, &sagav1.StepFailed{Step: int32(i), StepName: step.Name, Reason: fmt.Sprintf("step %s: build command: %v", step.Name, err)})
+		o.compensate(b)
+		return
+	}
+	cmd := &Command{ID: commandID(b.st.id, i, attempt, false), SagaID: b.st.id, Step: step.Name, Attempt: attempt, Request: req}
+	o.emit(b, &sagav1.StepStarted{
+		Step: int32(i), StepName: step.Name, Attempt: int32(attempt), CommandId: cmd.ID,
+		CommandType: string(typeOf(req.Msg)), TimeoutTime: timestamppb.New(b.now.Add(step.Timeout)),
+	})
+	b.cmd = cmd
+}
+
+// compensate starts the compensation of the latest step that succeeded (or timed
+// out for good) and is not compensated yet, or cancels the saga when none is left.
+func (o *Orchestrator[T]) compensate(b *batch) {
+	st := b.st
+	for j := min(st.step, len(o.names)-1); j >= 0; j-- {
+		if (st.done[j] || st.timedOut == j) && !st.undone[j] && o.def.Steps[j].Undo != nil {
+			o.startUndo(b, j, st.undos[j]+1)
+			return
+		}
+	}
+	o.emit(b, &sagav1.SagaCancelled{Reason: st.reason, FailedStep: int32(st.step), FailedStepName: o.names[st.step]})
+}
+
+// startUndo records attempt of the compensation of step j and prepares its command.
+func (o *Orchestrator[T]) startUndo(b *batch, j, attempt int) {
+	step := o.def.Steps[j]
+	cmd, err := o.undoCommand(b.st, j, attempt)
+	id := commandID(b.st.id, j, attempt, true)
+	var typ string
+	if cmd != nil {
+		typ = string(typeOf(cmd.Msg))
+	}
+	o.emit(b, &sagav1.CompensationStarted{
+		Step: int32(j), StepName: step.Name, Attempt: int32(attempt), CommandId: id,
+		CommandType: typ, TimeoutTime: timestamppb.New(b.now.Add(step.UndoTimeout)),
+	})
+	if err != nil {
+		// Nothing can be sent; the attempt fails at once and is retried like any
+		// other, so the saga shows up as stuck instead of vanishing.
+		o.emit(b, &sagav1.CompensationFailed{
+			Step: int32(j), StepName: step.Name, Attempt: int32(attempt),
+			Reason:    fmt.Sprintf("build compensation: %v", err),
+			RetryTime: timestamppb.New(b.now.Add(step.UndoBackoff.delay(attempt))),
+		})
+		return
+	}
+	b.cmd = cmd
+}
+
+// decideTimer is the transition when the clock passes the saga's due time.
+func (o *Orchestrator[T]) decideTimer(b *batch) {
+	st := b.st
+	if st.due.IsZero() || b.now.Before(st.due) {
+		return
+	}
+	switch {
+	case st.status == Running && st.waiting:
+		step := o.def.Steps[st.step]
+		a := st.attempts[st.step]
+		ev := &sagav1.StepTimedOut{Step: int32(st.step), StepName: step.Name, Attempt: int32(a)}
+		if a < step.Retry.Attempts {
+			ev.RetryTime = timestamppb.New(b.now.Add(step.Retry.Backoff.delay(a)))
+		}
+		o.emit(b, ev)
+		if ev.RetryTime == nil {
+			o.compensate(b)
+		}
+	case st.status == Running:
+		o.startStep(b, st.step, st.attempts[st.step]+1)
+	case st.status == Compensating && st.comp >= 0 && st.waiting:
+		step := o.def.Steps[st.comp]
+		a := st.undos[st.comp]
+		o.emit(b, &sagav1.CompensationFailed{
+			Step: int32(st.comp), StepName: step.Name, Attempt: int32(a), Reason: "compensation timed out",
+			RetryTime: timestamppb.New(b.now.Add(step.UndoBackoff.delay(a))),
+		})
+	case st.status == Compensating && st.comp >= 0:
+		o.startUndo(b, st.comp, st.undos[st.comp]+1)
+	}
+}
+
+// pending rebuilds the command st is waiting on (nil if none) from the log.
+func (o *Orchestrator[T]) pending(st *state) (*Command, error) {
+	switch {
+	case !st.waiting:
+		return nil, nil
+	case st.status == Running:
+		step := o.def.Steps[st.step]
+		data, err := o.data(st)
+		if err != nil {
+			return nil, err
+		}
+		req, err := step.Do(data)
+		if err != nil {
+			return nil, err
+		}
+		a := st.attempts[st.step]
+		return &Command{ID: commandID(st.id, st.step, a, false), SagaID: st.id, Step: step.Name, Attempt: a, Request: req}, nil
+	case st.status == Compensating && st.comp >= 0:
+		return o.undoCommand(st, st.comp, st.undos[st.comp])
+	}
+	return nil, nil
+}
+
+func (o *Orchestrator[T]) undoCommand(st *state, j, attempt int) (*Command, error) {
+	step := o.def.Steps[j]
+	data, err := o.data(st)
+	if err != nil {
+		return nil, err
+	}
+	var rep proto.Message
+	if r := st.replies[j]; r != nil {
+		sample := lookup(step.SucceededOn, protoreflect.FullName(r.typ))
+		if sample == nil {
+			return nil, fmt.Errorf("step %s: reply type %s is not in SucceededOn", step.Name, r.typ)
+		}
+		rep = sample.ProtoReflect().Type().New().Interface()
+		if err := proto.Unmarshal(r.data, rep); err != nil {
+			return nil, fmt.Errorf("step %s: decode reply: %w", step.Name, err)
+		}
+	}
+	req, err := step.Undo(data, rep)
+	if err == nil && req.Msg == nil {
+		err = errors.New("no message")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Command{ID: commandID(st.id, j, attempt, true), SagaID: st.id, Step: step.Name, Compensation: true, Attempt: attempt, Request: req}, nil
+}
+
+// data decodes a fresh copy of the saga's data.
+func (o *Orchestrator[T]) data(st *state) (T, error) {
+	var zero T
+	m := zero.ProtoReflect().Type().New().Interface().(T)
+	if err := proto.Unmarshal(st.data, m); err != nil {
+		return zero, fmt.Errorf("decode data: %w", err)
+	}
+	return m, nil
+}
+
+func commandID(sagaID string, step, attempt int, undo bool) string {
+	if undo {
+		return fmt.Sprintf("%s/%d/undo/%d", sagaID, step, attempt)
+	}
+	return fmt.Sprintf("%s/%d/%d", sagaID, step, attempt)
+}
+
+func marshalReply(m proto.Message) (string, []byte) {
+	b, _ := proto.Marshal(m) // a message that arrived decoded marshals again
+	return string(typeOf(m)), b
+}
+
+// describe names a reply and quotes its "reason" field when it has one, as failure
+// events conventionally do.
+func describe(m proto.Message) string {
+	s := string(typeOf(m))
+	if f := m.ProtoReflect().Descriptor().Fields().ByName("reason"); f != nil && f.Kind() == protoreflect.StringKind {
+		if r := m.ProtoReflect().Get(f).String(); r != "" {
+			s += ": " + r
+		}
+	}
+	return s
+}
