@@ -114,7 +114,9 @@ func TestInTx(t *testing.T) {
 }
 
 // Read-then-write transactions from many goroutines all succeed: on SQLite the
-// immediate write lock plus busy_timeout serialize them instead of failing with BUSY.
+// immediate write lock plus busy_timeout serialize them. With _txlock=deferred this
+// test fails about one transaction in five with SQLITE_BUSY_SNAPSHOT (517), which no
+// busy_timeout retries, so a pool of connections needs no single-writer limit.
 func TestConcurrentWriteTransactions(t *testing.T) {
 	sqltest.ForEach(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
@@ -125,7 +127,7 @@ func TestConcurrentWriteTransactions(t *testing.T) {
 		if db.Dialect == sqldb.Postgres {
 			read += ` FOR UPDATE` // READ COMMITTED needs the row lock; SQLite's write lock is the whole database
 		}
-		const workers, each = 8, 25
+		const workers, each = 32, 50
 		var wg sync.WaitGroup
 		errs := make(chan error, workers*each)
 		for range workers {
@@ -133,8 +135,10 @@ func TestConcurrentWriteTransactions(t *testing.T) {
 				for range each {
 					errs <- db.InTx(ctx, func(tx *sql.Tx) error {
 						var v int64
-						if err := tx.QueryRowContext(ctx, read).Scan(&v); err != nil {
-							return err
+						for range 10 { // widen the window between the read and the write
+							if err := tx.QueryRowContext(ctx, read).Scan(&v); err != nil {
+								return err
+							}
 						}
 						_, err := tx.ExecContext(ctx, `UPDATE c SET v = $1 WHERE id = 1`, v+1)
 						return err

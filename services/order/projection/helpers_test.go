@@ -254,6 +254,7 @@ func newTestProjector(t testing.TB, db *sqldb.DB, s eventstore.Store, opts ...Op
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = p.Close() })
 	return p
 }
 

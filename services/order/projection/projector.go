@@ -50,6 +50,8 @@ type Projector struct {
 	// transaction and before its commit; an error rolls the transaction back.
 	beforeCommit func(evs []eventstore.Event) error
 
+	gauge metric.Registration
+
 	mu       sync.Mutex
 	pos      eventstore.Position
 	lastTime time.Time // time of the event at pos
@@ -86,23 +88,36 @@ func NewProjector(db *sqldb.DB, store eventstore.Store, opts ...Option) (*Projec
 		meter = otel.GetMeterProvider()
 	}
 	m := meter.Meter("github.com/eventshop/eventshop/services/order/projection")
-	_, err := m.Float64ObservableGauge("projection.lag.seconds",
+	gauge, err := m.Float64ObservableGauge("projection.lag.seconds",
 		metric.WithDescription("Age of the oldest event the read model has not applied yet; 0 when caught up."),
-		metric.WithUnit("s"),
-		metric.WithFloat64Callback(func(ctx context.Context, o metric.Float64Observer) error {
-			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			defer cancel()
-			lag, err := p.Lag(ctx)
-			if err != nil {
-				return nil // no observation beats a wrong one
-			}
-			o.Observe(lag.Behind.Seconds(), metric.WithAttributes(attribute.String("projection", p.name)))
-			return nil
-		}))
+		metric.WithUnit("s"))
+	if err != nil {
+		return nil, fmt.Errorf("projection: lag gauge: %w", err)
+	}
+	attrs := metric.WithAttributes(attribute.String("projection", p.name))
+	p.gauge, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		lag, err := p.Lag(ctx)
+		if err != nil {
+			return nil // no observation beats a wrong one
+		}
+		o.ObserveFloat64(gauge, lag.Behind.Seconds(), attrs)
+		return nil
+	}, gauge)
 	if err != nil {
 		return nil, fmt.Errorf("projection: register lag gauge: %w", err)
 	}
 	return p, nil
+}
+
+// Close stops reporting the lag gauge; call it when the projector is done. It
+// returns the error of unregistering.
+func (p *Projector) Close() error {
+	if p.gauge == nil {
+		return nil
+	}
+	return p.gauge.Unregister()
 }
 
 func newProjector(db *sqldb.DB, store eventstore.Store, t tables, opts ...Option) *Projector {
