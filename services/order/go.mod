@@ -6,6 +6,7 @@ require (
 	github.com/eventshop/eventshop/gen/go v0.0.0
 	github.com/eventshop/eventshop/pkg v0.0.0
 	github.com/eventshop/eventshop/services/catalog v0.0.0
+	github.com/eventshop/eventshop/services/shipping v0.0.0
 )
 
 require (
@@ -34,3 +35,5 @@ replace github.com/eventshop/eventshop/gen/go => ../../gen/go
 replace github.com/eventshop/eventshop/pkg => ../../pkg
 
 replace github.com/eventshop/eventshop/services/catalog => ../catalog
+
+replace github.com/eventshop/eventshop/services/shipping => ../shipping

@@ -122,6 +122,8 @@ type Service struct {
 	lis    net.Listener
 	conns  []*grpc.ClientConn
 	db     *sqldb.DB
+	// projector keeps the read models in db up to date; nil without ReadDSN.
+	projector *projection.Projector
 
 	runOnce sync.Once
 }
@@ -193,6 +195,9 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 			return nil, fmt.Errorf("order: read model: %w", err)
 		}
 		reads = readModel{projection.NewQueries(s.db)}
+		if s.projector, err = projection.NewProjector(s.db, store, projection.WithLogger(logger)); err != nil {
+			return nil, fmt.Errorf("order: read model: %w", err)
+		}
 	}
 
 	s.server = grpcserver.New(
@@ -231,19 +236,50 @@ func (s *Service) dial(addr, name string) (*grpc.ClientConn, error) {
 // Addr returns the address the service listens on.
 func (s *Service) Addr() net.Addr { return s.lis.Addr() }
 
-// Run serves until ctx is done, then drains in-flight RPCs (bounded by the drain
-// timeout), closes its clients and database, and returns nil. It returns the
-// server's error if serving fails, and an error if called more than once.
+// Run serves gRPC and, with a read model, runs its projector, until ctx is done;
+// then it drains in-flight RPCs (bounded by the drain timeout), stops the
+// projector, closes its clients and database, and returns nil. A failing projector
+// is logged and restarted with backoff while the service keeps serving (its lag
+// shows in the projection.lag.seconds gauge). Run returns the server's error if
+// serving fails, and an error if called more than once.
 func (s *Service) Run(ctx context.Context) error {
 	err := errors.New("order: Run called twice")
 	s.runOnce.Do(func() {
 		defer s.close()
+		var wg sync.WaitGroup
+		projCtx, stopProjector := context.WithCancel(ctx)
+		if s.projector != nil {
+			wg.Go(func() { s.runProjector(projCtx) })
+		}
 		s.server.Health().SetServingStatus(orderv1.OrderService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-		s.logger.InfoContext(ctx, "order serving", "addr", s.Addr().String())
+		s.logger.InfoContext(ctx, "order serving", "addr", s.Addr().String(), "read_model", s.projector != nil)
 		err = s.server.Serve(ctx, s.lis)
+		stopProjector()
+		wg.Wait()
 		s.logger.InfoContext(ctx, "order stopped")
 	})
 	return err
+}
+
+// runProjector runs the projector until ctx ends, restarting it after failures.
+func (s *Service) runProjector(ctx context.Context) {
+	const maxBackoff = 30 * time.Second
+	backoff := time.Second
+	for {
+		err := s.projector.Run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		s.logger.ErrorContext(ctx, "order projection failed; restarting", "error", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
 }
 
 func (s *Service) close() {
@@ -251,6 +287,10 @@ func (s *Service) close() {
 		_ = cc.Close()
 	}
 	s.conns = nil
+	if s.projector != nil {
+		_ = s.projector.Close()
+		s.projector = nil
+	}
 	if s.db != nil {
 		_ = s.db.Close()
 		s.db = nil
@@ -292,16 +332,42 @@ func readErr(err error) error {
 	return err
 }
 
-// ErrRebuildUnavailable is returned by RebuildProjections while this build has no
-// projection rebuild.
-var ErrRebuildUnavailable = errors.New("order: projection rebuild is not available in this build")
-
 // RebuildProjections rebuilds the read models in cfg.ReadDSN from the event store
-// and returns. It returns an error when cfg.ReadDSN is empty, and
-// ErrRebuildUnavailable until the projection package provides the rebuild.
+// (see projection.Rebuild) and returns; a running service keeps serving the old
+// tables until the rebuilt ones are swapped in. It returns an error when
+// cfg.ReadDSN is empty or deps has neither NATS nor Store, and the error of the
+// database or the rebuild.
 func RebuildProjections(ctx context.Context, cfg Config, deps Deps) error {
 	if cfg.ReadDSN == "" {
 		return errors.New("order: projections rebuild: -read-dsn (SHOP_READ_DSN) is empty")
 	}
-	return ErrRebuildUnavailable
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	store := deps.Store
+	if store == nil {
+		if deps.NATS == nil {
+			return errors.New("order: projections rebuild: NATS or Store is required")
+		}
+		js, err := jetstream.New(deps.NATS)
+		if err != nil {
+			return fmt.Errorf("order: jetstream: %w", err)
+		}
+		store = eventstore.NewJetStream(js)
+	}
+	db, err := sqldb.Open(ctx, cfg.ReadDSN)
+	if err != nil {
+		return fmt.Errorf("order: projections rebuild: %w", err)
+	}
+	defer db.Close()
+	err = projection.Rebuild(ctx, db, store, func(p projection.RebuildProgress) {
+		if p.Swapped {
+			logger.InfoContext(ctx, "order read models rebuilt", "events", p.Applied)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("order: projections rebuild: %w", err)
+	}
+	return nil
 }

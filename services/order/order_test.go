@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -18,15 +19,19 @@ import (
 	catalogv1 "github.com/eventshop/eventshop/gen/go/eventshop/catalog/v1"
 	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/auth/devissuer"
 	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/natsembed/natstest"
 	"github.com/eventshop/eventshop/pkg/resilience"
+	"github.com/eventshop/eventshop/pkg/sqldb"
+	"github.com/eventshop/eventshop/pkg/sqldb/sqltest"
 	"github.com/eventshop/eventshop/services/catalog"
 	"github.com/eventshop/eventshop/services/order"
 	"github.com/eventshop/eventshop/services/order/app"
 	"github.com/eventshop/eventshop/services/order/domain"
+	"github.com/eventshop/eventshop/services/shipping"
 )
 
 // env is a running order service with its real neighbours: embedded JetStream, the
@@ -34,13 +39,25 @@ import (
 type env struct {
 	orders  orderv1.OrderServiceClient
 	catalog catalogv1.CatalogServiceClient
-	store   eventstore.Store
-	repo    *app.Repository
-	tokens  map[string]string
+	// shipping is nil unless started with the shipping service.
+	shipping shippingv1.ShippingServiceClient
+	store    eventstore.Store
+	repo     *app.Repository
+	tokens   map[string]string
 }
 
-func start(t *testing.T, tweaks ...func(*order.Config)) *env {
+// startOptions vary start: tweak edits the order service's config; shipping runs
+// the real shipping service and points the order service at it.
+type startOptions struct {
+	tweak    func(*order.Config)
+	shipping bool
+}
+
+func start(t *testing.T) *env { return startWith(t, startOptions{}) }
+
+func startWith(t *testing.T, opts startOptions) *env {
 	t.Helper()
+	var shippingAddr string
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
@@ -74,15 +91,26 @@ func start(t *testing.T, tweaks ...func(*order.Config)) *env {
 	}
 	wg.Go(func() { _ = cat.Run(ctx) })
 
+	if opts.shipping {
+		shipSvc, err := shipping.New(shipping.Config{GRPCAddr: "127.0.0.1:0", CatalogAddr: cat.Addr().String()},
+			shipping.Deps{NATS: nc, DB: sqltest.Open(t, sqldb.SQLite)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { _ = shipSvc.Run(ctx) })
+		shippingAddr = shipSvc.Addr().String()
+	}
+
 	cfg := order.Config{
 		GRPCAddr:          "127.0.0.1:0",
 		CatalogAddr:       cat.Addr().String(),
+		ShippingAddr:      shippingAddr,
 		FlatShippingMinor: 499,
 		SnapshotEvery:     3,
 		ReadDSN:           filepath.Join(t.TempDir(), "orders.db"),
 	}
-	for _, tweak := range tweaks {
-		tweak(&cfg)
+	if opts.tweak != nil {
+		opts.tweak(&cfg)
 	}
 	svc, err := order.New(cfg, order.Deps{Verifier: verifier, NATS: nc, Store: store})
 	if err != nil {
@@ -90,12 +118,17 @@ func start(t *testing.T, tweaks ...func(*order.Config)) *env {
 	}
 	wg.Go(func() { _ = svc.Run(ctx) })
 
+	var shippingClient shippingv1.ShippingServiceClient
+	if shippingAddr != "" {
+		shippingClient = shippingv1.NewShippingServiceClient(dial(t, shippingAddr))
+	}
 	return &env{
-		orders:  orderv1.NewOrderServiceClient(dial(t, svc.Addr().String())),
-		catalog: catalogv1.NewCatalogServiceClient(dial(t, cat.Addr().String())),
-		store:   store,
-		repo:    app.NewRepository(store),
-		tokens:  tokens,
+		shipping: shippingClient,
+		orders:   orderv1.NewOrderServiceClient(dial(t, svc.Addr().String())),
+		catalog:  catalogv1.NewCatalogServiceClient(dial(t, cat.Addr().String())),
+		store:    store,
+		repo:     app.NewRepository(store),
+		tokens:   tokens,
 	}
 }
 
@@ -405,7 +438,7 @@ func TestPlaceOrderWithCatalogDownIsUnavailable(t *testing.T) {
 	}
 	down := lis.Addr().String()
 	lis.Close()
-	e := start(t, func(c *order.Config) { c.CatalogAddr = down })
+	e := startWith(t, startOptions{tweak: func(c *order.Config) { c.CatalogAddr = down }})
 
 	_, err = e.orders.PlaceOrder(e.as(t, "alice"), placeRequest("down-key-1", item("french-press", 1)))
 	wantCode(t, err, codes.Unavailable)
@@ -414,4 +447,73 @@ func TestPlaceOrderWithCatalogDownIsUnavailable(t *testing.T) {
 			t.Errorf("%d events in %s after the catalog failed", len(evs), c)
 		}
 	}
+}
+
+func TestReadModelServesPlacedOrders(t *testing.T) {
+	e := start(t)
+	placed, err := e.orders.PlaceOrder(e.as(t, "alice"), placeRequest("read-key-1", item("french-press", 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := placed.GetOrderId()
+
+	// The read model is eventually consistent: wait, boundedly, for the projector.
+	ctx, cancel := context.WithTimeout(e.as(t, "alice"), 15*time.Second)
+	defer cancel()
+	var got *orderv1.Order
+	for got == nil {
+		resp, err := e.orders.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: id})
+		switch {
+		case err == nil:
+			got = resp.GetOrder()
+		case status.Code(err) != codes.NotFound:
+			t.Fatalf("GetOrder: %v", err)
+		default:
+			select {
+			case <-ctx.Done():
+				t.Fatal("the read model never showed the placed order")
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	if got.GetUserId() != "alice" || got.GetTotal().GetMinorUnits() != placed.GetOrder().GetTotal().GetMinorUnits() || got.GetVersion() != 1 {
+		t.Errorf("read model order = %v, placed %v", got, placed.GetOrder())
+	}
+
+	_, err = e.orders.GetOrder(e.as(t, "bob"), &orderv1.GetOrderRequest{OrderId: id})
+	wantCode(t, err, codes.NotFound)
+	mine, err := e.orders.ListOrders(e.as(t, "alice"), &orderv1.ListOrdersRequest{})
+	if err != nil || len(mine.GetOrders()) != 1 || mine.GetOrders()[0].GetId() != id {
+		t.Errorf("alice's orders = %v, %v", mine.GetOrders(), err)
+	}
+	bobs, err := e.orders.ListOrders(e.as(t, "bob"), &orderv1.ListOrdersRequest{})
+	if err != nil || len(bobs.GetOrders()) != 0 {
+		t.Errorf("bob's orders = %v, %v", bobs.GetOrders(), err)
+	}
+}
+
+func TestPlaceOrderQuotesShippingFromTheShippingService(t *testing.T) {
+	e := startWith(t, startOptions{shipping: true, tweak: func(c *order.Config) { c.FlatShippingMinor = 1 }})
+	req := placeRequest("ship-key-1", item("espresso-machine", 1), item("french-press", 3))
+	placed, err := e.orders.PlaceOrder(e.as(t, "alice"), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quote, err := e.shipping.GetQuote(t.Context(), &shippingv1.GetQuoteRequest{Items: req.GetItems(), Address: req.GetShippingAddress()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := placed.GetOrder()
+	if o.GetShippingCost().GetMinorUnits() != quote.GetCost().GetMinorUnits() || o.GetShippingCost().GetMinorUnits() == 1 {
+		t.Errorf("shipping cost %v, the shipping service quotes %v", o.GetShippingCost(), quote.GetCost())
+	}
+	if o.GetTotal().GetMinorUnits() != o.GetSubtotal().GetMinorUnits()+quote.GetCost().GetMinorUnits() {
+		t.Errorf("total %v != subtotal %v + shipping %v", o.GetTotal(), o.GetSubtotal(), quote.GetCost())
+	}
+
+	// A destination the shipping service does not serve is the client's mistake.
+	far := placeRequest("ship-key-2", item("french-press", 1))
+	far.ShippingAddress.CountryCode = "ZZ"
+	_, err = e.orders.PlaceOrder(e.as(t, "alice"), far)
+	wantCode(t, err, codes.InvalidArgument)
 }

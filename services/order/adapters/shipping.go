@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
@@ -32,9 +34,11 @@ func NewShipping(cc grpc.ClientConnInterface) *Shipping {
 	return &Shipping{client: shippingv1.NewShippingServiceClient(cc)}
 }
 
-// Quote implements app.ShippingQuoter. Every failure, including an answer without a
-// cost, is returned matching app.ErrUnavailable with the shipping status wrapped:
-// the order cannot be priced either way.
+// Quote implements app.ShippingQuoter. A quote the shipping service refuses as
+// InvalidArgument (e.g. a destination it does not serve) is returned matching
+// domain.ErrInvalidOrder with the service's message, which describes only the
+// request; every other failure, including an answer without a cost, matches
+// app.ErrUnavailable with the shipping status wrapped.
 func (s *Shipping) Quote(ctx context.Context, req app.QuoteRequest) (domain.Money, error) {
 	items := make([]*commonv1.LineItem, len(req.Items))
 	for i, it := range req.Items {
@@ -47,6 +51,9 @@ func (s *Shipping) Quote(ctx context.Context, req app.QuoteRequest) (domain.Mone
 			Name: a.Name, Street: a.Street, City: a.City, PostalCode: a.PostalCode, CountryCode: a.CountryCode,
 		},
 	}, idempotent)
+	if status.Code(err) == codes.InvalidArgument {
+		return domain.Money{}, fmt.Errorf("shipping: %s: %w", status.Convert(err).Message(), domain.ErrInvalidOrder)
+	}
 	if err != nil {
 		return domain.Money{}, fmt.Errorf("shipping GetQuote: %w: %w", app.ErrUnavailable, err)
 	}
