@@ -32,6 +32,7 @@ type RebuildProgress struct {
 // after every batch and once after the swap. The order binary's
 // "projections rebuild" subcommand calls this.
 //
+// Run one Rebuild per database at a time: two would share the scratch tables.
 // A crashed Rebuild leaves only its scratch tables, which the next one drops. Indexes
 // of the rebuilt tables carry a generation suffix (an index keeps its name when its
 // table is renamed). It returns the error of the migration, the event store or the
