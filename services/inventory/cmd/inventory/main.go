@@ -1,0 +1,76 @@
+// Command inventory runs the inventory service on its own, configured by flags or SHOP_*
+// environment variables (run with -h for the list).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/eventshop/eventshop/pkg/auth"
+	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/services/inventory"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "inventory:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	var (
+		cfg          inventory.Config
+		natsURL      string
+		oidcIssuer   string
+		oidcAudience string
+		logLevel     slog.Level
+	)
+	fs := flag.NewFlagSet("inventory", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	fs.StringVar(&natsURL, "nats-url", nats.DefaultURL, "NATS JetStream URL")
+	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL; SetStock and ListStock require an admin token")
+	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
+	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
+	fs.Usage = config.Usage(fs)
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	nc, err := nats.Connect(natsURL, nats.Name("inventory"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("nats connect: %w", err)
+	}
+	defer nc.Drain()
+
+	deps := inventory.Deps{Logger: logger, NATS: nc}
+	if oidcIssuer != "" {
+		v, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: oidcIssuer, Audience: oidcAudience})
+		if err != nil {
+			return err
+		}
+		deps.Verifier = v
+	}
+	svc, err := inventory.New(cfg, deps)
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}

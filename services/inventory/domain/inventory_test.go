@@ -1,0 +1,106 @@
+package domain_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/eventshop/eventshop/services/inventory/domain"
+)
+
+var now = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func TestStockMoves(t *testing.T) {
+	s := domain.Stock{ProductID: "mug", Available: 10, TotalStocked: 10}
+	s, err := s.Reserve(4)
+	if err != nil || s.Available != 6 || s.Reserved != 4 {
+		t.Fatalf("reserve = %+v, %v", s, err)
+	}
+	if _, err := s.Reserve(7); !errors.Is(err, domain.ErrInsufficientStock) {
+		t.Fatalf("reserve over available: %v", err)
+	}
+	if _, err := s.Reserve(0); !errors.Is(err, domain.ErrInvalidQuantity) {
+		t.Fatalf("reserve 0: %v", err)
+	}
+	s, _ = s.Commit(3)
+	s, _ = s.Release(1)
+	if s.Available != 7 || s.Reserved != 0 || s.Sold != 3 || s.Check() != nil {
+		t.Fatalf("after commit and release = %+v (%v)", s, s.Check())
+	}
+	if _, err := s.Release(1); !errors.Is(err, domain.ErrInvalidQuantity) {
+		t.Fatalf("release of nothing reserved: %v", err)
+	}
+	s, err = s.SetAvailable(20)
+	if err != nil || s.TotalStocked != 23 || s.Check() != nil {
+		t.Fatalf("restock = %+v, %v", s, err)
+	}
+	s, _ = s.SetAvailable(0)
+	if s.TotalStocked != 3 || s.Check() != nil {
+		t.Fatalf("write-off = %+v", s)
+	}
+	if _, err := s.SetAvailable(-1); !errors.Is(err, domain.ErrInvalidQuantity) {
+		t.Fatalf("negative stock: %v", err)
+	}
+	if err := (domain.Stock{Available: 1, TotalStocked: 2}).Check(); !errors.Is(err, domain.ErrInvalidQuantity) {
+		t.Fatalf("units that do not add up: %v", err)
+	}
+}
+
+func TestLinesMergeAndSort(t *testing.T) {
+	got, err := domain.Lines([]domain.Line{{"mug", 1}, {"kettle", 2}, {"mug", 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []domain.Line{{"kettle", 2}, {"mug", 4}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("lines = %v, want %v", got, want)
+	}
+	for _, bad := range [][]domain.Line{nil, {{"", 1}}, {{"mug", 0}}, {{"mug", -2}}} {
+		if _, err := domain.Lines(bad); !errors.Is(err, domain.ErrInvalidQuantity) {
+			t.Errorf("Lines(%v): %v", bad, err)
+		}
+	}
+}
+
+func TestReservationLife(t *testing.T) {
+	r := domain.NewReservation("r1", "o1", []domain.Line{{"mug", 1}}, now, time.Minute)
+	if _, changed := r.Expire(now.Add(59 * time.Second)); changed {
+		t.Fatal("expired before its time")
+	}
+	c, changed, err := r.Commit(now)
+	if err != nil || !changed || c.Status != domain.StatusCommitted {
+		t.Fatalf("commit = %+v %v %v", c, changed, err)
+	}
+	if _, changed, err := c.Commit(now); err != nil || changed {
+		t.Fatalf("repeat commit = %v %v", changed, err)
+	}
+	if _, changed := c.Release(now); changed {
+		t.Fatal("release of a committed reservation changed stock")
+	}
+	if _, changed := c.Expire(now.Add(time.Hour)); changed {
+		t.Fatal("a committed reservation expired")
+	}
+
+	e, changed := r.Expire(now.Add(time.Minute))
+	if !changed || e.Status != domain.StatusExpired {
+		t.Fatalf("expire = %+v %v", e, changed)
+	}
+	if _, _, err := e.Commit(now); !errors.Is(err, domain.ErrIllegalState) {
+		t.Fatalf("commit after expiry: %v", err)
+	}
+	if _, changed := e.Release(now); changed {
+		t.Fatal("release after expiry gave units back twice")
+	}
+
+	rel, changed := r.Release(now)
+	if !changed || rel.Status != domain.StatusReleased {
+		t.Fatalf("release = %+v %v", rel, changed)
+	}
+	if _, changed := rel.Release(now); changed {
+		t.Fatal("second release changed stock")
+	}
+	if _, _, err := domain.Tombstone("t", "o2", now).Commit(now); !errors.Is(err, domain.ErrIllegalState) {
+		t.Fatalf("commit of a tombstone: %v", err)
+	}
+}
