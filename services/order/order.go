@@ -195,7 +195,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 			return nil, fmt.Errorf("order: read model: %w", err)
 		}
 		reads = readModel{projection.NewQueries(s.db)}
-		if s.projector, err = projection.NewProjector(s.db, store, projection.WithLogger(logger)); err != nil {
+		if s.projector, err = projection.NewProjector(s.db, store, projection.WithLogger(logger), projection.WithDecoder(app.NewCodec().Decode)); err != nil {
 			return nil, fmt.Errorf("order: read model: %w", err)
 		}
 	}
@@ -365,7 +365,7 @@ func RebuildProjections(ctx context.Context, cfg Config, deps Deps) error {
 		if p.Swapped {
 			logger.InfoContext(ctx, "order read models rebuilt", "events", p.Applied)
 		}
-	})
+	}, projection.WithDecoder(app.NewCodec().Decode))
 	if err != nil {
 		return fmt.Errorf("order: projections rebuild: %w", err)
 	}

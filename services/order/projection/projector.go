@@ -45,6 +45,7 @@ type Projector struct {
 	log       *slog.Logger
 	meter     metric.MeterProvider
 	now       func() time.Time
+	decode    func(eventstore.Event) (domain.Event, error)
 
 	// beforeCommit, when set (tests only), runs after the read-model writes of a
 	// transaction and before its commit; an error rolls the transaction back.
@@ -73,6 +74,14 @@ func WithBatchSize(n int) Option { return func(p *Projector) { p.batchSize = n }
 
 // WithLogger sets the logger (slog.Default() by default).
 func WithLogger(l *slog.Logger) Option { return func(p *Projector) { p.log = l } }
+
+// WithDecoder sets how stored events become domain events. The write side's codec
+// (app.NewCodec().Decode) must be used wherever upcasters exist, so that old payloads
+// are lifted to the current schema here exactly as when the aggregate loads; the
+// default only unmarshals the current schema.
+func WithDecoder(d func(eventstore.Event) (domain.Event, error)) Option {
+	return func(p *Projector) { p.decode = d }
+}
 
 // WithMeterProvider sets where the lag gauge is registered (the global provider by default).
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(p *Projector) { p.meter = mp } }
@@ -126,7 +135,7 @@ func newProjector(db *sqldb.DB, store eventstore.Store, t tables, opts ...Option
 	}
 	p := &Projector{
 		db: db, store: store, name: DefaultName, t: t, batchSize: DefaultBatchSize,
-		log: slog.Default(), now: time.Now,
+		log: slog.Default(), now: time.Now, decode: decode,
 		advanced: make(chan struct{}), unknown: map[string]bool{},
 	}
 	for _, o := range opts {
@@ -316,7 +325,7 @@ func (p *Projector) apply(ctx context.Context, tx *sql.Tx, e eventstore.Event) e
 	if err != nil {
 		return err
 	}
-	ev, err := decode(e)
+	ev, err := p.decode(e)
 	if err != nil {
 		// A type this version does not know (written by a newer one) or a payload
 		// it cannot read: the order's version still moves on, or every later

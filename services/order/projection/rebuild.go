@@ -36,12 +36,13 @@ type RebuildProgress struct {
 // A crashed Rebuild leaves only its scratch tables, which the next one drops. Indexes
 // of the rebuilt tables carry a generation suffix (an index keeps its name when its
 // table is renamed). It returns the error of the migration, the event store or the
-// database; on error the live tables are untouched.
-func Rebuild(ctx context.Context, db *sqldb.DB, store eventstore.Store, progress func(RebuildProgress)) error {
+// database; on error the live tables are untouched. opts configure the replaying
+// projector; pass WithDecoder with the write side's codec so upcasters apply.
+func Rebuild(ctx context.Context, db *sqldb.DB, store eventstore.Store, progress func(RebuildProgress), opts ...Option) error {
 	if err := Migrate(ctx, db); err != nil {
 		return err
 	}
-	p := newProjector(db, store, rebuildTables, WithName(DefaultName+".rebuild"), WithBatchSize(1000))
+	p := newProjector(db, store, rebuildTables, append(opts, WithName(DefaultName+".rebuild"), WithBatchSize(1000))...)
 	gen := strconv.FormatInt(time.Now().UnixNano(), 36)
 	schema, err := rebuildSchema(rebuildTables, gen)
 	if err != nil {
