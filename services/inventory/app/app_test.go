@@ -26,7 +26,7 @@ func (discard) PublishEvent(_ context.Context, _, id string, _ proto.Message, _ 
 	return id, nil
 }
 
-func open(t *testing.T, db *sqldb.DB) (*app.Handlers, *sqlstore.Store) {
+func open(t testing.TB, db *sqldb.DB) (*app.Handlers, *sqlstore.Store) {
 	t.Helper()
 	store, err := sqlstore.Open(context.Background(), db)
 	if err != nil {
@@ -35,7 +35,7 @@ func open(t *testing.T, db *sqldb.DB) (*app.Handlers, *sqlstore.Store) {
 	return app.New(store, discard{}, time.Hour, slog.Default()), store
 }
 
-func stock(t *testing.T, store *sqlstore.Store, id string) domain.Stock {
+func stock(t testing.TB, store *sqlstore.Store, id string) domain.Stock {
 	t.Helper()
 	s, err := store.Stock(context.Background(), id)
 	if err != nil {
