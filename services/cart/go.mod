@@ -10,3 +10,7 @@ require (
 replace github.com/eventshop/eventshop/gen/go => ../../gen/go
 
 replace github.com/eventshop/eventshop/pkg => ../../pkg
+
+require github.com/eventshop/eventshop/services/catalog v0.0.0
+
+replace github.com/eventshop/eventshop/services/catalog => ../catalog

@@ -1,0 +1,160 @@
+// Package adapters connects the cart to the outside: carts kept in a NATS JetStream
+// key-value bucket, and the catalog asked over gRPC with a last-known-price cache.
+package adapters
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	cartv1 "github.com/eventshop/eventshop/gen/go/eventshop/cart/v1"
+	"github.com/eventshop/eventshop/services/cart/app"
+	"github.com/eventshop/eventshop/services/cart/domain"
+)
+
+// Bucket is the key-value bucket holding one entry per cart.
+const Bucket = "carts"
+
+// DefaultMaxAttempts bounds the read-modify-write attempts of one Update.
+const DefaultMaxAttempts = 10
+
+// KVStore keeps carts in a JetStream key-value bucket, one key per user, as
+// cartv1.Cart protobuf values (user id, items, update time; never prices). Updates
+// are compare-and-set on the key's revision, so concurrent writers never lose a line.
+type KVStore struct {
+	kv          jetstream.KeyValue
+	maxAttempts int
+}
+
+var _ app.Store = (*KVStore)(nil)
+
+// NewKVStore creates the bucket if needed, or updates its settings, and returns a
+// store over it. ttl is how long a cart lives after its last change, so abandoned
+// carts expire; zero keeps carts forever. It returns the JetStream error if the
+// bucket cannot be created or updated.
+func NewKVStore(ctx context.Context, js jetstream.JetStream, ttl time.Duration) (*KVStore, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      Bucket,
+		Description: "shopping carts, one key per user",
+		History:     1,
+		TTL:         ttl,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cart store: bucket %s: %w", Bucket, err)
+	}
+	return &KVStore{kv: kv, maxAttempts: DefaultMaxAttempts}, nil
+}
+
+// key maps a user id (any string the issuer chose) onto the bucket's key alphabet.
+func key(userID string) string {
+	return "u." + base64.RawURLEncoding.EncodeToString([]byte(userID))
+}
+
+// Get returns the user's cart, an empty one if none is stored. It returns the
+// JetStream error, or one for a stored value that does not decode.
+func (s *KVStore) Get(ctx context.Context, userID string) (*domain.Cart, error) {
+	cart, _, err := s.load(ctx, userID)
+	return cart, err
+}
+
+// load returns the cart and its revision; revision 0 means no cart is stored.
+func (s *KVStore) load(ctx context.Context, userID string) (*domain.Cart, uint64, error) {
+	entry, err := s.kv.Get(ctx, key(userID))
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return domain.New(userID), 0, nil
+	case err != nil:
+		return nil, 0, fmt.Errorf("cart store: get: %w", err)
+	}
+	var pb cartv1.Cart
+	if err := proto.Unmarshal(entry.Value(), &pb); err != nil {
+		return nil, 0, fmt.Errorf("cart store: decode cart of revision %d: %w", entry.Revision(), err)
+	}
+	items := make([]domain.Item, 0, len(pb.GetItems()))
+	for _, it := range pb.GetItems() {
+		items = append(items, domain.Item{ProductID: it.GetProductId(), Quantity: it.GetQuantity()})
+	}
+	var updated time.Time
+	if pb.GetUpdateTime() != nil {
+		updated = pb.GetUpdateTime().AsTime()
+	}
+	return domain.Rehydrate(userID, items, updated), entry.Revision(), nil
+}
+
+// Update reads the cart with its revision, applies fn and writes the result only if
+// the revision is unchanged, retrying with a short random backoff when another
+// writer got there first. If fn changes nothing, nothing is written. It returns
+// fn's error (nothing written), app.ErrConflict after DefaultMaxAttempts lost races,
+// ctx's error, or the JetStream error.
+func (s *KVStore) Update(ctx context.Context, userID string, fn func(*domain.Cart) error) (*domain.Cart, error) {
+	k := key(userID)
+	for attempt := range s.maxAttempts {
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return nil, err
+			}
+		}
+		cart, rev, err := s.load(ctx, userID)
+		if err != nil {
+			return nil, err
+		}
+		before := cart.UpdateTime()
+		if err := fn(cart); err != nil {
+			return nil, err
+		}
+		if cart.UpdateTime().Equal(before) {
+			return cart, nil
+		}
+		value, err := proto.Marshal(toProto(cart))
+		if err != nil {
+			return nil, fmt.Errorf("cart store: encode: %w", err)
+		}
+		if rev == 0 {
+			_, err = s.kv.Create(ctx, k, value)
+		} else {
+			_, err = s.kv.Update(ctx, k, value, rev)
+		}
+		switch {
+		case err == nil:
+			return cart, nil
+		case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			continue
+		default:
+			return nil, fmt.Errorf("cart store: write: %w", err)
+		}
+	}
+	return nil, fmt.Errorf("cart store: %d attempts lost to concurrent writers: %w", s.maxAttempts, app.ErrConflict)
+}
+
+// backoff waits a random 0..(2ms * 2^attempt) capped at 100ms, so racing writers
+// spread out instead of colliding again in lockstep.
+func backoff(ctx context.Context, attempt int) error {
+	limit := min(2*time.Millisecond<<attempt, 100*time.Millisecond)
+	t := time.NewTimer(rand.N(limit) + time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func toProto(c *domain.Cart) *cartv1.Cart {
+	items := c.Items()
+	pb := &cartv1.Cart{UserId: c.UserID(), Items: make([]*cartv1.CartItem, len(items))}
+	for i, it := range items {
+		pb.Items[i] = &cartv1.CartItem{ProductId: it.ProductID, Quantity: it.Quantity}
+	}
+	if t := c.UpdateTime(); !t.IsZero() {
+		pb.UpdateTime = timestamppb.New(t)
+	}
+	return pb
+}
