@@ -33,6 +33,7 @@ func run(ctx context.Context, args []string) error {
 	var (
 		cfg          shipping.Config
 		natsURL      string
+		readDSN      string
 		oidcIssuer   string
 		oidcAudience string
 		logLevel     slog.Level
@@ -40,12 +41,16 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("shipping", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	fs.StringVar(&natsURL, "nats-url", nats.DefaultURL, "NATS JetStream URL")
+	fs.StringVar(&readDSN, "read-dsn", "", "database shared by the services (e.g. postgres://...); used when -db-dsn is not given")
 	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL; GetShipment requires a token when set")
 	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.Usage = config.Usage(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
+	}
+	if readDSN != "" && !given(fs, "db-dsn") {
+		cfg.DBDSN = readDSN
 	}
 
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
@@ -73,4 +78,11 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	return svc.Run(ctx)
+}
+
+// given reports whether the flag was set, on the command line or from its variable.
+func given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
