@@ -1,0 +1,87 @@
+// Command cart runs the cart service on its own, configured by flags or SHOP_*
+// environment variables (run with -h for the list).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/eventshop/eventshop/pkg/auth"
+	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/natsembed"
+	"github.com/eventshop/eventshop/services/cart"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	var (
+		cfg          cart.Config
+		natsURL      string
+		natsStore    string
+		oidcIssuer   string
+		oidcAudience string
+		logLevel     slog.Level
+	)
+	fs := flag.NewFlagSet("cart", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	fs.StringVar(&natsURL, "nats-url", "", "NATS server URL; empty starts an embedded JetStream server")
+	fs.StringVar(&natsStore, "nats-store-dir", "./data/nats-cart", "JetStream store directory of the embedded server (when -nats-url is empty)")
+	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL whose tokens identify users (required)")
+	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
+	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
+	fs.Usage = config.Usage(fs)
+	if err := config.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("cart: %w", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("cart: config: %w", err)
+	}
+	if oidcIssuer == "" {
+		return errors.New("cart: -oidc-issuer (SHOP_OIDC_ISSUER) is required: carts belong to verified users")
+	}
+
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	verifier, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: oidcIssuer, Audience: oidcAudience})
+	if err != nil {
+		return fmt.Errorf("cart: %w", err)
+	}
+	ns, err := natsembed.Start(ctx, natsembed.Config{URL: natsURL, StoreDir: natsStore})
+	if err != nil {
+		return fmt.Errorf("cart: nats: %w", err)
+	}
+	defer ns.Close()
+	nc, err := ns.Connect()
+	if err != nil {
+		return fmt.Errorf("cart: nats: %w", err)
+	}
+	defer nc.Close()
+
+	svc, err := cart.New(cfg, cart.Deps{Logger: logger, Verifier: verifier, NATS: nc})
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}
