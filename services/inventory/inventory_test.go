@@ -284,6 +284,24 @@ func TestReservationExpires(t *testing.T) {
 	if n, err := h.svc.ExpireNow(context.Background()); err != nil || n != 0 {
 		t.Fatalf("ExpireNow = %d, %v; want nothing left to expire", n, err)
 	}
+
+	// A commit arriving after the expiry sells the units if they are still there...
+	decode(t, h.do(t, app.SubjectReserve, "res-1", reserve(order1, "mug", 2)), &inventoryv1.InventoryReserved{})
+	h.next(t, func(m *nats.Msg) bool { return m.Subject == app.SubjectExpired })
+	decode(t, h.do(t, app.SubjectCommit, "com-1", &inventoryv1.CommitReservation{OrderId: order1}), &inventoryv1.ReservationCommitted{})
+	wantStock(t, h.stock(t, "mug"), 3, 0, 2)
+
+	// ...and is dead-lettered, selling nothing, when they are gone.
+	decode(t, h.do(t, app.SubjectReserve, "res-2", reserve(order2, "mug", 2, "kettle", 1)), &inventoryv1.InventoryReserved{})
+	h.next(t, func(m *nats.Msg) bool { return m.Subject == app.SubjectExpired })
+	decode(t, h.do(t, app.SubjectReserve, "res-3", reserve(order3, "mug", 3)), &inventoryv1.InventoryReserved{})
+	decode(t, h.do(t, app.SubjectCommit, "com-3", &inventoryv1.CommitReservation{OrderId: order3}), &inventoryv1.ReservationCommitted{})
+	wantStock(t, h.stock(t, "mug"), 0, 0, 5)
+	h.send(t, app.SubjectCommit, "com-2", "com-2", &inventoryv1.CommitReservation{OrderId: order2})
+	if dl, err := h.dlq.NextMsg(15 * time.Second); err != nil || dl.Header.Get(messaging.HeaderID) != "com-2" {
+		t.Fatalf("late commit without stock was not dead-lettered: %v", err)
+	}
+	wantStock(t, h.stock(t, "kettle"), 5, 0, 0)
 }
 
 func TestSetStockNeedsAdmin(t *testing.T) {

@@ -234,9 +234,10 @@ func (h *Handlers) ReserveInventory(ctx context.Context, m messaging.Message, cm
 }
 
 // CommitReservation turns the order's held units into sold ones and replies
-// ReservationCommitted (also for a repeat). There is no failure reply in the
-// contract: a commit without a held reservation (none, released or expired) returns
-// Permanent, so the command is dead-lettered with the reason. Store and bus failures
+// ReservationCommitted (also for a repeat). A reservation that expired is sold if
+// all its units are still available. There is no failure reply in the contract: a
+// commit without a reservation, of a released one, or of an expired one whose units
+// are gone returns Permanent, so the command is dead-lettered with the reason. Store and bus failures
 // return an error (redelivery).
 func (h *Handlers) CommitReservation(ctx context.Context, m messaging.Message, cmd *inventoryv1.CommitReservation) error {
 	if err := h.validator.Validate(cmd); err != nil {
@@ -254,7 +255,14 @@ func (h *Handlers) CommitReservation(ctx context.Context, m messaging.Message, c
 		if r == nil {
 			return Reply{}, messaging.Permanent(fmt.Errorf("commit order %s: reservation %w", orderID, domain.ErrNotFound))
 		}
-		next, changed, err := r.Commit(h.now().UTC())
+		now := h.now().UTC()
+		if r.Status == domain.StatusExpired {
+			// Late but not lost: sell the units if they are still available.
+			if r, err = h.revive(ctx, tx, *r, now); err != nil {
+				return Reply{}, err
+			}
+		}
+		next, changed, err := r.Commit(now)
 		if err != nil {
 			return Reply{}, messaging.Permanent(err)
 		}
@@ -274,6 +282,33 @@ func (h *Handlers) CommitReservation(ctx context.Context, m messaging.Message, c
 		return fmt.Errorf("commit for order %s: %w", orderID, err)
 	}
 	return h.publish(ctx, m, orderID, reply)
+}
+
+// revive takes an expired reservation's units back from available, all or nothing.
+// It returns Permanent wrapping domain.ErrInsufficientStock when some are gone.
+func (h *Handlers) revive(ctx context.Context, tx Tx, r domain.Reservation, now time.Time) (*domain.Reservation, error) {
+	var taken []domain.Line
+	for _, l := range r.Lines {
+		ok, err := tx.Take(ctx, l)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			for _, t := range taken {
+				if err := tx.Untake(ctx, t); err != nil {
+					return nil, err
+				}
+			}
+			return nil, messaging.Permanent(fmt.Errorf("commit order %s: reservation expired and %s is no longer available: %w",
+				r.OrderID, l.ProductID, domain.ErrInsufficientStock))
+		}
+		taken = append(taken, l)
+	}
+	revived, err := r.Revive(now)
+	if err != nil {
+		return nil, err
+	}
+	return &revived, nil
 }
 
 // ReleaseInventory gives the order's held units back and replies InventoryReleased,

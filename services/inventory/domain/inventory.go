@@ -181,6 +181,18 @@ func (r Reservation) Commit(now time.Time) (next Reservation, changed bool, err 
 	return r, false, fmt.Errorf("%w: commit a %s reservation of order %s", ErrIllegalState, r.Status, r.OrderID)
 }
 
+// Revive holds an expired reservation's lines again, for a commit that arrives after
+// the expiry: storage must first take the units back from available (all of them, or
+// the commit fails). It returns ErrIllegalState unless the reservation expired.
+func (r Reservation) Revive(now time.Time) (Reservation, error) {
+	if r.Status != StatusExpired {
+		return r, fmt.Errorf("%w: revive a %s reservation of order %s", ErrIllegalState, r.Status, r.OrderID)
+	}
+	r.Status = StatusHeld
+	r.UpdateTime = now
+	return r, nil
+}
+
 // Release gives held units back: changed reports whether the stock must move. A
 // committed, released or expired reservation has nothing to give back.
 func (r Reservation) Release(now time.Time) (next Reservation, changed bool) {

@@ -92,6 +92,13 @@ func TestReservationLife(t *testing.T) {
 	if _, changed := e.Release(now); changed {
 		t.Fatal("release after expiry gave units back twice")
 	}
+	revived, err := e.Revive(now)
+	if err != nil || revived.Status != domain.StatusHeld {
+		t.Fatalf("revive = %+v, %v", revived, err)
+	}
+	if _, err := r.Revive(now); !errors.Is(err, domain.ErrIllegalState) {
+		t.Fatalf("revive of a held reservation: %v", err)
+	}
 
 	rel, changed := r.Release(now)
 	if !changed || rel.Status != domain.StatusReleased {
