@@ -1,0 +1,66 @@
+// Command gateway runs the HTTP API gateway and storefront on its own, configured by
+// flags or SHOP_* environment variables (run with -h for the list).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/eventshop/eventshop/gateway"
+	"github.com/eventshop/eventshop/pkg/auth"
+	"github.com/eventshop/eventshop/pkg/config"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	var (
+		cfg          gateway.Config
+		oidcAudience string
+		logLevel     slog.Level
+	)
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience access tokens must carry")
+	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
+	fs.Usage = config.Usage(fs)
+	if err := config.Parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("gateway: %w", err)
+	}
+	if cfg.OIDCIssuer == "" {
+		return errors.New("gateway: -oidc-issuer (SHOP_OIDC_ISSUER) is required to verify API tokens")
+	}
+
+	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	slog.SetDefault(logger)
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	v, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: cfg.OIDCIssuer, Audience: oidcAudience})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	gw, err := gateway.New(cfg, gateway.Deps{Logger: logger, Verifier: v})
+	if err != nil {
+		return err
+	}
+	return gw.Run(ctx)
+}

@@ -1,0 +1,273 @@
+package gateway
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"hash/fnv"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"strings"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
+	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	"github.com/eventshop/eventshop/pkg/auth"
+)
+
+//go:embed web/templates/*.html
+var templateFS embed.FS
+
+//go:embed web/static
+var staticFS embed.FS
+
+// pages holds one parsed template set per page, each with the shared layout.
+type pages struct {
+	byName map[string]*template.Template
+}
+
+var pageFuncs = template.FuncMap{
+	"money":       formatMoney,
+	"statusLabel": statusLabel,
+	"statusKey":   statusKey,
+	"terminal":    terminalStatus,
+	"when":        formatTime,
+	"initials":    initials,
+	"add":         func(a, b int) int { return a + b },
+}
+
+func newPages() (*pages, error) {
+	names, err := fs.Glob(templateFS, "web/templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	p := &pages{byName: map[string]*template.Template{}}
+	for _, n := range names {
+		base := strings.TrimPrefix(n, "web/templates/")
+		if base == "layout.html" {
+			continue
+		}
+		t, err := template.New(base).Funcs(pageFuncs).ParseFS(templateFS, "web/templates/layout.html", n)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", base, err)
+		}
+		p.byName[strings.TrimSuffix(base, ".html")] = t
+	}
+	return p, nil
+}
+
+// pageData is what every page template receives; Body is the page's own data.
+type pageData struct {
+	Title        string
+	User         *auth.Claims
+	IsAdmin      bool
+	CSRF         string
+	LoginEnabled bool
+	Path         string
+	Flash        string
+	// Unavailable names the services this page could not ask; the page renders
+	// what it has and says which part is missing.
+	Unavailable []string
+	Body        any
+}
+
+func (d *pageData) down(service string) {
+	for _, s := range d.Unavailable {
+		if s == service {
+			return
+		}
+	}
+	d.Unavailable = append(d.Unavailable, service)
+}
+
+func (g *Gateway) newPageData(r *http.Request, sess *session, title string) *pageData {
+	d := &pageData{Title: title, LoginEnabled: g.login != nil, Path: r.URL.RequestURI()}
+	if sess != nil {
+		d.User = sess.claims
+		d.IsAdmin = sess.claims.HasRole(RoleAdmin)
+		d.CSRF = sess.csrf
+		d.Flash = g.sessions.popFlash(sess)
+	}
+	return d
+}
+
+func (g *Gateway) render(w http.ResponseWriter, r *http.Request, code int, page string, d *pageData) {
+	t, ok := g.pages.byName[page]
+	if !ok {
+		panic("gateway: no template " + page)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", d); err != nil {
+		g.logger.ErrorContext(r.Context(), "render page", "page", page, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(buf.Bytes())
+}
+
+// renderError shows a page with only a message.
+func (g *Gateway) renderError(w http.ResponseWriter, r *http.Request, code int, msg string) {
+	d := g.newPageData(r, g.sessionFrom(r), http.StatusText(code))
+	d.Body = msg
+	g.render(w, r, code, "error", d)
+}
+
+func formatMoney(m *commonv1.Money) string {
+	if m == nil {
+		return "—"
+	}
+	units := m.GetMinorUnits()
+	sign := ""
+	if units < 0 {
+		sign, units = "-", -units
+	}
+	amount := fmt.Sprintf("%d.%02d", units/100, units%100)
+	switch m.GetCurrencyCode() {
+	case "USD":
+		return sign + "$" + amount
+	case "EUR":
+		return sign + "€" + amount
+	case "GBP":
+		return sign + "£" + amount
+	}
+	return sign + amount + " " + m.GetCurrencyCode()
+}
+
+// statusLabel is the shopper's word for an order status.
+func statusLabel(s orderv1.OrderStatus) string {
+	switch s {
+	case orderv1.OrderStatus_ORDER_STATUS_PENDING:
+		return "Pending"
+	case orderv1.OrderStatus_ORDER_STATUS_PAYMENT_AUTHORIZED:
+		return "Paid"
+	case orderv1.OrderStatus_ORDER_STATUS_INVENTORY_RESERVED:
+		return "Reserved"
+	case orderv1.OrderStatus_ORDER_STATUS_SHIPMENT_CREATED:
+		return "Shipped"
+	case orderv1.OrderStatus_ORDER_STATUS_PAYMENT_CAPTURED:
+		return "Charged"
+	case orderv1.OrderStatus_ORDER_STATUS_COMPLETED:
+		return "Completed"
+	case orderv1.OrderStatus_ORDER_STATUS_CANCELLING:
+		return "Cancelling"
+	case orderv1.OrderStatus_ORDER_STATUS_CANCELLED:
+		return "Cancelled"
+	}
+	return "Unknown"
+}
+
+// statusKey is a CSS-friendly status name.
+func statusKey(s orderv1.OrderStatus) string { return strings.ToLower(statusLabel(s)) }
+
+func terminalStatus(s orderv1.OrderStatus) bool {
+	return s == orderv1.OrderStatus_ORDER_STATUS_COMPLETED || s == orderv1.OrderStatus_ORDER_STATUS_CANCELLED
+}
+
+func formatTime(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return ""
+	}
+	return ts.AsTime().UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+// initials turns "espresso-machine" into "EM".
+func initials(id string) string {
+	var b strings.Builder
+	for part := range strings.SplitSeq(id, "-") {
+		if part != "" && b.Len() < 2 {
+			b.WriteString(strings.ToUpper(part[:1]))
+		}
+	}
+	if b.Len() == 0 {
+		return "?"
+	}
+	return b.String()
+}
+
+// productImage draws a placeholder product picture: the product's initials on a
+// colour derived from its id, so every product looks different without image files.
+func productImage(w http.ResponseWriter, r *http.Request) {
+	file := r.PathValue("file")
+	id, ok := strings.CutSuffix(file, ".svg")
+	if !ok || !validProductID(id) {
+		http.NotFound(w, r)
+		return
+	}
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	hue := h.Sum32() % 360
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	fmt.Fprintf(w, `<svg xmlns="http://www.w3.org/2000/svg" width="320" height="240" viewBox="0 0 320 240">`+
+		`<rect width="320" height="240" fill="hsl(%d,55%%,45%%)"/>`+
+		`<circle cx="160" cy="120" r="70" fill="hsl(%d,60%%,88%%)"/>`+
+		`<text x="160" y="138" font-family="sans-serif" font-size="52" font-weight="700" text-anchor="middle" fill="hsl(%d,55%%,30%%)">%s</text></svg>`,
+		hue, hue, hue, template.HTMLEscapeString(initials(id)))
+}
+
+func validProductID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for i, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' && i > 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// staticFiles serves the embedded CSS and JS.
+func staticFiles() http.Handler {
+	sub, err := fs.Sub(staticFS, "web/static")
+	if err != nil {
+		panic(err)
+	}
+	fsrv := http.FileServerFS(sub)
+	return http.StripPrefix("/static/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		fsrv.ServeHTTP(w, r)
+	}))
+}
+
+// salesBar is one bar of the server-rendered sales chart.
+type salesBar struct {
+	Label   string
+	Units   int64
+	Revenue string
+	Y       int
+	Width   int
+	TextY   int
+}
+
+const (
+	chartBarHeight = 22
+	chartGap       = 8
+	chartWidth     = 420
+)
+
+// salesChart scales the bars to the best seller's units.
+func salesChart(sales []*orderv1.ProductSales) (bars []salesBar, height int) {
+	var top int64
+	for _, s := range sales {
+		top = max(top, s.GetUnits())
+	}
+	for i, s := range sales {
+		w := 0
+		if top > 0 {
+			w = int(s.GetUnits() * chartWidth / top)
+		}
+		y := i * (chartBarHeight + chartGap)
+		name := s.GetName()
+		if name == "" {
+			name = s.GetProductId()
+		}
+		bars = append(bars, salesBar{Label: name, Units: s.GetUnits(), Revenue: formatMoney(s.GetRevenue()), Y: y, Width: max(w, 2), TextY: y + 16})
+	}
+	return bars, len(sales) * (chartBarHeight + chartGap)
+}

@@ -1,0 +1,309 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/eventshop/eventshop/pkg/auth"
+)
+
+// Cookie names. The session lives in server memory: a restart logs everyone out,
+// which is acceptable for the storefront (the access token would be re-issued anyway).
+const (
+	sessionCookie = "eventshop_session"
+	loginCookie   = "eventshop_login"
+	csrfField     = "csrf_token"
+	loginTTL      = 10 * time.Minute
+)
+
+// loginScopes are requested at login: what the storefront pages need.
+var loginScopes = []string{oidc.ScopeOpenID, "profile", "email", ScopeCart, ScopeOrdersRead, ScopeOrdersWrite}
+
+// session is a logged-in browser. csrf is its synchronizer token: every
+// state-changing form carries it and it never leaves the page it is rendered into.
+type session struct {
+	id      string
+	csrf    string
+	token   string
+	claims  *auth.Claims
+	expires time.Time
+	flash   string // guarded by sessionStore.mu
+}
+
+// pendingLogin is an authorization request in flight, keyed by its state.
+type pendingLogin struct {
+	verifier string
+	nonce    string
+	next     string
+	expires  time.Time
+}
+
+type sessionStore struct {
+	ttl time.Duration
+
+	mu      sync.Mutex
+	byID    map[string]*session
+	pending map[string]pendingLogin
+}
+
+func newSessionStore(ttl time.Duration) *sessionStore {
+	return &sessionStore{ttl: ttl, byID: map[string]*session{}, pending: map[string]pendingLogin{}}
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (s *sessionStore) create(token string, claims *auth.Claims, expiry time.Time) *session {
+	exp := time.Now().Add(s.ttl)
+	if !expiry.IsZero() && expiry.Before(exp) {
+		exp = expiry
+	}
+	sess := &session{id: randomToken(), csrf: randomToken(), token: token, claims: claims, expires: exp}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pruneLocked(time.Now())
+	s.byID[sess.id] = sess
+	return sess
+}
+
+func (s *sessionStore) get(id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess, ok := s.byID[id]
+	if !ok {
+		return nil
+	}
+	if time.Now().After(sess.expires) {
+		delete(s.byID, id)
+		return nil
+	}
+	return sess
+}
+
+func (s *sessionStore) delete(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byID, id)
+}
+
+// setFlash keeps a one-time message for the session's next page.
+func (s *sessionStore) setFlash(sess *session, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess.flash = msg
+}
+
+func (s *sessionStore) popFlash(sess *session) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	msg := sess.flash
+	sess.flash = ""
+	return msg
+}
+
+func (s *sessionStore) addPending(state string, p pendingLogin) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pruneLocked(time.Now())
+	s.pending[state] = p
+}
+
+// takePending returns and forgets the login for state; ok is false when unknown or
+// expired, so a state is usable once.
+func (s *sessionStore) takePending(state string) (pendingLogin, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.pending[state]
+	delete(s.pending, state)
+	if !ok || time.Now().After(p.expires) {
+		return pendingLogin{}, false
+	}
+	return p, true
+}
+
+func (s *sessionStore) pruneLocked(now time.Time) {
+	for id, sess := range s.byID {
+		if now.After(sess.expires) {
+			delete(s.byID, id)
+		}
+	}
+	for st, p := range s.pending {
+		if now.After(p.expires) {
+			delete(s.pending, st)
+		}
+	}
+}
+
+// sessionFrom returns the request's live session, or nil.
+func (g *Gateway) sessionFrom(r *http.Request) *session {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil
+	}
+	return g.sessions.get(c.Value)
+}
+
+// secureCookies is true when browsers reach the gateway over TLS.
+func (g *Gateway) secureCookies(r *http.Request) bool {
+	return r.TLS != nil || strings.HasPrefix(g.public, "https://")
+}
+
+func (g *Gateway) setCookie(w http.ResponseWriter, r *http.Request, name, value, path string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: path, MaxAge: maxAge,
+		HttpOnly: true, Secure: g.secureCookies(r), SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// validCSRF checks the form's synchronizer token against the session's, in
+// constant time.
+func validCSRF(sess *session, r *http.Request) bool {
+	got := r.PostFormValue(csrfField)
+	return sess != nil && got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(sess.csrf)) == 1
+}
+
+// oidcLogin runs the authorization code flow with PKCE against the issuer. Discovery
+// happens on first use, so the gateway starts even while the issuer is still coming up.
+type oidcLogin struct {
+	issuer, clientID, secret, redirect string
+	verifier                           *auth.Verifier
+
+	mu       sync.Mutex
+	provider *oidc.Provider
+}
+
+func newOIDCLogin(cfg Config, redirect string, v *auth.Verifier) *oidcLogin {
+	return &oidcLogin{issuer: cfg.OIDCIssuer, clientID: cfg.OIDCClientID, secret: cfg.OIDCClientSecret, redirect: redirect, verifier: v}
+}
+
+func (o *oidcLogin) config(ctx context.Context) (*oidc.Provider, *oauth2.Config, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.provider == nil {
+		p, err := oidc.NewProvider(ctx, o.issuer)
+		if err != nil {
+			return nil, nil, fmt.Errorf("discover %s: %w", o.issuer, err)
+		}
+		o.provider = p
+	}
+	return o.provider, &oauth2.Config{
+		ClientID:     o.clientID,
+		ClientSecret: o.secret,
+		Endpoint:     o.provider.Endpoint(),
+		RedirectURL:  o.redirect,
+		Scopes:       loginScopes,
+	}, nil
+}
+
+// safeNext keeps a post-login redirect on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+// handleLogin starts the flow: a fresh state (bound to this browser by a cookie),
+// nonce and PKCE verifier, then a redirect to the issuer.
+func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if g.login == nil {
+		g.renderError(w, r, http.StatusServiceUnavailable, "Login is not configured on this gateway.")
+		return
+	}
+	_, oc, err := g.login.config(r.Context())
+	if err != nil {
+		g.logger.WarnContext(r.Context(), "oidc discovery failed", "err", err)
+		g.renderError(w, r, http.StatusServiceUnavailable, "The login service is unavailable right now.")
+		return
+	}
+	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
+	g.sessions.addPending(state, pendingLogin{verifier: verifier, nonce: nonce, next: safeNext(r.URL.Query().Get("next")), expires: time.Now().Add(loginTTL)})
+	g.setCookie(w, r, loginCookie, state, "/auth/", int(loginTTL.Seconds()))
+	http.Redirect(w, r, oc.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)), http.StatusFound)
+}
+
+var errLoginState = errors.New("login state does not match this browser")
+
+// handleCallback finishes the flow: state check, code exchange with the PKCE
+// verifier, ID token (nonce) and access token verification, then a new session.
+func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
+	if g.login == nil {
+		g.renderError(w, r, http.StatusServiceUnavailable, "Login is not configured on this gateway.")
+		return
+	}
+	ctx := r.Context()
+	q := r.URL.Query()
+	if e := q.Get("error"); e != "" {
+		g.renderError(w, r, http.StatusUnauthorized, "Login failed: "+e)
+		return
+	}
+	state := q.Get("state")
+	c, err := r.Cookie(loginCookie)
+	if err != nil || state == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
+		g.logger.InfoContext(ctx, "login callback rejected", "err", errLoginState)
+		g.renderError(w, r, http.StatusBadRequest, "This login link is not valid for this browser. Please log in again.")
+		return
+	}
+	g.setCookie(w, r, loginCookie, "", "/auth/", -1)
+	p, ok := g.sessions.takePending(state)
+	if !ok {
+		g.renderError(w, r, http.StatusBadRequest, "This login has expired. Please log in again.")
+		return
+	}
+	provider, oc, err := g.login.config(ctx)
+	if err != nil {
+		g.renderError(w, r, http.StatusServiceUnavailable, "The login service is unavailable right now.")
+		return
+	}
+	tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(p.verifier))
+	if err != nil {
+		g.logger.WarnContext(ctx, "code exchange failed", "err", err)
+		g.renderError(w, r, http.StatusUnauthorized, "Login failed: the issuer did not accept the code.")
+		return
+	}
+	if rawID, ok := tok.Extra("id_token").(string); ok && rawID != "" {
+		idt, err := provider.Verifier(&oidc.Config{ClientID: g.login.clientID}).Verify(ctx, rawID)
+		if err != nil || idt.Nonce != p.nonce {
+			g.logger.WarnContext(ctx, "id token rejected", "err", err)
+			g.renderError(w, r, http.StatusUnauthorized, "Login failed: the identity token is not valid.")
+			return
+		}
+	}
+	claims, err := g.verifier.Verify(ctx, tok.AccessToken)
+	if err != nil {
+		g.logger.WarnContext(ctx, "access token rejected", "err", err)
+		g.renderError(w, r, http.StatusUnauthorized, "Login failed: the access token is not valid for this shop.")
+		return
+	}
+	sess := g.sessions.create(tok.AccessToken, claims, tok.Expiry)
+	g.setCookie(w, r, sessionCookie, sess.id, "/", 0)
+	http.Redirect(w, r, p.next, http.StatusSeeOther)
+}
+
+// handleLogout ends the session (CSRF-checked, POST only).
+func (g *Gateway) handleLogout(w http.ResponseWriter, r *http.Request) {
+	sess := g.sessionFrom(r)
+	if sess != nil {
+		if !validCSRF(sess, r) {
+			g.renderError(w, r, http.StatusForbidden, "The form has expired. Please reload the page and try again.")
+			return
+		}
+		g.sessions.delete(sess.id)
+	}
+	g.setCookie(w, r, sessionCookie, "", "/", -1)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
