@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -14,7 +15,10 @@ import (
 )
 
 // Dial returns a client connection to target whose every call runs through a fresh
-// Policy built from opts: deadline, bulkhead, breaker, retry, outermost first. The
+// Policy built from opts: deadline, bulkhead, breaker, retry, outermost first. Every
+// attempt is traced and measured by otelgrpc (client span, W3C trace context in the
+// request metadata, rpc.client.* metrics) through the global providers unless
+// WithTracerProvider names another. The
 // connection is plaintext unless WithDialOptions supplies transport credentials (in
 // the cluster, Istio adds mTLS). Like grpc.NewClient it does not connect eagerly; it
 // returns grpc.NewClient's error for a malformed target or conflicting options.
@@ -22,9 +26,13 @@ func Dial(target string, opts ...Option) (*grpc.ClientConn, error) {
 	cfg := newConfig(target, opts)
 	p := newPolicy(cfg)
 	name := cfg.name
-	dialOpts := make([]grpc.DialOption, 0, 3+len(cfg.dialOpts))
+	dialOpts := make([]grpc.DialOption, 0, 4+len(cfg.dialOpts))
 	dialOpts = append(dialOpts,
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// The stats handler sees each attempt on the wire, inside the policy: a retried
+		// call shows one client span per attempt, and a call the policy rejects none
+		// (the rejection is an event on the caller's span instead).
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(cfg.tracerProvider()))),
 		grpc.WithChainUnaryInterceptor(p.UnaryClientInterceptor()),
 		grpc.WithChainStreamInterceptor(p.StreamClientInterceptor()),
 	)

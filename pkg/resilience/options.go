@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 )
 
@@ -45,6 +47,7 @@ type config struct {
 
 	dialOpts []grpc.DialOption
 	logger   *slog.Logger
+	tracer   trace.TracerProvider
 }
 
 func defaultConfig() config {
@@ -150,6 +153,20 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 // reports (default slog.Default()).
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
+}
+
+// WithTracerProvider sets the tracer provider of Dial's client spans (default the
+// global one: the provider installed by then, or, before any is, the one installed
+// later).
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return func(c *config) { c.tracer = tp }
+}
+
+func (c *config) tracerProvider() trace.TracerProvider {
+	if c.tracer != nil {
+		return c.tracer
+	}
+	return otel.GetTracerProvider()
 }
 
 func (c *config) idempotentMethod(method string) bool {
