@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"buf.build/go/protovalidate"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/eventshop/eventshop/pkg/auth"
+	"github.com/eventshop/eventshop/pkg/telemetry"
 )
 
 // DefaultDrainTimeout bounds how long Serve waits for in-flight RPCs after its
@@ -30,6 +32,7 @@ type Server struct {
 	health *health.Server
 	logger *slog.Logger
 	drain  time.Duration
+	tracer *telemetry.DeferredTracerProvider
 }
 
 type options struct {
@@ -142,7 +145,11 @@ func New(opts ...Option) *Server {
 	stream = append(stream, validateStream(o.validator, o.logger))
 	stream = append(stream, o.stream...)
 
+	// Server spans belong to the service whose context Serve receives (telemetry.NewContext),
+	// which only arrives after New: the provider is bound then.
+	tracer := &telemetry.DeferredTracerProvider{}
 	serverOpts := append([]grpc.ServerOption{
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tracer))),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
 	}, o.serverOpts...)
@@ -152,6 +159,7 @@ func New(opts ...Option) *Server {
 		health: health.NewServer(),
 		logger: o.logger,
 		drain:  o.drain,
+		tracer: tracer,
 	}
 	// Not serving until Serve runs: a probe must not route traffic to a server that
 	// has not started accepting.
@@ -172,8 +180,11 @@ func (s *Server) Health() *health.Server { return s.health }
 // in-flight RPCs finish for at most the drain timeout, cancels whatever is left and
 // returns nil. Long-lived streams (such as health Watch) hold the drain until the
 // timeout. It returns the listener's error if serving fails before ctx is done.
-// Serve closes lis. A Server serves only once.
+// Serve closes lis. A Server serves only once. Every RPC is traced and measured by
+// otelgrpc; its server spans belong to the service telemetry.NewContext put on ctx,
+// or to the process's global tracer provider when ctx names none.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	s.tracer.Bind(ctx)
 	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	errc := make(chan error, 1)
 	go func() { errc <- s.grpc.Serve(lis) }()
