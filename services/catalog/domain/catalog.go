@@ -17,7 +17,10 @@ const (
 type Catalog struct {
 	products []Product // by name, then id: the listing order
 	byID     map[string]int
+	lower    []lowered // lower-cased search texts, by index in products
 }
+
+type lowered struct{ name, description string }
 
 // Category is a product grouping with its size.
 type Category struct {
@@ -58,8 +61,10 @@ func NewCatalog(products []Product) (*Catalog, error) {
 	slices.SortFunc(c.products, func(a, b Product) int {
 		return cmp.Or(cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), cmp.Compare(a.ID, b.ID))
 	})
+	c.lower = make([]lowered, len(c.products))
 	for i, p := range c.products {
 		c.byID[p.ID] = i
+		c.lower[i] = lowered{strings.ToLower(p.Name), strings.ToLower(p.Description)}
 	}
 	return c, nil
 }

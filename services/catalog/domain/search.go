@@ -46,8 +46,8 @@ func (c *Catalog) Search(query string, pageSize int, pageToken string) (Page, er
 	}
 	var hits []hit
 	if q != "" {
-		for _, p := range c.products {
-			if r, ok := rankOf(p, q); ok {
+		for i, p := range c.products {
+			if r, ok := rankOf(c.lower[i], q); ok {
 				hits = append(hits, hit{p, r.score()})
 			}
 		}
@@ -62,11 +62,11 @@ func (c *Catalog) Search(query string, pageSize int, pageToken string) (Page, er
 	return c.page(matched, queryKey("search", q), pageSize, pageToken)
 }
 
-func rankOf(p Product, q string) (rank, bool) {
-	if k := matchIn(strings.ToLower(p.Name), q); k != noMatch {
+func rankOf(l lowered, q string) (rank, bool) {
+	if k := matchIn(l.name, q); k != noMatch {
 		return rank{inName: true, kind: k}, true
 	}
-	if k := matchIn(strings.ToLower(p.Description), q); k != noMatch {
+	if k := matchIn(l.description, q); k != noMatch {
 		return rank{inName: false, kind: k}, true
 	}
 	return rank{}, false
