@@ -3,6 +3,8 @@ package adapters
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,7 +19,7 @@ import (
 
 var limits = domain.Limits{MaxLines: 10, MaxQuantity: 100}
 
-func newStore(t *testing.T, ttl time.Duration) (*KVStore, jetstream.JetStream) {
+func newStore(t testing.TB, ttl time.Duration) (*KVStore, jetstream.JetStream) {
 	t.Helper()
 	_, nc := natstest.Connect(t)
 	js, err := jetstream.New(nc)
@@ -114,4 +116,37 @@ func TestKVStoreGivesUpWithConflict(t *testing.T) {
 	if got.Quantity("mine") != 0 || got.Quantity("rival") != 3 {
 		t.Fatalf("cart = %v", got.Items())
 	}
+}
+
+// BenchmarkKVStoreUpdate measures one read-modify-write of a cart on an embedded
+// JetStream server: each goroutine on its own cart, then all on one cart.
+func BenchmarkKVStoreUpdate(b *testing.B) {
+	s, _ := newStore(b, 0)
+	q := func(c *domain.Cart) error {
+		if c.Quantity("mug") >= limits.MaxQuantity {
+			c.Remove("mug", time.Now())
+			return nil
+		}
+		return c.Add("mug", 1, limits, time.Now())
+	}
+	b.Run("own-cart", func(b *testing.B) {
+		var n atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			user := fmt.Sprintf("user-%d", n.Add(1))
+			for pb.Next() {
+				if _, err := s.Update(b.Context(), user, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
+	b.Run("shared-cart", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := s.Update(b.Context(), "shared", q); err != nil && !errors.Is(err, app.ErrConflict) {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
 }
