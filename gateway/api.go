@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	codepb "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -205,7 +206,11 @@ type fieldError struct {
 }
 
 func writeError(w http.ResponseWriter, httpCode int, st *status.Status) {
-	body := errorBody{Error: errorDetail{Code: httpCode, Status: st.Code().String(), Message: st.Message()}}
+	name, ok := codepb.Code_name[int32(st.Code())]
+	if !ok {
+		name = codepb.Code_UNKNOWN.String()
+	}
+	body := errorBody{Error: errorDetail{Code: httpCode, Status: name, Message: st.Message()}}
 	for _, d := range st.Details() {
 		if br, ok := d.(*errdetails.BadRequest); ok {
 			for _, v := range br.GetFieldViolations() {

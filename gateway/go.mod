@@ -13,6 +13,12 @@ require (
 	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/chromedp/chromedp v0.23.0 // indirect
 	github.com/coreos/go-oidc/v3 v3.21.0 // indirect
+	github.com/eventshop/eventshop/services/cart v0.0.0
+	github.com/eventshop/eventshop/services/catalog v0.0.0
+	github.com/eventshop/eventshop/services/inventory v0.0.0
+	github.com/eventshop/eventshop/services/order v0.0.0
+	github.com/eventshop/eventshop/services/payment v0.0.0
+	github.com/eventshop/eventshop/services/shipping v0.0.0
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
@@ -45,3 +51,15 @@ require (
 replace github.com/eventshop/eventshop/gen/go => ../gen/go
 
 replace github.com/eventshop/eventshop/pkg => ../pkg
+
+replace github.com/eventshop/eventshop/services/catalog => ../services/catalog
+
+replace github.com/eventshop/eventshop/services/cart => ../services/cart
+
+replace github.com/eventshop/eventshop/services/order => ../services/order
+
+replace github.com/eventshop/eventshop/services/payment => ../services/payment
+
+replace github.com/eventshop/eventshop/services/inventory => ../services/inventory
+
+replace github.com/eventshop/eventshop/services/shipping => ../services/shipping
