@@ -69,3 +69,26 @@ tidy:
 
 clean:
 	rm -rf data bin
+
+# --- Tracing with a local Jaeger -------------------------------------------------------
+JAEGER_OTLP ?= 127.0.0.1:4317
+JAEGER_TEST_PKGS ?= github.com/eventshop/eventshop/pkg/telemetry/... github.com/eventshop/eventshop/cmd/...
+
+.PHONY: jaeger run-traced test-jaeger
+
+## jaeger: build Jaeger v2 once (cached in GOBIN) and run it in the foreground with
+## in-memory storage: OTLP on 127.0.0.1:4317/4318, query API on 127.0.0.1:16686.
+jaeger:
+	scripts/jaeger.sh run
+
+## run-traced: run shopd exporting every span to the Jaeger of `make jaeger`.
+run-traced:
+	SHOP_OTLP_ENDPOINT=$(JAEGER_OTLP) SHOP_TRACE_SAMPLE=1 go run ./cmd/shopd
+
+## test-jaeger: start Jaeger in the background, run the tests that read traces back
+## from its query API (they skip without SHOP_TEST_JAEGER_URL), stop Jaeger.
+test-jaeger:
+	@url=$$(scripts/jaeger.sh start) || exit 1; \
+	SHOP_TEST_JAEGER_URL=$$url SHOP_OTLP_ENDPOINT=$(JAEGER_OTLP) \
+		go test $(GOTEST_FLAGS) -run 'Jaeger' $(JAEGER_TEST_PKGS); \
+	rc=$$?; scripts/jaeger.sh stop; exit $$rc

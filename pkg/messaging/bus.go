@@ -148,13 +148,16 @@ func (b *Bus) publish(ctx context.Context, subject, id string, msg proto.Message
 		o(&h)
 	}
 
+	start := time.Now()
 	ctx, span := otel.Tracer(instrumentation).Start(ctx, "send "+subject,
 		trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.operation.name", "send"),
 			attribute.String("messaging.destination.name", subject),
 			attribute.String("messaging.message.id", id),
+			attribute.Int("messaging.message.body.size", len(data)),
 			attribute.String("cloudevents.event_type", h.Get(HeaderType)),
 		))
 	defer span.End()
@@ -163,7 +166,17 @@ func (b *Bus) publish(ctx context.Context, subject, id string, msg proto.Message
 	if _, err := b.pub.Publish(ctx, &nats.Msg{Subject: subject, Header: h, Data: data}); err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")
+		span.SetAttributes(attribute.String("error.type", outcomePublishError))
+		recordDuration(ctx, meterInstruments().send, start, outcomePublishError, sendAttrs(subject)...)
 		return "", fmt.Errorf("messaging: publish %s %s: %w", subject, id, err)
 	}
+	recordDuration(ctx, meterInstruments().send, start, "", sendAttrs(subject)...)
 	return id, nil
+}
+
+func sendAttrs(subject string) []attribute.KeyValue {
+	return []attribute.KeyValue{
+		attribute.String("messaging.operation.name", "send"),
+		attribute.String("messaging.destination.name", subject),
+	}
 }

@@ -214,24 +214,37 @@ func (c *Consumer) Run(ctx context.Context) error {
 // crash right now loses nothing (at worst it is delivered again).
 func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	m := messageFrom(msg)
+	start, outcome := time.Now(), ""
 	ctx = otel.GetTextMapPropagator().Extract(ctx, headerCarrier(msg.Headers()))
 	ctx, span := otel.Tracer(instrumentation).Start(ctx, "process "+m.Destination,
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "process"),
+			attribute.String("messaging.operation.name", "process"),
 			attribute.String("messaging.destination.name", m.Destination),
+			attribute.Int("messaging.message.body.size", len(msg.Data())),
 			attribute.String("messaging.consumer.group.name", c.cfg.Durable),
 			attribute.String("messaging.message.id", m.ID),
 			attribute.Int("messaging.nats.delivery_attempt", m.Attempt),
 			attribute.String("cloudevents.event_type", m.Type),
 		))
 	defer span.End()
+	defer func() {
+		if outcome != "" {
+			span.SetAttributes(attribute.String("error.type", outcome))
+		}
+		recordDuration(ctx, meterInstruments().process, start, outcome,
+			attribute.String("messaging.operation.name", "process"),
+			attribute.String("messaging.destination.name", m.Destination),
+			attribute.String("messaging.consumer.group.name", c.cfg.Durable))
+	}()
 	if m.Attempt > c.cfg.MaxDeliver {
 		settleCtx, cancel := c.settleContext(ctx)
 		defer cancel()
 		c.deadLetter(settleCtx, msg, m, ErrMaxDeliver)
 		span.SetStatus(codes.Error, "dead-lettered")
+		outcome = outcomeDeadLettered
 		return
 	}
 	if m.ID == "" || m.Header.Get(HeaderSpecVersion) != SpecVersion {
@@ -239,6 +252,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 		defer cancel()
 		c.deadLetter(settleCtx, msg, m, fmt.Errorf("%w: ce-id %q, ce-specversion %q", ErrNotCloudEvent, m.ID, m.Header.Get(HeaderSpecVersion)))
 		span.SetStatus(codes.Error, "dead-lettered")
+		outcome = outcomeDeadLettered
 		return
 	}
 	h, ok := c.handlers[m.Type]
@@ -247,6 +261,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 		defer cancel()
 		c.deadLetter(settleCtx, msg, m, fmt.Errorf("%w %q", ErrUnknownType, m.Type))
 		span.SetStatus(codes.Error, "dead-lettered")
+		outcome = outcomeDeadLettered
 		return
 	}
 
@@ -270,6 +285,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	}
 	span.RecordError(err)
 	span.SetStatus(codes.Error, "handler failed")
+	outcome = outcomeHandlerError
 	switch {
 	case ctx.Err() != nil:
 		// Shutting down: give the message back now rather than after AckWait. This is

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -113,6 +114,26 @@ func TestTraceCrossesGRPCAndNATSHops(t *testing.T) {
 			t.Errorf("span %q from %q, want %q", name, got, want)
 		}
 	}
+	for _, sp := range []tracetest.SpanStub{send, process} {
+		for _, key := range []string{"messaging.system", "messaging.operation.name", "messaging.operation.type", "messaging.destination.name", "messaging.message.id"} {
+			if !hasAttr(sp, key) {
+				t.Errorf("span %q lacks messaging attribute %s", sp.Name, key)
+			}
+		}
+	}
+	if !hasAttr(process, "messaging.consumer.group.name") {
+		t.Errorf("consumer span lacks messaging.consumer.group.name")
+	}
+
+	// The same hop measured: RED per consumer and per published subject.
+	m := telemetrytest.Scrape(t, rec.Telemetry().MetricsHandler())
+	if v := m.Value("messaging_process_duration_seconds", "messaging_consumer_group_name", "payment-commands"); v != 1 {
+		t.Errorf("messaging_process_duration_seconds{consumer=payment-commands} count = %v, want 1", v)
+	}
+	if v := m.Value("messaging_client_operation_duration_seconds", "messaging_destination_name", "cmd.payment.authorize"); v != 1 {
+		t.Errorf("messaging_client_operation_duration_seconds{cmd.payment.authorize} count = %v, want 1", v)
+	}
+
 	for _, sp := range spans.Named("grpc.health.v1.Health/Check") {
 		want := "order"
 		if sp.SpanKind == trace.SpanKindServer {
@@ -171,4 +192,13 @@ func TestJaegerStoresOneTraceAcrossServices(t *testing.T) {
 	if len(process.References) == 0 || byID[process.References[0].SpanID].OperationName != "send cmd.payment.authorize" {
 		t.Errorf("consumer span does not reference the producer span: %+v", process.References)
 	}
+}
+
+func hasAttr(sp tracetest.SpanStub, key string) bool {
+	for _, kv := range sp.Attributes {
+		if string(kv.Key) == key {
+			return true
+		}
+	}
+	return false
 }
