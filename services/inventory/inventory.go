@@ -43,6 +43,8 @@ const (
 	DefaultSeedStock      = 100
 	DefaultReservationTTL = 15 * time.Minute
 	DefaultSweepInterval  = 5 * time.Second
+	// DefaultRetention outlives the EVENTS stream and any saga retry.
+	DefaultRetention = 14 * 24 * time.Hour
 )
 
 // PublicMethods are callable without a token: the storefront shows stock levels.
@@ -74,6 +76,9 @@ type Config struct {
 	// defaults.
 	MaxDeliver int
 	Backoff    []time.Duration
+	// Retention is how long processed command ids and their replies are kept; a
+	// command resent later is handled as new. Zero means DefaultRetention.
+	Retention time.Duration
 	// DrainTimeout bounds the graceful stop; zero means grpcserver.DefaultDrainTimeout.
 	DrainTimeout time.Duration
 }
@@ -88,6 +93,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", DefaultSweepInterval, "how often expired reservations are released")
 	fs.IntVar(&c.Concurrency, "concurrency", 0, "commands handled at once (0: messaging default)")
 	fs.IntVar(&c.MaxDeliver, "max-deliver", 0, "attempts per command before dead-lettering (0: messaging default)")
+	fs.DurationVar(&c.Retention, "retention", DefaultRetention, "how long processed command ids and their replies are kept")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", grpcserver.DefaultDrainTimeout, "how long in-flight RPCs may finish at shutdown")
 }
 
@@ -97,6 +103,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.SweepInterval == 0 {
 		c.SweepInterval = DefaultSweepInterval
+	}
+	if c.Retention == 0 {
+		c.Retention = DefaultRetention
 	}
 	return c
 }
@@ -109,6 +118,9 @@ func (c Config) Validate() error {
 	}
 	if c.SeedStock > 0 && c.CatalogAddr == "" {
 		errs = append(errs, errors.New("catalog-addr is empty but seed-stock is set"))
+	}
+	if c.Retention < 0 {
+		errs = append(errs, errors.New("retention must not be negative"))
 	}
 	if c.ReservationTTL < 0 || c.SweepInterval < 0 || c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("reservation-ttl, sweep-interval and drain-timeout must not be negative"))
@@ -296,8 +308,9 @@ func (s *Service) Run(ctx context.Context) error {
 		s.server.Health().SetServingStatus(inventoryv1.InventoryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 		s.logger.InfoContext(ctx, "inventory serving", "addr", s.Addr().String())
 		var wg sync.WaitGroup
-		wg.Add(1)
+		wg.Add(2)
 		go func() { defer wg.Done(); s.sweep(ctx) }()
+		go func() { defer wg.Done(); s.prune(ctx) }()
 		errc := make(chan error, 2)
 		go func() { errc <- s.server.Serve(ctx, s.lis) }()
 		go func() { errc <- s.consumer.Run(ctx) }()
@@ -326,6 +339,26 @@ func (s *Service) sweep(ctx context.Context) {
 		}
 		if n > 0 {
 			s.logger.InfoContext(ctx, "reservations expired", "count", n)
+		}
+	}
+}
+
+// prune forgets processed commands older than the retention, at start and hourly,
+// until ctx is done.
+func (s *Service) prune(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.store.Prune(ctx, time.Now().Add(-s.cfg.Retention))
+		if err != nil && ctx.Err() == nil {
+			s.logger.WarnContext(ctx, "pruning processed commands failed", "error", err)
+		} else if n > 0 {
+			s.logger.InfoContext(ctx, "processed commands pruned", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -35,7 +35,9 @@ import (
 // Defaults of Config.
 const (
 	DefaultGRPCAddr = "127.0.0.1:9404"
-	DefaultDBDSN    = "data/payment.db"
+	// DefaultRetention outlives the EVENTS stream and any saga retry.
+	DefaultRetention = 14 * 24 * time.Hour
+	DefaultDBDSN     = "data/payment.db"
 )
 
 // ConsumerName is the durable consumer of the payment commands. Renaming it is a
@@ -60,6 +62,9 @@ type Config struct {
 	// retried this way); zero values take the messaging defaults.
 	MaxDeliver int
 	Backoff    []time.Duration
+	// Retention is how long processed command ids and their replies are kept; a
+	// command resent later is handled as new. Zero means DefaultRetention.
+	Retention time.Duration
 	// DrainTimeout bounds the graceful stop; zero means grpcserver.DefaultDrainTimeout.
 	DrainTimeout time.Duration
 }
@@ -73,6 +78,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SlowDelay, "slow-delay", provider.DefaultSlowDelay, "how long the tok_slow test card takes")
 	fs.IntVar(&c.Concurrency, "concurrency", 0, "commands handled at once (0: messaging default)")
 	fs.IntVar(&c.MaxDeliver, "max-deliver", 0, "attempts per command before dead-lettering (0: messaging default)")
+	fs.DurationVar(&c.Retention, "retention", DefaultRetention, "how long processed command ids and their replies are kept")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", grpcserver.DefaultDrainTimeout, "how long in-flight RPCs may finish at shutdown")
 }
 
@@ -84,6 +90,9 @@ func (c Config) Validate() error {
 	}
 	if c.ProviderFailRate < 0 || c.ProviderFailRate > 1 {
 		errs = append(errs, fmt.Errorf("provider-fail-rate %v is outside 0..1", c.ProviderFailRate))
+	}
+	if c.Retention < 0 {
+		errs = append(errs, errors.New("retention must not be negative"))
 	}
 	if c.ProviderLatency < 0 || c.SlowDelay < 0 || c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("provider-latency, slow-delay and drain-timeout must not be negative"))
@@ -107,6 +116,8 @@ type Deps struct {
 
 // Service is a payment service ready to run: its listener is open from New on.
 type Service struct {
+	cfg      Config
+	store    *sqlstore.Store
 	logger   *slog.Logger
 	server   *grpcserver.Server
 	lis      net.Listener
@@ -134,7 +145,10 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	s := &Service{logger: logger}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
+	}
+	s := &Service{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -152,6 +166,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("payment: %w", err)
 	}
+	s.store = store
 	prov := deps.Provider
 	if prov == nil {
 		prov = &provider.Simulated{Latency: cfg.ProviderLatency, FailRate: cfg.ProviderFailRate, SlowDelay: cfg.SlowDelay}
@@ -223,15 +238,39 @@ func (s *Service) Run(ctx context.Context) error {
 		defer cancel()
 		s.server.Health().SetServingStatus(paymentv1.PaymentService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 		s.logger.InfoContext(ctx, "payment serving", "addr", s.Addr().String())
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); s.prune(ctx) }()
 		errc := make(chan error, 2)
 		go func() { errc <- s.server.Serve(ctx, s.lis) }()
 		go func() { errc <- s.consumer.Run(ctx) }()
 		err = <-errc
 		cancel()
 		err = errors.Join(err, <-errc)
+		wg.Wait()
 		s.logger.InfoContext(ctx, "payment stopped")
 	})
 	return err
+}
+
+// prune forgets processed commands older than the retention, at start and hourly,
+// until ctx is done.
+func (s *Service) prune(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.store.Prune(ctx, time.Now().Add(-s.cfg.Retention))
+		if err != nil && ctx.Err() == nil {
+			s.logger.WarnContext(ctx, "pruning processed commands failed", "error", err)
+		} else if n > 0 {
+			s.logger.InfoContext(ctx, "processed commands pruned", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (s *Service) close() {

@@ -37,7 +37,9 @@ import (
 const (
 	DefaultGRPCAddr    = "127.0.0.1:9406"
 	DefaultCatalogAddr = "127.0.0.1:9401"
-	DefaultDBDSN       = "data/shipping.db"
+	// DefaultRetention outlives the EVENTS stream and any saga retry.
+	DefaultRetention = 14 * 24 * time.Hour
+	DefaultDBDSN     = "data/shipping.db"
 )
 
 // PublicMethods are callable without a token: quoting a delivery before login.
@@ -65,6 +67,9 @@ type Config struct {
 	// defaults.
 	MaxDeliver int
 	Backoff    []time.Duration
+	// Retention is how long processed command ids and their replies are kept; a
+	// command resent later is handled as new. Zero means DefaultRetention.
+	Retention time.Duration
 	// DrainTimeout bounds the graceful stop; zero means grpcserver.DefaultDrainTimeout.
 	DrainTimeout time.Duration
 }
@@ -78,6 +83,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.Latency, "latency", 0, "chaos knob: delay added to every shipping command")
 	fs.IntVar(&c.Concurrency, "concurrency", 0, "commands handled at once (0: messaging default)")
 	fs.IntVar(&c.MaxDeliver, "max-deliver", 0, "attempts per command before dead-lettering (0: messaging default)")
+	fs.DurationVar(&c.Retention, "retention", DefaultRetention, "how long processed command ids and their replies are kept")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", grpcserver.DefaultDrainTimeout, "how long in-flight RPCs may finish at shutdown")
 }
 
@@ -92,6 +98,9 @@ func (c Config) Validate() error {
 	}
 	if c.FailRate < 0 || c.FailRate > 1 {
 		errs = append(errs, fmt.Errorf("fail-rate %v is outside 0..1", c.FailRate))
+	}
+	if c.Retention < 0 {
+		errs = append(errs, errors.New("retention must not be negative"))
 	}
 	if c.Latency < 0 || c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("latency and drain-timeout must not be negative"))
@@ -116,6 +125,8 @@ type Deps struct {
 
 // Service is a shipping service ready to run: its listener is open from New on.
 type Service struct {
+	cfg      Config
+	store    *sqlstore.Store
 	logger   *slog.Logger
 	server   *grpcserver.Server
 	lis      net.Listener
@@ -144,7 +155,10 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	s := &Service{logger: logger}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
+	}
+	s := &Service{cfg: cfg, logger: logger}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -162,6 +176,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("shipping: %w", err)
 	}
+	s.store = store
 
 	cc, err := resilience.Dial(cfg.CatalogAddr,
 		resilience.WithName("catalog"),
@@ -240,15 +255,39 @@ func (s *Service) Run(ctx context.Context) error {
 		defer cancel()
 		s.server.Health().SetServingStatus(shippingv1.ShippingService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 		s.logger.InfoContext(ctx, "shipping serving", "addr", s.Addr().String())
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); s.prune(ctx) }()
 		errc := make(chan error, 2)
 		go func() { errc <- s.server.Serve(ctx, s.lis) }()
 		go func() { errc <- s.consumer.Run(ctx) }()
 		err = <-errc
 		cancel()
 		err = errors.Join(err, <-errc)
+		wg.Wait()
 		s.logger.InfoContext(ctx, "shipping stopped")
 	})
 	return err
+}
+
+// prune forgets processed commands older than the retention, at start and hourly,
+// until ctx is done.
+func (s *Service) prune(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.store.Prune(ctx, time.Now().Add(-s.cfg.Retention))
+		if err != nil && ctx.Err() == nil {
+			s.logger.WarnContext(ctx, "pruning processed commands failed", "error", err)
+		} else if n > 0 {
+			s.logger.InfoContext(ctx, "processed commands pruned", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 func (s *Service) close() {

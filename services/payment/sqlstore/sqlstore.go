@@ -83,6 +83,21 @@ func (s *Store) Execute(ctx context.Context, commandID string, fn func(ctx conte
 	return reply, err
 }
 
+// Prune forgets the commands processed before: their inbox records and stored
+// replies. A command resent after that is handled as new, so keep them longer than
+// any redelivery or saga retry can take. It returns how many commands it forgot and
+// the database error.
+func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
+	n, err := s.inbox.Prune(ctx, s.db.DB, before)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM payment_replies WHERE create_time < $1`, before.UnixMicro()); err != nil {
+		return 0, fmt.Errorf("prune replies: %w", err)
+	}
+	return n, nil
+}
+
 // StoredReply implements app.Store.
 func (s *Store) StoredReply(ctx context.Context, commandID string) (app.Reply, bool, error) {
 	return loadReply(ctx, s.db, commandID)
