@@ -1,0 +1,104 @@
+package deploy
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/eventshop/eventshop/deploy/manifest"
+)
+
+// Each fixture under testdata/broken breaks one thing on purpose; the check that
+// guards it must fail, naming the fault.
+func TestBrokenFixturesFail(t *testing.T) {
+	bins := binaries(t)
+	tests := []struct {
+		fixture string
+		// k8s or istio: which side the fixture replaces (the other is the real one).
+		side  string
+		check string
+		want  string
+	}{
+		{"host", "istio", "hosts", `route destination "orders.eventshop.svc.cluster.local" names no Service`},
+		{"subset", "istio", "subsets", `subset "v2" selects`},
+		{"weights", "istio", "weights", "weights sum to 110, want 100"},
+		{"principal", "istio", "principals", `principal "cluster.local/ns/eventshop/sa/ordr" names no ServiceAccount`},
+		{"no-probe", "k8s", "workloads", "Deployment catalog-v1 container catalog: no liveness probe"},
+		{"no-limits", "k8s", "workloads", "Deployment cart-v1 container cart: no memory limit"},
+		{"root", "k8s", "workloads", "Deployment payment-v1 container payment: not runAsNonRoot"},
+		{"no-hpa", "k8s", "workloads", "Deployment shipping-v2: no HorizontalPodAutoscaler scales it"},
+		{"unknown-env", "k8s", "binaries", "env SHOP_NATS_SERVERS sets no flag of the binary"},
+		{"unknown-config-key", "k8s", "binaries", "key SHOP_GRPC_PORT sets no flag of the binary"},
+		{"loopback", "k8s", "binaries", "listens on 127.0.0.1:9405"},
+		{"probe-port", "k8s", "binaries", "readiness probe checks port 9406, the binary serves health on 9403"},
+		{"container-port", "k8s", "binaries", "no containerPort 9401"},
+		{"port-name", "k8s", "binaries", `Service catalog port 9401 is named "tcp"`},
+		{"health-path", "k8s", "binaries", `liveness probe path "/health" is none of`},
+		{"bad-addr", "k8s", "binaries", "-catalog-addr=catalogue:9401 names no Service port"},
+	}
+	realK8s, realIstio := build(t, "k8s/overlays/prod"), build(t, "../istio/canary-10")
+	for _, tt := range tests {
+		t.Run(tt.fixture, func(t *testing.T) {
+			broken := build(t, "testdata/broken/"+tt.fixture)
+			var s *manifest.Set
+			if tt.side == "k8s" {
+				s = broken.Merge(realIstio)
+			} else {
+				s = realK8s.Merge(broken)
+			}
+			err := checkAll(s, bins)[tt.check]
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("check %s: got %v, want an error containing %q", tt.check, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestBrokenFilesFailToDecode(t *testing.T) {
+	tests := []struct{ file, want string }{
+		{"unknown-field-deployment.yaml", `unknown field "replica"`},
+		{"unknown-field-virtualservice.yaml", "retrys"},
+		{"unknown-field-canary.yaml", `unknown field "stepWieght"`},
+		{"unknown-kind.yaml", "Ingress"},
+		{"wrong-type.yaml", "containerPort"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			b, err := os.ReadFile("testdata/broken/decode/" + tt.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = manifest.Decode(b)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := manifest.Decode(mustRead(t, "testdata/broken/decode/unknown-kind.yaml")); !errors.Is(err, manifest.ErrUnknownKind) {
+		t.Errorf("unknown kind: got %v, want ErrUnknownKind", err)
+	}
+}
+
+func TestBrokenKustomizationFailsToBuild(t *testing.T) {
+	_, err := manifest.Build("testdata/broken/kustomize")
+	if err == nil || !strings.Contains(err.Error(), "missing.yaml") {
+		t.Fatalf("got %v, want an error naming missing.yaml", err)
+	}
+}
+
+func TestMainFlagsRefusesHiddenFlags(t *testing.T) {
+	_, err := manifest.MainFlags("testdata/broken/main/main.go.txt", "fs")
+	if err == nil || !strings.Contains(err.Error(), "telemetry.RegisterFlags") || !strings.Contains(err.Error(), "not a string literal") {
+		t.Fatalf("got %v, want errors for the flag set handed to telemetry.RegisterFlags and a non-literal name", err)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

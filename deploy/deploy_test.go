@@ -1,0 +1,226 @@
+package deploy
+
+import (
+	"flag"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/yaml"
+
+	"github.com/eventshop/eventshop/deploy/manifest"
+	"github.com/eventshop/eventshop/gateway"
+	"github.com/eventshop/eventshop/services/cart"
+	"github.com/eventshop/eventshop/services/catalog"
+	"github.com/eventshop/eventshop/services/inventory"
+	"github.com/eventshop/eventshop/services/order"
+	"github.com/eventshop/eventshop/services/payment"
+	"github.com/eventshop/eventshop/services/shipping"
+)
+
+// ingressPrincipal is the identity of Istio's ingress gateway (installed by
+// istioctl, not by these manifests): the only caller from outside the namespace.
+const ingressPrincipal = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+
+var (
+	k8sOverlays   = []string{"k8s/overlays/dev", "k8s/overlays/prod"}
+	istioOverlays = []string{"../istio/base", "../istio/canary-10", "../istio/canary-50", "../istio/promote"}
+)
+
+// binaries reads, from the code, what each deployable binary accepts: the flags of
+// its Config plus those its main adds, its listen flag and, for HTTP, its health paths.
+func binaries(t *testing.T) map[string]manifest.Binary {
+	t.Helper()
+	grpcBins := []struct {
+		name     string
+		register func(*flag.FlagSet)
+	}{
+		{"catalog", new(catalog.Config).RegisterFlags},
+		{"cart", new(cart.Config).RegisterFlags},
+		{"order", new(order.Config).RegisterFlags},
+		{"payment", new(payment.Config).RegisterFlags},
+		{"inventory", new(inventory.Config).RegisterFlags},
+		{"shipping", new(shipping.Config).RegisterFlags},
+	}
+	bins := map[string]manifest.Binary{}
+	for _, b := range grpcBins {
+		main := filepath.Join("..", "services", b.name, "cmd", b.name, "main.go")
+		fs, err := manifest.BinaryFlags(b.register, main, "fs")
+		if err != nil {
+			t.Fatalf("flags of %s: %v", b.name, err)
+		}
+		bins[b.name] = manifest.Binary{Flags: fs, ListenFlag: "grpc-addr"}
+	}
+	fs, err := manifest.BinaryFlags(new(gateway.Config).RegisterFlags, "../gateway/cmd/gateway/main.go", "fs")
+	if err != nil {
+		t.Fatalf("flags of gateway: %v", err)
+	}
+	bins["gateway"] = manifest.Binary{Flags: fs, ListenFlag: "http-addr", HealthPaths: healthPaths(t, "../gateway")}
+	return bins
+}
+
+// healthPaths returns the /healthz-style paths the Go files of dir register.
+func healthPaths(t *testing.T, dir string) []string {
+	t.Helper()
+	re := regexp.MustCompile(`HandleFunc\("(?:GET )?(/[a-z]+z)"`)
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+			paths = append(paths, m[1])
+		}
+	}
+	if len(paths) == 0 {
+		t.Fatalf("no health paths registered in %s", dir)
+	}
+	return paths
+}
+
+func build(t *testing.T, dir string) *manifest.Set {
+	t.Helper()
+	s, err := manifest.BuildSet(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// checkAll runs every cross-check on s and returns their errors by name.
+func checkAll(s *manifest.Set, bins map[string]manifest.Binary) map[string]error {
+	return map[string]error{
+		"hosts":      manifest.CheckHosts(s),
+		"subsets":    manifest.CheckSubsets(s),
+		"weights":    manifest.CheckWeights(s),
+		"principals": manifest.CheckPrincipals(s, ingressPrincipal),
+		"workloads":  manifest.CheckWorkloads(s),
+		"binaries":   manifest.CheckBinaries(s, bins),
+	}
+}
+
+// TestEveryFileDecodesStrictly decodes every YAML file of the manifests on its own:
+// resources into their typed APIs, kustomizations into kustomize's.
+func TestEveryFileDecodesStrictly(t *testing.T) {
+	n := 0
+	for _, root := range []string{"k8s", "../istio"} {
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
+				return err
+			}
+			n++
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			if filepath.Base(path) == "kustomization.yaml" {
+				var k types.Kustomization
+				if err := yaml.UnmarshalStrict(b, &k); err != nil {
+					t.Errorf("%s: %v", path, err)
+				}
+				return nil
+			}
+			if _, err := manifest.Decode(b); err != nil {
+				t.Errorf("%s: %v", path, err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n < 20 {
+		t.Fatalf("decoded %d files; the manifests are missing", n)
+	}
+}
+
+// TestOverlaysBuild runs kustomize on every overlay and decodes its output.
+func TestOverlaysBuild(t *testing.T) {
+	dirs := slices.Concat(k8sOverlays, istioOverlays, []string{"k8s/overlays/prod-flagger", "k8s/eventstoredb", "../istio/flagger"})
+	for _, dir := range dirs {
+		t.Run(dir, func(t *testing.T) {
+			s := build(t, dir)
+			if len(s.Deployments)+len(s.StatefulSets)+len(s.VirtualServices)+len(s.AuthorizationPolicies) == 0 {
+				t.Errorf("%s renders no workloads and no mesh config", dir)
+			}
+		})
+	}
+}
+
+// TestCrossChecks checks every pairing of a Kubernetes overlay with a mesh stage, as
+// they are applied together.
+func TestCrossChecks(t *testing.T) {
+	bins := binaries(t)
+	pairs := [][2]string{{"k8s/overlays/prod-flagger", "../istio/flagger"}}
+	for _, k := range k8sOverlays {
+		for _, i := range istioOverlays {
+			pairs = append(pairs, [2]string{k, i})
+		}
+	}
+	for _, p := range pairs {
+		t.Run(p[0]+"+"+p[1], func(t *testing.T) {
+			s := build(t, p[0]).Merge(build(t, p[1]))
+			for name, err := range checkAll(s, bins) {
+				if err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			}
+		})
+	}
+}
+
+// TestStagesShiftWeights checks that each stage gives v2 the share its name says,
+// on the canary service only.
+func TestStagesShiftWeights(t *testing.T) {
+	stages := map[string]int32{"../istio/base": 0, "../istio/canary-10": 10, "../istio/canary-50": 50, "../istio/promote": 100}
+	for dir, want := range stages {
+		s := build(t, dir)
+		for _, vs := range s.VirtualServices {
+			canary := vs.Labels["eventshop.io/canary"] == "true"
+			for _, r := range vs.Spec.GetHttp() {
+				if r.GetName() != "split" {
+					continue
+				}
+				var v2 int32
+				for _, d := range r.GetRoute() {
+					if d.GetDestination().GetSubset() == "v2" {
+						v2 = d.GetWeight()
+					}
+				}
+				if canary && v2 != want {
+					t.Errorf("%s: %s sends %d%% to v2, want %d%%", dir, vs.Name, v2, want)
+				}
+				if !canary && v2 != 0 {
+					t.Errorf("%s: %s is no canary but sends %d%% to v2", dir, vs.Name, v2)
+				}
+			}
+		}
+	}
+}
+
+// TestMainFlagsOutsideConfig lists the flags mains define beyond their Config, which
+// shopd cannot set the same way; it fails on none, it only keeps them visible.
+func TestMainFlagsOutsideConfig(t *testing.T) {
+	for _, main := range []string{
+		"../services/catalog/cmd/catalog/main.go", "../services/cart/cmd/cart/main.go",
+		"../services/order/cmd/order/main.go", "../services/payment/cmd/payment/main.go",
+		"../services/inventory/cmd/inventory/main.go", "../services/shipping/cmd/shipping/main.go",
+		"../gateway/cmd/gateway/main.go",
+	} {
+		names, err := manifest.MainFlags(main, "fs")
+		if err != nil {
+			t.Errorf("%s: %v", main, err)
+		}
+		t.Logf("%s defines outside Config: %v", main, names)
+	}
+}
