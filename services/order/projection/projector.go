@@ -12,7 +12,10 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
@@ -20,6 +23,9 @@ import (
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
+
+// instrumentation names the projector's tracer and meter.
+const instrumentation = "github.com/eventshop/eventshop/services/order/projection"
 
 // Category is the event-store category the projector reads: streams "order-<id>".
 const Category = "order"
@@ -96,7 +102,7 @@ func NewProjector(db *sqldb.DB, store eventstore.Store, opts ...Option) (*Projec
 	if meter == nil {
 		meter = otel.GetMeterProvider()
 	}
-	m := meter.Meter("github.com/eventshop/eventshop/services/order/projection")
+	m := meter.Meter(instrumentation)
 	gauge, err := m.Float64ObservableGauge("projection.lag.seconds",
 		metric.WithDescription("Age of the oldest event the read model has not applied yet; 0 when caught up."),
 		metric.WithUnit("s"))
@@ -178,7 +184,7 @@ func (p *Projector) run(ctx context.Context) error {
 		return err
 	}
 	return p.store.SubscribeCategory(ctx, Category, p.Position(), func(ctx context.Context, e eventstore.Event) error {
-		return p.applyBatch(ctx, []eventstore.Event{e})
+		return p.applyBatch(context.WithValue(ctx, liveKey{}, true), []eventstore.Event{e})
 	})
 }
 
@@ -227,7 +233,7 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 	last := evs[len(evs)-1]
 	err := p.db.InTx(ctx, func(tx *sql.Tx) error {
 		for _, e := range evs {
-			if err := p.apply(ctx, tx, e); err != nil {
+			if err := p.applyTraced(ctx, tx, e); err != nil {
 				return fmt.Errorf("projection: apply %s v%d (%s): %w", e.Stream, e.Version, e.Type, err)
 			}
 		}
@@ -317,6 +323,47 @@ func (p *Projector) Lag(ctx context.Context) (Lag, error) {
 		l.Behind = max(p.now().Sub(next[0].Time), 0)
 	}
 	return l, nil
+}
+
+// liveKey marks the context of events applied as they arrive, not caught up on.
+type liveKey struct{}
+
+// applyTraced applies e inside a span that continues the trace e was written in (the
+// W3C trace context in its metadata), so an order's trace reaches its read model. Only
+// events applied as they arrive get a span: catching up or rebuilding would add spans
+// to long-finished traces, one per stored event. Events without trace context get none.
+func (p *Projector) applyTraced(ctx context.Context, tx *sql.Tx, e eventstore.Event) error {
+	if ctx.Value(liveKey{}) == nil {
+		return p.apply(ctx, tx, e)
+	}
+	parent := otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(e.Metadata))
+	if !trace.SpanContextFromContext(parent).IsRemote() {
+		return p.apply(ctx, tx, e)
+	}
+	ctx, span := otel.Tracer(instrumentation).Start(parent, "project "+e.Type,
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("db.system.name", dbSystem(p.db.Dialect)),
+			attribute.String("db.operation.name", "apply"),
+			attribute.String("projection", p.name),
+			attribute.String("eventstore.stream", e.Stream),
+			attribute.Int64("eventstore.version", int64(e.Version)),
+		))
+	defer span.End()
+	err := p.apply(ctx, tx, e)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "apply failed")
+	}
+	return err
+}
+
+// dbSystem is the OpenTelemetry db.system.name of a dialect.
+func dbSystem(d sqldb.Dialect) string {
+	if d == sqldb.Postgres {
+		return "postgresql"
+	}
+	return string(d)
 }
 
 // apply folds one event into the read model inside tx.
