@@ -24,6 +24,8 @@ func TestBrokenFixturesFail(t *testing.T) {
 		{"subset", "istio", "subsets", `subset "v2" selects`},
 		{"weights", "istio", "weights", "weights sum to 110, want 100"},
 		{"principal", "istio", "principals", `principal "cluster.local/ns/eventshop/sa/ordr" names no ServiceAccount`},
+		{"extra-caller", "istio", "callers", "AuthorizationPolicy cart: allows cluster.local/ns/eventshop/sa/order, which never calls Service cart"},
+		{"missing-caller", "istio", "callers", "AuthorizationPolicy shipping: cluster.local/ns/eventshop/sa/order calls Service shipping but is not allowed"},
 		{"no-probe", "k8s", "workloads", "Deployment catalog-v1 container catalog: no liveness probe"},
 		{"no-limits", "k8s", "workloads", "Deployment cart-v1 container cart: no memory limit"},
 		{"root", "k8s", "workloads", "Deployment payment-v1 container payment: not runAsNonRoot"},

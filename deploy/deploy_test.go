@@ -106,6 +106,7 @@ func checkAll(s *manifest.Set, bins map[string]manifest.Binary) map[string]error
 		"principals": manifest.CheckPrincipals(s, ingressPrincipal),
 		"workloads":  manifest.CheckWorkloads(s),
 		"binaries":   manifest.CheckBinaries(s, bins),
+		"callers":    manifest.CheckCallers(s, bins, ingressPrincipal),
 	}
 }
 

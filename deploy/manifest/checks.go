@@ -256,7 +256,10 @@ func CheckBinaries(s *Set, bins map[string]Binary) error {
 	return errors.Join(errs...)
 }
 
-func (s *Set) containerErrors(d *appsv1.Deployment, c corev1.Container, bin Binary) []error {
+// flagValues returns what container c of d sets, by flag name: from ConfigMaps it
+// takes with envFrom, literal env values and arguments; and an error for each setting
+// that names no flag of bin.
+func (s *Set) flagValues(d *appsv1.Deployment, c corev1.Container, bin Binary) (map[string]string, []error) {
 	var errs []error
 	envFlag := map[string]string{}
 	bin.Flags.VisitAll(func(f *flag.Flag) { envFlag[config.EnvName(f.Name)] = f.Name })
@@ -309,6 +312,12 @@ func (s *Set) containerErrors(d *appsv1.Deployment, c corev1.Container, bin Bina
 		}
 		values[name] = v
 	}
+
+	return values, errs
+}
+
+func (s *Set) containerErrors(d *appsv1.Deployment, c corev1.Container, bin Binary) []error {
+	values, errs := s.flagValues(d, c, bin)
 
 	// The listen address, as the binary will see it.
 	lf := bin.Flags.Lookup(bin.ListenFlag)
@@ -400,6 +409,88 @@ func (s *Set) containerErrors(d *appsv1.Deployment, c corev1.Container, bin Bina
 		}
 	}
 	return errs
+}
+
+// CheckCallers returns an error for every caller an AuthorizationPolicy of a
+// service misses and every principal it allows that never calls it. The callers of
+// a service are the ServiceAccounts of the eventshop Deployments whose address flags
+// (e.g. -catalog-addr) name it; external principals (the ingress) are left alone.
+func CheckCallers(s *Set, bins map[string]Binary, external ...string) error {
+	callers := map[*corev1.Service]map[string]bool{}
+	for _, d := range s.Deployments {
+		if d.Labels[PartOfLabel] != PartOf {
+			continue
+		}
+		sa := fmt.Sprintf("cluster.local/ns/%s/sa/%s", d.Namespace, cmpOr(d.Spec.Template.Spec.ServiceAccountName, "default"))
+		for _, c := range d.Spec.Template.Spec.Containers {
+			bin, ok := bins[c.Name]
+			if !ok {
+				continue
+			}
+			values, _ := s.flagValues(d, c, bin)
+			for name, v := range values {
+				if name == bin.ListenFlag || !strings.HasSuffix(name, "-addr") || v == "" {
+					continue
+				}
+				h, _, err := net.SplitHostPort(v)
+				if err != nil {
+					continue // CheckBinaries reports it
+				}
+				if svc := s.service(h, d.Namespace); svc != nil {
+					if callers[svc] == nil {
+						callers[svc] = map[string]bool{}
+					}
+					callers[svc][sa] = true
+				}
+			}
+		}
+	}
+	var errs []error
+	for _, ap := range s.AuthorizationPolicies {
+		sel := ap.Spec.GetSelector().GetMatchLabels()
+		if len(sel) == 0 || ap.Spec.GetAction().String() != "ALLOW" {
+			continue
+		}
+		allowed := map[string]bool{}
+		for _, rule := range ap.Spec.GetRules() {
+			for _, from := range rule.GetFrom() {
+				for _, p := range from.GetSource().GetPrincipals() {
+					allowed[p] = true
+				}
+			}
+		}
+		for _, svc := range s.Services {
+			if svc.Namespace != ap.Namespace || !s.selectsPods(svc, sel) {
+				continue
+			}
+			for p := range callers[svc] {
+				if !allowed[p] {
+					errs = append(errs, fmt.Errorf("AuthorizationPolicy %s: %s calls Service %s but is not allowed", ap.Name, p, svc.Name))
+				}
+			}
+			for p := range allowed {
+				if !callers[svc][p] && !slices.Contains(external, p) {
+					errs = append(errs, fmt.Errorf("AuthorizationPolicy %s: allows %s, which never calls Service %s", ap.Name, p, svc.Name))
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// selectsPods reports whether svc selects pods of a Deployment that sel also selects.
+func (s *Set) selectsPods(svc *corev1.Service, sel map[string]string) bool {
+	return slices.ContainsFunc(s.Deployments, func(d *appsv1.Deployment) bool {
+		l := d.Spec.Template.Labels
+		return d.Namespace == svc.Namespace && len(svc.Spec.Selector) > 0 && hasLabels(l, svc.Spec.Selector) && hasLabels(l, sel)
+	})
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // resolvePort returns the number of a port given by number or by container port name.
