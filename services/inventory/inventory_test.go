@@ -7,11 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventshop/eventshop/pkg/resilience"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -98,7 +99,7 @@ func start(t *testing.T, db *sqldb.DB, cfg inventory.Config, verifier *auth.Veri
 			t.Errorf("Run: %v", err)
 		}
 	})
-	cc, err := grpc.NewClient(svc.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := resilience.Dial(svc.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

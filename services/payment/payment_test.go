@@ -5,11 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventshop/eventshop/pkg/resilience"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -60,7 +60,7 @@ func start(t *testing.T, db *sqldb.DB) *harness {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	cc, err := grpc.NewClient(svc.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := resilience.Dial(svc.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

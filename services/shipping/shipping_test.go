@@ -8,12 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventshop/eventshop/pkg/resilience"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -97,7 +98,7 @@ func start(t *testing.T, db *sqldb.DB, hook func(context.Context, *shippingv1.Cr
 		}
 	})
 
-	cc, err := grpc.NewClient(h.svc.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := resilience.Dial(h.svc.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}

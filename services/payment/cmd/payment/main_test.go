@@ -7,8 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventshop/eventshop/pkg/resilience"
+
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/eventshop/eventshop/pkg/natsembed/natstest"
@@ -33,7 +34,7 @@ func TestRun(t *testing.T) {
 			"-read-dsn", filepath.Join(t.TempDir(), "db", "payment.db"), "-log-level", "WARN"})
 	}()
 
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := resilience.Dial(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
