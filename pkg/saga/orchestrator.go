@@ -100,11 +100,12 @@ type entry struct {
 // batch collects the events of one transition, applied to a scratch state as they
 // are emitted so that later decisions of the same transition see them.
 type batch struct {
-	st  *state
-	now time.Time
-	evs []proto.Message
-	cmd *Command
-	err error
+	st    *state
+	now   time.Time
+	cause string // id of the reply that caused the transition, if any
+	evs   []proto.Message
+	cmd   *Command
+	err   error
 }
 
 // New returns an orchestrator for def, storing saga logs in store and sending
@@ -183,7 +184,10 @@ func (o *Orchestrator[T]) HandleReply(ctx context.Context, r Reply) error {
 		o.metrics.ignored.Add(ctx, 1, o.metrics.attrs)
 		return nil
 	}
-	changed, err := o.drive(ctx, r.SagaID, nil, func(b *batch) { o.decideReply(b, r) })
+	changed, err := o.drive(ctx, r.SagaID, nil, func(b *batch) {
+		b.cause = r.ID
+		o.decideReply(b, r)
+	})
 	if errors.Is(err, errUnknown) {
 		err = nil
 	}
@@ -204,7 +208,10 @@ func (o *Orchestrator[T]) HandleReply(ctx context.Context, r Reply) error {
 func (o *Orchestrator[T]) Tick(ctx context.Context) error {
 	var errs []error
 	for _, id := range o.tracked() {
-		_, err := o.drive(ctx, id, func(e *entry) { o.chores(ctx, e) }, o.decideTimer)
+		_, err := o.drive(ctx, id, func(e *entry) bool {
+			o.chores(ctx, e)
+			return !e.st.due.IsZero() && !o.clock.Now().Before(e.st.due)
+		}, o.decideTimer)
 		if err != nil && !errors.Is(err, errUnknown) {
 			errs = append(errs, fmt.Errorf("saga %s: %w", id, err))
 		}
@@ -248,11 +255,12 @@ func (o *Orchestrator[T]) resume(ctx context.Context) (eventstore.Position, erro
 		if !open[id] || o.isForeign(id) {
 			continue
 		}
-		_, err := o.drive(ctx, id, func(e *entry) {
+		_, err := o.drive(ctx, id, func(e *entry) bool {
 			if e.st.waiting {
 				resumed++
 				o.send(ctx, e)
 			}
+			return false
 		}, nil)
 		if err != nil && !errors.Is(err, errUnknown) {
 			errs = append(errs, fmt.Errorf("saga %s: %w", id, err))
@@ -327,10 +335,11 @@ func (o *Orchestrator[T]) Stuck(ctx context.Context) ([]State, error) {
 	var out []State
 	var errs []error
 	for _, id := range o.tracked() {
-		_, err := o.drive(ctx, id, func(e *entry) {
+		_, err := o.drive(ctx, id, func(e *entry) bool {
 			if !now.Before(e.st.stuckAt) {
 				out = append(out, e.st.export(o.names, now))
 			}
+			return false
 		}, nil)
 		if err != nil && !errors.Is(err, errUnknown) {
 			errs = append(errs, err)
@@ -340,11 +349,12 @@ func (o *Orchestrator[T]) Stuck(ctx context.Context) ([]State, error) {
 	return out, errors.Join(errs...)
 }
 
-// drive loads saga id if needed, runs pre on it, then runs decide on a scratch copy
-// and commits what it emitted; after an optimistic-concurrency conflict it reloads
-// and decides again. It reports whether anything was recorded. It returns errUnknown
-// for a saga that does not exist or is not of this definition.
-func (o *Orchestrator[T]) drive(ctx context.Context, id string, pre func(*entry), decide func(*batch)) (bool, error) {
+// drive loads saga id if needed and runs pre on it (once); unless pre returns false,
+// it runs decide on a scratch copy and commits what it emitted, and after an
+// optimistic-concurrency conflict reloads and decides again. It reports whether
+// anything was recorded. It returns errUnknown for a saga that does not exist or is
+// not of this definition.
+func (o *Orchestrator[T]) drive(ctx context.Context, id string, pre func(*entry) bool, decide func(*batch)) (bool, error) {
 	e := o.track(id)
 	defer e.mu.Unlock()
 	for conflicts := 0; ; conflicts++ {
@@ -363,11 +373,10 @@ func (o *Orchestrator[T]) drive(ctx context.Context, id string, pre func(*entry)
 			return false, nil
 		}
 		if pre != nil {
-			pre(e)
+			if !pre(e) {
+				return false, nil
+			}
 			pre = nil
-		}
-		if decide == nil {
-			return false, nil
 		}
 		b := &batch{st: e.st.clone(), now: o.clock.Now()}
 		decide(b)
@@ -404,6 +413,9 @@ func (o *Orchestrator[T]) commit(ctx context.Context, e *entry, b *batch, expect
 		evs[i] = eventstore.Event{
 			ID: uuid.NewString(), Type: string(typeOf(m)), Time: b.now, Data: data,
 			Metadata: map[string]string{eventstore.MetaCorrelationID: b.st.id},
+		}
+		if b.cause != "" {
+			evs[i].Metadata[eventstore.MetaCausationID] = b.cause
 		}
 	}
 	v, err := o.store.Append(ctx, StreamName(b.st.id), expected, evs...)
