@@ -1,0 +1,293 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/eventshop/eventshop/pkg/auth"
+	"github.com/eventshop/eventshop/pkg/auth/devissuer"
+	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/natsembed"
+	"github.com/eventshop/eventshop/services/cart"
+	"github.com/eventshop/eventshop/services/catalog"
+	"github.com/eventshop/eventshop/services/inventory"
+	"github.com/eventshop/eventshop/services/order"
+	"github.com/eventshop/eventshop/services/payment"
+	"github.com/eventshop/eventshop/services/shipping"
+)
+
+var errHelp = flag.ErrHelp
+
+// Main is the shopd program with its configuration, so tests can run the real thing
+// on random ports.
+type Main struct {
+	DataDir      string
+	NATSURL      string
+	NATSPort     int
+	IssuerAddr   string
+	OIDCIssuer   string
+	OIDCAudience string
+	LogLevel     string
+
+	Catalog   catalog.Config
+	Cart      cart.Config
+	Order     order.Config
+	Payment   payment.Config
+	Inventory inventory.Config
+	Shipping  shipping.Config
+
+	Stdout io.Writer
+	Stderr io.Writer
+
+	logger    *slog.Logger
+	nats      *natsembed.Server
+	nc        *nats.Conn
+	issuer    *devissuer.Issuer
+	issuerURL string
+	services  []service
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	errMu  sync.Mutex
+	errs   []error
+}
+
+// NewMain returns a Main with the defaults of a laptop run.
+func NewMain() *Main {
+	return &Main{Stdout: os.Stdout, Stderr: os.Stderr}
+}
+
+// FlagSet defines every shopd flag; each one can also be set from SHOP_<NAME>.
+func (m *Main) FlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("shopd", flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.StringVar(&m.DataDir, "data-dir", "data", "directory for the embedded NATS store and SQLite files")
+	fs.StringVar(&m.NATSURL, "nats-url", "", "external NATS JetStream URL; empty starts an embedded server")
+	fs.IntVar(&m.NATSPort, "nats-port", 4223, "port of the embedded NATS server (0 picks one)")
+	fs.StringVar(&m.IssuerAddr, "issuer-addr", "127.0.0.1:9400", "listen address of the dev OIDC issuer")
+	fs.StringVar(&m.OIDCIssuer, "oidc-issuer", "", "external OIDC issuer URL; empty starts the dev issuer")
+	fs.StringVar(&m.OIDCAudience, "oidc-audience", "eventshop", "audience the services require in access tokens")
+	fs.StringVar(&m.LogLevel, "log-level", "info", "debug, info, warn or error")
+	addPrefixed(fs, "catalog-", m.Catalog.RegisterFlags)
+	addPrefixed(fs, "cart-", m.Cart.RegisterFlags)
+	addPrefixed(fs, "order-", m.Order.RegisterFlags)
+	addPrefixed(fs, "payment-", m.Payment.RegisterFlags)
+	addPrefixed(fs, "inventory-", m.Inventory.RegisterFlags)
+	addPrefixed(fs, "shipping-", m.Shipping.RegisterFlags)
+	return fs
+}
+
+// ParseFlags reads flags and SHOP_* variables. It returns flag.ErrHelp for -h.
+func (m *Main) ParseFlags(args []string) error {
+	return config.Parse(m.FlagSet(), args)
+}
+
+// Run starts everything and returns once every service is listening.
+func (m *Main) Run(ctx context.Context) error {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(m.LogLevel)); err != nil {
+		return fmt.Errorf("log-level: %w", err)
+	}
+	m.logger = slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: lvl}))
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+
+	var err error
+	m.nats, err = natsembed.Start(ctx, natsembed.Config{
+		URL:      m.NATSURL,
+		StoreDir: filepath.Join(m.DataDir, "nats"),
+		Port:     m.NATSPort,
+		Logger:   m.logger,
+	})
+	if err != nil {
+		return err
+	}
+	m.nc, err = m.nats.Connect(nats.Name("shopd"))
+	if err != nil {
+		return fmt.Errorf("nats connect: %w", err)
+	}
+
+	m.issuerURL = m.OIDCIssuer
+	if m.issuerURL == "" {
+		m.issuer, err = devissuer.Start(ctx, devissuer.Config{Addr: m.IssuerAddr, Logger: m.logger.With("component", "devissuer")})
+		if err != nil {
+			return fmt.Errorf("dev issuer: %w", err)
+		}
+		m.issuerURL = m.issuer.URL()
+	}
+	verifier, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: m.issuerURL, Audience: m.OIDCAudience})
+	if err != nil {
+		return fmt.Errorf("token verifier: %w", err)
+	}
+
+	dsn := func(name string) string { return filepath.Join(m.DataDir, name+".db") }
+	deps := func(name string) *slog.Logger { return m.logger.With("service", name) }
+
+	// Catalog first: the others ask it for prices, weights and the products to stock.
+	cat, err := catalog.New(m.Catalog, catalog.Deps{Logger: deps("catalog"), Verifier: verifier})
+	if err != nil {
+		return fmt.Errorf("catalog: %w", err)
+	}
+	m.start(runCtx, "catalog", cat.Addr().String(), cat.Run)
+	catalogAddr := cat.Addr().String()
+
+	cartCfg := m.Cart
+	cartCfg.CatalogAddr = catalogAddr
+	ct, err := cart.New(cartCfg, cart.Deps{Logger: deps("cart"), Verifier: verifier, NATS: m.nc})
+	if err != nil {
+		return fmt.Errorf("cart: %w", err)
+	}
+	m.start(runCtx, "cart", ct.Addr().String(), ct.Run)
+
+	payCfg := m.Payment
+	payCfg.DBDSN = defaultString(payCfg.DBDSN, payment.DefaultDBDSN, dsn("payment"))
+	pay, err := payment.New(payCfg, payment.Deps{Logger: deps("payment"), Verifier: verifier, NATS: m.nc})
+	if err != nil {
+		return fmt.Errorf("payment: %w", err)
+	}
+	m.start(runCtx, "payment", pay.Addr().String(), pay.Run)
+
+	invCfg := m.Inventory
+	invCfg.CatalogAddr = catalogAddr
+	invCfg.DBDSN = defaultString(invCfg.DBDSN, inventory.DefaultDBDSN, dsn("inventory"))
+	inv, err := inventory.New(invCfg, inventory.Deps{Logger: deps("inventory"), Verifier: verifier, NATS: m.nc})
+	if err != nil {
+		return fmt.Errorf("inventory: %w", err)
+	}
+	m.start(runCtx, "inventory", inv.Addr().String(), inv.Run)
+
+	shipCfg := m.Shipping
+	shipCfg.CatalogAddr = catalogAddr
+	shipCfg.DBDSN = defaultString(shipCfg.DBDSN, shipping.DefaultDBDSN, dsn("shipping"))
+	ship, err := shipping.New(shipCfg, shipping.Deps{Logger: deps("shipping"), Verifier: verifier, NATS: m.nc})
+	if err != nil {
+		return fmt.Errorf("shipping: %w", err)
+	}
+	m.start(runCtx, "shipping", ship.Addr().String(), ship.Run)
+
+	ordCfg := m.Order
+	ordCfg.CatalogAddr = catalogAddr
+	if ordCfg.ShippingAddr == "" {
+		ordCfg.ShippingAddr = ship.Addr().String()
+	}
+	if ordCfg.ReadDSN == "" {
+		ordCfg.ReadDSN = dsn("order-read")
+	}
+	ord, err := order.New(ordCfg, order.Deps{Logger: deps("order"), Verifier: verifier, NATS: m.nc})
+	if err != nil {
+		return fmt.Errorf("order: %w", err)
+	}
+	m.start(runCtx, "order", ord.Addr().String(), ord.Run)
+	return nil
+}
+
+// defaultString returns override when v is still the package default, so shopd keeps
+// every database under -data-dir unless a flag says otherwise.
+func defaultString(v, pkgDefault, override string) string {
+	if v == "" || v == pkgDefault {
+		return override
+	}
+	return v
+}
+
+type service struct {
+	name string
+	addr string
+}
+
+func (m *Main) start(ctx context.Context, name, addr string, run func(context.Context) error) {
+	m.services = append(m.services, service{name: name, addr: addr})
+	m.serve(ctx, name, run)
+}
+
+func (m *Main) serve(ctx context.Context, name string, run func(context.Context) error) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		if err := run(ctx); err != nil {
+			m.logger.Error("service stopped", "service", name, "err", err)
+			m.errMu.Lock()
+			m.errs = append(m.errs, fmt.Errorf("%s: %w", name, err))
+			m.errMu.Unlock()
+		}
+	}()
+}
+
+// Summary is the one-line description of where everything listens.
+func (m *Main) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "nats=%s issuer=%s", m.nats.ClientURL(), m.issuerURL)
+	for _, s := range m.services {
+		fmt.Fprintf(&b, " %s=%s", s.name, s.addr)
+	}
+	return b.String()
+}
+
+// IssuerURL is the OIDC issuer the services trust.
+func (m *Main) IssuerURL() string { return m.issuerURL }
+
+// Issuer is the dev issuer, nil when an external one is configured.
+func (m *Main) Issuer() *devissuer.Issuer { return m.issuer }
+
+// NATSClientURL returns the URL of the NATS server in use.
+func (m *Main) NATSClientURL() string { return m.nats.ClientURL() }
+
+// Addr returns the bound address of a started service by name ("catalog", ...), or
+// "" if it is not running.
+func (m *Main) Addr(name string) string {
+	for _, s := range m.services {
+		if s.name == name {
+			return s.addr
+		}
+	}
+	return ""
+}
+
+// Close stops the services (draining in-flight calls), then the issuer and NATS.
+func (m *Main) Close() error {
+	if m.cancel != nil {
+		m.cancel()
+	}
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		m.errs = append(m.errs, errors.New("services did not stop within 30s"))
+	}
+	if m.issuer != nil {
+		if err := m.issuer.Close(); err != nil {
+			m.errs = append(m.errs, fmt.Errorf("issuer: %w", err))
+		}
+	}
+	if m.nc != nil {
+		m.nc.Close()
+	}
+	if m.nats != nil {
+		m.nats.Close()
+	}
+	m.errMu.Lock()
+	defer m.errMu.Unlock()
+	return errors.Join(m.errs...)
+}
+
+// addPrefixed lets one service register its own flags, then re-exposes each of them
+// on into under prefix (sharing the flag.Value), so two services' -grpc-addr never
+// collide inside one process.
+func addPrefixed(into *flag.FlagSet, prefix string, register func(*flag.FlagSet)) {
+	own := flag.NewFlagSet(prefix, flag.ContinueOnError)
+	register(own)
+	own.VisitAll(func(f *flag.Flag) { into.Var(f.Value, prefix+f.Name, f.Usage) })
+}
