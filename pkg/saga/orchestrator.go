@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	sagav1 "github.com/eventshop/eventshop/gen/go/eventshop/saga/v1"
@@ -87,6 +88,8 @@ type Orchestrator[T proto.Message] struct {
 	sagas   map[string]*entry // unfinished sagas this instance tracks
 	foreign map[string]bool   // sagas of other definitions
 }
+
+var _ ReplyReceiver = (*Orchestrator[*emptypb.Empty])(nil)
 
 // entry is one tracked saga; mu serialises everything this instance does to it.
 type entry struct {
