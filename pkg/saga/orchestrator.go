@@ -93,11 +93,12 @@ var _ ReplyReceiver = (*Orchestrator[*emptypb.Empty])(nil)
 
 // entry is one tracked saga; mu serialises everything this instance does to it.
 type entry struct {
-	mu     sync.Mutex
-	st     *state // nil: reload from the store before use
-	unsent bool   // the command in progress may not have been sent
-	stuck  bool   // reported stuck by this instance
-	gone   bool   // no longer tracked
+	mu      sync.Mutex
+	st      *state    // nil: reload from the store before use
+	unsent  bool      // the command in progress may not have been sent
+	stuck   bool      // reported stuck by this instance
+	gone    bool      // no longer tracked
+	retryAt time.Time // when to try loading again after a failed load
 }
 
 // batch collects the events of one transition, applied to a scratch state as they
@@ -228,17 +229,18 @@ func (o *Orchestrator[T]) Tick(ctx context.Context) error {
 // cost grows with every saga ever run (see README.md for how to bound it). It
 // returns the joined errors of reading the category and of the sagas it could not load.
 func (o *Orchestrator[T]) Resume(ctx context.Context) error {
-	_, err := o.resume(ctx)
-	return err
+	_, sagaErrs, err := o.resume(ctx)
+	return errors.Join(err, sagaErrs)
 }
 
-func (o *Orchestrator[T]) resume(ctx context.Context) (eventstore.Position, error) {
+// resume returns the category position it read up to, the joined errors of sagas it
+// could not load, and the error that stopped the read.
+func (o *Orchestrator[T]) resume(ctx context.Context) (pos eventstore.Position, sagaErrs, err error) {
 	open := map[string]bool{}
-	pos := eventstore.Start
 	for {
 		evs, err := o.store.ReadCategory(ctx, Category, pos, 1000)
 		if err != nil {
-			return pos, fmt.Errorf("saga: resume: %w", err)
+			return pos, nil, fmt.Errorf("saga: resume: %w", err)
 		}
 		if len(evs) == 0 {
 			break
@@ -273,17 +275,26 @@ func (o *Orchestrator[T]) resume(ctx context.Context) (eventstore.Position, erro
 		o.log.InfoContext(ctx, "sagas resumed", "count", resumed)
 	}
 	o.notify()
-	return pos, errors.Join(errs...)
+	return pos, errors.Join(errs...), nil
 }
 
 // Run resumes unfinished sagas, then follows the saga category (so sagas moved by
 // other instances are tracked too) and calls Tick whenever something is due, until
-// ctx ends; it then returns nil. It returns an error if resuming fails or the
-// category subscription ends.
+// ctx ends; it then returns nil. Sagas that cannot be loaded are logged and retried
+// on every Tick. It returns an error if the category cannot be read or its
+// subscription ends.
 func (o *Orchestrator[T]) Run(ctx context.Context) error {
-	pos, err := o.resume(ctx)
+	pos, sagaErrs, err := o.resume(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
 	if err != nil {
 		return err
+	}
+	if sagaErrs != nil {
+		// Those sagas stay tracked and are retried on every Tick; one bad saga must
+		// not keep the others from running.
+		o.log.WarnContext(ctx, "some sagas could not be resumed", "error", sagaErrs)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -366,6 +377,8 @@ func (o *Orchestrator[T]) drive(ctx context.Context, id string, pre func(*entry)
 			if err != nil {
 				if errors.Is(err, errUnknown) {
 					o.untrack(id, e)
+				} else {
+					e.retryAt = o.clock.Now().Add(o.resend)
 				}
 				return false, err
 			}
@@ -600,6 +613,8 @@ func (o *Orchestrator[T]) nextWake() time.Time {
 		e.mu.Lock()
 		switch {
 		case e.gone:
+		case e.st == nil && e.retryAt.After(now):
+			soonest(e.retryAt)
 		case e.st == nil:
 			soonest(now)
 		default:

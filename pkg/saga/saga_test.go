@@ -555,3 +555,38 @@ func TestOtherDefinitionsAreLeftAlone(t *testing.T) {
 		t.Fatalf("status %v", st.Status)
 	}
 }
+
+func TestRunSurvivesASagaItCannotLoad(t *testing.T) {
+	h := newHarness(t, testDefinition(1, 1))
+	changed := testDefinition(1, 1)
+	changed.Steps[0].Name = "renamed" // same definition name, other steps: unreadable
+	old, err := saga.New(changed, h.store, h.tr, saga.WithClock(h.clock), saga.WithLogger(quiet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Start(h.ctx, "bad", newData("bad")); err != nil {
+		t.Fatal(err)
+	}
+	h.tr.Take()
+	if err := h.o.Resume(h.ctx); !errors.Is(err, saga.ErrDefinitionMismatch) {
+		t.Fatalf("Resume: %v", err)
+	}
+
+	o := h.orchestrator()
+	ctx, cancel := context.WithCancel(h.ctx)
+	done := make(chan error, 1)
+	go func() { done <- o.Run(ctx) }()
+	waitFor(t, "Run waiting", func() bool { return h.clock.Timers() > 0 })
+	if err := o.Start(h.ctx, "good", newData("good")); err != nil {
+		t.Fatal(err)
+	}
+	h.o = o
+	h.ok(h.one(), 1)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if st := h.state("good"); st.Status != saga.Completed {
+		t.Fatalf("good saga: %v", st.Status)
+	}
+}
