@@ -18,11 +18,16 @@ import (
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	inventoryv1 "github.com/eventshop/eventshop/gen/go/eventshop/inventory/v1"
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
+	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/grpcserver"
+	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/pkg/resilience"
+	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/services/order/adapters"
 	"github.com/eventshop/eventshop/services/order/app"
@@ -63,6 +68,12 @@ type Config struct {
 	ReadDSN string
 	// DrainTimeout bounds the graceful stop; zero means grpcserver.DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// Saga runs the fulfilment saga of every placed order (needs Deps.NATS): the
+	// orchestrator, its reply consumer and the follower tying orders and sagas
+	// together. Off, orders stay PENDING.
+	Saga bool
+	// SagaTiming tunes the saga's steps; zero values take app.SagaConfig's defaults.
+	SagaTiming app.SagaConfig
 }
 
 // RegisterFlags defines the order service's flags on fs, with their defaults,
@@ -75,6 +86,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.SnapshotEvery, "snapshot-every", DefaultSnapshotEvery, "store an order snapshot every N events (0 disables)")
 	fs.StringVar(&c.ReadDSN, "read-dsn", "", "read-model database: SQLite path or postgres:// URL (empty: no read model)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", grpcserver.DefaultDrainTimeout, "how long in-flight RPCs may finish at shutdown")
+	fs.BoolVar(&c.Saga, "saga", true, "run the fulfilment saga of placed orders (payment, inventory, shipping)")
+	fs.DurationVar(&c.SagaTiming.StepTimeout, "saga-step-timeout", 30*time.Second, "how long one saga step attempt waits for its reply")
+	fs.IntVar(&c.SagaTiming.StepAttempts, "saga-step-attempts", 3, "attempts of a saga step that does not answer before compensating")
+	fs.DurationVar(&c.SagaTiming.Backoff, "saga-backoff", time.Second, "first pause between saga step attempts (doubling)")
+	fs.DurationVar(&c.SagaTiming.MaxBackoff, "saga-max-backoff", time.Minute, "longest pause between saga step or compensation attempts")
+	fs.DurationVar(&c.SagaTiming.StuckAfter, "saga-stuck-after", 30*time.Minute, "an unfinished saga older than this is reported stuck")
 }
 
 // Validate returns an error describing each invalid field.
@@ -94,6 +111,9 @@ func (c Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("drain-timeout %v is negative", c.DrainTimeout))
+	}
+	if t := c.SagaTiming; t.StepTimeout < 0 || t.StepAttempts < 0 || t.Backoff < 0 || t.MaxBackoff < 0 || t.StuckAfter < 0 {
+		errs = append(errs, fmt.Errorf("saga timing %+v has a negative value", t))
 	}
 	return errors.Join(errs...)
 }
@@ -124,6 +144,10 @@ type Service struct {
 	db     *sqldb.DB
 	// projector keeps the read models in db up to date; nil without ReadDSN.
 	projector *projection.Projector
+	// orch, replies and follower run the saga; nil without Config.Saga.
+	orch     *app.OrderOrchestrator
+	replies  *messaging.Consumer
+	follower *app.SagaFollower
 
 	runOnce sync.Once
 }
@@ -200,6 +224,17 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		}
 	}
 
+	cancelOrder := app.NewCancelOrder(repo)
+	if cfg.Saga {
+		if js == nil {
+			return nil, errors.New("order: the saga needs Deps.NATS")
+		}
+		if err := s.wireSaga(ctx, cfg.SagaTiming, js, store, repo); err != nil {
+			return nil, err
+		}
+		cancelOrder = cancelOrder.WithSagaProgress(app.SagaShipped{Orch: s.orch})
+	}
+
 	s.server = grpcserver.New(
 		grpcserver.WithLogger(logger),
 		grpcserver.WithDrainTimeout(cfg.DrainTimeout),
@@ -207,7 +242,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 	)
 	orderv1.RegisterOrderServiceServer(s.server.GRPC(), grpctransport.NewServer(
 		app.NewPlaceOrder(repo, adapters.NewCatalog(catalogConn), quoter, deps.OrderPlaced),
-		app.NewCancelOrder(repo),
+		cancelOrder,
 		app.NewQueries(repo),
 		reads,
 		logger,
@@ -217,6 +252,65 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		return nil, fmt.Errorf("order: listen: %w", err)
 	}
 	return s, nil
+}
+
+// wireSaga builds the orchestrator over the event store, its consumer of participant
+// replies and the follower that starts sagas from placed orders.
+func (s *Service) wireSaga(ctx context.Context, timing app.SagaConfig, js jetstream.JetStream, store eventstore.Store, repo *app.Repository) error {
+	if err := messaging.DeclareStreams(ctx, js, messaging.StreamsConfig{}); err != nil {
+		return fmt.Errorf("order: streams: %w", err)
+	}
+	bus := messaging.New(js, "order")
+	tr := saga.BusTransport{Bus: bus}
+	orch, err := saga.New(app.OrderSaga(timing), store, tr, saga.WithLogger(s.logger))
+	if err != nil {
+		return fmt.Errorf("order: saga: %w", err)
+	}
+	s.orch = orch
+	s.replies, err = bus.NewConsumer(ctx, messaging.ConsumerConfig{
+		Durable:  "order-saga-replies",
+		Subjects: app.ReplySubjects,
+		Logger:   s.logger,
+		// Replies only append to saga logs; more of them at once keeps a flash sale moving.
+		Concurrency: 16,
+	},
+		saga.ReplyHandler[*paymentv1.PaymentAuthorized](orch),
+		saga.ReplyHandler[*paymentv1.PaymentDeclined](orch),
+		saga.ReplyHandler[*paymentv1.PaymentCaptured](orch),
+		saga.ReplyHandler[*paymentv1.PaymentCaptureFailed](orch),
+		saga.ReplyHandler[*paymentv1.AuthorizationVoided](orch),
+		saga.ReplyHandler[*paymentv1.PaymentRefunded](orch),
+		saga.ReplyHandler[*inventoryv1.InventoryReserved](orch),
+		saga.ReplyHandler[*inventoryv1.InventoryRejected](orch),
+		saga.ReplyHandler[*inventoryv1.ReservationCommitted](orch),
+		saga.ReplyHandler[*inventoryv1.InventoryReleased](orch),
+		saga.ReplyHandler[*shippingv1.ShipmentCreated](orch),
+		saga.ReplyHandler[*shippingv1.ShipmentFailed](orch),
+		saga.ReplyHandler[*shippingv1.ShipmentCancelled](orch),
+	)
+	if err != nil {
+		return fmt.Errorf("order: saga replies: %w", err)
+	}
+	s.follower = app.NewSagaFollower(orch, repo, store, tr, s.logger)
+	return nil
+}
+
+// Saga returns the fulfilment saga of an order as its log says now. It returns
+// saga.ErrNotFound when the order has no saga (yet), and an error when the service
+// runs without the saga.
+func (s *Service) Saga(ctx context.Context, orderID string) (saga.State, error) {
+	if s.orch == nil {
+		return saga.State{}, errors.New("order: the saga is not running")
+	}
+	return s.orch.Get(ctx, orderID)
+}
+
+// StuckSagas lists the unfinished sagas past their stuck deadline.
+func (s *Service) StuckSagas(ctx context.Context) ([]saga.State, error) {
+	if s.orch == nil {
+		return nil, errors.New("order: the saga is not running")
+	}
+	return s.orch.Stuck(ctx)
 }
 
 // dial opens a resilient client connection that forwards the caller's token.
@@ -251,6 +345,9 @@ func (s *Service) Run(ctx context.Context) error {
 		if s.projector != nil {
 			wg.Go(func() { s.runProjector(projCtx) })
 		}
+		if s.orch != nil {
+			s.runSaga(projCtx, &wg)
+		}
 		s.server.Health().SetServingStatus(orderv1.OrderService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 		s.logger.InfoContext(ctx, "order serving", "addr", s.Addr().String(), "read_model", s.projector != nil)
 		err = s.server.Serve(ctx, s.lis)
@@ -259,6 +356,37 @@ func (s *Service) Run(ctx context.Context) error {
 		s.logger.InfoContext(ctx, "order stopped")
 	})
 	return err
+}
+
+// runSaga runs the orchestrator, the reply consumer and the follower until ctx
+// ends; a part that fails is logged and restarted with backoff.
+func (s *Service) runSaga(ctx context.Context, wg *sync.WaitGroup) {
+	for name, run := range map[string]func(context.Context) error{
+		"orchestrator": s.orch.Run, "replies": s.replies.Run, "follower": s.follower.Run,
+	} {
+		wg.Go(func() { s.keepRunning(ctx, "saga "+name, run) })
+	}
+}
+
+// keepRunning calls run until ctx ends, pausing with backoff after each failure.
+func (s *Service) keepRunning(ctx context.Context, name string, run func(context.Context) error) {
+	const maxBackoff = 30 * time.Second
+	backoff := time.Second
+	for {
+		err := run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		s.logger.ErrorContext(ctx, "order: "+name+" stopped; restarting", "error", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
 }
 
 // runProjector runs the projector until ctx ends, restarting it after failures.

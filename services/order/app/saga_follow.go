@@ -1,0 +1,308 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
+	inventoryv1 "github.com/eventshop/eventshop/gen/go/eventshop/inventory/v1"
+	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
+	sagav1 "github.com/eventshop/eventshop/gen/go/eventshop/saga/v1"
+	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
+	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/saga"
+	"github.com/eventshop/eventshop/services/order/domain"
+)
+
+// OrderOrchestrator is the order saga's orchestrator.
+type OrderOrchestrator = saga.Orchestrator[*orderv1.OrderSagaData]
+
+// SagaFollower ties orders and their sagas together through the two event
+// categories, never through a call that a crash could cut in half:
+//
+//   - FollowOrders reads the order category: every OrderPlaced starts its saga
+//     (keyed by order id, so a replay finds it started) and every OrderCancelling
+//     asked by the user is fed to the saga as a failure of the step in progress.
+//     A crash between appending OrderPlaced and starting the saga therefore
+//     strands nothing: the placed event is read again after the restart.
+//   - FollowSagas reads the saga category and records every transition on the
+//     order aggregate (payment authorized, inventory reserved, shipment created,
+//     payment captured, completed, cancelling, cancelled), so the read model shows
+//     the progress. Every domain command it issues is idempotent, so a replay
+//     changes nothing.
+//
+// Both start from the beginning of their category when the process starts (their
+// cost grows with history; a persisted checkpoint would bound it, as for saga.Resume).
+type SagaFollower struct {
+	orch *OrderOrchestrator
+	repo *Repository
+	// store holds both categories.
+	store eventstore.Store
+	// send delivers the compensation of a step a user's cancellation interrupted.
+	send   saga.Transport
+	logger *slog.Logger
+}
+
+// NewSagaFollower returns a follower; it panics on a nil dependency.
+func NewSagaFollower(orch *OrderOrchestrator, repo *Repository, store eventstore.Store, send saga.Transport, logger *slog.Logger) *SagaFollower {
+	if orch == nil || repo == nil || store == nil || send == nil {
+		panic("saga follower: nil dependency")
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &SagaFollower{orch: orch, repo: repo, store: store, send: send, logger: logger}
+}
+
+// Run follows both categories until ctx ends, restarting a follower that fails
+// from the last event it handled (with backoff). It returns nil once ctx ends.
+func (f *SagaFollower) Run(ctx context.Context) error {
+	done := make(chan struct{}, 2)
+	go func() { f.loop(ctx, "orders", Category, f.onOrderEvent); done <- struct{}{} }()
+	go func() { f.loop(ctx, "sagas", saga.Category, f.onSagaEvent); done <- struct{}{} }()
+	<-done
+	<-done
+	return nil
+}
+
+func (f *SagaFollower) loop(ctx context.Context, name, category string, h eventstore.Handler) {
+	var pos eventstore.Position
+	backoff := 100 * time.Millisecond
+	for {
+		err := f.store.SubscribeCategory(ctx, category, pos, func(ctx context.Context, e eventstore.Event) error {
+			if err := h(ctx, e); err != nil {
+				return err
+			}
+			pos = e.Position
+			backoff = 100 * time.Millisecond
+			return nil
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		f.logger.WarnContext(ctx, "saga follower failed; restarting", "follower", name, "error", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// onOrderEvent starts sagas and forwards user cancellations.
+func (f *SagaFollower) onOrderEvent(ctx context.Context, e eventstore.Event) error {
+	switch e.Type {
+	case domain.EventType(&orderv1.OrderPlaced{}):
+		ev, err := f.repo.Codec().Decode(e)
+		if err != nil {
+			f.logger.ErrorContext(ctx, "undecodable OrderPlaced; no saga started", "event_id", e.ID, "error", err)
+			return nil
+		}
+		placed := ev.(*orderv1.OrderPlaced)
+		err = f.orch.Start(ctx, placed.GetOrderId(), sagaData(placed))
+		switch {
+		case err == nil, errors.Is(err, saga.ErrAlreadyStarted):
+			return nil
+		case errors.Is(err, saga.ErrInvalidID):
+			f.logger.ErrorContext(ctx, "order id cannot name a saga", "order_id", placed.GetOrderId(), "error", err)
+			return nil
+		}
+		return fmt.Errorf("start saga of order %s: %w", placed.GetOrderId(), err)
+	case domain.EventType(&orderv1.OrderCancelling{}):
+		ev, err := f.repo.Codec().Decode(e)
+		if err != nil {
+			return nil
+		}
+		c := ev.(*orderv1.OrderCancelling)
+		if !c.GetRequestedByUser() {
+			return nil // recorded from the saga itself
+		}
+		return f.orch.HandleReply(ctx, saga.Reply{SagaID: c.GetOrderId(), ID: e.ID, Msg: c})
+	}
+	return nil
+}
+
+// onSagaEvent records a saga transition on its order.
+func (f *SagaFollower) onSagaEvent(ctx context.Context, e eventstore.Event) error {
+	_, id, err := eventstore.ParseStream(e.Stream)
+	if err != nil {
+		return nil
+	}
+	ev, err := decodeSagaEvent(e)
+	if ev == nil || err != nil {
+		return nil
+	}
+	switch ev := ev.(type) {
+	case *sagav1.StepSucceeded:
+		reply, err := decodeReply(ev.GetReplyType(), ev.GetReply())
+		if err != nil {
+			f.logger.ErrorContext(ctx, "undecodable saga reply", "saga_id", id, "error", err)
+			return nil
+		}
+		return f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return recordStep(o, reply) })
+	case *sagav1.StepFailed:
+		reply, _ := decodeReply(ev.GetReplyType(), ev.GetReply())
+		if _, ok := reply.(*orderv1.OrderCancelling); ok {
+			return f.undoInterrupted(ctx, id, int(ev.GetStep()), ev.GetStepName())
+		}
+		reason := failureReason(ev.GetStepName(), reply, ev.GetReason())
+		return f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return o.RequestCancel(reason, false) })
+	case *sagav1.StepTimedOut:
+		if ev.GetRetryTime() != nil {
+			return nil
+		}
+		reason := fmt.Sprintf("step %s did not answer", ev.GetStepName())
+		return f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return o.RequestCancel(reason, false) })
+	case *sagav1.SagaCancelled:
+		reason := ev.GetReason()
+		if err := f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return o.RequestCancel(reason, false) }); err != nil {
+			return err
+		}
+		return f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return o.ConfirmCancelled() })
+	case *sagav1.SagaCompleted:
+		return f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return o.Complete() })
+	}
+	return nil
+}
+
+// record applies decide to order id. Refusals of the domain (an order cancelled by
+// its user meanwhile, a saga of another definition) are logged and skipped; only
+// store errors are returned, so the event is handled again.
+func (f *SagaFollower) record(ctx context.Context, id string, decide func(o *domain.Order) ([]domain.Event, error)) error {
+	_, err := f.repo.Update(ctx, id, func(o *domain.Order) ([]domain.Event, error) {
+		if o.State() == domain.StateNew {
+			return nil, ErrNotFound
+		}
+		return decide(o)
+	})
+	switch {
+	case err == nil, errors.Is(err, ErrNotFound):
+		return nil
+	case errors.Is(err, domain.ErrIllegalTransition), errors.Is(err, domain.ErrConflict),
+		errors.Is(err, domain.ErrInvalidOrder):
+		f.logger.WarnContext(ctx, "saga transition not recorded on the order", "order_id", id, "error", err)
+		return nil
+	}
+	return fmt.Errorf("record saga transition on order %s: %w", id, err)
+}
+
+// recordStep is the order's side of a step succeeding with reply.
+func recordStep(o *domain.Order, reply proto.Message) ([]domain.Event, error) {
+	money := func(m *commonv1.Money) domain.Money { return domain.NewMoney(m.GetMinorUnits(), m.GetCurrencyCode()) }
+	switch r := reply.(type) {
+	case *paymentv1.PaymentAuthorized:
+		return o.RecordPaymentAuthorized(r.GetPaymentId(), money(r.GetAmount()))
+	case *inventoryv1.InventoryReserved:
+		return o.RecordInventoryReserved(r.GetReservationId())
+	case *shippingv1.ShipmentCreated:
+		return o.RecordShipmentCreated(r.GetShipmentId(), r.GetTrackingId())
+	case *paymentv1.PaymentCaptured:
+		return o.RecordPaymentCaptured(r.GetPaymentId(), money(r.GetAmount()))
+	}
+	return nil, nil // the commit: the order completes with SagaCompleted
+}
+
+// undoInterrupted sends the compensation of step i, which a user's cancellation
+// failed while its command was out: the participant may have done it, and the
+// engine compensates only the steps that answered. The id is deterministic, so a
+// replay is deduplicated; the participant answers even when there is nothing to
+// undo (and refuses the original command afterwards). The saga ignores the reply.
+func (f *SagaFollower) undoInterrupted(ctx context.Context, id string, i int, name string) error {
+	undo := undoFor(i)
+	if undo == nil {
+		return nil
+	}
+	st, err := f.orch.Get(ctx, id)
+	if errors.Is(err, saga.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	data := &orderv1.OrderSagaData{}
+	for _, h := range st.History {
+		var raw []byte
+		switch ev := h.Event.(type) {
+		case *sagav1.SagaStarted:
+			raw = ev.GetData()
+		case *sagav1.StepSucceeded:
+			raw = ev.GetData()
+		}
+		if len(raw) > 0 {
+			data = &orderv1.OrderSagaData{}
+			if err := proto.Unmarshal(raw, data); err != nil {
+				return fmt.Errorf("saga %s data: %w", id, err)
+			}
+		}
+	}
+	req, err := undo(data, nil)
+	if err != nil {
+		return err
+	}
+	return f.send.Send(ctx, saga.Command{
+		ID: fmt.Sprintf("%s/%d/undo/cancelled", id, i), SagaID: id, Step: name, Compensation: true, Attempt: 1, Request: req,
+	})
+}
+
+// decodeSagaEvent returns the saga event e holds, nil for another type.
+func decodeSagaEvent(e eventstore.Event) (proto.Message, error) {
+	var m proto.Message
+	switch e.Type {
+	case string(proto.MessageName(&sagav1.StepSucceeded{})):
+		m = &sagav1.StepSucceeded{}
+	case string(proto.MessageName(&sagav1.StepFailed{})):
+		m = &sagav1.StepFailed{}
+	case string(proto.MessageName(&sagav1.StepTimedOut{})):
+		m = &sagav1.StepTimedOut{}
+	case string(proto.MessageName(&sagav1.SagaCancelled{})):
+		m = &sagav1.SagaCancelled{}
+	case string(proto.MessageName(&sagav1.SagaCompleted{})):
+		m = &sagav1.SagaCompleted{}
+	default:
+		return nil, nil
+	}
+	return m, proto.Unmarshal(e.Data, m)
+}
+
+// decodeReply decodes a reply stored in a saga event by its full type name.
+func decodeReply(typ string, data []byte) (proto.Message, error) {
+	if typ == "" {
+		return nil, nil
+	}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(typ))
+	if err != nil {
+		return nil, fmt.Errorf("reply type %s: %w", typ, err)
+	}
+	m := mt.New().Interface()
+	return m, proto.Unmarshal(data, m)
+}
+
+// SagaShipped is the SagaProgress of the order saga.
+type SagaShipped struct{ Orch *OrderOrchestrator }
+
+var _ SagaProgress = SagaShipped{}
+
+// Shipped implements SagaProgress: true once create_shipment succeeded (the saga
+// runs a later step or completed). An order without a saga yet has not shipped. It
+// returns the store's error.
+func (s SagaShipped) Shipped(ctx context.Context, orderID string) (bool, error) {
+	st, err := s.Orch.Get(ctx, orderID)
+	switch {
+	case errors.Is(err, saga.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return st.Status == saga.Completed || (st.Status == saga.Running && st.Step > StepCreateShipment), nil
+}
