@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/eventshop/eventshop/services/inventory"
 	"github.com/eventshop/eventshop/services/order"
 	"github.com/eventshop/eventshop/services/payment"
+	"github.com/eventshop/eventshop/services/payment/provider"
 	"github.com/eventshop/eventshop/services/shipping"
 )
 
@@ -50,12 +52,16 @@ type Main struct {
 	Stdout io.Writer
 	Stderr io.Writer
 
+	// PaymentProvider replaces the simulated card network (tests inject faults).
+	PaymentProvider provider.Provider
+
 	logger    *slog.Logger
 	nats      *natsembed.Server
 	nc        *nats.Conn
 	issuer    *devissuer.Issuer
 	issuerURL string
-	services  []service
+	services  []*service
+	runCtx    context.Context
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -103,6 +109,7 @@ func (m *Main) Run(ctx context.Context) error {
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
+	m.runCtx = runCtx
 
 	var err error
 	m.nats, err = natsembed.Start(ctx, natsembed.Config{
@@ -140,7 +147,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("catalog: %w", err)
 	}
-	m.start(runCtx, "catalog", cat.Addr().String(), cat.Run)
+	m.start(runCtx, "catalog", cat.Addr().String(), cat.Run, nil)
 	catalogAddr := cat.Addr().String()
 
 	cartCfg := m.Cart
@@ -149,47 +156,77 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cart: %w", err)
 	}
-	m.start(runCtx, "cart", ct.Addr().String(), ct.Run)
+	m.start(runCtx, "cart", ct.Addr().String(), ct.Run, nil)
 
 	payCfg := m.Payment
 	payCfg.DBDSN = defaultString(payCfg.DBDSN, payment.DefaultDBDSN, dsn("payment"))
-	pay, err := payment.New(payCfg, payment.Deps{Logger: deps("payment"), Verifier: verifier, NATS: m.nc})
-	if err != nil {
-		return fmt.Errorf("payment: %w", err)
+	newPayment := func(addr string) (runner, error) {
+		cfg := payCfg
+		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
+		svc, err := payment.New(cfg, payment.Deps{Logger: deps("payment"), Verifier: verifier, NATS: m.nc, Provider: m.PaymentProvider})
+		return svc, err
 	}
-	m.start(runCtx, "payment", pay.Addr().String(), pay.Run)
+	if err := m.build(runCtx, "payment", newPayment); err != nil {
+		return err
+	}
 
 	invCfg := m.Inventory
 	invCfg.CatalogAddr = catalogAddr
 	invCfg.DBDSN = defaultString(invCfg.DBDSN, inventory.DefaultDBDSN, dsn("inventory"))
-	inv, err := inventory.New(invCfg, inventory.Deps{Logger: deps("inventory"), Verifier: verifier, NATS: m.nc})
-	if err != nil {
-		return fmt.Errorf("inventory: %w", err)
+	newInventory := func(addr string) (runner, error) {
+		cfg := invCfg
+		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
+		svc, err := inventory.New(cfg, inventory.Deps{Logger: deps("inventory"), Verifier: verifier, NATS: m.nc})
+		return svc, err
 	}
-	m.start(runCtx, "inventory", inv.Addr().String(), inv.Run)
+	if err := m.build(runCtx, "inventory", newInventory); err != nil {
+		return err
+	}
 
 	shipCfg := m.Shipping
 	shipCfg.CatalogAddr = catalogAddr
 	shipCfg.DBDSN = defaultString(shipCfg.DBDSN, shipping.DefaultDBDSN, dsn("shipping"))
-	ship, err := shipping.New(shipCfg, shipping.Deps{Logger: deps("shipping"), Verifier: verifier, NATS: m.nc})
-	if err != nil {
-		return fmt.Errorf("shipping: %w", err)
+	newShipping := func(addr string) (runner, error) {
+		cfg := shipCfg
+		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
+		svc, err := shipping.New(cfg, shipping.Deps{Logger: deps("shipping"), Verifier: verifier, NATS: m.nc})
+		return svc, err
 	}
-	m.start(runCtx, "shipping", ship.Addr().String(), ship.Run)
+	if err := m.build(runCtx, "shipping", newShipping); err != nil {
+		return err
+	}
 
 	ordCfg := m.Order
 	ordCfg.CatalogAddr = catalogAddr
 	if ordCfg.ShippingAddr == "" {
-		ordCfg.ShippingAddr = ship.Addr().String()
+		ordCfg.ShippingAddr = m.Addr("shipping")
 	}
 	if ordCfg.ReadDSN == "" {
 		ordCfg.ReadDSN = dsn("order-read")
 	}
-	ord, err := order.New(ordCfg, order.Deps{Logger: deps("order"), Verifier: verifier, NATS: m.nc})
-	if err != nil {
-		return fmt.Errorf("order: %w", err)
+	newOrder := func(addr string) (runner, error) {
+		cfg := ordCfg
+		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
+		svc, err := order.New(cfg, order.Deps{Logger: deps("order"), Verifier: verifier, NATS: m.nc})
+		return svc, err
 	}
-	m.start(runCtx, "order", ord.Addr().String(), ord.Run)
+	return m.build(runCtx, "order", newOrder)
+}
+
+// runner is a built service: what Stop and Start need of it.
+type runner interface {
+	Addr() net.Addr
+	Run(ctx context.Context) error
+}
+
+// build creates a restartable service and starts it.
+func (m *Main) build(ctx context.Context, name string, newSvc func(addr string) (runner, error)) error {
+	svc, err := newSvc("")
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	m.start(ctx, name, svc.Addr().String(), svc.Run, newSvc)
+	m.services[len(m.services)-1].current = svc
 	return nil
 }
 
@@ -205,17 +242,27 @@ func defaultString(v, pkgDefault, override string) string {
 type service struct {
 	name string
 	addr string
+	// newSvc rebuilds the service on an address; nil for services Stop cannot stop.
+	newSvc  func(addr string) (runner, error)
+	current runner
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
-func (m *Main) start(ctx context.Context, name, addr string, run func(context.Context) error) {
-	m.services = append(m.services, service{name: name, addr: addr})
-	m.serve(ctx, name, run)
+func (m *Main) start(ctx context.Context, name, addr string, run func(context.Context) error, newSvc func(string) (runner, error)) {
+	s := &service{name: name, addr: addr, newSvc: newSvc}
+	m.services = append(m.services, s)
+	m.serve(ctx, s, run)
 }
 
-func (m *Main) serve(ctx context.Context, name string, run func(context.Context) error) {
+func (m *Main) serve(ctx context.Context, s *service, run func(context.Context) error) {
+	ctx, s.stop = context.WithCancel(ctx)
+	s.done = make(chan struct{})
+	name := s.name
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
+		defer close(s.done)
 		if err := run(ctx); err != nil {
 			m.logger.Error("service stopped", "service", name, "err", err)
 			m.errMu.Lock()
@@ -223,6 +270,99 @@ func (m *Main) serve(ctx context.Context, name string, run func(context.Context)
 			m.errMu.Unlock()
 		}
 	}()
+}
+
+func (m *Main) service(name string) (*service, error) {
+	for _, s := range m.services {
+		if s.name == name {
+			if s.newSvc == nil {
+				return nil, fmt.Errorf("shopd: %s cannot be stopped and started", name)
+			}
+			return s, nil
+		}
+	}
+	return nil, fmt.Errorf("shopd: no service %q", name)
+}
+
+// Stop stops one of payment, inventory, shipping or order as a crash would look to
+// the others: its consumers stop taking messages, unacknowledged ones come back
+// later, and its port closes. It returns once the service has stopped, or ctx's
+// error, and an error naming a service that cannot be stopped.
+func (m *Main) Stop(ctx context.Context, name string) error {
+	s, err := m.service(name)
+	if err != nil {
+		return err
+	}
+	s.stop()
+	select {
+	case <-s.done:
+		s.current = nil
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("shopd: stop %s: %w", name, ctx.Err())
+	}
+}
+
+// Start starts a stopped service again on its former address, with its data. It
+// returns the service's construction error, or an error for a service that is
+// running or cannot be started.
+func (m *Main) Start(ctx context.Context, name string) error {
+	s, err := m.service(name)
+	if err != nil {
+		return err
+	}
+	if s.current != nil {
+		return fmt.Errorf("shopd: %s is running", name)
+	}
+	svc, err := s.newSvc(s.addr)
+	if err != nil {
+		return fmt.Errorf("shopd: start %s: %w", name, err)
+	}
+	s.current = svc
+	m.serve(m.runCtx, s, svc.Run)
+	return nil
+}
+
+// Restart is Stop then Start.
+func (m *Main) Restart(ctx context.Context, name string) error {
+	if err := m.Stop(ctx, name); err != nil {
+		return err
+	}
+	return m.Start(ctx, name)
+}
+
+// PaymentService, InventoryService, ShippingService and OrderService return the
+// running instance of a service, nil while it is stopped.
+func (m *Main) PaymentService() *payment.Service {
+	svc, _ := m.running("payment").(*payment.Service)
+	return svc
+}
+
+// InventoryService: see PaymentService.
+func (m *Main) InventoryService() *inventory.Service {
+	svc, _ := m.running("inventory").(*inventory.Service)
+	return svc
+}
+
+// ShippingService: see PaymentService.
+func (m *Main) ShippingService() *shipping.Service {
+	svc, _ := m.running("shipping").(*shipping.Service)
+	return svc
+}
+
+// OrderService: see PaymentService.
+func (m *Main) OrderService() *order.Service {
+	svc, _ := m.running("order").(*order.Service)
+	return svc
+}
+
+func (m *Main) running(name string) runner {
+	for _, s := range m.services {
+		if s.name == name {
+			return s.current
+		}
+	}
+	return nil
 }
 
 // Summary is the one-line description of where everything listens.
