@@ -409,7 +409,7 @@ func TestReadinessFollowsUpstreams(t *testing.T) {
 			t.Errorf("upstream %s reported %s", u.Name, u.Status)
 		}
 	}
-	if r := s.api("GET", "/metrics", "", nil); r.code != http.StatusOK || !strings.Contains(string(r.body), "http_server_request_duration") {
+	if r := s.api("GET", "/metrics", "", nil); r.code != http.StatusOK || !strings.Contains(string(r.body), "gateway_request_duration_seconds") || !strings.Contains(string(r.body), "http_server_request_duration_seconds") {
 		t.Fatalf("metrics: %d %.300s", r.code, r.body)
 	}
 }

@@ -16,7 +16,12 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/eventshop/eventshop/pkg/auth"
+	"github.com/eventshop/eventshop/pkg/telemetry"
 )
 
 // Defaults of Config.
@@ -178,9 +183,11 @@ type Deps struct {
 	// caller can learn the address before the gateway exists, e.g. to register the
 	// OAuth redirect URI with an issuer).
 	Listener net.Listener
-	// Metrics, when set, is served at /metrics instead of the gateway's own
-	// Prometheus registry.
-	Metrics http.Handler
+	// Telemetry, when set, receives the gateway's HTTP server spans (otelhttp, so a
+	// request's trace continues into the gRPC calls it makes) and metrics, and its
+	// MetricsHandler serves /metrics. Nil keeps a private Prometheus registry and
+	// the global tracer provider.
+	Telemetry *telemetry.Telemetry
 }
 
 // Gateway is an HTTP server ready to serve: its listener is open from New on.
@@ -222,7 +229,11 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 	logger = logger.With("component", "gateway")
 
 	g := &Gateway{cfg: cfg, logger: logger, verifier: deps.Verifier, stopping: make(chan struct{})}
-	g.ups, err = dialUpstreams(cfg, logger)
+	var tp trace.TracerProvider = otel.GetTracerProvider()
+	if deps.Telemetry != nil {
+		tp = deps.Telemetry.TracerProvider()
+	}
+	g.ups, err = dialUpstreams(cfg, logger, tp)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -243,7 +254,7 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 		g.public = "http://" + g.lis.Addr().String()
 	}
 
-	g.metrics, err = newHTTPMetrics(deps.Metrics)
+	g.metrics, err = newHTTPMetrics(deps.Telemetry)
 	if err != nil {
 		g.lis.Close()
 		return nil, fmt.Errorf("gateway: metrics: %w", err)
@@ -263,7 +274,13 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 		g.lis.Close()
 		return nil, fmt.Errorf("gateway: api: %w", err)
 	}
-	g.handler = g.routes(api)
+	g.handler = otelhttp.NewHandler(g.routes(api), "gateway",
+		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithMeterProvider(g.metrics.provider),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			return r.Method + " " + routeClass(r.URL.Path)
+		}),
+	)
 	return g, nil
 }
 

@@ -13,33 +13,39 @@ import (
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/eventshop/eventshop/pkg/telemetry"
 )
 
 // httpMetrics records RED metrics of every request with OpenTelemetry and serves
 // them in the Prometheus text format.
 type httpMetrics struct {
 	handler  http.Handler
+	provider metric.MeterProvider
 	duration metric.Float64Histogram
 	limited  metric.Int64Counter
 }
 
-// newHTTPMetrics builds a private registry and meter provider; when external is set
-// (a process-wide telemetry setup), /metrics serves that instead and the gateway's
-// instruments still record into its own provider.
-func newHTTPMetrics(external http.Handler) (*httpMetrics, error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	exp, err := otelprom.New(otelprom.WithRegisterer(reg))
-	if err != nil {
-		return nil, err
+// newHTTPMetrics records into the process's telemetry when there is one, else into
+// a private registry and meter provider served at /metrics.
+func newHTTPMetrics(tel *telemetry.Telemetry) (*httpMetrics, error) {
+	m := &httpMetrics{}
+	if tel != nil {
+		m.handler, m.provider = tel.MetricsHandler(), tel.MeterProvider()
+	} else {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		exp, err := otelprom.New(otelprom.WithRegisterer(reg))
+		if err != nil {
+			return nil, err
+		}
+		m.handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		m.provider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
 	}
-	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp)).Meter("github.com/eventshop/eventshop/gateway")
-	m := &httpMetrics{handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{})}
-	if external != nil {
-		m.handler = external
-	}
-	if m.duration, err = meter.Float64Histogram("http.server.request.duration",
-		metric.WithUnit("s"), metric.WithDescription("Duration of HTTP requests handled by the gateway.")); err != nil {
+	meter := m.provider.Meter("github.com/eventshop/eventshop/gateway")
+	var err error
+	if m.duration, err = meter.Float64Histogram("gateway.request.duration",
+		metric.WithUnit("s"), metric.WithDescription("Duration of HTTP requests by route class (api, page, static, auth, ops).")); err != nil {
 		return nil, err
 	}
 	if m.limited, err = meter.Int64Counter("gateway.rate_limited",

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -72,7 +73,7 @@ var idempotentMethods = []string{
 	"/grpc.health.v1.Health/Check",
 }
 
-func dialUpstreams(cfg Config, logger *slog.Logger) (*upstreams, error) {
+func dialUpstreams(cfg Config, logger *slog.Logger, tp trace.TracerProvider) (*upstreams, error) {
 	u := &upstreams{by: map[string]*upstream{}}
 	for _, d := range []struct{ name, addr, service string }{
 		{upCatalog, cfg.CatalogAddr, catalogv1.CatalogService_ServiceDesc.ServiceName},
@@ -88,6 +89,7 @@ func dialUpstreams(cfg Config, logger *slog.Logger) (*upstreams, error) {
 				resilience.WithName(d.name),
 				resilience.WithIdempotentMethods(idempotentMethods...),
 				resilience.WithLogger(logger),
+				resilience.WithTracerProvider(tp),
 			)
 			if err != nil {
 				u.close()
