@@ -11,10 +11,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/eventshop/eventshop/gateway"
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/telemetry"
 )
 
 func main() {
@@ -30,11 +32,13 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	var (
 		cfg          gateway.Config
+		telCfg       telemetry.Config
 		oidcAudience string
 		logLevel     slog.Level
 	)
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
+	telCfg.RegisterFlags(fs)
 	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience access tokens must carry")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.Usage = config.Usage(fs)
@@ -48,17 +52,27 @@ func run(ctx context.Context, args []string) error {
 		return errors.New("gateway: -oidc-issuer (SHOP_OIDC_ISSUER) is required to verify API tokens")
 	}
 
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
-	slog.SetDefault(logger)
-
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	telCfg.ServiceName = "gateway"
+	tel, err := telemetry.Setup(ctx, telCfg, telemetry.WithLogLevel(logLevel))
+	if err != nil {
+		return fmt.Errorf("gateway: telemetry: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		tel.Shutdown(sctx)
+	}()
+	logger := tel.Logger()
+	slog.SetDefault(logger)
 
 	v, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: cfg.OIDCIssuer, Audience: oidcAudience})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	gw, err := gateway.New(cfg, gateway.Deps{Logger: logger, Verifier: v})
+	gw, err := gateway.New(cfg, gateway.Deps{Logger: logger, Verifier: v, Telemetry: tel})
 	if err != nil {
 		return err
 	}
