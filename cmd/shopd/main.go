@@ -24,6 +24,14 @@ func main() {
 		return
 	}
 
+	if len(os.Args) > 1 && os.Args[1] == "audit" {
+		if err := runAudit(ctx, os.Args[2:], os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "shopd:", err)
+			os.Exit(1)
+		}
+		return
+	}
+
 	m := NewMain()
 	if err := m.ParseFlags(os.Args[1:]); err != nil {
 		if errors.Is(err, errHelp) {
