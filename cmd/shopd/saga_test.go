@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -568,3 +569,69 @@ func reserveOf(orderID, productID string, qty int32) *inventoryv1.ReserveInvento
 	return &inventoryv1.ReserveInventory{OrderId: orderID, Items: []*commonv1.LineItem{{ProductId: productID, Quantity: qty}}}
 }
 
+
+// TestFlashSale races 500 buyers for 50 units of one product: exactly 50 orders
+// complete, the others are cancelled as out of stock, nothing is oversold.
+func TestFlashSale(t *testing.T) {
+	const buyers, units = 500, 50
+	s := startSagaShop(t, withFlags("-inventory-seed-stock", fmt.Sprint(units)))
+	start := time.Now()
+
+	ids := make([]string, buyers)
+	errs := make(chan error, buyers)
+	var wg sync.WaitGroup
+	for i := range buyers {
+		wg.Go(func() {
+			var err error
+			for attempt := 0; attempt < 20; attempt++ {
+				if ids[i], err = s.tryPlace("tok_visa", 1); err == nil {
+					return
+				}
+				time.Sleep(100 * time.Millisecond) // overload answers Unavailable/ResourceExhausted
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	placed := time.Since(start)
+
+	byStatus := map[orderv1.OrderStatus]int{}
+	reasons := map[string]int{}
+	pending := ids
+	deadline := time.Now().Add(5 * time.Minute)
+	for len(pending) > 0 && time.Now().Before(deadline) {
+		var still []string
+		for _, id := range pending {
+			resp, err := s.orders.GetOrder(s.ctx, &orderv1.GetOrderRequest{OrderId: id})
+			st := resp.GetOrder().GetStatus()
+			if err != nil || (st != orderv1.OrderStatus_ORDER_STATUS_COMPLETED && st != orderv1.OrderStatus_ORDER_STATUS_CANCELLED) {
+				still = append(still, id)
+				continue
+			}
+			byStatus[st]++
+			reasons[resp.GetOrder().GetCancelReason()]++
+		}
+		pending = still
+		if len(pending) > 0 {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	t.Logf("%d orders placed in %v, all final after %v", buyers, placed.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	if len(pending) > 0 {
+		t.Fatalf("%d orders not final: %v", len(pending), byStatus)
+	}
+	if byStatus[orderv1.OrderStatus_ORDER_STATUS_COMPLETED] != units || byStatus[orderv1.OrderStatus_ORDER_STATUS_CANCELLED] != buyers-units {
+		t.Fatalf("statuses %v, want %d completed and %d cancelled", byStatus, units, buyers-units)
+	}
+	if n := reasons["out of stock: "+s.product.GetId()]; n != buyers-units {
+		t.Errorf("%d cancelled as out of stock, reasons %v", n, reasons)
+	}
+	if got := s.stock(); got != [3]int64{0, 0, units} {
+		t.Errorf("stock %v, want all %d sold", got, units)
+	}
+	s.audit()
+}
