@@ -132,6 +132,11 @@ func (g *Gateway) apiHandler() (http.Handler, error) {
 			return
 		}
 		claims, err := g.bearerClaims(r)
+		if errors.Is(err, auth.ErrIssuerUnavailable) {
+			// Not the caller's fault: the keys to check the token cannot be fetched.
+			writeError(w, http.StatusServiceUnavailable, status.New(codes.Unavailable, "token issuer unavailable"))
+			return
+		}
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 			writeError(w, http.StatusUnauthorized, status.New(codes.Unauthenticated, "invalid bearer token"))

@@ -16,13 +16,15 @@ var address = map[string]any{
 }
 
 // placeOrder places an order through the API and waits until the read model has it.
-func (s *shop) placeOrder(token, key string) string {
+func (s *shop) placeOrder(token, key string) string { return s.placeOrderWith(token, key, "tok_visa") }
+
+func (s *shop) placeOrderWith(token, key, card string) string {
 	s.t.Helper()
 	r := s.api("POST", "/api/v1/orders", token, map[string]any{
 		"idempotencyKey":  key,
 		"items":           []map[string]any{{"productId": "espresso-machine", "quantity": 1}, {"productId": "burr-grinder", "quantity": 2}},
 		"shippingAddress": address,
-		"paymentToken":    "tok_visa",
+		"paymentToken":    card,
 	})
 	if r.code != http.StatusOK {
 		s.t.Fatalf("place order: %d %s", r.code, r.body)
@@ -44,6 +46,8 @@ func TestEveryRoute(t *testing.T) {
 	alice := s.token("alice")
 	admin := s.token("admin")
 	orderID := s.placeOrder(alice, "every-route-1")
+	// tok_slow holds the saga at payment long enough for a cancel to be accepted.
+	slowID := s.placeOrderWith(alice, "every-route-2", "tok_slow")
 
 	tests := []struct {
 		method, path, token string
@@ -70,7 +74,7 @@ func TestEveryRoute(t *testing.T) {
 		{"GET", "/api/v1/admin/stock", admin, nil, `"espresso-machine"`},
 		{"PUT", "/api/v1/admin/stock/french-press", admin, map[string]any{"available": 42}, `"available":"42"`},
 		{"GET", "/api/v1/admin/sales", admin, nil, `{`},
-		{"POST", "/api/v1/orders/" + orderID + ":cancel", alice, map[string]any{"reason": "changed my mind"}, orderID},
+		{"POST", "/api/v1/orders/" + slowID + ":cancel", alice, map[string]any{"reason": "changed my mind"}, slowID},
 	}
 	for _, tc := range tests {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {

@@ -44,7 +44,7 @@ func (s *shooter) shot(name string) {
 	if err != nil {
 		s.t.Fatalf("screenshot %s: %v", name, err)
 	}
-	path := filepath.Join(s.dir, fmt.Sprintf("%02d-%s.png", s.n, name))
+	path := filepath.Join(s.dir, fmt.Sprintf("%02d-%s.png", s.n, strings.ReplaceAll(name, " ", "-")))
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		s.t.Fatal(err)
 	}

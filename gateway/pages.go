@@ -36,6 +36,7 @@ var pageFuncs = template.FuncMap{
 	"when":        formatTime,
 	"initials":    initials,
 	"add":         func(a, b int) int { return a + b },
+	"stepRank":    stepRank,
 }
 
 func newPages() (*pages, error) {
@@ -159,6 +160,24 @@ func statusLabel(s orderv1.OrderStatus) string {
 		return "Cancelled"
 	}
 	return "Unknown"
+}
+
+// stepRank places a status on the page's five-step progress bar (Pending 1 ...
+// Completed 5); a cancelled order has reached none of them.
+func stepRank(s orderv1.OrderStatus) int {
+	switch s {
+	case orderv1.OrderStatus_ORDER_STATUS_PENDING:
+		return 1
+	case orderv1.OrderStatus_ORDER_STATUS_PAYMENT_AUTHORIZED:
+		return 2
+	case orderv1.OrderStatus_ORDER_STATUS_INVENTORY_RESERVED:
+		return 3
+	case orderv1.OrderStatus_ORDER_STATUS_SHIPMENT_CREATED, orderv1.OrderStatus_ORDER_STATUS_PAYMENT_CAPTURED:
+		return 4
+	case orderv1.OrderStatus_ORDER_STATUS_COMPLETED:
+		return 5
+	}
+	return 0
 }
 
 // statusKey is a CSS-friendly status name.

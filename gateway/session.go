@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -43,6 +44,7 @@ type session struct {
 
 // pendingLogin is an authorization request in flight, keyed by its state.
 type pendingLogin struct {
+	redirect string
 	verifier string
 	nonce    string
 	next     string
@@ -190,7 +192,7 @@ func newOIDCLogin(cfg Config, redirect string, v *auth.Verifier) *oidcLogin {
 	return &oidcLogin{issuer: cfg.OIDCIssuer, clientID: cfg.OIDCClientID, secret: cfg.OIDCClientSecret, redirect: redirect, verifier: v}
 }
 
-func (o *oidcLogin) config(ctx context.Context) (*oidc.Provider, *oauth2.Config, error) {
+func (o *oidcLogin) config(ctx context.Context, redirect string) (*oidc.Provider, *oauth2.Config, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.provider == nil {
@@ -204,9 +206,26 @@ func (o *oidcLogin) config(ctx context.Context) (*oidc.Provider, *oauth2.Config,
 		ClientID:     o.clientID,
 		ClientSecret: o.secret,
 		Endpoint:     o.provider.Endpoint(),
-		RedirectURL:  o.redirect,
+		RedirectURL:  redirect,
 		Scopes:       loginScopes,
 	}, nil
+}
+
+// redirectURL is where the issuer sends the browser back. Without a configured
+// public URL, a browser on a loopback name (localhost, 127.0.0.1, [::1]) comes back
+// to the name it used, so the login cookie, set for that name, is sent back too; the
+// issuer still accepts only the redirect URIs registered for the client.
+func (g *Gateway) redirectURL(r *http.Request) string {
+	if g.cfg.PublicURL == "" {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if host == "localhost" || net.ParseIP(strings.Trim(host, "[]")).IsLoopback() {
+			return "http://" + r.Host + "/auth/callback"
+		}
+	}
+	return g.login.redirect
 }
 
 // safeNext keeps a post-login redirect on this site.
@@ -224,14 +243,15 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request) {
 		g.renderError(w, r, http.StatusServiceUnavailable, "Login is not configured on this gateway.")
 		return
 	}
-	_, oc, err := g.login.config(r.Context())
+	redirect := g.redirectURL(r)
+	_, oc, err := g.login.config(r.Context(), redirect)
 	if err != nil {
 		g.logger.WarnContext(r.Context(), "oidc discovery failed", "err", err)
 		g.renderError(w, r, http.StatusServiceUnavailable, "The login service is unavailable right now.")
 		return
 	}
 	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
-	g.sessions.addPending(state, pendingLogin{verifier: verifier, nonce: nonce, next: safeNext(r.URL.Query().Get("next")), expires: time.Now().Add(loginTTL)})
+	g.sessions.addPending(state, pendingLogin{redirect: redirect, verifier: verifier, nonce: nonce, next: safeNext(r.URL.Query().Get("next")), expires: time.Now().Add(loginTTL)})
 	g.setCookie(w, r, loginCookie, state, "/auth/", int(loginTTL.Seconds()))
 	http.Redirect(w, r, oc.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)), http.StatusFound)
 }
@@ -264,7 +284,7 @@ func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
 		g.renderError(w, r, http.StatusBadRequest, "This login has expired. Please log in again.")
 		return
 	}
-	provider, oc, err := g.login.config(ctx)
+	provider, oc, err := g.login.config(ctx, p.redirect)
 	if err != nil {
 		g.renderError(w, r, http.StatusServiceUnavailable, "The login service is unavailable right now.")
 		return

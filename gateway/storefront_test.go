@@ -219,10 +219,10 @@ func TestCheckoutAndOrderPages(t *testing.T) {
 	var got string
 	for !strings.Contains(got, "event: status") {
 		n, err := resp.Body.Read(buf)
-		if err != nil {
+		got += string(buf[:n])
+		if err != nil && !strings.Contains(got, "event: status") {
 			t.Fatalf("event stream: %v after %q", err, got)
 		}
-		got += string(buf[:n])
 	}
 	resp.Body.Close()
 	if resp.Header.Get("Content-Type") != "text/event-stream" || !strings.Contains(got, `"label":`) {
@@ -248,9 +248,17 @@ func TestAdminPage(t *testing.T) {
 	if r := alice.get("/admin"); r.code != http.StatusForbidden {
 		t.Fatalf("alice on /admin: %d", r.code)
 	}
+	// A completed order feeds the sales read model behind the chart.
+	tok := s.token("alice")
+	id := s.placeOrder(tok, "admin-page-1")
+	eventually(t, "order completed", func() bool {
+		return strings.Contains(string(s.api("GET", "/api/v1/orders/"+id, tok, nil).body), "ORDER_STATUS_COMPLETED")
+	})
 	admin := s.login("admin")
-	page := admin.get("/admin")
-	contains(t, page, "Sales by product", "Stock", "espresso-machine")
+	eventually(t, "sales on the admin page", func() bool {
+		return strings.Contains(string(admin.get("/admin").body), `id="sales-chart"`)
+	})
+	contains(t, admin.get("/admin"), "Sales by product", "Stock", "espresso-machine", `class="chart-bar"`, "Espresso Machine Duo")
 	token := admin.csrf()
 	if r := admin.post("/admin/stock", url.Values{"csrf_token": {token}, "product_id": {"french-press"}, "available": {"7"}}); r.code != http.StatusSeeOther {
 		t.Fatalf("set stock: %d", r.code)

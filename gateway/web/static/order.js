@@ -8,16 +8,16 @@
   }
   var statusEl = document.getElementById("order-status");
   var reasonEl = document.getElementById("cancel-reason");
-  var steps = ["pending", "paid", "reserved", "shipped", "charged", "completed"];
+  // Mirrors stepRank on the server: "charged" still shows as shipped.
+  var rank = { pending: 1, paid: 2, reserved: 3, shipped: 4, charged: 4, completed: 5 };
+  var steps = ["pending", "paid", "reserved", "shipped", "completed"];
 
   function markSteps(status) {
-    var reached = steps.indexOf(status);
+    var reached = rank[status] || 0;
     document.querySelectorAll("#steps li").forEach(function (li) {
-      var i = steps.indexOf(li.dataset.step);
-      li.classList.toggle("done", reached >= 0 && i >= 0 && i <= reached);
+      li.classList.toggle("done", steps.indexOf(li.dataset.step) + 1 <= reached);
     });
   }
-  markSteps(root.dataset.status);
 
   var es = new EventSource("/orders/" + encodeURIComponent(root.dataset.order) + "/events");
   es.addEventListener("status", function (e) {
