@@ -45,7 +45,7 @@ func startShop(t *testing.T) *Main {
 	return m
 }
 
-func dial(t *testing.T, addr string) *grpc.ClientConn {
+func dial(t testing.TB, addr string) *grpc.ClientConn {
 	t.Helper()
 	cc, err := resilience.Dial(addr)
 	if err != nil {

@@ -38,7 +38,7 @@ const waitFor = 90 * time.Second
 // sagaShop is a running shopd with a logged-in user and the clients a saga test needs.
 type sagaShop struct {
 	*Main
-	t       *testing.T
+	t       testing.TB
 	dataDir string
 	ctx     context.Context // carries the user's token
 	orders  orderv1.OrderServiceClient
@@ -53,7 +53,7 @@ func withFlags(flags ...string) shopOption {
 }
 
 // startSagaShop runs the real shopd program with every service on a random port.
-func startSagaShop(t *testing.T, opts ...shopOption) *sagaShop {
+func startSagaShop(t testing.TB, opts ...shopOption) *sagaShop {
 	t.Helper()
 	m := NewMain()
 	var stdout, stderr bytes.Buffer
