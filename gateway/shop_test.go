@@ -34,13 +34,15 @@ import (
 // shop is a gateway in front of the real services, each on its own loopback port,
 // with embedded JetStream and the dev OIDC issuer.
 type shop struct {
-	t      *testing.T
+	t      testing.TB
 	issuer *devissuer.Issuer
 	gw     *gateway.Gateway
 	url    string
 	// stop ends one service's Run (by upstream name), for readiness and
 	// degradation tests.
 	stop map[string]func()
+	// addrs are the upstream gRPC addresses by name.
+	addrs map[string]string
 }
 
 type shopOptions struct {
@@ -59,7 +61,7 @@ func defaults[C any](register func(*C, *flag.FlagSet)) C {
 	return c
 }
 
-func startShop(t *testing.T, opts shopOptions) *shop {
+func startShop(t testing.TB, opts shopOptions) *shop {
 	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -182,6 +184,8 @@ func startShop(t *testing.T, opts shopOptions) *shop {
 	if opts.tweak != nil {
 		opts.tweak(&gcfg)
 	}
+	s.addrs = map[string]string{"catalog": gcfg.CatalogAddr, "cart": gcfg.CartAddr, "order": gcfg.OrderAddr,
+		"payment": gcfg.PaymentAddr, "inventory": gcfg.InventoryAddr, "shipping": gcfg.ShippingAddr}
 	s.gw, err = gateway.New(gcfg, gateway.Deps{Logger: logger, Verifier: verifier, Listener: lis})
 	if err != nil {
 		t.Fatal(err)
@@ -192,6 +196,15 @@ func startShop(t *testing.T, opts shopOptions) *shop {
 		t.Fatalf("gateway URL %s, want %s", s.url, gwURL)
 	}
 	return s
+}
+
+// gwUpstream is the address of a running upstream.
+func (s *shop) gwUpstream(t testing.TB, name string) string {
+	t.Helper()
+	if s.addrs[name] == "" {
+		t.Fatalf("%s is not running", name)
+	}
+	return s.addrs[name]
 }
 
 // token logs a demo user in through the issuer (authorization code + PKCE).
@@ -211,7 +224,7 @@ type response struct {
 	body   []byte
 }
 
-func (r response) json(t *testing.T) map[string]any {
+func (r response) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -323,7 +336,7 @@ func (b *browser) csrf() string {
 }
 
 // eventually retries check until it returns true, for at most 20 seconds.
-func eventually(t *testing.T, what string, check func() bool) {
+func eventually(t testing.TB, what string, check func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !check() {
