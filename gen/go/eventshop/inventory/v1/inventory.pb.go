@@ -25,11 +25,14 @@ const (
 
 // Stock is one product's units. available + reserved + sold is the units ever stocked.
 type Stock struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ProductId     string                 `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
-	Available     int64                  `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
-	Reserved      int64                  `protobuf:"varint,3,opt,name=reserved,proto3" json:"reserved,omitempty"`
-	Sold          int64                  `protobuf:"varint,4,opt,name=sold,proto3" json:"sold,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ProductId string                 `protobuf:"bytes,1,opt,name=product_id,json=productId,proto3" json:"product_id,omitempty"`
+	Available int64                  `protobuf:"varint,2,opt,name=available,proto3" json:"available,omitempty"`
+	Reserved  int64                  `protobuf:"varint,3,opt,name=reserved,proto3" json:"reserved,omitempty"`
+	Sold      int64                  `protobuf:"varint,4,opt,name=sold,proto3" json:"sold,omitempty"`
+	// Units ever stocked: the seed plus every restock (SetStock). available + reserved
+	// + sold == total_stocked always holds.
+	TotalStocked  int64 `protobuf:"varint,5,opt,name=total_stocked,json=totalStocked,proto3" json:"total_stocked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -88,6 +91,13 @@ func (x *Stock) GetReserved() int64 {
 func (x *Stock) GetSold() int64 {
 	if x != nil {
 		return x.Sold
+	}
+	return 0
+}
+
+func (x *Stock) GetTotalStocked() int64 {
+	if x != nil {
+		return x.TotalStocked
 	}
 	return 0
 }
@@ -384,13 +394,14 @@ var File_eventshop_inventory_v1_inventory_proto protoreflect.FileDescriptor
 
 const file_eventshop_inventory_v1_inventory_proto_rawDesc = "" +
 	"\n" +
-	"&eventshop/inventory/v1/inventory.proto\x12\x16eventshop.inventory.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\"t\n" +
+	"&eventshop/inventory/v1/inventory.proto\x12\x16eventshop.inventory.v1\x1a\x1bbuf/validate/validate.proto\x1a\x1cgoogle/api/annotations.proto\"\x99\x01\n" +
 	"\x05Stock\x12\x1d\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tR\tproductId\x12\x1c\n" +
 	"\tavailable\x18\x02 \x01(\x03R\tavailable\x12\x1a\n" +
 	"\breserved\x18\x03 \x01(\x03R\breserved\x12\x12\n" +
-	"\x04sold\x18\x04 \x01(\x03R\x04sold\"R\n" +
+	"\x04sold\x18\x04 \x01(\x03R\x04sold\x12#\n" +
+	"\rtotal_stocked\x18\x05 \x01(\x03R\ftotalStocked\"R\n" +
 	"\x0fGetStockRequest\x12?\n" +
 	"\n" +
 	"product_id\x18\x01 \x01(\tB \xbaH\x1dr\x1b2\x19^[a-z0-9][a-z0-9-]{0,63}$R\tproductId\"G\n" +

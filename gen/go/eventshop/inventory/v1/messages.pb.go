@@ -350,6 +350,60 @@ func (x *ReservationCommitted) GetReservationId() string {
 	return ""
 }
 
+// ReservationCommitFailed means nothing could be sold for the order: no reservation,
+// a released one, or an expired one whose units are gone (evt.inventory.commit_failed).
+type ReservationCommitFailed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReservationCommitFailed) Reset() {
+	*x = ReservationCommitFailed{}
+	mi := &file_eventshop_inventory_v1_messages_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReservationCommitFailed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReservationCommitFailed) ProtoMessage() {}
+
+func (x *ReservationCommitFailed) ProtoReflect() protoreflect.Message {
+	mi := &file_eventshop_inventory_v1_messages_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReservationCommitFailed.ProtoReflect.Descriptor instead.
+func (*ReservationCommitFailed) Descriptor() ([]byte, []int) {
+	return file_eventshop_inventory_v1_messages_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReservationCommitFailed) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *ReservationCommitFailed) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // InventoryReleased (evt.inventory.released). Also sent when nothing was held.
 type InventoryReleased struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -361,7 +415,7 @@ type InventoryReleased struct {
 
 func (x *InventoryReleased) Reset() {
 	*x = InventoryReleased{}
-	mi := &file_eventshop_inventory_v1_messages_proto_msgTypes[6]
+	mi := &file_eventshop_inventory_v1_messages_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -373,7 +427,7 @@ func (x *InventoryReleased) String() string {
 func (*InventoryReleased) ProtoMessage() {}
 
 func (x *InventoryReleased) ProtoReflect() protoreflect.Message {
-	mi := &file_eventshop_inventory_v1_messages_proto_msgTypes[6]
+	mi := &file_eventshop_inventory_v1_messages_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -386,7 +440,7 @@ func (x *InventoryReleased) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InventoryReleased.ProtoReflect.Descriptor instead.
 func (*InventoryReleased) Descriptor() ([]byte, []int) {
-	return file_eventshop_inventory_v1_messages_proto_rawDescGZIP(), []int{6}
+	return file_eventshop_inventory_v1_messages_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *InventoryReleased) GetOrderId() string {
@@ -414,7 +468,7 @@ type ReservationExpired struct {
 
 func (x *ReservationExpired) Reset() {
 	*x = ReservationExpired{}
-	mi := &file_eventshop_inventory_v1_messages_proto_msgTypes[7]
+	mi := &file_eventshop_inventory_v1_messages_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +480,7 @@ func (x *ReservationExpired) String() string {
 func (*ReservationExpired) ProtoMessage() {}
 
 func (x *ReservationExpired) ProtoReflect() protoreflect.Message {
-	mi := &file_eventshop_inventory_v1_messages_proto_msgTypes[7]
+	mi := &file_eventshop_inventory_v1_messages_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +493,7 @@ func (x *ReservationExpired) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReservationExpired.ProtoReflect.Descriptor instead.
 func (*ReservationExpired) Descriptor() ([]byte, []int) {
-	return file_eventshop_inventory_v1_messages_proto_rawDescGZIP(), []int{7}
+	return file_eventshop_inventory_v1_messages_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ReservationExpired) GetOrderId() string {
@@ -481,7 +535,10 @@ const file_eventshop_inventory_v1_messages_proto_rawDesc = "" +
 	"productIds\"X\n" +
 	"\x14ReservationCommitted\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12%\n" +
-	"\x0ereservation_id\x18\x02 \x01(\tR\rreservationId\"U\n" +
+	"\x0ereservation_id\x18\x02 \x01(\tR\rreservationId\"L\n" +
+	"\x17ReservationCommitFailed\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"U\n" +
 	"\x11InventoryReleased\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12%\n" +
 	"\x0ereservation_id\x18\x02 \x01(\tR\rreservationId\"V\n" +
@@ -501,28 +558,29 @@ func file_eventshop_inventory_v1_messages_proto_rawDescGZIP() []byte {
 	return file_eventshop_inventory_v1_messages_proto_rawDescData
 }
 
-var file_eventshop_inventory_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_eventshop_inventory_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_eventshop_inventory_v1_messages_proto_goTypes = []any{
-	(*ReserveInventory)(nil),      // 0: eventshop.inventory.v1.ReserveInventory
-	(*CommitReservation)(nil),     // 1: eventshop.inventory.v1.CommitReservation
-	(*ReleaseInventory)(nil),      // 2: eventshop.inventory.v1.ReleaseInventory
-	(*InventoryReserved)(nil),     // 3: eventshop.inventory.v1.InventoryReserved
-	(*InventoryRejected)(nil),     // 4: eventshop.inventory.v1.InventoryRejected
-	(*ReservationCommitted)(nil),  // 5: eventshop.inventory.v1.ReservationCommitted
-	(*InventoryReleased)(nil),     // 6: eventshop.inventory.v1.InventoryReleased
-	(*ReservationExpired)(nil),    // 7: eventshop.inventory.v1.ReservationExpired
-	(*v1.LineItem)(nil),           // 8: eventshop.common.v1.LineItem
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*ReserveInventory)(nil),        // 0: eventshop.inventory.v1.ReserveInventory
+	(*CommitReservation)(nil),       // 1: eventshop.inventory.v1.CommitReservation
+	(*ReleaseInventory)(nil),        // 2: eventshop.inventory.v1.ReleaseInventory
+	(*InventoryReserved)(nil),       // 3: eventshop.inventory.v1.InventoryReserved
+	(*InventoryRejected)(nil),       // 4: eventshop.inventory.v1.InventoryRejected
+	(*ReservationCommitted)(nil),    // 5: eventshop.inventory.v1.ReservationCommitted
+	(*ReservationCommitFailed)(nil), // 6: eventshop.inventory.v1.ReservationCommitFailed
+	(*InventoryReleased)(nil),       // 7: eventshop.inventory.v1.InventoryReleased
+	(*ReservationExpired)(nil),      // 8: eventshop.inventory.v1.ReservationExpired
+	(*v1.LineItem)(nil),             // 9: eventshop.common.v1.LineItem
+	(*timestamppb.Timestamp)(nil),   // 10: google.protobuf.Timestamp
 }
 var file_eventshop_inventory_v1_messages_proto_depIdxs = []int32{
-	8, // 0: eventshop.inventory.v1.ReserveInventory.items:type_name -> eventshop.common.v1.LineItem
-	8, // 1: eventshop.inventory.v1.InventoryReserved.items:type_name -> eventshop.common.v1.LineItem
-	9, // 2: eventshop.inventory.v1.InventoryReserved.expire_time:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	9,  // 0: eventshop.inventory.v1.ReserveInventory.items:type_name -> eventshop.common.v1.LineItem
+	9,  // 1: eventshop.inventory.v1.InventoryReserved.items:type_name -> eventshop.common.v1.LineItem
+	10, // 2: eventshop.inventory.v1.InventoryReserved.expire_time:type_name -> google.protobuf.Timestamp
+	3,  // [3:3] is the sub-list for method output_type
+	3,  // [3:3] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_eventshop_inventory_v1_messages_proto_init() }
@@ -536,7 +594,7 @@ func file_eventshop_inventory_v1_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_eventshop_inventory_v1_messages_proto_rawDesc), len(file_eventshop_inventory_v1_messages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

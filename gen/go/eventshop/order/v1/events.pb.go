@@ -527,6 +527,52 @@ func (x *OrderCancelled) GetReason() string {
 	return ""
 }
 
+// IdempotencyKeyClaimed binds a user's idempotency key to the order it placed; it is
+// the only event of the key's guard stream.
+type IdempotencyKeyClaimed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IdempotencyKeyClaimed) Reset() {
+	*x = IdempotencyKeyClaimed{}
+	mi := &file_eventshop_order_v1_events_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IdempotencyKeyClaimed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IdempotencyKeyClaimed) ProtoMessage() {}
+
+func (x *IdempotencyKeyClaimed) ProtoReflect() protoreflect.Message {
+	mi := &file_eventshop_order_v1_events_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IdempotencyKeyClaimed.ProtoReflect.Descriptor instead.
+func (*IdempotencyKeyClaimed) Descriptor() ([]byte, []int) {
+	return file_eventshop_order_v1_events_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *IdempotencyKeyClaimed) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
 var File_eventshop_order_v1_events_proto protoreflect.FileDescriptor
 
 const file_eventshop_order_v1_events_proto_rawDesc = "" +
@@ -569,7 +615,9 @@ const file_eventshop_order_v1_events_proto_rawDesc = "" +
 	"\x11requested_by_user\x18\x03 \x01(\bR\x0frequestedByUser\"C\n" +
 	"\x0eOrderCancelled\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reasonBBZ@github.com/eventshop/eventshop/gen/go/eventshop/order/v1;orderv1b\x06proto3"
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"2\n" +
+	"\x15IdempotencyKeyClaimed\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderIdBBZ@github.com/eventshop/eventshop/gen/go/eventshop/order/v1;orderv1b\x06proto3"
 
 var (
 	file_eventshop_order_v1_events_proto_rawDescOnce sync.Once
@@ -583,7 +631,7 @@ func file_eventshop_order_v1_events_proto_rawDescGZIP() []byte {
 	return file_eventshop_order_v1_events_proto_rawDescData
 }
 
-var file_eventshop_order_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_eventshop_order_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_eventshop_order_v1_events_proto_goTypes = []any{
 	(*OrderPlaced)(nil),            // 0: eventshop.order.v1.OrderPlaced
 	(*OrderPaymentAuthorized)(nil), // 1: eventshop.order.v1.OrderPaymentAuthorized
@@ -593,18 +641,19 @@ var file_eventshop_order_v1_events_proto_goTypes = []any{
 	(*OrderCompleted)(nil),         // 5: eventshop.order.v1.OrderCompleted
 	(*OrderCancelling)(nil),        // 6: eventshop.order.v1.OrderCancelling
 	(*OrderCancelled)(nil),         // 7: eventshop.order.v1.OrderCancelled
-	(*OrderLine)(nil),              // 8: eventshop.order.v1.OrderLine
-	(*v1.Money)(nil),               // 9: eventshop.common.v1.Money
-	(*v1.Address)(nil),             // 10: eventshop.common.v1.Address
+	(*IdempotencyKeyClaimed)(nil),  // 8: eventshop.order.v1.IdempotencyKeyClaimed
+	(*OrderLine)(nil),              // 9: eventshop.order.v1.OrderLine
+	(*v1.Money)(nil),               // 10: eventshop.common.v1.Money
+	(*v1.Address)(nil),             // 11: eventshop.common.v1.Address
 }
 var file_eventshop_order_v1_events_proto_depIdxs = []int32{
-	8,  // 0: eventshop.order.v1.OrderPlaced.lines:type_name -> eventshop.order.v1.OrderLine
-	9,  // 1: eventshop.order.v1.OrderPlaced.subtotal:type_name -> eventshop.common.v1.Money
-	9,  // 2: eventshop.order.v1.OrderPlaced.shipping_cost:type_name -> eventshop.common.v1.Money
-	9,  // 3: eventshop.order.v1.OrderPlaced.total:type_name -> eventshop.common.v1.Money
-	10, // 4: eventshop.order.v1.OrderPlaced.shipping_address:type_name -> eventshop.common.v1.Address
-	9,  // 5: eventshop.order.v1.OrderPaymentAuthorized.amount:type_name -> eventshop.common.v1.Money
-	9,  // 6: eventshop.order.v1.OrderPaymentCaptured.amount:type_name -> eventshop.common.v1.Money
+	9,  // 0: eventshop.order.v1.OrderPlaced.lines:type_name -> eventshop.order.v1.OrderLine
+	10, // 1: eventshop.order.v1.OrderPlaced.subtotal:type_name -> eventshop.common.v1.Money
+	10, // 2: eventshop.order.v1.OrderPlaced.shipping_cost:type_name -> eventshop.common.v1.Money
+	10, // 3: eventshop.order.v1.OrderPlaced.total:type_name -> eventshop.common.v1.Money
+	11, // 4: eventshop.order.v1.OrderPlaced.shipping_address:type_name -> eventshop.common.v1.Address
+	10, // 5: eventshop.order.v1.OrderPaymentAuthorized.amount:type_name -> eventshop.common.v1.Money
+	10, // 6: eventshop.order.v1.OrderPaymentCaptured.amount:type_name -> eventshop.common.v1.Money
 	7,  // [7:7] is the sub-list for method output_type
 	7,  // [7:7] is the sub-list for method input_type
 	7,  // [7:7] is the sub-list for extension type_name
@@ -624,7 +673,7 @@ func file_eventshop_order_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_eventshop_order_v1_events_proto_rawDesc), len(file_eventshop_order_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

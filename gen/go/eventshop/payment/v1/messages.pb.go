@@ -618,6 +618,68 @@ func (x *PaymentRefunded) GetAmount() *v1.Money {
 	return nil
 }
 
+// RefundFailed means the refund was refused, e.g. more than what is left of the
+// capture (evt.payment.refund_failed).
+type RefundFailed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	PaymentId     string                 `protobuf:"bytes,2,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefundFailed) Reset() {
+	*x = RefundFailed{}
+	mi := &file_eventshop_payment_v1_messages_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefundFailed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefundFailed) ProtoMessage() {}
+
+func (x *RefundFailed) ProtoReflect() protoreflect.Message {
+	mi := &file_eventshop_payment_v1_messages_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefundFailed.ProtoReflect.Descriptor instead.
+func (*RefundFailed) Descriptor() ([]byte, []int) {
+	return file_eventshop_payment_v1_messages_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RefundFailed) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+func (x *RefundFailed) GetPaymentId() string {
+	if x != nil {
+		return x.PaymentId
+	}
+	return ""
+}
+
+func (x *RefundFailed) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_eventshop_payment_v1_messages_proto protoreflect.FileDescriptor
 
 const file_eventshop_payment_v1_messages_proto_rawDesc = "" +
@@ -668,7 +730,12 @@ const file_eventshop_payment_v1_messages_proto_rawDesc = "" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
 	"\n" +
 	"payment_id\x18\x02 \x01(\tR\tpaymentId\x122\n" +
-	"\x06amount\x18\x03 \x01(\v2\x1a.eventshop.common.v1.MoneyR\x06amountBFZDgithub.com/eventshop/eventshop/gen/go/eventshop/payment/v1;paymentv1b\x06proto3"
+	"\x06amount\x18\x03 \x01(\v2\x1a.eventshop.common.v1.MoneyR\x06amount\"`\n" +
+	"\fRefundFailed\x12\x19\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1d\n" +
+	"\n" +
+	"payment_id\x18\x02 \x01(\tR\tpaymentId\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reasonBFZDgithub.com/eventshop/eventshop/gen/go/eventshop/payment/v1;paymentv1b\x06proto3"
 
 var (
 	file_eventshop_payment_v1_messages_proto_rawDescOnce sync.Once
@@ -682,7 +749,7 @@ func file_eventshop_payment_v1_messages_proto_rawDescGZIP() []byte {
 	return file_eventshop_payment_v1_messages_proto_rawDescData
 }
 
-var file_eventshop_payment_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_eventshop_payment_v1_messages_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_eventshop_payment_v1_messages_proto_goTypes = []any{
 	(*AuthorizePayment)(nil),     // 0: eventshop.payment.v1.AuthorizePayment
 	(*CapturePayment)(nil),       // 1: eventshop.payment.v1.CapturePayment
@@ -694,15 +761,16 @@ var file_eventshop_payment_v1_messages_proto_goTypes = []any{
 	(*PaymentCaptureFailed)(nil), // 7: eventshop.payment.v1.PaymentCaptureFailed
 	(*AuthorizationVoided)(nil),  // 8: eventshop.payment.v1.AuthorizationVoided
 	(*PaymentRefunded)(nil),      // 9: eventshop.payment.v1.PaymentRefunded
-	(*v1.Money)(nil),             // 10: eventshop.common.v1.Money
+	(*RefundFailed)(nil),         // 10: eventshop.payment.v1.RefundFailed
+	(*v1.Money)(nil),             // 11: eventshop.common.v1.Money
 }
 var file_eventshop_payment_v1_messages_proto_depIdxs = []int32{
-	10, // 0: eventshop.payment.v1.AuthorizePayment.amount:type_name -> eventshop.common.v1.Money
-	10, // 1: eventshop.payment.v1.CapturePayment.amount:type_name -> eventshop.common.v1.Money
-	10, // 2: eventshop.payment.v1.RefundPayment.amount:type_name -> eventshop.common.v1.Money
-	10, // 3: eventshop.payment.v1.PaymentAuthorized.amount:type_name -> eventshop.common.v1.Money
-	10, // 4: eventshop.payment.v1.PaymentCaptured.amount:type_name -> eventshop.common.v1.Money
-	10, // 5: eventshop.payment.v1.PaymentRefunded.amount:type_name -> eventshop.common.v1.Money
+	11, // 0: eventshop.payment.v1.AuthorizePayment.amount:type_name -> eventshop.common.v1.Money
+	11, // 1: eventshop.payment.v1.CapturePayment.amount:type_name -> eventshop.common.v1.Money
+	11, // 2: eventshop.payment.v1.RefundPayment.amount:type_name -> eventshop.common.v1.Money
+	11, // 3: eventshop.payment.v1.PaymentAuthorized.amount:type_name -> eventshop.common.v1.Money
+	11, // 4: eventshop.payment.v1.PaymentCaptured.amount:type_name -> eventshop.common.v1.Money
+	11, // 5: eventshop.payment.v1.PaymentRefunded.amount:type_name -> eventshop.common.v1.Money
 	6,  // [6:6] is the sub-list for method output_type
 	6,  // [6:6] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
@@ -721,7 +789,7 @@ func file_eventshop_payment_v1_messages_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_eventshop_payment_v1_messages_proto_rawDesc), len(file_eventshop_payment_v1_messages_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
