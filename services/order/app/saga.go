@@ -48,7 +48,9 @@ const (
 var ReplySubjects = []string{
 	"evt.payment.authorized", "evt.payment.declined", "evt.payment.captured",
 	"evt.payment.capture_failed", "evt.payment.voided", "evt.payment.refunded",
-	"evt.inventory.reserved", "evt.inventory.rejected", "evt.inventory.committed", "evt.inventory.released",
+	"evt.payment.refund_failed",
+	"evt.inventory.reserved", "evt.inventory.rejected", "evt.inventory.committed", "evt.inventory.commit_failed",
+	"evt.inventory.released",
 	"evt.shipping.created", "evt.shipping.failed", "evt.shipping.cancelled",
 }
 
@@ -174,6 +176,9 @@ func OrderSaga(cfg SagaConfig) saga.Definition[*orderv1.OrderSagaData] {
 				FailedOn:    []proto.Message{&paymentv1.PaymentCaptureFailed{}},
 				Undo:        undoCapture,
 				UndoneOn:    []proto.Message{&paymentv1.PaymentRefunded{}},
+				// A refused refund is retried (with backoff, forever) and surfaces as a
+				// stuck saga rather than a silently kept charge.
+				UndoFailedOn: []proto.Message{&paymentv1.RefundFailed{}},
 			}),
 			step(saga.Step[*orderv1.OrderSagaData]{
 				Name: "commit_inventory",
@@ -181,6 +186,7 @@ func OrderSaga(cfg SagaConfig) saga.Definition[*orderv1.OrderSagaData] {
 					return saga.Request{Subject: SubjectCommitReservation, Msg: &inventoryv1.CommitReservation{OrderId: d.GetOrderId()}}, nil
 				},
 				SucceededOn: []proto.Message{&inventoryv1.ReservationCommitted{}},
+				FailedOn:    []proto.Message{&inventoryv1.ReservationCommitFailed{}},
 			}),
 		},
 	}
@@ -254,6 +260,8 @@ func failureReason(step string, reply proto.Message, fallback string) string {
 		return "shipment failed: " + r.GetReason()
 	case *paymentv1.PaymentCaptureFailed:
 		return "payment capture failed: " + r.GetReason()
+	case *inventoryv1.ReservationCommitFailed:
+		return "stock could not be committed: " + r.GetReason()
 	}
 	if fallback != "" {
 		return fallback

@@ -1,0 +1,266 @@
+package app_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	inventoryv1 "github.com/eventshop/eventshop/gen/go/eventshop/inventory/v1"
+	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
+	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
+	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/saga"
+	"github.com/eventshop/eventshop/pkg/saga/sagatest"
+	"github.com/eventshop/eventshop/services/order/app"
+	"github.com/eventshop/eventshop/services/order/domain"
+)
+
+// participants answers saga commands by subject; a subject without an answer is
+// left unanswered (a participant that is down).
+type participants map[string]func(c saga.Command) proto.Message
+
+func happyParticipants() participants {
+	return participants{
+		app.SubjectAuthorizePayment: func(c saga.Command) proto.Message {
+			m := c.Msg.(*paymentv1.AuthorizePayment)
+			return &paymentv1.PaymentAuthorized{OrderId: m.GetOrderId(), PaymentId: "pay-1", Amount: m.GetAmount()}
+		},
+		app.SubjectReserveInventory: func(c saga.Command) proto.Message {
+			return &inventoryv1.InventoryReserved{OrderId: c.SagaID, ReservationId: "res-1"}
+		},
+		app.SubjectCreateShipment: func(c saga.Command) proto.Message {
+			return &shippingv1.ShipmentCreated{OrderId: c.SagaID, ShipmentId: "ship-1", TrackingId: "TRACK-1"}
+		},
+		app.SubjectCapturePayment: func(c saga.Command) proto.Message {
+			m := c.Msg.(*paymentv1.CapturePayment)
+			return &paymentv1.PaymentCaptured{OrderId: m.GetOrderId(), PaymentId: m.GetPaymentId(), Amount: m.GetAmount()}
+		},
+		app.SubjectCommitReservation: func(c saga.Command) proto.Message {
+			return &inventoryv1.ReservationCommitted{OrderId: c.SagaID, ReservationId: "res-1"}
+		},
+		app.SubjectVoidAuthorization: func(c saga.Command) proto.Message {
+			return &paymentv1.AuthorizationVoided{OrderId: c.SagaID}
+		},
+		app.SubjectReleaseInventory: func(c saga.Command) proto.Message {
+			return &inventoryv1.InventoryReleased{OrderId: c.SagaID}
+		},
+		app.SubjectCancelShipment: func(c saga.Command) proto.Message {
+			return &shippingv1.ShipmentCancelled{OrderId: c.SagaID}
+		},
+		app.SubjectRefundPayment: func(c saga.Command) proto.Message {
+			m := c.Msg.(*paymentv1.RefundPayment)
+			return &paymentv1.PaymentRefunded{OrderId: c.SagaID, PaymentId: m.GetPaymentId(), Amount: m.GetAmount()}
+		},
+	}
+}
+
+type sagaEnv struct {
+	repo *app.Repository
+	tr   *sagatest.Transport
+	orch *app.OrderOrchestrator
+}
+
+// startSaga runs the order saga and its follower on an in-memory store, with
+// participants answering through the orchestrator as the reply consumer would.
+func startSaga(t *testing.T, script participants) *sagaEnv {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	store := eventstore.NewMemory()
+	env := &sagaEnv{repo: app.NewRepository(store), tr: &sagatest.Transport{}}
+	var err error
+	env.orch, err = saga.New(app.OrderSaga(app.SagaConfig{StepTimeout: time.Hour}), store, env.tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	env.tr.OnSend = func(_ context.Context, c saga.Command) error {
+		if answer := script[c.Subject]; answer != nil {
+			// Answer later, as a participant does, not inside the orchestrator's send.
+			wg.Go(func() {
+				_ = env.orch.HandleReply(ctx, saga.Reply{SagaID: c.SagaID, ID: "reply-" + c.ID, CausationID: c.ID, Msg: answer(c)})
+			})
+		}
+		return nil
+	}
+	follower := app.NewSagaFollower(env.orch, env.repo, store, env.tr, nil)
+	wg.Go(func() { _ = env.orch.Run(ctx) })
+	wg.Go(func() { _ = follower.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return env
+}
+
+func (e *sagaEnv) place(t *testing.T) string {
+	t.Helper()
+	id := newID(t)
+	if _, err := e.repo.Update(t.Context(), id, func(o *domain.Order) ([]domain.Event, error) {
+		return o.Place(placeParams(id, "alice"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// await polls the aggregate until cond holds.
+func (e *sagaEnv) await(t *testing.T, id string, what string, cond func(o *domain.Order) bool) *domain.Order {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		o, err := e.repo.Load(t.Context(), id)
+		if err == nil && cond(o) {
+			return o
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("order %s never %s: %v %v", id, what, o.State(), err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (e *sagaEnv) awaitState(t *testing.T, id string, want domain.State) *domain.Order {
+	t.Helper()
+	return e.await(t, id, want.String(), func(o *domain.Order) bool { return o.State() == want })
+}
+
+func (e *sagaEnv) subjects() []string {
+	var out []string
+	for _, c := range e.tr.Sent() {
+		out = append(out, c.Subject)
+	}
+	return out
+}
+
+func TestOrderSagaCompletesAndRecordsEveryStep(t *testing.T) {
+	env := startSaga(t, happyParticipants())
+	id := env.place(t)
+	o := env.awaitState(t, id, domain.StateCompleted)
+	if o.PaymentID() != "pay-1" || o.ReservationID() != "res-1" || o.ShipmentID() != "ship-1" || o.TrackingID() != "TRACK-1" || !o.PaymentCaptured() {
+		t.Fatalf("completed order misses a step: %+v", o.Snapshot())
+	}
+	want := []string{app.SubjectAuthorizePayment, app.SubjectReserveInventory, app.SubjectCreateShipment, app.SubjectCapturePayment, app.SubjectCommitReservation}
+	if got := env.subjects(); !slices.Equal(got, want) {
+		t.Fatalf("commands %v, want %v", got, want)
+	}
+	capture := env.tr.Sent()[3].Msg.(*paymentv1.CapturePayment)
+	if capture.GetPaymentId() != "pay-1" || capture.GetAmount().GetMinorUnits() != o.Total().Units {
+		t.Fatalf("capture %v", capture)
+	}
+}
+
+func TestOrderSagaFailures(t *testing.T) {
+	tests := []struct {
+		name       string
+		subject    string
+		reply      func(c saga.Command) proto.Message
+		wantReason string
+		wantUndo   []string
+	}{
+		{
+			name: "declined", subject: app.SubjectAuthorizePayment,
+			reply: func(c saga.Command) proto.Message {
+				return &paymentv1.PaymentDeclined{OrderId: c.SagaID, Reason: "the card was declined", Code: "card_declined"}
+			},
+			wantReason: "payment declined: the card was declined",
+		},
+		{
+			name: "out of stock", subject: app.SubjectReserveInventory,
+			reply: func(c saga.Command) proto.Message {
+				return &inventoryv1.InventoryRejected{OrderId: c.SagaID, Reason: "short", ProductIds: []string{"burr-grinder"}}
+			},
+			wantReason: "out of stock: burr-grinder",
+			wantUndo:   []string{app.SubjectVoidAuthorization},
+		},
+		{
+			name: "shipping failed", subject: app.SubjectCreateShipment,
+			reply: func(c saga.Command) proto.Message {
+				return &shippingv1.ShipmentFailed{OrderId: c.SagaID, Reason: "carrier refused"}
+			},
+			wantReason: "shipment failed: carrier refused",
+			wantUndo:   []string{app.SubjectReleaseInventory, app.SubjectVoidAuthorization},
+		},
+		{
+			name: "commit failed", subject: app.SubjectCommitReservation,
+			reply: func(c saga.Command) proto.Message {
+				return &inventoryv1.ReservationCommitFailed{OrderId: c.SagaID, Reason: "reservation expired"}
+			},
+			wantReason: "stock could not be committed: reservation expired",
+			wantUndo:   []string{app.SubjectRefundPayment, app.SubjectCancelShipment, app.SubjectReleaseInventory, app.SubjectVoidAuthorization},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			script := happyParticipants()
+			script[tt.subject] = tt.reply
+			env := startSaga(t, script)
+			id := env.place(t)
+			o := env.awaitState(t, id, domain.StateCancelled)
+			if o.CancelReason() != tt.wantReason {
+				t.Errorf("reason %q, want %q", o.CancelReason(), tt.wantReason)
+			}
+			var undos []string
+			for _, c := range env.tr.Sent() {
+				if c.Compensation {
+					undos = append(undos, c.Subject)
+				}
+			}
+			if !slices.Equal(undos, tt.wantUndo) {
+				t.Errorf("compensations %v, want %v", undos, tt.wantUndo)
+			}
+		})
+	}
+}
+
+func TestOrderSagaUserCancelCompensatesTheInterruptedStep(t *testing.T) {
+	script := happyParticipants()
+	delete(script, app.SubjectCreateShipment) // shipping is down: the saga waits there
+	env := startSaga(t, script)
+	id := env.place(t)
+	env.await(t, id, "reserved", func(o *domain.Order) bool { return o.State() == domain.StateInventoryReserved })
+
+	cancel := app.NewCancelOrder(env.repo).WithSagaProgress(app.SagaShipped{Orch: env.orch})
+	if _, err := cancel.Handle(t.Context(), app.CancelOrderCommand{UserID: "alice", OrderID: id, Reason: "changed my mind"}); err != nil {
+		t.Fatal(err)
+	}
+	o := env.awaitState(t, id, domain.StateCancelled)
+	if o.CancelReason() != "changed my mind" {
+		t.Errorf("reason %q", o.CancelReason())
+	}
+	var undos []string
+	deadline := time.Now().Add(30 * time.Second)
+	for len(undos) < 3 && time.Now().Before(deadline) {
+		undos = undos[:0]
+		for _, c := range env.tr.Sent() {
+			if c.Compensation {
+				undos = append(undos, c.Subject+" "+c.ID[strings.Index(c.ID, "/"):])
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	slices.Sort(undos)
+	want := []string{
+		app.SubjectCancelShipment + " /2/undo/cancelled", // the step the cancellation interrupted
+		app.SubjectVoidAuthorization + " /0/undo/1",
+		app.SubjectReleaseInventory + " /1/undo/1",
+	}
+	slices.Sort(want)
+	if !slices.Equal(undos, want) {
+		t.Fatalf("compensations %v, want %v", undos, want)
+	}
+}
+
+func TestOrderSagaRefusesUserCancelAfterShipment(t *testing.T) {
+	script := happyParticipants()
+	delete(script, app.SubjectCapturePayment) // the saga waits at the capture
+	env := startSaga(t, script)
+	id := env.place(t)
+	env.awaitState(t, id, domain.StateShipmentCreated)
+	cancel := app.NewCancelOrder(env.repo).WithSagaProgress(app.SagaShipped{Orch: env.orch})
+	_, err := cancel.Handle(t.Context(), app.CancelOrderCommand{UserID: "alice", OrderID: id})
+	if err == nil {
+		t.Fatal("cancel after the shipment succeeded")
+	}
+}
