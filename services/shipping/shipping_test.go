@@ -242,9 +242,17 @@ func testLifecycle(t *testing.T, h *harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := str.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// Core subscribers can see a reply a moment before the stream has stored it, so
+	// wait (bounded) for the count to settle before comparing.
+	var info *jetstream.StreamInfo
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if info, err = str.Info(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs >= 5 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if info.State.Msgs != 5 {
 		t.Fatalf("EVENTS holds %d messages, want 5 (one per command id)", info.State.Msgs)
