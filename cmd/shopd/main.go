@@ -45,6 +45,7 @@ func main() {
 		m.Close()
 		os.Exit(1)
 	}
+	fmt.Fprintln(m.Stdout, "shopd: storefront:", m.StorefrontURL())
 	fmt.Fprintln(m.Stdout, "shopd: ready —", m.Summary(), "— Ctrl-C to stop")
 	<-ctx.Done()
 	fmt.Fprintln(m.Stdout, "shopd: stopping")

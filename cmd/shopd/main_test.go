@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ func startShop(t *testing.T) *Main {
 	for _, svc := range []string{"catalog", "cart", "order", "payment", "inventory", "shipping"} {
 		args = append(args, "-"+svc+"-grpc-addr", "127.0.0.1:0")
 	}
+	args = append(args, "-gateway-http-addr", "127.0.0.1:0")
 	if err := m.ParseFlags(args); err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +75,12 @@ func TestShopdServesEveryService(t *testing.T) {
 			t.Errorf("%s health: %v %v", svc, resp, err)
 		}
 	}
+
+	resp, err := http.Get(m.StorefrontURL() + "/healthz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("gateway /healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
 
 	cat := catalogv1.NewCatalogServiceClient(dial(t, m.Addr("catalog")))
 	list, err := cat.ListProducts(ctx, &catalogv1.ListProductsRequest{PageSize: 5})

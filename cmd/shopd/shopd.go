@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/eventshop/eventshop/gateway"
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/auth/devissuer"
 	"github.com/eventshop/eventshop/pkg/config"
@@ -48,6 +49,7 @@ type Main struct {
 	Payment   payment.Config
 	Inventory inventory.Config
 	Shipping  shipping.Config
+	Gateway   gateway.Config
 
 	Stdout io.Writer
 	Stderr io.Writer
@@ -60,6 +62,7 @@ type Main struct {
 	nc        *nats.Conn
 	issuer    *devissuer.Issuer
 	issuerURL string
+	gateway   *gateway.Gateway
 	services  []*service
 	runCtx    context.Context
 
@@ -91,6 +94,7 @@ func (m *Main) FlagSet() *flag.FlagSet {
 	addPrefixed(fs, "payment-", m.Payment.RegisterFlags)
 	addPrefixed(fs, "inventory-", m.Inventory.RegisterFlags)
 	addPrefixed(fs, "shipping-", m.Shipping.RegisterFlags)
+	addPrefixed(fs, "gateway-", m.Gateway.RegisterFlags)
 	return fs
 }
 
@@ -210,7 +214,35 @@ func (m *Main) Run(ctx context.Context) error {
 		svc, err := order.New(cfg, order.Deps{Logger: deps("order"), Verifier: verifier, NATS: m.nc})
 		return svc, err
 	}
-	return m.build(runCtx, "order", newOrder)
+	if err := m.build(runCtx, "order", newOrder); err != nil {
+		return err
+	}
+
+	// The gateway last: it fronts every service started above.
+	gc := m.Gateway
+	gc.CatalogAddr, gc.CartAddr, gc.OrderAddr = catalogAddr, m.Addr("cart"), m.Addr("order")
+	gc.PaymentAddr, gc.InventoryAddr, gc.ShippingAddr = m.Addr("payment"), m.Addr("inventory"), m.Addr("shipping")
+	if gc.OIDCIssuer == "" {
+		gc.OIDCIssuer = m.issuerURL
+	}
+	if m.issuer != nil && gc.OIDCClientSecret == "" {
+		gc.OIDCClientSecret = devissuer.StorefrontSecret
+	}
+	gw, err := gateway.New(gc, gateway.Deps{Logger: deps("gateway"), Verifier: verifier})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	m.gateway = gw
+	m.start(runCtx, "gateway", gw.Addr().String(), gw.Run, nil)
+	return nil
+}
+
+// StorefrontURL is where a browser reaches the shop.
+func (m *Main) StorefrontURL() string {
+	if m.gateway == nil {
+		return ""
+	}
+	return m.gateway.URL()
 }
 
 // runner is a built service: what Stop and Start need of it.

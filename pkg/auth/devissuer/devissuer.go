@@ -98,13 +98,19 @@ func DefaultUsers() []User {
 	}
 }
 
+// The demo storefront client's credentials; dev use only.
+const (
+	StorefrontClientID = "storefront"
+	StorefrontSecret   = "storefront-secret"
+)
+
 // DefaultClients returns the storefront and shop-cli clients. Change the storefront's
 // RedirectURIs when the gateway listens elsewhere.
 func DefaultClients() []Client {
 	return []Client{
 		{
-			ID:           "storefront",
-			Secret:       "storefront-secret",
+			ID:           StorefrontClientID,
+			Secret:       StorefrontSecret,
 			RedirectURIs: []string{"http://localhost:8080/auth/callback", "http://127.0.0.1:8080/auth/callback"},
 			Scopes:       slices.Clone(demoScopes),
 		},
