@@ -293,7 +293,12 @@ func (s *Service) wireSaga(ctx context.Context, timing app.SagaConfig, js jetstr
 	if err != nil {
 		return fmt.Errorf("order: saga replies: %w", err)
 	}
-	s.follower = app.NewSagaFollower(orch, repo, store, tr, s.logger)
+	checkpoints, err := adapters.NewKVCheckpoints(ctx, js, adapters.CheckpointBucket)
+	if err != nil {
+		return fmt.Errorf("order: %w", err)
+	}
+	s.follower = app.NewSagaFollower(orch, repo, store, tr,
+		app.WithCheckpoints(checkpoints, time.Second), app.WithFollowerLogger(s.logger))
 	return nil
 }
 

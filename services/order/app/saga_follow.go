@@ -39,8 +39,12 @@ type OrderOrchestrator = saga.Orchestrator[*orderv1.OrderSagaData]
 //     the progress. Every domain command it issues is idempotent, so a replay
 //     changes nothing.
 //
-// Both start from the beginning of their category when the process starts (their
-// cost grows with history; a persisted checkpoint would bound it, as for saga.Resume).
+// Without checkpoints both read their category from the start when the process
+// starts, a cost that grows with history. With WithCheckpoints they resume where
+// they stopped, give or take the events of the last save interval, which they
+// handle again to no effect. Several order service instances may run followers at
+// once: they race through the same idempotent commands (OCC keeps the aggregate
+// right) and share the checkpoints, so the slower one may make a restart replay more.
 type SagaFollower struct {
 	orch *OrderOrchestrator
 	repo *Repository
@@ -49,17 +53,53 @@ type SagaFollower struct {
 	// send delivers the compensation of a step a user's cancellation interrupted.
 	send   saga.Transport
 	logger *slog.Logger
+
+	checkpoints Checkpoints
+	saveEvery   time.Duration
+}
+
+// Checkpoints remembers how far each follower read its category.
+type Checkpoints interface {
+	// Load returns the saved position of follower name, eventstore.Start if none.
+	Load(ctx context.Context, name string) (eventstore.Position, error)
+	// Save records that every event of follower name up to pos was handled.
+	Save(ctx context.Context, name string, pos eventstore.Position) error
+}
+
+// FollowerOption configures NewSagaFollower.
+type FollowerOption func(*SagaFollower)
+
+// WithCheckpoints saves each follower's position in cp at most every interval
+// (default 1s) and when it stops, and starts from the saved one.
+func WithCheckpoints(cp Checkpoints, interval time.Duration) FollowerOption {
+	return func(f *SagaFollower) {
+		f.checkpoints = cp
+		f.saveEvery = interval
+		if f.saveEvery <= 0 {
+			f.saveEvery = time.Second
+		}
+	}
+}
+
+// WithFollowerLogger sets the logger (default slog.Default()).
+func WithFollowerLogger(l *slog.Logger) FollowerOption {
+	return func(f *SagaFollower) {
+		if l != nil {
+			f.logger = l
+		}
+	}
 }
 
 // NewSagaFollower returns a follower; it panics on a nil dependency.
-func NewSagaFollower(orch *OrderOrchestrator, repo *Repository, store eventstore.Store, send saga.Transport, logger *slog.Logger) *SagaFollower {
+func NewSagaFollower(orch *OrderOrchestrator, repo *Repository, store eventstore.Store, send saga.Transport, opts ...FollowerOption) *SagaFollower {
 	if orch == nil || repo == nil || store == nil || send == nil {
 		panic("saga follower: nil dependency")
 	}
-	if logger == nil {
-		logger = slog.Default()
+	f := &SagaFollower{orch: orch, repo: repo, store: store, send: send, logger: slog.Default()}
+	for _, o := range opts {
+		o(f)
 	}
-	return &SagaFollower{orch: orch, repo: repo, store: store, send: send, logger: logger}
+	return f
 }
 
 // Run follows both categories until ctx ends, restarting a follower that fails
@@ -74,17 +114,45 @@ func (f *SagaFollower) Run(ctx context.Context) error {
 }
 
 func (f *SagaFollower) loop(ctx context.Context, name, category string, h eventstore.Handler) {
-	var pos eventstore.Position
+	var pos, saved eventstore.Position
+	loaded := f.checkpoints == nil
+	var lastSave time.Time
+	save := func(ctx context.Context) {
+		if f.checkpoints == nil || pos == saved {
+			return
+		}
+		if err := f.checkpoints.Save(ctx, name, pos); err != nil {
+			f.logger.WarnContext(ctx, "saga follower checkpoint not saved", "follower", name, "error", err)
+			return
+		}
+		saved, lastSave = pos, time.Now()
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		save(ctx)
+	}()
 	backoff := 100 * time.Millisecond
 	for {
-		err := f.store.SubscribeCategory(ctx, category, pos, func(ctx context.Context, e eventstore.Event) error {
-			if err := h(ctx, e); err != nil {
-				return err
+		var err error
+		if !loaded {
+			if pos, err = f.checkpoints.Load(ctx, name); err == nil {
+				saved, loaded = pos, true
 			}
-			pos = e.Position
-			backoff = 100 * time.Millisecond
-			return nil
-		})
+		}
+		if loaded {
+			err = f.store.SubscribeCategory(ctx, category, pos, func(ctx context.Context, e eventstore.Event) error {
+				if err := h(ctx, e); err != nil {
+					return err
+				}
+				pos = e.Position
+				backoff = 100 * time.Millisecond
+				if time.Since(lastSave) >= f.saveEvery {
+					save(ctx)
+				}
+				return nil
+			})
+		}
 		if ctx.Err() != nil {
 			return
 		}

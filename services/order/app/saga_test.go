@@ -60,6 +60,7 @@ func happyParticipants() participants {
 }
 
 type sagaEnv struct {
+	stop func()
 	repo *app.Repository
 	tr   *sagatest.Transport
 	orch *app.OrderOrchestrator
@@ -67,10 +68,14 @@ type sagaEnv struct {
 
 // startSaga runs the order saga and its follower on an in-memory store, with
 // participants answering through the orchestrator as the reply consumer would.
-func startSaga(t *testing.T, script participants) *sagaEnv {
+func startSaga(t *testing.T, script participants, opts ...app.FollowerOption) *sagaEnv {
+	t.Helper()
+	return startSagaOn(t, eventstore.NewMemory(), script, opts...)
+}
+
+func startSagaOn(t *testing.T, store eventstore.Store, script participants, opts ...app.FollowerOption) *sagaEnv {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	store := eventstore.NewMemory()
 	env := &sagaEnv{repo: app.NewRepository(store), tr: &sagatest.Transport{}}
 	var err error
 	env.orch, err = saga.New(app.OrderSaga(app.SagaConfig{StepTimeout: time.Hour}), store, env.tr)
@@ -87,10 +92,11 @@ func startSaga(t *testing.T, script participants) *sagaEnv {
 		}
 		return nil
 	}
-	follower := app.NewSagaFollower(env.orch, env.repo, store, env.tr, nil)
+	follower := app.NewSagaFollower(env.orch, env.repo, store, env.tr, opts...)
 	wg.Go(func() { _ = env.orch.Run(ctx) })
 	wg.Go(func() { _ = follower.Run(ctx) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	env.stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(env.stop)
 	return env
 }
 
@@ -263,4 +269,46 @@ func TestOrderSagaRefusesUserCancelAfterShipment(t *testing.T) {
 	if err == nil {
 		t.Fatal("cancel after the shipment succeeded")
 	}
+}
+
+// memCheckpoints is an in-memory app.Checkpoints.
+type memCheckpoints struct {
+	mu  sync.Mutex
+	pos map[string]eventstore.Position
+}
+
+func (m *memCheckpoints) Load(_ context.Context, name string) (eventstore.Position, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pos[name], nil
+}
+
+func (m *memCheckpoints) Save(_ context.Context, name string, pos eventstore.Position) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pos[name] = pos
+	return nil
+}
+
+func TestSagaFollowerResumesFromItsCheckpoint(t *testing.T) {
+	store := eventstore.NewMemory()
+	cp := &memCheckpoints{pos: map[string]eventstore.Position{}}
+	env := startSagaOn(t, store, happyParticipants(), app.WithCheckpoints(cp, time.Hour))
+	first := env.place(t)
+	env.awaitState(t, first, domain.StateCompleted)
+	env.stop() // saves on the way out
+
+	for name, category := range map[string]string{"orders": app.Category, "sagas": saga.Category} {
+		evs, err := store.ReadCategory(t.Context(), category, eventstore.Start, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := cp.pos[name], evs[len(evs)-1].Position; got != want {
+			t.Errorf("checkpoint %s at %d, want the last event %d", name, got, want)
+		}
+	}
+
+	env = startSagaOn(t, store, happyParticipants(), app.WithCheckpoints(cp, time.Hour))
+	second := env.place(t)
+	env.awaitState(t, second, domain.StateCompleted)
 }

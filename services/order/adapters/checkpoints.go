@@ -1,0 +1,66 @@
+package adapters
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/services/order/app"
+)
+
+// CheckpointBucket is the NATS KV bucket holding how far each saga follower read
+// its category, keyed by follower name.
+const CheckpointBucket = "order_followers"
+
+// KVCheckpoints stores follower checkpoints in a NATS KV bucket.
+type KVCheckpoints struct {
+	kv jetstream.KeyValue
+}
+
+var _ app.Checkpoints = (*KVCheckpoints)(nil)
+
+// NewKVCheckpoints opens (creating if needed) the bucket named bucket,
+// CheckpointBucket when empty. It returns the JetStream error, wrapped, when the
+// bucket can neither be opened nor created.
+func NewKVCheckpoints(ctx context.Context, js jetstream.JetStream, bucket string) (*KVCheckpoints, error) {
+	if bucket == "" {
+		bucket = CheckpointBucket
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      bucket,
+		Description: "How far the order service's saga followers read their event categories",
+		History:     1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("order checkpoints bucket %s: %w", bucket, err)
+	}
+	return &KVCheckpoints{kv: kv}, nil
+}
+
+// Load implements app.Checkpoints: eventstore.Start for a follower without one. It
+// returns the JetStream error, wrapped, or an error for a malformed value.
+func (c *KVCheckpoints) Load(ctx context.Context, name string) (eventstore.Position, error) {
+	e, err := c.kv.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return eventstore.Start, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("load checkpoint %s: %w", name, err)
+	}
+	if len(e.Value()) != 8 {
+		return 0, fmt.Errorf("load checkpoint %s: %d bytes, want 8", name, len(e.Value()))
+	}
+	return eventstore.Position(binary.BigEndian.Uint64(e.Value())), nil
+}
+
+// Save implements app.Checkpoints; it returns the JetStream error, wrapped.
+func (c *KVCheckpoints) Save(ctx context.Context, name string, pos eventstore.Position) error {
+	if _, err := c.kv.Put(ctx, name, binary.BigEndian.AppendUint64(nil, uint64(pos))); err != nil {
+		return fmt.Errorf("save checkpoint %s: %w", name, err)
+	}
+	return nil
+}
