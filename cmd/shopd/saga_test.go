@@ -370,6 +370,28 @@ func TestSagaTransientPaymentFailure(t *testing.T) {
 	s.audit()
 }
 
+// TestSagaPaymentNeverAnswers: a card network that fails every call leaves the
+// authorize step without a reply; after its attempts the saga cancels the order and
+// voids whatever may have been authorized unseen.
+func TestSagaPaymentNeverAnswers(t *testing.T) {
+	s := startSagaShop(t, withFlags("-order-saga-step-timeout", "1s", "-order-saga-step-attempts", "2",
+		"-order-saga-backoff", "100ms", "-payment-max-deliver", "1"))
+	before := s.stock()
+	id := s.place(provider.TokenProcessingError, 1)
+	o := s.awaitStatus(id, orderv1.OrderStatus_ORDER_STATUS_CANCELLED)
+	if o.GetCancelReason() != "step authorize_payment did not answer" {
+		t.Errorf("cancel reason %q", o.GetCancelReason())
+	}
+	st, err := s.OrderService().Saga(context.Background(), id)
+	if err != nil || st.Attempts[app.StepAuthorizePayment] != 2 || st.UndoAttempts[app.StepAuthorizePayment] < 1 {
+		t.Errorf("saga attempts %v, compensations %v (%v), want 2 attempts and the void", st.Attempts, st.UndoAttempts, err)
+	}
+	if after := s.stock(); after != before {
+		t.Errorf("stock %v -> %v, want untouched", before, after)
+	}
+	s.audit()
+}
+
 // TestSagaParticipantRestart stops each participant while the saga waits on it and
 // starts it again: the command waits in its work queue and the saga finishes.
 func TestSagaParticipantRestart(t *testing.T) {
@@ -568,7 +590,6 @@ func TestAuditorDetectsBrokenState(t *testing.T) {
 func reserveOf(orderID, productID string, qty int32) *inventoryv1.ReserveInventory {
 	return &inventoryv1.ReserveInventory{OrderId: orderID, Items: []*commonv1.LineItem{{ProductId: productID, Quantity: qty}}}
 }
-
 
 // TestFlashSale races 500 buyers for 50 units of one product: exactly 50 orders
 // complete, the others are cancelled as out of stock, nothing is oversold.
