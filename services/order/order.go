@@ -153,9 +153,10 @@ type Service struct {
 }
 
 // New wires the service and listens on cfg.GRPCAddr. It returns an error for an
-// invalid cfg, missing NATS and Store, a snapshot bucket or read-model database it
-// cannot open or migrate, a malformed client address, or an address it cannot
-// listen on. Start-up I/O (bucket, database) is bounded by StartTimeout.
+// invalid cfg, missing NATS and Store (or NATS with cfg.Saga), a snapshot or
+// checkpoint bucket, stream, consumer or read-model database it cannot open or
+// migrate, a malformed client address, or an address it cannot listen on. Start-up
+// I/O (buckets, streams, database) is bounded by StartTimeout.
 func New(cfg Config, deps Deps) (_ *Service, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("order: config: %w", err)
