@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"errors"
+	"flag"
 	"os"
 	"strings"
 	"testing"
@@ -90,9 +91,16 @@ func TestBrokenKustomizationFailsToBuild(t *testing.T) {
 }
 
 func TestMainFlagsRefusesHiddenFlags(t *testing.T) {
-	_, err := manifest.MainFlags("testdata/broken/main/main.go.txt", "fs")
-	if err == nil || !strings.Contains(err.Error(), "telemetry.RegisterFlags") || !strings.Contains(err.Error(), "not a string literal") {
-		t.Fatalf("got %v, want errors for the flag set handed to telemetry.RegisterFlags and a non-literal name", err)
+	const main = "testdata/broken/main/main.go.txt"
+	_, _, err := manifest.MainFlags(main, "fs", "cfg")
+	for _, want := range []string{"telemetry.RegisterFlags", "tel.RegisterFlags", "not a string literal"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error naming %q", err, want)
+		}
+	}
+	_, err = manifest.BinaryFlags(main, "fs", map[string]func(*flag.FlagSet){"cfg": func(*flag.FlagSet) {}})
+	if err == nil {
+		t.Error("BinaryFlags accepted a main whose flags cannot be read")
 	}
 }
 

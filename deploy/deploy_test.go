@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventshop/eventshop/deploy/manifest"
 	"github.com/eventshop/eventshop/gateway"
+	"github.com/eventshop/eventshop/pkg/telemetry"
 	"github.com/eventshop/eventshop/services/cart"
 	"github.com/eventshop/eventshop/services/catalog"
 	"github.com/eventshop/eventshop/services/inventory"
@@ -32,35 +33,43 @@ var (
 	istioOverlays = []string{"../istio/base", "../istio/canary-10", "../istio/canary-50", "../istio/promote"}
 )
 
+// mains are the deployable binaries: the Configs whose RegisterFlags their main may
+// call (by the name of its variable there), and the listen flag.
+var mains = []struct {
+	name, main, listen string
+	registers          map[string]func(*flag.FlagSet)
+}{
+	{"catalog", "../services/catalog/cmd/catalog/main.go", "grpc-addr", registers(new(catalog.Config).RegisterFlags)},
+	{"cart", "../services/cart/cmd/cart/main.go", "grpc-addr", registers(new(cart.Config).RegisterFlags)},
+	{"order", "../services/order/cmd/order/main.go", "grpc-addr", registers(new(order.Config).RegisterFlags)},
+	{"payment", "../services/payment/cmd/payment/main.go", "grpc-addr", registers(new(payment.Config).RegisterFlags)},
+	{"inventory", "../services/inventory/cmd/inventory/main.go", "grpc-addr", registers(new(inventory.Config).RegisterFlags)},
+	{"shipping", "../services/shipping/cmd/shipping/main.go", "grpc-addr", registers(new(shipping.Config).RegisterFlags)},
+	{"gateway", "../gateway/cmd/gateway/main.go", "http-addr", registers(new(gateway.Config).RegisterFlags)},
+}
+
+// registers names the service's Config "cfg" and the telemetry Config "telCfg", as
+// the mains do.
+func registers(cfg func(*flag.FlagSet)) map[string]func(*flag.FlagSet) {
+	return map[string]func(*flag.FlagSet){"cfg": cfg, "telCfg": new(telemetry.Config).RegisterFlags}
+}
+
 // binaries reads, from the code, what each deployable binary accepts: the flags of
-// its Config plus those its main adds, its listen flag and, for HTTP, its health paths.
+// its Configs plus those its main adds, its listen flag and, for HTTP, its health paths.
 func binaries(t *testing.T) map[string]manifest.Binary {
 	t.Helper()
-	grpcBins := []struct {
-		name     string
-		register func(*flag.FlagSet)
-	}{
-		{"catalog", new(catalog.Config).RegisterFlags},
-		{"cart", new(cart.Config).RegisterFlags},
-		{"order", new(order.Config).RegisterFlags},
-		{"payment", new(payment.Config).RegisterFlags},
-		{"inventory", new(inventory.Config).RegisterFlags},
-		{"shipping", new(shipping.Config).RegisterFlags},
-	}
 	bins := map[string]manifest.Binary{}
-	for _, b := range grpcBins {
-		main := filepath.Join("..", "services", b.name, "cmd", b.name, "main.go")
-		fs, err := manifest.BinaryFlags(b.register, main, "fs")
+	for _, m := range mains {
+		fs, err := manifest.BinaryFlags(m.main, "fs", m.registers)
 		if err != nil {
-			t.Fatalf("flags of %s: %v", b.name, err)
+			t.Fatalf("flags of %s: %v", m.name, err)
 		}
-		bins[b.name] = manifest.Binary{Flags: fs, ListenFlag: "grpc-addr"}
+		b := manifest.Binary{Flags: fs, ListenFlag: m.listen}
+		if m.listen == "http-addr" {
+			b.HealthPaths = healthPaths(t, filepath.Dir(filepath.Dir(filepath.Dir(m.main))))
+		}
+		bins[m.name] = b
 	}
-	fs, err := manifest.BinaryFlags(new(gateway.Config).RegisterFlags, "../gateway/cmd/gateway/main.go", "fs")
-	if err != nil {
-		t.Fatalf("flags of gateway: %v", err)
-	}
-	bins["gateway"] = manifest.Binary{Flags: fs, ListenFlag: "http-addr", HealthPaths: healthPaths(t, "../gateway")}
 	return bins
 }
 
@@ -209,19 +218,14 @@ func TestStagesShiftWeights(t *testing.T) {
 	}
 }
 
-// TestMainFlagsOutsideConfig lists the flags mains define beyond their Config, which
-// shopd cannot set the same way; it fails on none, it only keeps them visible.
+// TestMainFlagsOutsideConfig lists the flags mains define themselves, beyond the
+// Configs they register; it only keeps them visible (a Config is where shopd sets them).
 func TestMainFlagsOutsideConfig(t *testing.T) {
-	for _, main := range []string{
-		"../services/catalog/cmd/catalog/main.go", "../services/cart/cmd/cart/main.go",
-		"../services/order/cmd/order/main.go", "../services/payment/cmd/payment/main.go",
-		"../services/inventory/cmd/inventory/main.go", "../services/shipping/cmd/shipping/main.go",
-		"../gateway/cmd/gateway/main.go",
-	} {
-		names, err := manifest.MainFlags(main, "fs")
+	for _, m := range mains {
+		names, calls, err := manifest.MainFlags(m.main, "fs", "cfg", "telCfg")
 		if err != nil {
-			t.Errorf("%s: %v", main, err)
+			t.Error(err)
 		}
-		t.Logf("%s defines outside Config: %v", main, names)
+		t.Logf("%s registers %v, defines itself %v", m.name, calls, names)
 	}
 }

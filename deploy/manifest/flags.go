@@ -7,6 +7,8 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -33,19 +35,19 @@ var flagNameArg = map[string]int{
 }
 
 // MainFlags reads the Go file at path (a cmd/<name>/main.go) and returns the names
-// of the flags it defines itself on the flag set named fsName, beyond those a
-// Config.RegisterFlags adds. Calls that pass fsName to anything else than
-// a variable's RegisterFlags (the Config's), config.Parse or config.Usage would hide
-// flags from this reading, so they are errors.
+// of the flags it defines itself on the flag set named fsName, and which of the
+// variables named in registered it calls v.RegisterFlags(fs) on (their flags are the
+// caller's to add). Any other call handing fsName over would hide flags from this
+// reading, so it is an error; config.Parse and config.Usage are the exceptions.
 //
 // MainFlags returns the parse error for a file that is not Go, and an error naming
 // the position of every flag whose name is not a string literal and of every call
 // that hands the flag set to an unknown function.
-func MainFlags(path, fsName string) ([]string, error) {
+func MainFlags(path, fsName string, registered ...string) (flags, calls []string, err error) {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, path, nil, 0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	imported := map[string]bool{}
 	for _, imp := range f.Imports {
@@ -57,8 +59,9 @@ func MainFlags(path, fsName string) ([]string, error) {
 		imported[name] = true
 	}
 	var (
-		names []string
-		errs  []error
+		names  []string
+		errs   []error
+		called = map[string]bool{}
 	)
 	ast.Inspect(f, func(n ast.Node) bool {
 		call, ok := n.(*ast.CallExpr)
@@ -87,6 +90,10 @@ func MainFlags(path, fsName string) ([]string, error) {
 			names = append(names, name)
 			return true
 		}
+		if recv, ok := sel.X.(*ast.Ident); ok && sel.Sel.Name == "RegisterFlags" && slices.Contains(registered, recv.Name) && !imported[recv.Name] {
+			called[recv.Name] = true
+			return true
+		}
 		for _, a := range call.Args {
 			if id, ok := a.(*ast.Ident); ok && id.Name == fsName && !knownFlagSetUser(sel, imported) {
 				errs = append(errs, fmt.Errorf("%s: flag set passed to %s, whose flags cannot be read here", fset.Position(call.Pos()), exprString(sel)))
@@ -94,22 +101,19 @@ func MainFlags(path, fsName string) ([]string, error) {
 		}
 		return true
 	})
-	return names, errors.Join(errs...)
+	for _, r := range registered {
+		if called[r] {
+			calls = append(calls, r)
+		}
+	}
+	return names, calls, errors.Join(errs...)
 }
 
-// knownFlagSetUser reports whether a call handing over the flag set is one whose
-// flags are accounted for: a method RegisterFlags of a variable (the Config, whose
-// flags the caller of BinaryFlags registers), or config.Parse and config.Usage. A
-// package's RegisterFlags (telemetry.RegisterFlags) is not.
+// knownFlagSetUser reports whether a call handing over the flag set defines no
+// flags: config.Parse and config.Usage.
 func knownFlagSetUser(sel *ast.SelectorExpr, imported map[string]bool) bool {
 	x, ok := sel.X.(*ast.Ident)
-	if !ok {
-		return false
-	}
-	if sel.Sel.Name == "RegisterFlags" && !imported[x.Name] {
-		return true
-	}
-	return x.Name == "config" && imported["config"] && (sel.Sel.Name == "Parse" || sel.Sel.Name == "Usage")
+	return ok && x.Name == "config" && imported["config"] && (sel.Sel.Name == "Parse" || sel.Sel.Name == "Usage")
 }
 
 func exprString(sel *ast.SelectorExpr) string {
@@ -119,16 +123,33 @@ func exprString(sel *ast.SelectorExpr) string {
 	return sel.Sel.Name
 }
 
-// BinaryFlags returns the flags of a binary: those register defines (a
-// Config.RegisterFlags) plus those MainFlags finds in mainFile on fsName. It returns
-// the error of MainFlags, and an error naming a flag defined twice (which would make
-// the binary panic at start).
-func BinaryFlags(register func(*flag.FlagSet), mainFile, fsName string) (*flag.FlagSet, error) {
-	fs := flag.NewFlagSet(mainFile, flag.ContinueOnError)
-	register(fs)
-	extra, err := MainFlags(mainFile, fsName)
+// BinaryFlags returns the flags of a binary: those the functions of registers define,
+// for each variable of main.go (the key, e.g. "cfg") whose RegisterFlags it calls,
+// plus those MainFlags finds in mainFile on fsName. It returns the error of
+// MainFlags, an error if main calls none of registers (its Config is missing), and an
+// error naming a flag defined twice (which would make the binary panic at start).
+func BinaryFlags(mainFile, fsName string, registers map[string]func(*flag.FlagSet)) (_ *flag.FlagSet, err error) {
+	vars := make([]string, 0, len(registers))
+	for v := range registers {
+		vars = append(vars, v)
+	}
+	extra, calls, err := MainFlags(mainFile, fsName, vars...)
 	if err != nil {
 		return nil, err
+	}
+	if len(calls) == 0 {
+		return nil, fmt.Errorf("%s: calls RegisterFlags on none of %v", mainFile, vars)
+	}
+	fs := flag.NewFlagSet(mainFile, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	defer func() {
+		// flag panics on a name defined twice, as the binary itself would.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: %v", mainFile, r)
+		}
+	}()
+	for _, v := range calls {
+		registers[v](fs)
 	}
 	for _, name := range extra {
 		if fs.Lookup(name) != nil {
