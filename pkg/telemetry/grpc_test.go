@@ -22,6 +22,7 @@ import (
 func TestGRPCCallIsOneTraceAcrossClientAndServer(t *testing.T) {
 	rec := telemetrytest.Start(t, "shopd")
 	tel := rec.Telemetry()
+	before := telemetrytest.Scrape(t, tel.MetricsHandler())
 
 	handlerSpan := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 		ctx, span := otel.Tracer("test").Start(ctx, "handler work")
@@ -86,18 +87,10 @@ func TestGRPCCallIsOneTraceAcrossClientAndServer(t *testing.T) {
 	}
 
 	// otelgrpc's RED metrics reach the Prometheus handler.
-	got := telemetrytest.Scrape(t, tel.MetricsHandler())
-	for _, name := range []string{"rpc_client_call_duration_seconds", "rpc_server_call_duration_seconds"} {
-		if got.Value(name) < 1 {
-			t.Errorf("%s recorded no call; families: %v", name, familyNames(got))
-		}
+	calls := func(m telemetrytest.Metrics, side string) float64 {
+		return m.Value("rpc_"+side+"_call_duration_seconds", "rpc_method", method)
 	}
-}
-
-func familyNames(m telemetrytest.Metrics) []string {
-	var out []string
-	for name := range m {
-		out = append(out, name)
-	}
-	return out
+	telemetrytest.WaitForMetrics(t, tel.MetricsHandler(), func(m telemetrytest.Metrics) bool {
+		return calls(m, "client")-calls(before, "client") == 1 && calls(m, "server")-calls(before, "server") == 1
+	})
 }

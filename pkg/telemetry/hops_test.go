@@ -89,6 +89,7 @@ func crossHops(t *testing.T, tel *telemetry.Telemetry) trace.TraceID {
 
 func TestTraceCrossesGRPCAndNATSHops(t *testing.T) {
 	rec := telemetrytest.Start(t, "shopd")
+	before := telemetrytest.Scrape(t, rec.Telemetry().MetricsHandler())
 	id := crossHops(t, rec.Telemetry())
 
 	spans := rec.WaitFor(t, func(s telemetrytest.Spans) bool {
@@ -126,13 +127,15 @@ func TestTraceCrossesGRPCAndNATSHops(t *testing.T) {
 	}
 
 	// The same hop measured: RED per consumer and per published subject.
-	m := telemetrytest.Scrape(t, rec.Telemetry().MetricsHandler())
-	if v := m.Value("messaging_process_duration_seconds", "messaging_consumer_group_name", "payment-commands"); v != 1 {
-		t.Errorf("messaging_process_duration_seconds{consumer=payment-commands} count = %v, want 1", v)
+	processed := func(m telemetrytest.Metrics) float64 {
+		return m.Value("messaging_process_duration_seconds", "messaging_consumer_group_name", "payment-commands")
 	}
-	if v := m.Value("messaging_client_operation_duration_seconds", "messaging_destination_name", "cmd.payment.authorize"); v != 1 {
-		t.Errorf("messaging_client_operation_duration_seconds{cmd.payment.authorize} count = %v, want 1", v)
+	sent := func(m telemetrytest.Metrics) float64 {
+		return m.Value("messaging_client_operation_duration_seconds", "messaging_destination_name", "cmd.payment.authorize")
 	}
+	telemetrytest.WaitForMetrics(t, rec.Telemetry().MetricsHandler(), func(m telemetrytest.Metrics) bool {
+		return processed(m)-processed(before) == 1 && sent(m)-sent(before) == 1
+	})
 
 	for _, sp := range spans.Named("grpc.health.v1.Health/Check") {
 		want := "order"
@@ -154,12 +157,6 @@ func TestJaegerStoresOneTraceAcrossServices(t *testing.T) {
 	if endpoint == "" {
 		endpoint = "127.0.0.1:4317"
 	}
-	prevTP, prevMP, prevProp := otel.GetTracerProvider(), otel.GetMeterProvider(), otel.GetTextMapPropagator()
-	t.Cleanup(func() {
-		otel.SetTracerProvider(prevTP)
-		otel.SetMeterProvider(prevMP)
-		otel.SetTextMapPropagator(prevProp)
-	})
 	tel, err := telemetry.Setup(context.Background(), telemetry.Config{
 		ServiceName: "telemetry-test", OTLPEndpoint: endpoint, SampleRatio: 1,
 	})

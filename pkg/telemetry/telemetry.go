@@ -67,7 +67,6 @@ type options struct {
 	logBase   slog.Handler
 	logOut    io.Writer
 	logLevel  slog.Leveler
-	readers   []sdkmetric.Reader
 }
 
 // Option configures Setup.
@@ -101,16 +100,11 @@ func WithLogLevel(l slog.Leveler) Option {
 	return func(o *options) { o.logLevel = l }
 }
 
-// WithMetricReader adds a reader to the meter provider beside the Prometheus exporter
-// (e.g. a ManualReader in tests).
-func WithMetricReader(r sdkmetric.Reader) Option {
-	return func(o *options) { o.readers = append(o.readers, r) }
-}
-
 // Setup builds the OpenTelemetry pipeline of a process from cfg and installs it as the
 // global tracer provider, meter provider and W3C propagator, so instrumentation that
 // uses the otel globals reports through it. Call it once per process, first thing in
-// main, and defer Shutdown.
+// main, and defer Shutdown. The meter provider is built by the first Setup of the
+// process and shared by later ones (see processMetrics), which only tests make.
 //
 // The global tracer provider routes each span to the right service (see NewContext):
 // in a process running one service it is simply that service's provider.
@@ -161,28 +155,11 @@ func Setup(ctx context.Context, cfg Config, opts ...Option) (*Telemetry, error) 
 		p.closers = append(p.closers, e)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	// Explicit, so names do not change with the exporter's default:
-	// saga.duration in seconds is exposed as saga_duration_seconds.
-	promExp, err := otelprom.New(otelprom.WithRegisterer(reg),
-		otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes))
+	m, err := processMetrics(res)
 	if err != nil {
-		return nil, fmt.Errorf("telemetry: prometheus exporter: %w", err)
+		return nil, err
 	}
-	mpOpts := []sdkmetric.Option{
-		sdkmetric.WithResource(res),
-		sdkmetric.WithReader(promExp),
-		sdkmetric.WithView(sdkmetric.NewView(
-			sdkmetric.Instrument{Kind: sdkmetric.InstrumentKindHistogram, Unit: "s"},
-			sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: DurationBuckets}},
-		)),
-	}
-	for _, r := range o.readers {
-		mpOpts = append(mpOpts, sdkmetric.WithReader(r))
-	}
-	p.mp = sdkmetric.NewMeterProvider(mpOpts...)
-	p.metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil})
+	p.mp, p.metrics = m.mp, m.handler
 
 	p.logBase = o.logBase
 	if p.logBase == nil {
@@ -199,7 +176,9 @@ func Setup(ctx context.Context, cfg Config, opts ...Option) (*Telemetry, error) 
 	p.services[cfg.ServiceName] = root
 
 	otel.SetTracerProvider(&router{root: root})
-	otel.SetMeterProvider(p.mp)
+	if otel.GetMeterProvider() != metric.MeterProvider(p.mp) {
+		otel.SetMeterProvider(p.mp)
+	}
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
 	return root, nil
 }
@@ -325,9 +304,9 @@ func (t *Telemetry) ForceFlush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Shutdown flushes and stops the whole pipeline of the process, whichever service's
-// view it is called on: every service's spans are exported, then the exporters and
-// the meter provider close. Spans started afterwards are dropped. A second call does
+// Shutdown flushes and stops the trace pipeline of the process, whichever service's
+// view it is called on: every service's spans are exported, then the exporters close.
+// Spans started afterwards are dropped; metrics stay served. A second call does
 // nothing. It returns the exporters' errors joined, or ctx's error if it ends first.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
 	p := t.shared
@@ -350,9 +329,8 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("telemetry: shutdown exporter: %w", err))
 		}
 	}
-	if err := p.mp.Shutdown(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("telemetry: shutdown metrics: %w", err))
-	}
+	// The meter provider stays: it is process-wide (see processMetrics), and with a
+	// pull exporter there is nothing to flush.
 	return errors.Join(errs...)
 }
 
@@ -376,3 +354,47 @@ type keepOpen struct{ sdktrace.SpanExporter }
 func (keepOpen) Shutdown(context.Context) error { return nil }
 
 var _ sdktrace.SpanExporter = keepOpen{}
+
+// metricsPipeline is the meter provider of the process and its /metrics handler.
+type metricsPipeline struct {
+	mp      *sdkmetric.MeterProvider
+	handler http.Handler
+}
+
+var (
+	metricsOnce sync.Once
+	metricsProc metricsPipeline
+	metricsErr  error
+)
+
+// processMetrics builds the meter provider once per process. Instrumented packages
+// create their instruments once, on whatever global provider exists then, and the otel
+// globals never move an instrument to a provider installed later; a second meter
+// provider would therefore miss them. So every Setup of a process (tests call it many
+// times) shares the first one, named after the first Setup's resource.
+func processMetrics(res *resource.Resource) (metricsPipeline, error) {
+	metricsOnce.Do(func() {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		// Explicit, so names do not change with the exporter's default:
+		// saga.duration in seconds is exposed as saga_duration_seconds.
+		promExp, err := otelprom.New(otelprom.WithRegisterer(reg),
+			otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes))
+		if err != nil {
+			metricsErr = fmt.Errorf("telemetry: prometheus exporter: %w", err)
+			return
+		}
+		metricsProc = metricsPipeline{
+			mp: sdkmetric.NewMeterProvider(
+				sdkmetric.WithResource(res),
+				sdkmetric.WithReader(promExp),
+				sdkmetric.WithView(sdkmetric.NewView(
+					sdkmetric.Instrument{Kind: sdkmetric.InstrumentKindHistogram, Unit: "s"},
+					sdkmetric.Stream{Aggregation: sdkmetric.AggregationExplicitBucketHistogram{Boundaries: DurationBuckets}},
+				)),
+			),
+			handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		}
+	})
+	return metricsProc, metricsErr
+}

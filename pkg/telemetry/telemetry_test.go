@@ -183,6 +183,7 @@ func TestLogHandlerAddsTraceIDs(t *testing.T) {
 
 func TestMetricsHandlerServesInstruments(t *testing.T) {
 	rec := telemetrytest.Start(t, "order")
+	before := telemetrytest.Scrape(t, rec.Telemetry().MetricsHandler())
 	m := otel.Meter("test")
 	orders, err := m.Int64Counter("orders.placed", metric.WithDescription("Orders placed."))
 	if err != nil {
@@ -198,10 +199,10 @@ func TestMetricsHandlerServesInstruments(t *testing.T) {
 	took.Record(ctx, 0.3)
 
 	got := telemetrytest.Scrape(t, rec.Telemetry().MetricsHandler())
-	if v := got.Value("orders_placed_total", "kind", "test"); v != 3 {
+	if v := got.Value("orders_placed_total", "kind", "test") - before.Value("orders_placed_total", "kind", "test"); v != 3 {
 		t.Errorf("orders_placed_total{kind=test} = %v, want 3", v)
 	}
-	if v := got.Value("work_duration_seconds"); v != 1 {
+	if v := got.Value("work_duration_seconds") - before.Value("work_duration_seconds"); v != 1 {
 		t.Errorf("work_duration_seconds count = %v, want 1", v)
 	}
 	h := got["work_duration_seconds"].GetMetric()[0].GetHistogram()
@@ -328,8 +329,6 @@ func TestShutdownFlushesToOTLPCollector(t *testing.T) {
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 
-	prev := otel.GetTracerProvider()
-	t.Cleanup(func() { otel.SetTracerProvider(prev) })
 	tel, err := telemetry.Setup(context.Background(), telemetry.Config{
 		ServiceName: "shopd", OTLPEndpoint: lis.Addr().String(), SampleRatio: 1,
 	})

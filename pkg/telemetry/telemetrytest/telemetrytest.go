@@ -19,7 +19,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -39,12 +38,13 @@ type Recorder struct {
 }
 
 // Start sets up telemetry for serviceName (sampling every trace) with an in-memory
-// exporter and logs discarded (WithLogOutput overrides), installs it as the process's global pipeline for the rest of the test and
-// restores the previous globals at cleanup. Tests that use it share the otel globals,
-// so they must not call t.Parallel. It fails the test if Setup fails.
+// exporter and logs discarded (WithLogOutput overrides), and installs it as the
+// process's global pipeline; cleanup shuts its spans down. Tests that use it share the
+// otel globals, so they must not call t.Parallel. Metrics are process-wide and
+// accumulate across tests: compare a scrape with one taken before the work. It fails
+// the test if Setup fails.
 func Start(t testing.TB, serviceName string, opts ...telemetry.Option) *Recorder {
 	t.Helper()
-	prevTP, prevMP, prevProp := otel.GetTracerProvider(), otel.GetMeterProvider(), otel.GetTextMapPropagator()
 	exp := newExporter()
 	opts = append([]telemetry.Option{telemetry.WithSyncSpanExporter(exp), telemetry.WithLogOutput(io.Discard)}, opts...)
 	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: serviceName, SampleRatio: 1}, opts...)
@@ -55,9 +55,6 @@ func Start(t testing.TB, serviceName string, opts ...telemetry.Option) *Recorder
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = tel.Shutdown(ctx)
-		otel.SetTracerProvider(prevTP)
-		otel.SetMeterProvider(prevMP)
-		otel.SetTextMapPropagator(prevProp)
 	})
 	return &Recorder{tel: tel, exp: exp}
 }
@@ -304,6 +301,26 @@ func Scrape(t testing.TB, h http.Handler) Metrics {
 		t.Fatalf("scrape: parse: %v", err)
 	}
 	return Metrics(fams)
+}
+
+// WaitForMetrics scrapes h until cond holds and returns that scrape. Instruments are
+// often recorded just after the work a test can await (a server records its RPC
+// duration after the client has its answer), and a scrape signals nothing, so this
+// polls every 20ms for at most DefaultWait, then fails the test.
+func WaitForMetrics(t testing.TB, h http.Handler, cond func(Metrics) bool) Metrics {
+	t.Helper()
+	deadline := time.Now().Add(DefaultWait)
+	for {
+		m := Scrape(t, h)
+		if cond(m) {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics did not reach the expected state within %s", DefaultWait)
+			return m
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Value sums the samples of the family name whose labels include every pair of
