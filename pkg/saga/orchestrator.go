@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -158,6 +160,7 @@ func (o *Orchestrator[T]) Start(ctx context.Context, id string, data T) error {
 	}
 	now := o.clock.Now()
 	b := &batch{st: newState(id, len(o.names)), now: now}
+	b.st.origin = trace.SpanContextFromContext(ctx)
 	o.emit(b, &sagav1.SagaStarted{
 		SagaId: id, Definition: o.def.Name, Data: raw,
 		StuckTime: timestamppb.New(now.Add(o.def.StuckAfter)),
@@ -433,6 +436,7 @@ func (o *Orchestrator[T]) commit(ctx context.Context, e *entry, b *batch, expect
 		if b.cause != "" {
 			evs[i].Metadata[eventstore.MetaCausationID] = b.cause
 		}
+		injectTrace(ctx, evs[i].Metadata)
 	}
 	v, err := o.store.Append(ctx, StreamName(b.st.id), expected, evs...)
 	if err != nil {
@@ -461,7 +465,11 @@ func (o *Orchestrator[T]) send(ctx context.Context, e *entry) {
 		e.unsent = false
 		return
 	}
+	ctx, span := o.sendSpan(ctx, e.st, cmd)
+	defer span.End()
 	if err := o.transport.Send(ctx, *cmd); err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "send failed")
 		e.unsent = true
 		o.log.WarnContext(ctx, "saga command not sent, will resend", "saga_id", e.st.id, "command_id", cmd.ID, "error", err)
 		return
@@ -532,6 +540,7 @@ func (o *Orchestrator[T]) load(ctx context.Context, id string) (*state, error) {
 				o.mu.Unlock()
 				return nil, errUnknown
 			}
+			st.origin = originOf(ev.Metadata)
 		}
 		if err := st.apply(m, ev.Time, o.names); err != nil {
 			return nil, err

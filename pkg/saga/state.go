@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 
 	sagav1 "github.com/eventshop/eventshop/gen/go/eventshop/saga/v1"
@@ -102,6 +103,7 @@ type state struct {
 	lastID     string          // id of the latest attempt in progress
 	reason     string
 	history    []HistoryEvent
+	origin     trace.SpanContext // trace the saga was started in (see tracing.go)
 }
 
 type reply struct {
