@@ -16,7 +16,8 @@ func TestBrokenFixturesFail(t *testing.T) {
 	bins := binaries(t)
 	tests := []struct {
 		fixture string
-		// k8s or istio: which side the fixture replaces (the other is the real one).
+		// k8s, istio or flagger: which side the fixture replaces (the other is the
+		// real one: prod, canary-10, or prod-flagger for the flagger mesh side).
 		side  string
 		check string
 		want  string
@@ -38,16 +39,22 @@ func TestBrokenFixturesFail(t *testing.T) {
 		{"container-port", "k8s", "binaries", "no containerPort 9401"},
 		{"port-name", "k8s", "binaries", `Service catalog port 9401 is named "tcp"`},
 		{"health-path", "k8s", "binaries", `liveness probe path "/health" is none of`},
+		{"canary-template", "flagger", "canaries", "metric grpc-latency-p99 uses template eventshop/order-grpc-latency-p90, which does not exist"},
+		{"canary-port", "flagger", "canaries", "port 9403 (target port http) is no container port of order-v1"},
 		{"bad-addr", "k8s", "binaries", "-catalog-addr=catalogue:9401 names no Service port"},
 	}
 	realK8s, realIstio := build(t, "k8s/overlays/prod"), build(t, "../istio/canary-10")
+	flaggerK8s := build(t, "k8s/overlays/prod-flagger")
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) {
 			broken := build(t, "testdata/broken/"+tt.fixture)
 			var s *manifest.Set
-			if tt.side == "k8s" {
+			switch tt.side {
+			case "k8s":
 				s = broken.Merge(realIstio)
-			} else {
+			case "flagger":
+				s = flaggerK8s.Merge(broken)
+			default:
 				s = realK8s.Merge(broken)
 			}
 			err := checkAll(s, bins)[tt.check]

@@ -116,6 +116,7 @@ func checkAll(s *manifest.Set, bins map[string]manifest.Binary) map[string]error
 		"workloads":  manifest.CheckWorkloads(s),
 		"binaries":   manifest.CheckBinaries(s, bins),
 		"callers":    manifest.CheckCallers(s, bins, ingressPrincipal),
+		"canaries":   manifest.CheckCanaries(s),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	flaggerv1 "github.com/fluxcd/flagger/pkg/apis/flagger/v1beta1"
 	networkingv1 "istio.io/api/networking/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -597,4 +598,57 @@ func hasLabels(have, want map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// CheckCanaries returns an error for every Flagger Canary whose target Deployment,
+// autoscaler or metric templates are not in s, or whose port is not where the target
+// listens (a containerPort of it).
+func CheckCanaries(s *Set) error {
+	var errs []error
+	for _, c := range s.Canaries {
+		var target *appsv1.Deployment
+		for _, d := range s.Deployments {
+			if d.Namespace == c.Namespace && d.Name == c.Spec.TargetRef.Name && c.Spec.TargetRef.Kind == "Deployment" {
+				target = d
+			}
+		}
+		if target == nil {
+			errs = append(errs, fmt.Errorf("Canary %s: target %s %s does not exist", c.Name, c.Spec.TargetRef.Kind, c.Spec.TargetRef.Name))
+		} else {
+			port := c.Spec.Service.Port
+			if c.Spec.Service.TargetPort.String() != "0" && c.Spec.Service.TargetPort.String() != "" {
+				port = -1
+				for _, ctr := range target.Spec.Template.Spec.Containers {
+					if p := resolvePort(c.Spec.Service.TargetPort, ctr); p > 0 {
+						port = int32(p)
+					}
+				}
+			}
+			if !slices.ContainsFunc(target.Spec.Template.Spec.Containers, func(ctr corev1.Container) bool {
+				return slices.ContainsFunc(ctr.Ports, func(p corev1.ContainerPort) bool { return p.ContainerPort == port })
+			}) {
+				errs = append(errs, fmt.Errorf("Canary %s: port %d (target port %s) is no container port of %s", c.Name, c.Spec.Service.Port, c.Spec.Service.TargetPort.String(), target.Name))
+			}
+		}
+		if ref := c.Spec.AutoscalerRef; ref != nil && !slices.ContainsFunc(s.HPAs, func(h *autoscalingv2.HorizontalPodAutoscaler) bool {
+			return h.Namespace == c.Namespace && h.Name == ref.Name && h.Spec.ScaleTargetRef.Name == c.Spec.TargetRef.Name
+		}) {
+			errs = append(errs, fmt.Errorf("Canary %s: autoscaler %s does not exist or does not scale %s", c.Name, ref.Name, c.Spec.TargetRef.Name))
+		}
+		if c.Spec.Analysis == nil {
+			errs = append(errs, fmt.Errorf("Canary %s: no analysis, so nothing can roll it back", c.Name))
+			continue
+		}
+		for _, m := range c.Spec.Analysis.Metrics {
+			ref := m.TemplateRef
+			if ref == nil {
+				continue // a built-in metric of the provider
+			}
+			ns := cmpOr(ref.Namespace, c.Namespace)
+			if !slices.ContainsFunc(s.MetricTemplates, func(t *flaggerv1.MetricTemplate) bool { return t.Namespace == ns && t.Name == ref.Name }) {
+				errs = append(errs, fmt.Errorf("Canary %s: metric %s uses template %s/%s, which does not exist", c.Name, m.Name, ns, ref.Name))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
