@@ -45,10 +45,20 @@ func FromContext(ctx context.Context) *Telemetry {
 type router struct {
 	embedded.TracerProvider
 	root *Telemetry
+	// Instrumentation tends to call otel.Tracer(name) for every span; tracers without
+	// options are kept so each call does not start a fresh cache.
+	tracers sync.Map // name -> *routedTracer
 }
 
 func (r *router) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
-	return &routedTracer{root: r.root, name: name, opts: opts}
+	if len(opts) > 0 {
+		return &routedTracer{root: r.root, name: name, opts: opts}
+	}
+	if t, ok := r.tracers.Load(name); ok {
+		return t.(*routedTracer)
+	}
+	t, _ := r.tracers.LoadOrStore(name, &routedTracer{root: r.root, name: name})
+	return t.(*routedTracer)
 }
 
 type routedTracer struct {
