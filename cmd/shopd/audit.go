@@ -49,3 +49,11 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	return nil
 }
+
+// defaultString returns override when v is still the default pkgDefault.
+func defaultString(v, pkgDefault, override string) string {
+	if v == "" || v == pkgDefault {
+		return override
+	}
+	return v
+}

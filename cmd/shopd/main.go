@@ -6,11 +6,22 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/eventshop/eventshop/cmd/internal/shop"
 )
+
+// Main is the shop program; package shop holds it so loadgen can run it too.
+type Main = shop.Main
+
+// NewMain returns a Main with the defaults of a laptop run.
+func NewMain() *Main { return shop.NewMain() }
+
+var errHelp = flag.ErrHelp
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

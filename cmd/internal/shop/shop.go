@@ -1,4 +1,7 @@
-package main
+// Package shop is the whole shop in one process: embedded NATS, the dev OIDC issuer,
+// every service on its own port and the gateway. shopd runs it; loadgen runs it too, so
+// its chaos scenario can stop and restart services in-process.
+package shop
 
 import (
 	"context"
@@ -29,8 +32,6 @@ import (
 	"github.com/eventshop/eventshop/services/payment/provider"
 	"github.com/eventshop/eventshop/services/shipping"
 )
-
-var errHelp = flag.ErrHelp
 
 // Main is the shopd program with its configuration, so tests can run the real thing
 // on random ports.
