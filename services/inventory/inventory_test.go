@@ -192,9 +192,10 @@ func (h *harness) stock(t *testing.T, id string) *inventoryv1.Stock {
 
 func wantStock(t *testing.T, got *inventoryv1.Stock, available, reserved, sold int64) {
 	t.Helper()
-	if got.GetAvailable() != available || got.GetReserved() != reserved || got.GetSold() != sold {
-		t.Fatalf("stock of %s = %d/%d/%d, want available %d reserved %d sold %d",
-			got.GetProductId(), got.GetAvailable(), got.GetReserved(), got.GetSold(), available, reserved, sold)
+	if got.GetAvailable() != available || got.GetReserved() != reserved || got.GetSold() != sold ||
+		got.GetTotalStocked() != available+reserved+sold {
+		t.Fatalf("stock of %s = %d/%d/%d of %d stocked, want available %d reserved %d sold %d",
+			got.GetProductId(), got.GetAvailable(), got.GetReserved(), got.GetSold(), got.GetTotalStocked(), available, reserved, sold)
 	}
 }
 
@@ -250,11 +251,19 @@ func TestInventory(t *testing.T) {
 		decode(t, h.do(t, app.SubjectReserve, "res-3", reserve(order3, "mug", 1)), &inventoryv1.InventoryRejected{})
 		wantStock(t, h.stock(t, "mug"), 6, 0, 4)
 
-		// A commit with nothing held has no reply in the contract: dead-lettered.
-		h.send(t, app.SubjectCommit, "com-3", "com-3", &inventoryv1.CommitReservation{OrderId: order3})
-		if _, err := h.dlq.NextMsg(15 * time.Second); err != nil {
-			t.Fatalf("commit of nothing was not dead-lettered: %v", err)
+		// A commit with nothing held is refused with a reply, the same one on a resend.
+		failed := h.do(t, app.SubjectCommit, "com-3", &inventoryv1.CommitReservation{OrderId: order3})
+		if f := decode(t, failed, &inventoryv1.ReservationCommitFailed{}); f.GetOrderId() != order3 || f.GetReason() == "" || failed.Subject != app.SubjectCommitFailed {
+			t.Fatalf("commit of nothing = %v on %s", f, failed.Subject)
 		}
+		h.send(t, app.SubjectCommit, "com-3", "com-3-resend", &inventoryv1.CommitReservation{OrderId: order3})
+		again = h.next(t, func(m *nats.Msg) bool { return m.Header.Get(messaging.HeaderCausationID) == "com-3" })
+		if again.Header.Get(messaging.HeaderID) != failed.Header.Get(messaging.HeaderID) || again.Subject != app.SubjectCommitFailed {
+			t.Fatalf("resent commit got %s, want the same ReservationCommitFailed", again.Subject)
+		}
+		// So is a commit of a released reservation, which sells nothing.
+		decode(t, h.do(t, app.SubjectCommit, "com-4", &inventoryv1.CommitReservation{OrderId: order4}), &inventoryv1.ReservationCommitFailed{})
+		wantStock(t, h.stock(t, "espresso-machine"), 10, 0, 0)
 
 		if _, err := h.client.GetStock(context.Background(), &inventoryv1.GetStockRequest{ProductId: "nothing-here"}); status.Code(err) != codes.NotFound {
 			t.Fatalf("GetStock(unknown) = %v, want NotFound", err)
@@ -292,15 +301,14 @@ func TestReservationExpires(t *testing.T) {
 	decode(t, h.do(t, app.SubjectCommit, "com-1", &inventoryv1.CommitReservation{OrderId: order1}), &inventoryv1.ReservationCommitted{})
 	wantStock(t, h.stock(t, "mug"), 3, 0, 2)
 
-	// ...and is dead-lettered, selling nothing, when they are gone.
+	// ...and is refused, selling nothing, when they are gone.
 	decode(t, h.do(t, app.SubjectReserve, "res-2", reserve(order2, "mug", 2, "kettle", 1)), &inventoryv1.InventoryReserved{})
 	h.next(t, func(m *nats.Msg) bool { return m.Subject == app.SubjectExpired })
 	decode(t, h.do(t, app.SubjectReserve, "res-3", reserve(order3, "mug", 3)), &inventoryv1.InventoryReserved{})
 	decode(t, h.do(t, app.SubjectCommit, "com-3", &inventoryv1.CommitReservation{OrderId: order3}), &inventoryv1.ReservationCommitted{})
 	wantStock(t, h.stock(t, "mug"), 0, 0, 5)
-	h.send(t, app.SubjectCommit, "com-2", "com-2", &inventoryv1.CommitReservation{OrderId: order2})
-	if dl, err := h.dlq.NextMsg(15 * time.Second); err != nil || dl.Header.Get(messaging.HeaderID) != "com-2" {
-		t.Fatalf("late commit without stock was not dead-lettered: %v", err)
+	if f := decode(t, h.do(t, app.SubjectCommit, "com-2", &inventoryv1.CommitReservation{OrderId: order2}), &inventoryv1.ReservationCommitFailed{}); f.GetOrderId() != order2 {
+		t.Fatalf("late commit without stock = %v", f)
 	}
 	wantStock(t, h.stock(t, "kettle"), 5, 0, 0)
 }
@@ -365,6 +373,9 @@ func TestSetStockNeedsAdmin(t *testing.T) {
 		}
 		for _, s := range page.GetStock() {
 			got = append(got, s.GetProductId())
+			if s.GetTotalStocked() != s.GetAvailable()+s.GetReserved()+s.GetSold() || (s.GetProductId() == "mug" && s.GetTotalStocked() != 25) {
+				t.Errorf("listed stock %v: total stocked does not add up", s)
+			}
 		}
 		if token = page.GetNextPageToken(); token == "" {
 			break

@@ -6,7 +6,7 @@ package app
 
 import (
 	"context"
-
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -31,8 +31,10 @@ const (
 	SubjectReserved  = "evt.inventory.reserved"
 	SubjectRejected  = "evt.inventory.rejected"
 	SubjectCommitted = "evt.inventory.committed"
-	SubjectReleased  = "evt.inventory.released"
-	SubjectExpired   = "evt.inventory.expired"
+	// SubjectCommitFailed carries ReservationCommitFailed: nothing could be sold.
+	SubjectCommitFailed = "evt.inventory.commit_failed"
+	SubjectReleased     = "evt.inventory.released"
+	SubjectExpired      = "evt.inventory.expired"
 )
 
 // Reply is an event to publish: the answer to a command, stored with the command's
@@ -235,10 +237,11 @@ func (h *Handlers) ReserveInventory(ctx context.Context, m messaging.Message, cm
 
 // CommitReservation turns the order's held units into sold ones and replies
 // ReservationCommitted (also for a repeat). A reservation that expired is sold if
-// all its units are still available. There is no failure reply in the contract: a
-// commit without a reservation, of a released one, or of an expired one whose units
-// are gone returns Permanent, so the command is dead-lettered with the reason. Store and bus failures
-// return an error (redelivery).
+// all its units are still available. A commit that cannot be honoured (no
+// reservation, a released one, or an expired one whose units are gone) sells nothing
+// and replies ReservationCommitFailed with the reason, so the saga compensates
+// instead of waiting; a resend gets the same reply. An invalid command returns
+// Permanent (dead-lettered); store and bus failures return an error (redelivery).
 func (h *Handlers) CommitReservation(ctx context.Context, m messaging.Message, cmd *inventoryv1.CommitReservation) error {
 	if err := h.validator.Validate(cmd); err != nil {
 		return messaging.Permanent(fmt.Errorf("invalid CommitReservation: %w", err))
@@ -248,35 +251,7 @@ func (h *Handlers) CommitReservation(ctx context.Context, m messaging.Message, c
 	}
 	orderID := cmd.GetOrderId()
 	reply, err := h.store.Execute(ctx, m.ID, func(ctx context.Context, tx Tx) (Reply, error) {
-		r, err := tx.ReservationByOrder(ctx, orderID)
-		if err != nil {
-			return Reply{}, err
-		}
-		if r == nil {
-			return Reply{}, messaging.Permanent(fmt.Errorf("commit order %s: reservation %w", orderID, domain.ErrNotFound))
-		}
-		now := h.now().UTC()
-		if r.Status == domain.StatusExpired {
-			// Late but not lost: sell the units if they are still available.
-			if r, err = h.revive(ctx, tx, *r, now); err != nil {
-				return Reply{}, err
-			}
-		}
-		next, changed, err := r.Commit(now)
-		if err != nil {
-			return Reply{}, messaging.Permanent(err)
-		}
-		if changed {
-			for _, l := range r.Lines {
-				if err := tx.Sell(ctx, l); err != nil {
-					return Reply{}, err
-				}
-			}
-			if err := tx.SaveReservation(ctx, next); err != nil {
-				return Reply{}, err
-			}
-		}
-		return Reply{Subject: SubjectCommitted, Msg: &inventoryv1.ReservationCommitted{OrderId: orderID, ReservationId: r.ID}}, nil
+		return h.commit(ctx, tx, orderID)
 	})
 	if err != nil {
 		return fmt.Errorf("commit for order %s: %w", orderID, err)
@@ -284,31 +259,74 @@ func (h *Handlers) CommitReservation(ctx context.Context, m messaging.Message, c
 	return h.publish(ctx, m, orderID, reply)
 }
 
+// commit sells the order's reservation inside tx and returns the reply; a refusal is
+// a ReservationCommitFailed reply, not an error, so it is stored with the inbox record.
+func (h *Handlers) commit(ctx context.Context, tx Tx, orderID string) (Reply, error) {
+	r, err := tx.ReservationByOrder(ctx, orderID)
+	if err != nil {
+		return Reply{}, err
+	}
+	if r == nil {
+		return commitFailed(orderID, "the order has no reservation"), nil
+	}
+	now := h.now().UTC()
+	if r.Status == domain.StatusExpired {
+		// Late but not lost: sell the units if they are still available.
+		revived, short, err := h.revive(ctx, tx, *r, now)
+		if err != nil {
+			return Reply{}, err
+		}
+		if short != "" {
+			return commitFailed(orderID, "the reservation expired and "+short+" is no longer available"), nil
+		}
+		r = &revived
+	}
+	next, changed, err := r.Commit(now)
+	if errors.Is(err, domain.ErrIllegalState) {
+		return commitFailed(orderID, "the reservation was "+r.Status.String()), nil
+	}
+	if err != nil {
+		return Reply{}, err
+	}
+	if changed {
+		for _, l := range r.Lines {
+			if err := tx.Sell(ctx, l); err != nil {
+				return Reply{}, err
+			}
+		}
+		if err := tx.SaveReservation(ctx, next); err != nil {
+			return Reply{}, err
+		}
+	}
+	return Reply{Subject: SubjectCommitted, Msg: &inventoryv1.ReservationCommitted{OrderId: orderID, ReservationId: r.ID}}, nil
+}
+
+func commitFailed(orderID, reason string) Reply {
+	return Reply{Subject: SubjectCommitFailed, Msg: &inventoryv1.ReservationCommitFailed{OrderId: orderID, Reason: reason}}
+}
+
 // revive takes an expired reservation's units back from available, all or nothing.
-// It returns Permanent wrapping domain.ErrInsufficientStock when some are gone.
-func (h *Handlers) revive(ctx context.Context, tx Tx, r domain.Reservation, now time.Time) (*domain.Reservation, error) {
+// short names a product no longer available (nothing was taken then); err is the
+// store's error.
+func (h *Handlers) revive(ctx context.Context, tx Tx, r domain.Reservation, now time.Time) (revived domain.Reservation, short string, err error) {
 	var taken []domain.Line
 	for _, l := range r.Lines {
 		ok, err := tx.Take(ctx, l)
 		if err != nil {
-			return nil, err
+			return r, "", err
 		}
 		if !ok {
 			for _, t := range taken {
 				if err := tx.Untake(ctx, t); err != nil {
-					return nil, err
+					return r, "", err
 				}
 			}
-			return nil, messaging.Permanent(fmt.Errorf("commit order %s: reservation expired and %s is no longer available: %w",
-				r.OrderID, l.ProductID, domain.ErrInsufficientStock))
+			return r, l.ProductID, nil
 		}
 		taken = append(taken, l)
 	}
-	revived, err := r.Revive(now)
-	if err != nil {
-		return nil, err
-	}
-	return &revived, nil
+	revived, err = r.Revive(now)
+	return revived, "", err
 }
 
 // ReleaseInventory gives the order's held units back and replies InventoryReleased,

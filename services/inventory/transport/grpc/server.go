@@ -103,7 +103,7 @@ func (s *Server) ListStock(ctx context.Context, req *inventoryv1.ListStockReques
 }
 
 func toProto(s domain.Stock) *inventoryv1.Stock {
-	return &inventoryv1.Stock{ProductId: s.ProductID, Available: s.Available, Reserved: s.Reserved, Sold: s.Sold}
+	return &inventoryv1.Stock{ProductId: s.ProductID, Available: s.Available, Reserved: s.Reserved, Sold: s.Sold, TotalStocked: s.TotalStocked}
 }
 
 // toStatus is the one place domain errors become gRPC codes. Anything not listed is
