@@ -225,10 +225,17 @@ func testMoneyFlow(t *testing.T, h *harness) {
 	h.send(t, app.SubjectRefund, "ref-1", "ref-1-resend", refund)
 	decode(t, h.reply(t, "ref-1"), &paymentv1.PaymentRefunded{})
 
-	// More than what is left of the capture: refused and dead-lettered, nothing moved.
-	h.send(t, app.SubjectRefund, "ref-over", "ref-over", &paymentv1.RefundPayment{OrderId: order1, PaymentId: authd.GetPaymentId(), Amount: usd(1501)})
-	if why := h.deadLetter(t, "ref-over"); why == "" {
-		t.Fatal("dead letter without a reason")
+	// More than what is left of the capture: refused with a reply, nothing moved, and
+	// the same reply (same event id) for a resend.
+	tooMuch := &paymentv1.RefundPayment{OrderId: order1, PaymentId: authd.GetPaymentId(), Amount: usd(1501)}
+	refusal := h.do(t, app.SubjectRefund, "ref-over", tooMuch)
+	if f := decode(t, refusal, &paymentv1.RefundFailed{}); refusal.Subject != app.SubjectRefundFailed ||
+		f.GetOrderId() != order1 || f.GetPaymentId() != authd.GetPaymentId() || f.GetReason() == "" {
+		t.Fatalf("refused refund = %v on %s", f, refusal.Subject)
+	}
+	h.send(t, app.SubjectRefund, "ref-over", "ref-over-resend", tooMuch)
+	if again := h.reply(t, "ref-over"); again.Header.Get(messaging.HeaderID) != refusal.Header.Get(messaging.HeaderID) || again.Subject != app.SubjectRefundFailed {
+		t.Fatalf("resent refused refund got %s, want the same RefundFailed", again.Subject)
 	}
 	p = h.byOrder(t, order1)
 	if p.GetCaptured().GetMinorUnits() != 2500 || p.GetRefunded().GetMinorUnits() != 1000 || p.GetStatus() != paymentv1.PaymentStatus_PAYMENT_STATUS_REFUNDED {

@@ -33,6 +33,8 @@ const (
 	SubjectCaptureFailed = "evt.payment.capture_failed"
 	SubjectVoided        = "evt.payment.voided"
 	SubjectRefunded      = "evt.payment.refunded"
+	// SubjectRefundFailed carries RefundFailed: the refund was refused.
+	SubjectRefundFailed = "evt.payment.refund_failed"
 )
 
 // Reply is the event a command was answered with. It is stored with the command's
@@ -329,10 +331,11 @@ func (h *Handlers) VoidAuthorization(ctx context.Context, m messaging.Message, c
 // RefundPayment returns captured money and replies PaymentRefunded with the amount
 // this command returned (0 when there was nothing to refund: no payment, only an
 // authorization, which is voided, or a payment already refunded in full). A refund
-// exceeding what is captured and not yet refunded is refused: there is no failure
-// reply for it, so it returns Permanent and the command is dead-lettered with the
-// reason. It returns an error (redelivery) when the provider fails transiently or the
-// store or bus fails.
+// exceeding what is captured and not yet refunded (or in another currency) is
+// refused: nothing is returned and the reply is RefundFailed with the reason, stored
+// like any reply so a resend gets the same one. An invalid command returns Permanent
+// (dead-lettered). It returns an error (redelivery) when the provider fails
+// transiently or the store or bus fails.
 func (h *Handlers) RefundPayment(ctx context.Context, m messaging.Message, cmd *paymentv1.RefundPayment) error {
 	if err := h.validator.Validate(cmd); err != nil {
 		return messaging.Permanent(fmt.Errorf("invalid RefundPayment: %w", err))
@@ -344,10 +347,10 @@ func (h *Handlers) RefundPayment(ctx context.Context, m messaging.Message, cmd *
 	amount := domain.Money{Units: cmd.GetAmount().GetMinorUnits(), Currency: cmd.GetAmount().GetCurrencyCode()}
 	if cur, err := h.store.PaymentByOrder(ctx, orderID); err == nil {
 		next, refund, changed, err := cur.Refund(amount, h.now())
-		if err != nil {
+		if err != nil && !refused(err) {
 			return messaging.Permanent(fmt.Errorf("refund order %s: %w", orderID, err))
 		}
-		if changed {
+		if err == nil && changed { // a refusal is recorded below, without the provider
 			if refund > 0 {
 				err = h.provider.Refund(ctx, m.ID, cur.ID, refund)
 			} else if next.Status == domain.StatusVoided {
@@ -373,6 +376,9 @@ func (h *Handlers) RefundPayment(ctx context.Context, m messaging.Message, cmd *
 			return Reply{Subject: SubjectRefunded, Msg: &paymentv1.PaymentRefunded{OrderId: orderID, PaymentId: cmd.GetPaymentId(), Amount: money(0, amount.Currency)}}, nil
 		}
 		next, refund, changed, err := cur.Refund(amount, now)
+		if refused(err) {
+			return Reply{Subject: SubjectRefundFailed, Msg: &paymentv1.RefundFailed{OrderId: orderID, PaymentId: cur.ID, Reason: err.Error()}}, nil
+		}
 		if err != nil {
 			return Reply{}, messaging.Permanent(err)
 		}
@@ -391,6 +397,13 @@ func (h *Handlers) RefundPayment(ctx context.Context, m messaging.Message, cmd *
 		return fmt.Errorf("refund order %s: %w", orderID, err)
 	}
 	return h.publish(ctx, m, orderID, reply)
+}
+
+// refused reports whether err is the domain refusing a refund (a reply), rather than
+// a fault.
+func refused(err error) bool {
+	return errors.Is(err, domain.ErrOverRefund) || errors.Is(err, domain.ErrCurrencyMismatch) ||
+		errors.Is(err, domain.ErrInvalidAmount) || errors.Is(err, domain.ErrIllegalState)
 }
 
 // replayed re-publishes the stored reply of a command seen before; done reports
