@@ -45,8 +45,8 @@ type Recorder struct {
 // the test if Setup fails.
 func Start(t testing.TB, serviceName string, opts ...telemetry.Option) *Recorder {
 	t.Helper()
-	exp := newExporter()
-	opts = append([]telemetry.Option{telemetry.WithSyncSpanExporter(exp), telemetry.WithLogOutput(io.Discard)}, opts...)
+	r := NewRecorder()
+	opts = append([]telemetry.Option{r.Option(), telemetry.WithLogOutput(io.Discard)}, opts...)
 	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: serviceName, SampleRatio: 1}, opts...)
 	if err != nil {
 		t.Fatalf("telemetry setup: %v", err)
@@ -56,8 +56,17 @@ func Start(t testing.TB, serviceName string, opts ...telemetry.Option) *Recorder
 		defer cancel()
 		_ = tel.Shutdown(ctx)
 	})
-	return &Recorder{tel: tel, exp: exp}
+	r.tel = tel
+	return r
 }
+
+// NewRecorder returns a recorder for a program that calls telemetry.Setup itself
+// (shopd's Main): pass Option() among its Setup options, and the recorder sees every
+// span of that pipeline as it ends. Its Telemetry is nil.
+func NewRecorder() *Recorder { return &Recorder{exp: newExporter()} }
+
+// Option feeds the recorder from a telemetry.Setup pipeline.
+func (r *Recorder) Option() telemetry.Option { return telemetry.WithSyncSpanExporter(r.exp) }
 
 // Telemetry returns the pipeline, for ForService, NewContext, Logger and
 // MetricsHandler.
