@@ -233,7 +233,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		if err := s.wireSaga(ctx, cfg.SagaTiming, js, store, repo); err != nil {
 			return nil, err
 		}
-		cancelOrder = cancelOrder.WithSagaProgress(app.SagaShipped{Orch: s.orch})
+		cancelOrder = cancelOrder.WithSagaCanceller(app.SagaCancel{Orch: s.orch, Repo: repo})
 	}
 
 	s.server = grpcserver.New(

@@ -17,22 +17,34 @@ type CancelOrderCommand struct {
 
 // CancelOrder lets a user cancel their own order before it ships.
 type CancelOrder struct {
-	repo     *Repository
-	progress SagaProgress
+	repo  *Repository
+	sagas SagaCanceller
+	// beforeRecord runs between the saga's decision and the order's append (tests
+	// force interleavings there).
+	beforeRecord func(ctx context.Context, orderID string)
 }
 
-// SagaProgress tells whether an order's fulfilment has gone past the point where
-// its user may cancel. The order aggregate learns of a created shipment only after
-// the saga does, so CancelOrder asks the saga too.
-type SagaProgress interface {
-	// Shipped reports whether the order's shipment exists (or the saga ended).
-	Shipped(ctx context.Context, orderID string) (bool, error)
+// SagaCanceller puts a user's cancellation to the order's saga. The aggregate learns
+// of the saga's progress only after the saga made it, so the saga decides: it is
+// the one log where the cancellation and the step replies are serialised.
+type SagaCanceller interface {
+	// CancelForUser asks the saga of o to stop, as a failure of its step in
+	// progress. accepted is false, and nothing changed, when the saga is already
+	// past the shipment or completed. It returns the store's error.
+	CancelForUser(ctx context.Context, o *domain.Order, reason string) (accepted bool, err error)
 }
 
-// WithSagaProgress returns h refusing cancellations that progress says come too
-// late; nil leaves the aggregate's state as the only judge.
-func (h CancelOrder) WithSagaProgress(progress SagaProgress) CancelOrder {
-	h.progress = progress
+// WithSagaCanceller returns h asking sagas before it records a cancellation; nil
+// leaves the aggregate's state as the only judge.
+func (h CancelOrder) WithSagaCanceller(sagas SagaCanceller) CancelOrder {
+	h.sagas = sagas
+	return h
+}
+
+// WithBeforeRecord returns h calling fn after the saga accepted a cancellation and
+// before the order records it. It exists so tests can let the saga move on there.
+func (h CancelOrder) WithBeforeRecord(fn func(ctx context.Context, orderID string)) CancelOrder {
+	h.beforeRecord = fn
 	return h
 }
 
@@ -45,31 +57,52 @@ func NewCancelOrder(repo *Repository) CancelOrder {
 }
 
 // Handle records the cancellation request and returns the order. Cancelling an order
-// already cancelling or cancelled changes nothing. It returns ErrUnauthenticated
-// without a user, ErrNotFound when the order does not exist or belongs to another
-// user, a *domain.TransitionError (domain.ErrIllegalTransition) once the shipment
-// exists, ErrConcurrency and event-store errors wrapped.
+// already cancelling or cancelled changes nothing. With a SagaCanceller the saga
+// decides first and the order records only a cancellation the saga accepted, so an
+// order never waits for compensations its saga will not run. It returns
+// ErrUnauthenticated without a user, ErrNotFound when the order does not exist or
+// belongs to another user, a *domain.TransitionError (domain.ErrIllegalTransition)
+// once the shipment exists, ErrUnavailable when the saga cannot be asked,
+// ErrConcurrency and event-store errors wrapped.
 func (h CancelOrder) Handle(ctx context.Context, cmd CancelOrderCommand) (*domain.Order, error) {
 	if cmd.UserID == "" {
 		return nil, ErrUnauthenticated
 	}
-	o, err := h.repo.Update(ctx, cmd.OrderID, func(o *domain.Order) ([]domain.Event, error) {
+	decide := func(o *domain.Order) ([]domain.Event, error) {
 		events, err := o.CancelByUser(cmd.UserID, cmd.Reason)
 		if o.State() == domain.StateNew || errors.Is(err, domain.ErrNotOwner) {
 			return nil, ErrNotFound
 		}
-		if err != nil || len(events) == 0 || h.progress == nil {
-			return events, err
-		}
-		shipped, err := h.progress.Shipped(ctx, cmd.OrderID)
+		return events, err
+	}
+	if h.sagas != nil {
+		o, err := h.repo.Load(ctx, cmd.OrderID)
 		if err != nil {
-			return nil, fmt.Errorf("%w: saga state: %w", ErrUnavailable, err)
+			return nil, fmt.Errorf("cancel order %q: %w", cmd.OrderID, err)
 		}
-		if shipped {
-			return nil, &domain.TransitionError{From: domain.StateShipmentCreated, Command: domain.CmdCancelByUser}
+		events, err := decide(o)
+		if err != nil {
+			return nil, fmt.Errorf("cancel order %q: %w", cmd.OrderID, err)
 		}
-		return events, nil
-	})
+		if len(events) == 0 {
+			return o, nil
+		}
+		accepted, err := h.sagas.CancelForUser(ctx, o, cmd.Reason)
+		if err != nil {
+			return nil, fmt.Errorf("cancel order %q: %w: saga: %w", cmd.OrderID, ErrUnavailable, err)
+		}
+		if !accepted {
+			return nil, fmt.Errorf("cancel order %q: %w", cmd.OrderID,
+				&domain.TransitionError{From: domain.StateShipmentCreated, Command: domain.CmdCancelByUser})
+		}
+		if h.beforeRecord != nil {
+			h.beforeRecord(ctx, cmd.OrderID)
+		}
+	}
+	// The saga, if asked, stopped before the shipment: the aggregate cannot have
+	// passed it, and if the follower already recorded the cancellation this is a
+	// no-op.
+	o, err := h.repo.Update(ctx, cmd.OrderID, decide)
 	if err != nil {
 		return nil, fmt.Errorf("cancel order %q: %w", cmd.OrderID, err)
 	}

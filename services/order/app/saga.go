@@ -90,9 +90,12 @@ func (c SagaConfig) withDefaults() SagaConfig {
 }
 
 // userCancel is the failure reply a user's cancellation feeds to the step in
-// progress: every step lists it in FailedOn, so the saga compensates from wherever
-// it is. Because a failed step is not compensated by the engine, the follower sends
-// that step's compensation as well (see SagaFollower).
+// progress. The steps up to and including create_shipment list it in FailedOn, so
+// the saga compensates from there; the later ones do not, so once the shipment
+// exists the saga ignores it and completes (a user may cancel only before the
+// shipment, and the saga's log is where that race is decided, see SagaCancel).
+// Because a failed step is not compensated by the engine, the follower sends that
+// step's compensation as well (see SagaFollower).
 var userCancel = &orderv1.OrderCancelling{}
 
 // OrderSaga returns the order fulfilment saga:
@@ -107,7 +110,10 @@ func OrderSaga(cfg SagaConfig) saga.Definition[*orderv1.OrderSagaData] {
 	retry := saga.Retry{Attempts: cfg.StepAttempts, Backoff: saga.Backoff{Initial: cfg.Backoff, Max: cfg.MaxBackoff}}
 	step := func(s saga.Step[*orderv1.OrderSagaData]) saga.Step[*orderv1.OrderSagaData] {
 		s.Timeout, s.Retry = cfg.StepTimeout, retry
-		s.FailedOn = append(s.FailedOn, userCancel)
+		switch s.Name {
+		case "authorize_payment", "reserve_inventory", "create_shipment":
+			s.FailedOn = append(s.FailedOn, userCancel)
+		}
 		return s
 	}
 	return saga.Definition[*orderv1.OrderSagaData]{

@@ -221,7 +221,12 @@ func (f *SagaFollower) onSagaEvent(ctx context.Context, e eventstore.Event) erro
 		return f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return recordStep(o, reply) })
 	case *sagav1.StepFailed:
 		reply, _ := decodeReply(ev.GetReplyType(), ev.GetReply())
-		if _, ok := reply.(*orderv1.OrderCancelling); ok {
+		if c, ok := reply.(*orderv1.OrderCancelling); ok {
+			// The saga accepted a user's cancellation, which CancelOrder records on
+			// the order right after: record it here too, in case that never happened.
+			if err := f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return o.RequestCancel(c.GetReason(), true) }); err != nil {
+				return err
+			}
 			return f.undoInterrupted(ctx, id, int(ev.GetStep()), ev.GetStepName())
 		}
 		reason := failureReason(ev.GetStepName(), reply, ev.GetReason())
@@ -356,21 +361,54 @@ func decodeReply(typ string, data []byte) (proto.Message, error) {
 	return m, proto.Unmarshal(data, m)
 }
 
-// SagaShipped is the SagaProgress of the order saga.
-type SagaShipped struct{ Orch *OrderOrchestrator }
+// SagaCancel is the SagaCanceller of the order saga.
+type SagaCancel struct {
+	Orch *OrderOrchestrator
+	Repo *Repository
+}
 
-var _ SagaProgress = SagaShipped{}
+var _ SagaCanceller = SagaCancel{}
 
-// Shipped implements SagaProgress: true once create_shipment succeeded (the saga
-// runs a later step or completed). An order without a saga yet has not shipped. It
-// returns the store's error.
-func (s SagaShipped) Shipped(ctx context.Context, orderID string) (bool, error) {
-	st, err := s.Orch.Get(ctx, orderID)
-	switch {
-	case errors.Is(err, saga.ErrNotFound):
-		return false, nil
-	case err != nil:
+// CancelForUser implements SagaCanceller: it feeds the saga the user's
+// OrderCancelling as the failure of its step in progress, then reads whether the
+// saga is compensating (accepted) or went on (refused: only the steps up to the
+// shipment fail on it). A saga not started yet is started first from the order's
+// OrderPlaced (the follower's own start then finds it started), so the decision is
+// never left to a saga that could run past the shipment meanwhile. It returns the
+// store's errors and saga.ErrInvalidID.
+func (s SagaCancel) CancelForUser(ctx context.Context, o *domain.Order, reason string) (bool, error) {
+	id := o.ID()
+	if _, err := s.Orch.Get(ctx, id); errors.Is(err, saga.ErrNotFound) {
+		placed, err := s.placed(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		if err := s.Orch.Start(ctx, id, sagaData(placed)); err != nil && !errors.Is(err, saga.ErrAlreadyStarted) {
+			return false, err
+		}
+	} else if err != nil {
 		return false, err
 	}
-	return st.Status == saga.Completed || (st.Status == saga.Running && st.Step > StepCreateShipment), nil
+	cancel := &orderv1.OrderCancelling{OrderId: id, Reason: reason, RequestedByUser: true}
+	if err := s.Orch.HandleReply(ctx, saga.Reply{SagaID: id, ID: "user-cancel/" + id, Msg: cancel}); err != nil {
+		return false, err
+	}
+	st, err := s.Orch.Get(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	return st.Status == saga.Compensating || st.Status == saga.Cancelled, nil
+}
+
+func (s SagaCancel) placed(ctx context.Context, id string) (*orderv1.OrderPlaced, error) {
+	h, err := s.Repo.History(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(h) > 0 {
+		if p, ok := h[0].Event.(*orderv1.OrderPlaced); ok {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("order %s does not start with OrderPlaced: %w", id, domain.ErrInvalidEvent)
 }

@@ -227,7 +227,7 @@ func TestOrderSagaUserCancelCompensatesTheInterruptedStep(t *testing.T) {
 	id := env.place(t)
 	env.await(t, id, "reserved", func(o *domain.Order) bool { return o.State() == domain.StateInventoryReserved })
 
-	cancel := app.NewCancelOrder(env.repo).WithSagaProgress(app.SagaShipped{Orch: env.orch})
+	cancel := app.NewCancelOrder(env.repo).WithSagaCanceller(app.SagaCancel{Orch: env.orch, Repo: env.repo})
 	if _, err := cancel.Handle(t.Context(), app.CancelOrderCommand{UserID: "alice", OrderID: id, Reason: "changed my mind"}); err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestOrderSagaRefusesUserCancelAfterShipment(t *testing.T) {
 	env := startSaga(t, script)
 	id := env.place(t)
 	env.awaitState(t, id, domain.StateShipmentCreated)
-	cancel := app.NewCancelOrder(env.repo).WithSagaProgress(app.SagaShipped{Orch: env.orch})
+	cancel := app.NewCancelOrder(env.repo).WithSagaCanceller(app.SagaCancel{Orch: env.orch, Repo: env.repo})
 	_, err := cancel.Handle(t.Context(), app.CancelOrderCommand{UserID: "alice", OrderID: id})
 	if err == nil {
 		t.Fatal("cancel after the shipment succeeded")
