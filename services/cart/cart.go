@@ -60,6 +60,9 @@ type Config struct {
 	CatalogTimeout time.Duration
 	// DrainTimeout bounds the graceful stop; zero means grpcserver.DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// StreamReplicas is the replica count of the carts bucket: 1 on a single
+	// server, 3 on a cluster. Zero means 1.
+	StreamReplicas int
 }
 
 // RegisterFlags defines the cart's flags on fs, with their defaults, writing into c.
@@ -71,6 +74,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxQuantity, "max-quantity", DefaultMaxQuantity, "most units of one product in one cart (1-100)")
 	fs.DurationVar(&c.CatalogTimeout, "catalog-timeout", DefaultCatalogTimeout, "deadline of each catalog call")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", grpcserver.DefaultDrainTimeout, "how long in-flight RPCs may finish at shutdown")
+	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of the carts bucket (3 on a NATS cluster)")
 }
 
 // Validate returns an error describing each invalid field.
@@ -96,6 +100,9 @@ func (c Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, fmt.Errorf("drain-timeout %v is negative", c.DrainTimeout))
+	}
+	if c.StreamReplicas < 0 {
+		errs = append(errs, fmt.Errorf("stream-replicas %d is negative", c.StreamReplicas))
 	}
 	return errors.Join(errs...)
 }
@@ -148,7 +155,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	store, err := adapters.NewKVStore(ctx, js, cfg.CartTTL)
+	store, err := adapters.NewKVStore(ctx, js, cfg.CartTTL, adapters.WithReplicas(cfg.StreamReplicas))
 	if err != nil {
 		return nil, fmt.Errorf("cart: %w", err)
 	}

@@ -35,17 +35,35 @@ type KVStore struct {
 
 var _ app.Store = (*KVStore)(nil)
 
+// KVStoreOption tunes NewKVStore.
+type KVStoreOption func(*jetstream.KeyValueConfig)
+
+// WithReplicas sets the bucket's replica count: 1 on a single server (the default),
+// 3 on a cluster. Zero or less keeps the default.
+func WithReplicas(n int) KVStoreOption {
+	return func(c *jetstream.KeyValueConfig) {
+		if n > 0 {
+			c.Replicas = n
+		}
+	}
+}
+
 // NewKVStore creates the bucket if needed, or updates its settings, and returns a
 // store over it. ttl is how long a cart lives after its last change, so abandoned
 // carts expire; zero keeps carts forever. It returns the JetStream error if the
 // bucket cannot be created or updated.
-func NewKVStore(ctx context.Context, js jetstream.JetStream, ttl time.Duration) (*KVStore, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+func NewKVStore(ctx context.Context, js jetstream.JetStream, ttl time.Duration, opts ...KVStoreOption) (*KVStore, error) {
+	cfg := jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "shopping carts, one key per user",
 		History:     1,
 		TTL:         ttl,
-	})
+		Replicas:    1,
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cart store: bucket %s: %w", Bucket, err)
 	}

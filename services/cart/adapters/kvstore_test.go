@@ -47,6 +47,20 @@ func TestKVStoreBucketIsIdempotentWithTTL(t *testing.T) {
 	}
 }
 
+func TestKVStoreSingleReplicaByDefault(t *testing.T) {
+	_, js := newStore(t, 0)
+	if _, err := NewKVStore(t.Context(), js, 0, WithReplicas(0)); err != nil {
+		t.Fatalf("WithReplicas(0): %v", err)
+	}
+	st, err := js.Stream(t.Context(), "KV_"+Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.Replicas; got != 1 {
+		t.Fatalf("bucket %s has %d replicas, want 1", Bucket, got)
+	}
+}
+
 func TestKVStoreRoundTripAsProtobuf(t *testing.T) {
 	s, _ := newStore(t, 0)
 	ctx := t.Context()
