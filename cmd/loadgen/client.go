@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	cartv1 "github.com/eventshop/eventshop/gen/go/eventshop/cart/v1"
+	catalogv1 "github.com/eventshop/eventshop/gen/go/eventshop/catalog/v1"
+	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
+	inventoryv1 "github.com/eventshop/eventshop/gen/go/eventshop/inventory/v1"
+	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+)
+
+// Operation names in the report.
+const (
+	opListProducts = "ListProducts"
+	opSearch       = "SearchProducts"
+	opAddItem      = "AddItem"
+	opPlaceOrder   = "PlaceOrder"
+	opGetOrder     = "GetOrder"
+	opToFinal      = "place->final"
+)
+
+// shopClient is a storefront user of the gateway's JSON API with a bearer token.
+type shopClient struct {
+	base  string
+	token string
+	http  *http.Client
+	stats *stats
+}
+
+// statusError is a non-2xx answer of the gateway.
+type statusError struct {
+	op   string
+	code int
+	body string
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("%s: HTTP %d: %.200s", e.op, e.code, e.body)
+}
+
+// call sends in (nil for none) and decodes the answer into out, recording latency
+// and errors under op.
+func (c *shopClient) call(ctx context.Context, op, method, path string, in, out proto.Message) error {
+	var body io.Reader
+	if in != nil {
+		b, err := protojson.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	start := time.Now()
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.stats.fail(op, "transport")
+		}
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.stats.fail(op, "transport")
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		c.stats.fail(op, "HTTP "+strconv.Itoa(resp.StatusCode))
+		return &statusError{op: op, code: resp.StatusCode, body: string(b)}
+	}
+	c.stats.observe(op, time.Since(start))
+	if out != nil {
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, out); err != nil {
+			c.stats.fail(op, "decode")
+			return fmt.Errorf("%s: decode: %w", op, err)
+		}
+	}
+	return nil
+}
+
+func (c *shopClient) listProducts(ctx context.Context) ([]*catalogv1.Product, error) {
+	var out catalogv1.ListProductsResponse
+	err := c.call(ctx, opListProducts, http.MethodGet, "/api/v1/products?pageSize=20", nil, &out)
+	return out.GetProducts(), err
+}
+
+func (c *shopClient) search(ctx context.Context, q string) error {
+	return c.call(ctx, opSearch, http.MethodGet, "/api/v1/search/products?query="+url.QueryEscape(q), nil, &catalogv1.SearchProductsResponse{})
+}
+
+func (c *shopClient) addItem(ctx context.Context, productID string) error {
+	return c.call(ctx, opAddItem, http.MethodPost, "/api/v1/cart/items",
+		&cartv1.AddItemRequest{ProductId: productID, Quantity: 1}, &cartv1.AddItemResponse{})
+}
+
+func (c *shopClient) clearCart(ctx context.Context) {
+	_ = c.call(ctx, "ClearCart", http.MethodDelete, "/api/v1/cart", nil, nil)
+}
+
+func (c *shopClient) placeOrder(ctx context.Context, key, productID, cardToken string) (string, error) {
+	var out orderv1.PlaceOrderResponse
+	err := c.call(ctx, opPlaceOrder, http.MethodPost, "/api/v1/orders", &orderv1.PlaceOrderRequest{
+		IdempotencyKey: key,
+		Items:          []*commonv1.LineItem{{ProductId: productID, Quantity: 1}},
+		ShippingAddress: &commonv1.Address{
+			Name: "Load Tester", Street: "1 Main St", City: "Springfield", PostalCode: "12345", CountryCode: "US",
+		},
+		PaymentToken: cardToken,
+	}, &out)
+	return out.GetOrder().GetId(), err
+}
+
+func (c *shopClient) getOrder(ctx context.Context, id string) (*orderv1.Order, error) {
+	var out orderv1.GetOrderResponse
+	err := c.call(ctx, opGetOrder, http.MethodGet, "/api/v1/orders/"+url.PathEscape(id), nil, &out)
+	return out.GetOrder(), err
+}
+
+func (c *shopClient) setStock(ctx context.Context, productID string, available int64) error {
+	return c.call(ctx, "SetStock", http.MethodPut, "/api/v1/admin/stock/"+url.PathEscape(productID),
+		&inventoryv1.SetStockRequest{ProductId: productID, Available: available}, &inventoryv1.SetStockResponse{})
+}
+
+// retryable reports whether a failed call may succeed if sent again: the gateway or
+// a service was unavailable, overloaded or timed out, or the connection broke.
+func retryable(err error) bool {
+	var se *statusError
+	if errors.As(err, &se) {
+		switch se.code {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusInternalServerError:
+			return true
+		}
+		return false
+	}
+	return err != nil
+}

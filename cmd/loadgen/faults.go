@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventshop/eventshop/services/payment/provider"
+)
+
+// restartable are the services the chaos scenario stops and starts, in this order.
+var restartable = []string{"payment", "inventory", "shipping", "order"}
+
+// faultyProvider is the simulated card network with faults switched on and off
+// while the shop runs: failing every call, or hanging on it.
+type faultyProvider struct {
+	sim     *provider.Simulated
+	failing atomic.Bool
+	hangFor atomic.Int64 // nanoseconds added to every call
+}
+
+var _ provider.Provider = (*faultyProvider)(nil)
+
+func newFaultyProvider(slow time.Duration) *faultyProvider {
+	return &faultyProvider{sim: &provider.Simulated{SlowDelay: slow}}
+}
+
+func (f *faultyProvider) fault(ctx context.Context) error {
+	if d := time.Duration(f.hangFor.Load()); d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	if f.failing.Load() {
+		return fmt.Errorf("%w: injected outage", provider.ErrProcessing)
+	}
+	return nil
+}
+
+// Authorize implements provider.Provider; it fails with ErrProcessing during an outage.
+func (f *faultyProvider) Authorize(ctx context.Context, req provider.AuthorizeRequest) (provider.Authorization, error) {
+	if err := f.fault(ctx); err != nil {
+		return provider.Authorization{}, err
+	}
+	return f.sim.Authorize(ctx, req)
+}
+
+// Capture implements provider.Provider; it fails with ErrProcessing during an outage.
+func (f *faultyProvider) Capture(ctx context.Context, key, ref string, amount int64) error {
+	if err := f.fault(ctx); err != nil {
+		return err
+	}
+	return f.sim.Capture(ctx, key, ref, amount)
+}
+
+// Void implements provider.Provider; it fails with ErrProcessing during an outage.
+func (f *faultyProvider) Void(ctx context.Context, key, ref string) error {
+	if err := f.fault(ctx); err != nil {
+		return err
+	}
+	return f.sim.Void(ctx, key, ref)
+}
+
+// Refund implements provider.Provider; it fails with ErrProcessing during an outage.
+func (f *faultyProvider) Refund(ctx context.Context, key, ref string, amount int64) error {
+	if err := f.fault(ctx); err != nil {
+		return err
+	}
+	return f.sim.Refund(ctx, key, ref, amount)
+}
+
+// chaos restarts each restartable service in turn, ChaosRounds times, and between
+// rounds takes the card network down and then makes it hang, for ChaosEvery each.
+func (r *runner) chaos(ctx context.Context) {
+	pause := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(r.cfg.ChaosEvery):
+			return true
+		}
+	}
+	r.mu.Lock()
+	r.restarts = map[string]int{}
+	r.mu.Unlock()
+	for round := range r.cfg.ChaosRounds {
+		for _, svc := range restartable {
+			if !pause() {
+				return
+			}
+			// Restart must finish even when the load is over, or the shop is left broken.
+			if err := r.shop.Restart(context.WithoutCancel(ctx), svc); err != nil {
+				r.logFault(fmt.Sprintf("restart %s failed: %v", svc, err))
+				continue
+			}
+			r.mu.Lock()
+			r.restarts[svc]++
+			r.mu.Unlock()
+		}
+		if !pause() {
+			return
+		}
+		r.logFault(fmt.Sprintf("round %d: card network down for %v", round+1, r.cfg.ChaosEvery))
+		r.faults.failing.Store(true)
+		pause()
+		r.faults.failing.Store(false)
+		r.logFault(fmt.Sprintf("round %d: card network hangs 2s per call for %v", round+1, r.cfg.ChaosEvery))
+		r.faults.hangFor.Store(int64(2 * time.Second))
+		pause()
+		r.faults.hangFor.Store(0)
+	}
+}
+
+func (r *runner) logFault(s string) {
+	r.mu.Lock()
+	r.faultLog = append(r.faultLog, s)
+	r.mu.Unlock()
+}

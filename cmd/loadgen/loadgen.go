@@ -1,0 +1,529 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/eventshop/eventshop/cmd/internal/audit"
+	"github.com/eventshop/eventshop/cmd/internal/shop"
+	catalogv1 "github.com/eventshop/eventshop/gen/go/eventshop/catalog/v1"
+	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	"github.com/eventshop/eventshop/pkg/auth/devissuer"
+	"github.com/eventshop/eventshop/pkg/config"
+)
+
+// DefaultShopFlags shorten the in-process shop's saga step timeout and backoff, so an
+// order paid with a card that never answers (tok_processingError) is cancelled in
+// seconds rather than after three 30-second attempts, and closed-model users move on.
+const DefaultShopFlags = "-order-saga-step-timeout 5s -order-saga-backoff 200ms -order-saga-max-backoff 2s"
+
+// Config is one load run.
+type Config struct {
+	Scenario string // steady, flash-sale or chaos
+	Target   string // gateway URL of a running shop; empty runs the shop in-process
+	Issuer   string // dev issuer of the running shop
+	DataDir  string // data directory of the running shop, for the audit ("" skips it)
+
+	Rate     float64       // open model: sessions started per second (0: closed model)
+	Users    int           // closed model: concurrent users
+	Orders   int           // stop after this many placed orders (0: Duration only)
+	Duration time.Duration // stop after this long (0: Orders only)
+	Mix      string        // card-token mix, e.g. "ok=90,declined=5,transient=5"
+	Buyers   int           // flash-sale: buyers racing
+	Units    int           // flash-sale: units on sale
+	Restock  int64         // steady/chaos: units set on every product first (0: leave stock)
+
+	ChaosRounds int           // chaos: times each restartable service is restarted
+	ChaosEvery  time.Duration // chaos: pause between two faults
+	FinalWait   time.Duration // how long placed orders may take to become final
+	ShopFlags   string        // extra shopd flags for the in-process shop
+	JSON        bool
+	Progress    bool
+}
+
+func (c *Config) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.Scenario, "scenario", "steady", "steady, flash-sale or chaos")
+	fs.StringVar(&c.Target, "target", "", "gateway URL of a running shop (e.g. http://127.0.0.1:8080); empty runs the shop in-process")
+	fs.StringVar(&c.Issuer, "issuer", "http://127.0.0.1:9400", "dev OIDC issuer of the running shop (-target)")
+	fs.StringVar(&c.DataDir, "data-dir", "data", "data directory of the running shop (-target), audited at the end; empty skips the audit")
+	fs.Float64Var(&c.Rate, "rate", 0, "open model: sessions started per second (0: closed model with -users)")
+	fs.IntVar(&c.Users, "users", 8, "closed model: concurrent users")
+	fs.IntVar(&c.Orders, "orders", 200, "stop after this many placed orders (0: -duration only)")
+	fs.DurationVar(&c.Duration, "duration", 0, "stop after this long (0: -orders only)")
+	fs.StringVar(&c.Mix, "mix", "ok=90,declined=5,transient=5", "card-token mix in percent: ok (tok_visa), declined (tok_chargeDeclined), transient (tok_processingError), slow (tok_slow)")
+	fs.IntVar(&c.Buyers, "buyers", 500, "flash-sale: buyers racing for the units")
+	fs.IntVar(&c.Units, "units", 50, "flash-sale: units of the one product on sale")
+	fs.Int64Var(&c.Restock, "restock", 1000000, "steady and chaos: units set available on the products used first (0 leaves stock alone)")
+	fs.IntVar(&c.ChaosRounds, "chaos-rounds", 2, "chaos: times each of payment, inventory, shipping and order is restarted")
+	fs.DurationVar(&c.ChaosEvery, "chaos-every", 2*time.Second, "chaos: pause between two faults")
+	fs.DurationVar(&c.FinalWait, "final-wait", 3*time.Minute, "bound for every placed order to become COMPLETED or CANCELLED")
+	fs.StringVar(&c.ShopFlags, "shop-flags", DefaultShopFlags, "extra shopd flags for the in-process shop, space-separated (e.g. \"-shipping-fail-rate 0.02\")")
+	fs.BoolVar(&c.JSON, "json", false, "print the final report as JSON")
+	fs.BoolVar(&c.Progress, "progress", isTerminal(os.Stderr), "live progress line on stderr")
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// tokenMix picks card tokens by weight.
+type tokenMix struct {
+	tokens  []string
+	weights []int
+	total   int
+}
+
+var mixTokens = map[string]string{"ok": "tok_visa", "declined": "tok_chargeDeclined", "transient": "tok_processingError", "slow": "tok_slow"}
+
+func parseMix(s string) (tokenMix, error) {
+	var m tokenMix
+	for _, part := range strings.Split(s, ",") {
+		name, w, ok := strings.Cut(strings.TrimSpace(part), "=")
+		tok, known := mixTokens[name]
+		n, err := strconv.Atoi(w)
+		if !ok || !known || err != nil || n < 0 {
+			return m, fmt.Errorf("mix %q: want name=percent with name ok, declined, transient or slow", part)
+		}
+		m.tokens, m.weights, m.total = append(m.tokens, tok), append(m.weights, n), m.total+n
+	}
+	if m.total == 0 {
+		return m, errors.New("mix: weights sum to 0")
+	}
+	return m, nil
+}
+
+func (m tokenMix) pick() string {
+	n := rand.IntN(m.total)
+	for i, w := range m.weights {
+		if n < w {
+			return m.tokens[i]
+		}
+		n -= w
+	}
+	return m.tokens[0]
+}
+
+// run is one load run: set up, drive load (and faults), wait for every placed
+// order to become final, audit. It returns the report; an error only when the run
+// could not be set up.
+func run(ctx context.Context, cfg Config, stderr io.Writer) (*Report, error) {
+	mix, err := parseMix(cfg.Mix)
+	if err != nil {
+		return nil, err
+	}
+	r := &runner{cfg: cfg, mix: mix, stats: newStats(), stderr: stderr, orders: map[string]time.Time{}}
+	if cfg.Target == "" {
+		if err := r.startShop(ctx); err != nil {
+			return nil, err
+		}
+		defer r.shop.Close()
+	} else {
+		r.base, r.issuer, r.dataDir = strings.TrimRight(cfg.Target, "/"), cfg.Issuer, cfg.DataDir
+	}
+	if cfg.Scenario == "chaos" && r.shop == nil {
+		return nil, errors.New("chaos: needs the in-process shop (no -target), or scripts/run-split.sh for processes")
+	}
+	if err := r.login(ctx); err != nil {
+		return nil, err
+	}
+	return r.run(ctx)
+}
+
+type runner struct {
+	cfg     Config
+	mix     tokenMix
+	stats   *stats
+	stderr  io.Writer
+	shop    *shop.Main
+	faults  *faultyProvider
+	base    string
+	issuer  string
+	dataDir string
+
+	users    []*shopClient
+	admin    *shopClient
+	products []*catalogv1.Product
+
+	mu       sync.Mutex
+	orders   map[string]time.Time // placed order id -> when PlaceOrder answered
+	restarts map[string]int
+	faultLog []string
+}
+
+// startShop runs the shop in-process on random loopback ports, with gateway rate
+// limits out of the way (the load comes from one address and few users).
+func (r *runner) startShop(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "loadgen-shop-")
+	if err != nil {
+		return err
+	}
+	m := shop.NewMain()
+	m.Stdout, m.Stderr = io.Discard, io.Discard
+	args := []string{"-data-dir", dir, "-nats-port", "0", "-issuer-addr", "127.0.0.1:0", "-log-level", "error",
+		"-gateway-http-addr", "127.0.0.1:0",
+		"-gateway-rate-ip", "1e9", "-gateway-rate-ip-burst", "1000000000",
+		"-gateway-rate-user", "1e9", "-gateway-rate-user-burst", "1000000000"}
+	for _, svc := range []string{"catalog", "cart", "order", "payment", "inventory", "shipping"} {
+		args = append(args, "-"+svc+"-grpc-addr", "127.0.0.1:0")
+	}
+	args = append(args, strings.Fields(r.cfg.ShopFlags)...)
+	if err := m.ParseFlags(args); err != nil {
+		return fmt.Errorf("shop flags: %w", err)
+	}
+	r.faults = newFaultyProvider(m.Payment.SlowDelay)
+	m.PaymentProvider = r.faults
+	if err := m.Run(ctx); err != nil {
+		m.Close()
+		return fmt.Errorf("start shop: %w", err)
+	}
+	r.shop, r.base, r.issuer, r.dataDir = m, m.StorefrontURL(), m.IssuerURL(), dir
+	return nil
+}
+
+func (r *runner) client(token string) *shopClient {
+	return &shopClient{base: r.base, token: token, stats: r.stats, http: &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute},
+	}}
+}
+
+// login gets real tokens from the dev issuer through the authorization-code flow:
+// the demo shoppers alice and bob, and admin for setting stock.
+func (r *runner) login(ctx context.Context) error {
+	var sf devissuer.Client
+	for _, c := range devissuer.DefaultClients() {
+		if c.ID == "storefront" {
+			sf = c
+		}
+	}
+	tok := func(user string) (string, error) {
+		t, err := devissuer.LoginAt(ctx, r.issuer, sf, user, user+"-password")
+		if err != nil {
+			return "", fmt.Errorf("login %s: %w", user, err)
+		}
+		return t, nil
+	}
+	for _, u := range []string{"alice", "bob"} {
+		t, err := tok(u)
+		if err != nil {
+			return err
+		}
+		r.users = append(r.users, r.client(t))
+	}
+	t, err := tok("admin")
+	if err != nil {
+		return err
+	}
+	r.admin = r.client(t)
+	products, err := r.admin.listProducts(ctx)
+	if err != nil {
+		return err
+	}
+	if len(products) == 0 {
+		return errors.New("the catalog lists no products")
+	}
+	r.products = products
+	return nil
+}
+
+func (r *runner) run(ctx context.Context) (*Report, error) {
+	if r.cfg.Scenario == "flash-sale" {
+		if err := r.admin.setStock(ctx, r.products[0].GetId(), int64(r.cfg.Units)); err != nil {
+			return nil, fmt.Errorf("flash-sale stock: %w", err)
+		}
+	} else if r.cfg.Restock > 0 {
+		for _, p := range r.products {
+			if err := r.admin.setStock(ctx, p.GetId(), r.cfg.Restock); err != nil {
+				return nil, fmt.Errorf("restock: %w", err)
+			}
+		}
+	}
+	r.stats = newStats()
+	for _, c := range append(r.users, r.admin) {
+		c.stats = r.stats
+	}
+
+	stopProgress := r.progress()
+	start := time.Now()
+	var chaosDone chan struct{}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	switch r.cfg.Scenario {
+	case "flash-sale":
+		r.flashSale(loadCtx)
+	case "steady", "chaos":
+		if r.cfg.Scenario == "chaos" {
+			chaosDone = make(chan struct{})
+			go func() { defer close(chaosDone); r.chaos(loadCtx) }()
+		}
+		r.steady(loadCtx, chaosDone)
+	default:
+		return nil, fmt.Errorf("unknown scenario %q", r.cfg.Scenario)
+	}
+	if chaosDone != nil {
+		<-chaosDone
+	}
+	r.awaitFinal(ctx)
+	loadTime := time.Since(start)
+	stopProgress()
+
+	rep := r.stats.report(r.cfg.Scenario, loadTime)
+	rep.OfferedRate, rep.Users = r.cfg.Rate, r.cfg.Users
+	if r.cfg.Rate > 0 {
+		rep.Users = 0
+	}
+	r.mu.Lock()
+	rep.Restarts, rep.Faults = r.restarts, r.faultLog
+	r.mu.Unlock()
+	if rep.NotFinal > 0 {
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%d orders not final within %v", rep.NotFinal, r.cfg.FinalWait))
+	}
+	if r.cfg.Scenario == "flash-sale" {
+		rep.Units = r.cfg.Units
+		if rep.Completed != r.cfg.Units && r.cfg.Buyers >= r.cfg.Units {
+			rep.Failures = append(rep.Failures, fmt.Sprintf("flash sale: %d orders completed, want exactly %d (the units)", rep.Completed, r.cfg.Units))
+		}
+	}
+	if r.cfg.Scenario == "chaos" {
+		for _, svc := range restartable {
+			if rep.Restarts[svc] < r.cfg.ChaosRounds {
+				rep.Failures = append(rep.Failures, fmt.Sprintf("chaos: %s restarted %d times, want %d", svc, rep.Restarts[svc], r.cfg.ChaosRounds))
+			}
+		}
+	}
+	if r.dataDir != "" {
+		a, err := audit.Run(ctx, audit.DataDir(r.dataDir))
+		if err != nil {
+			rep.Failures = append(rep.Failures, "audit: "+err.Error())
+		} else {
+			rep.Audit = &AuditSummary{Orders: a.Orders, Products: a.Products, ByStatus: a.ByStatus, Violations: []string{}}
+			for _, v := range a.Violations {
+				rep.Audit.Violations = append(rep.Audit.Violations, v.String())
+			}
+			if !a.OK() {
+				rep.Failures = append(rep.Failures, fmt.Sprintf("audit: %d invariant violations", len(a.Violations)))
+			}
+		}
+	}
+	return rep, nil
+}
+
+// progress prints the live line every second until the returned func is called.
+func (r *runner) progress() func() {
+	if !r.cfg.Progress {
+		return func() {}
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprintf(r.stderr, "\r%s\n", r.stats.progress())
+				return
+			case <-t.C:
+				fmt.Fprintf(r.stderr, "\r%s", r.stats.progress())
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
+// steady drives sessions (browse, search, add to cart, checkout) until the order
+// count or the duration is reached, and for chaos also until the faults are over.
+func (r *runner) steady(ctx context.Context, chaosDone <-chan struct{}) {
+	var placed atomic.Int64
+	enough := func() bool {
+		if r.cfg.Orders > 0 && placed.Load() >= int64(r.cfg.Orders) {
+			if chaosDone == nil {
+				return true
+			}
+			select {
+			case <-chaosDone:
+				return true
+			default:
+			}
+		}
+		return ctx.Err() != nil
+	}
+	if r.cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.cfg.Duration)
+		defer cancel()
+	}
+	var wg sync.WaitGroup
+	session := func(n int) {
+		if r.session(ctx, r.users[n%len(r.users)]) {
+			placed.Add(1)
+		}
+	}
+	if r.cfg.Rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / r.cfg.Rate))
+		defer t.Stop()
+		for n := 0; !enough(); n++ {
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+				wg.Add(1)
+				go func() { defer wg.Done(); session(n) }()
+			}
+		}
+	} else {
+		for u := range max(r.cfg.Users, 1) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for !enough() {
+					session(u)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+}
+
+// session is one shopper's visit; it reports whether an order was placed.
+func (r *runner) session(ctx context.Context, c *shopClient) bool {
+	p := r.products[rand.IntN(len(r.products))]
+	if _, err := c.listProducts(ctx); err != nil && ctx.Err() != nil {
+		return false
+	}
+	if rand.IntN(4) == 0 {
+		_ = c.search(ctx, strings.Fields(p.GetName() + " x")[0])
+	}
+	if err := c.addItem(ctx, p.GetId()); err == nil {
+		defer c.clearCart(context.WithoutCancel(ctx))
+	}
+	return r.place(ctx, c, p.GetId(), r.mix.pick())
+}
+
+// place places one order, resending with the same idempotency key while the shop
+// answers with a retryable error, so an order placed before a crash is not doubled.
+func (r *runner) place(ctx context.Context, c *shopClient, productID, card string) bool {
+	key := "lg-" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	for attempt := 0; attempt < 20; attempt++ {
+		id, err := c.placeOrder(context.WithoutCancel(ctx), key, productID, card)
+		if err == nil {
+			r.stats.orderPlaced()
+			r.mu.Lock()
+			r.orders[id] = time.Now()
+			r.mu.Unlock()
+			r.follow(ctx, c, id)
+			return true
+		}
+		if !retryable(err) {
+			return false
+		}
+		time.Sleep(time.Duration(100+rand.IntN(200)) * time.Millisecond)
+	}
+	return false
+}
+
+// flashSale releases every buyer at once on one product.
+func (r *runner) flashSale(ctx context.Context) {
+	product := r.products[0].GetId()
+	gate := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range r.cfg.Buyers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			r.place(ctx, r.users[i%len(r.users)], product, "tok_visa")
+		}()
+	}
+	close(gate)
+	wg.Wait()
+}
+
+// follow polls an order as its shopper would until it is final, within FinalWait.
+func (r *runner) follow(ctx context.Context, c *shopClient, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.FinalWait)
+	defer cancel()
+	for ctx.Err() == nil {
+		o, err := c.getOrder(ctx, id)
+		if err == nil && r.final(id, o.GetStatus()) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// final records an order's outcome the first time it is seen final.
+func (r *runner) final(id string, st orderv1.OrderStatus) bool {
+	if st != orderv1.OrderStatus_ORDER_STATUS_COMPLETED && st != orderv1.OrderStatus_ORDER_STATUS_CANCELLED {
+		return false
+	}
+	r.mu.Lock()
+	placed, ok := r.orders[id]
+	delete(r.orders, id)
+	r.mu.Unlock()
+	if ok {
+		r.stats.observe(opToFinal, time.Since(placed))
+		r.stats.outcome(strings.TrimPrefix(st.String(), "ORDER_STATUS_"))
+	}
+	return true
+}
+
+// awaitFinal polls every placed order until it is COMPLETED or CANCELLED, or the
+// bound passes; the ones left are reported as not final.
+func (r *runner) awaitFinal(ctx context.Context) {
+	deadline := time.Now().Add(r.cfg.FinalWait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		r.mu.Lock()
+		ids := make([]string, 0, len(r.orders))
+		for id := range r.orders {
+			ids = append(ids, id)
+		}
+		r.mu.Unlock()
+		if len(ids) == 0 {
+			return
+		}
+		for _, id := range ids {
+			if o, err := r.owner(ctx, id); err == nil {
+				r.final(id, o.GetStatus())
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// owner reads an order as whichever shopper placed it (orders are private).
+func (r *runner) owner(ctx context.Context, id string) (*orderv1.Order, error) {
+	var last error
+	for _, c := range r.users {
+		o, err := c.getOrder(ctx, id)
+		if err == nil {
+			return o, nil
+		}
+		last = err
+	}
+	return nil, last
+}
+
+// parseConfig reads flags (and SHOP_LOADGEN_* variables through config.Parse).
+func parseConfig(args []string, stderr io.Writer) (Config, error) {
+	var cfg Config
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.register(fs)
+	err := config.Parse(fs, args)
+	return cfg, err
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testConfig is a small run against the shop started in-process.
+func testConfig(t *testing.T, scenario string) Config {
+	t.Helper()
+	cfg, err := parseConfig([]string{"-scenario", scenario, "-progress=false"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func runOK(t *testing.T, cfg Config) *Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	rep.Print(&b)
+	t.Logf("\n%s", b.String())
+	if !rep.OK() {
+		t.Fatalf("run failed: %v", rep.Failures)
+	}
+	if rep.NotFinal != 0 || rep.Completed+rep.Cancelled != rep.Placed {
+		t.Fatalf("placed %d, completed %d, cancelled %d, not final %d", rep.Placed, rep.Completed, rep.Cancelled, rep.NotFinal)
+	}
+	if rep.Audit == nil || len(rep.Audit.Violations) != 0 || rep.Audit.Orders != rep.Placed {
+		t.Fatalf("audit %+v, want %d orders and no violation", rep.Audit, rep.Placed)
+	}
+	return rep
+}
+
+func TestFlashSaleSellsExactlyTheUnits(t *testing.T) {
+	cfg := testConfig(t, "flash-sale")
+	cfg.Buyers, cfg.Units = 60, 10
+	rep := runOK(t, cfg)
+	if rep.Placed != 60 || rep.Completed != 10 || rep.Cancelled != 50 {
+		t.Fatalf("placed %d, completed %d, cancelled %d; want 60 orders, 10 completed, 50 cancelled", rep.Placed, rep.Completed, rep.Cancelled)
+	}
+}
+
+func TestChaosKeepsEverySagaFinalAndTheBooksBalanced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("chaos run skipped in -short mode")
+	}
+	cfg := testConfig(t, "chaos")
+	cfg.Orders, cfg.Users, cfg.ChaosRounds, cfg.ChaosEvery = 150, 8, 1, time.Second
+	rep := runOK(t, cfg)
+	if rep.Placed < 150 {
+		t.Fatalf("%d orders placed, want at least 150", rep.Placed)
+	}
+	for _, svc := range restartable {
+		if rep.Restarts[svc] != 1 {
+			t.Errorf("%s restarted %d times, want 1", svc, rep.Restarts[svc])
+		}
+	}
+	// The mix sends declined and never-answering cards, and the card network goes
+	// down for a while: some orders must end cancelled, most completed.
+	if rep.Cancelled == 0 || rep.Completed == 0 {
+		t.Fatalf("completed %d, cancelled %d: want both outcomes", rep.Completed, rep.Cancelled)
+	}
+}
+
+func TestReportJSONRoundTrips(t *testing.T) {
+	s := newStats()
+	s.observe(opPlaceOrder, 3*time.Millisecond)
+	s.orderPlaced()
+	s.outcome("COMPLETED")
+	s.fail(opGetOrder, "HTTP 503")
+	rep := s.report("steady", time.Second)
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Placed != 1 || back.Completed != 1 || back.Errors["GetOrder HTTP 503"] != 1 || back.Ops[opPlaceOrder].Count != 1 {
+		t.Fatalf("round trip: %s", b)
+	}
+}
+
+func TestParseMix(t *testing.T) {
+	tests := []struct {
+		in      string
+		wantErr bool
+	}{
+		{"ok=90,declined=5,transient=5", false},
+		{"ok=100", false},
+		{"ok=0", true},
+		{"visa=10", true},
+		{"ok", true},
+		{"ok=-1", true},
+	}
+	for _, tt := range tests {
+		m, err := parseMix(tt.in)
+		if (err != nil) != tt.wantErr {
+			t.Errorf("parseMix(%q) error %v, want error %v", tt.in, err, tt.wantErr)
+		}
+		if err == nil && !strings.HasPrefix(m.pick(), "tok_") {
+			t.Errorf("parseMix(%q).pick() = %q", tt.in, m.pick())
+		}
+	}
+}
