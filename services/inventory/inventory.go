@@ -81,6 +81,9 @@ type Config struct {
 	Retention time.Duration
 	// DrainTimeout bounds the graceful stop; zero means grpcserver.DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// StreamReplicas is the replica count of the JetStream streams the service
+	// declares: 1 on a single server, 3 on a cluster. Zero means 1.
+	StreamReplicas int
 }
 
 // RegisterFlags defines the service's flags on fs, with their defaults, writing into c.
@@ -95,6 +98,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxDeliver, "max-deliver", 0, "attempts per command before dead-lettering (0: messaging default)")
 	fs.DurationVar(&c.Retention, "retention", DefaultRetention, "how long processed command ids and their replies are kept")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", grpcserver.DefaultDrainTimeout, "how long in-flight RPCs may finish at shutdown")
+	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of each JetStream stream declared (3 on a NATS cluster)")
 }
 
 func (c Config) withDefaults() Config {
@@ -124,6 +128,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReservationTTL < 0 || c.SweepInterval < 0 || c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("reservation-ttl, sweep-interval and drain-timeout must not be negative"))
+	}
+	if c.StreamReplicas < 0 {
+		errs = append(errs, fmt.Errorf("stream-replicas %d is negative", c.StreamReplicas))
 	}
 	return errors.Join(errs...)
 }
@@ -202,7 +209,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("inventory: jetstream: %w", err)
 	}
-	if err := messaging.DeclareStreams(ctx, js, messaging.StreamsConfig{}); err != nil {
+	if err := messaging.DeclareStreams(ctx, js, messaging.StreamsConfig{Replicas: cfg.StreamReplicas}); err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
 	bus := messaging.New(js, "inventory")

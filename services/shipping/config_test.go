@@ -28,9 +28,13 @@ func TestStreamReplicasFlag(t *testing.T) {
 		if cfg.StreamReplicas != tc.want {
 			t.Errorf("%v: StreamReplicas = %d, want %d", tc.args, cfg.StreamReplicas, tc.want)
 		}
-	}
-	if err := (shipping.Config{GRPCAddr: ":0", CatalogAddr: ":0", StreamReplicas: -1}).Validate(); err == nil {
-		t.Error("Validate accepted stream-replicas -1")
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%v: Validate: %v", tc.args, err)
+		}
+		cfg.StreamReplicas = -1
+		if cfg.Validate() == nil {
+			t.Errorf("%v: Validate accepted stream-replicas -1", tc.args)
+		}
 	}
 }
 
