@@ -125,7 +125,7 @@ func run(ctx context.Context, cfg Config, stderr io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &runner{cfg: cfg, mix: mix, stats: newStats(), stderr: stderr, orders: map[string]time.Time{}}
+	r := &runner{cfg: cfg, mix: mix, stats: newStats(), stderr: stderr, orders: map[string]placedOrder{}}
 	if cfg.Target == "" {
 		if err := r.startShop(ctx); err != nil {
 			return nil, err
@@ -159,7 +159,7 @@ type runner struct {
 	products []*catalogv1.Product
 
 	mu       sync.Mutex
-	orders   map[string]time.Time // placed order id -> when PlaceOrder answered
+	orders   map[string]placedOrder // orders placed and not yet seen final
 	restarts map[string]int
 	faultLog []string
 }
@@ -411,21 +411,24 @@ func (r *runner) session(ctx context.Context, c *shopClient) bool {
 	if err := c.addItem(ctx, p.GetId()); err == nil {
 		defer c.clearCart(context.WithoutCancel(ctx))
 	}
-	return r.place(ctx, c, p.GetId(), r.mix.pick())
+	return r.place(ctx, c, p.GetId(), r.mix.pick(), true)
 }
 
 // place places one order, resending with the same idempotency key while the shop
 // answers with a retryable error, so an order placed before a crash is not doubled.
-func (r *runner) place(ctx context.Context, c *shopClient, productID, card string) bool {
+func (r *runner) place(ctx context.Context, c *shopClient, productID, card string, follow bool) bool {
 	key := "lg-" + strings.ReplaceAll(uuid.NewString(), "-", "")
-	for attempt := 0; attempt < 20; attempt++ {
+	giveUp := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(giveUp) {
 		id, err := c.placeOrder(context.WithoutCancel(ctx), key, productID, card)
 		if err == nil {
 			r.stats.orderPlaced()
 			r.mu.Lock()
-			r.orders[id] = time.Now()
+			r.orders[id] = placedOrder{at: time.Now(), by: c}
 			r.mu.Unlock()
-			r.follow(ctx, c, id)
+			if follow {
+				r.follow(ctx, c, id)
+			}
 			return true
 		}
 		if !retryable(err) {
@@ -446,7 +449,7 @@ func (r *runner) flashSale(ctx context.Context) {
 		go func() {
 			defer wg.Done()
 			<-gate
-			r.place(ctx, r.users[i%len(r.users)], product, "tok_visa")
+			r.place(ctx, r.users[i%len(r.users)], product, "tok_visa", false)
 		}()
 	}
 	close(gate)
@@ -476,7 +479,7 @@ func (r *runner) final(id string, st orderv1.OrderStatus) bool {
 	delete(r.orders, id)
 	r.mu.Unlock()
 	if ok {
-		r.stats.observe(opToFinal, time.Since(placed))
+		r.stats.observe(opToFinal, time.Since(placed.at))
 		r.stats.outcome(strings.TrimPrefix(st.String(), "ORDER_STATUS_"))
 	}
 	return true
@@ -488,16 +491,16 @@ func (r *runner) awaitFinal(ctx context.Context) {
 	deadline := time.Now().Add(r.cfg.FinalWait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		r.mu.Lock()
-		ids := make([]string, 0, len(r.orders))
-		for id := range r.orders {
-			ids = append(ids, id)
+		pending := make(map[string]*shopClient, len(r.orders))
+		for id, p := range r.orders {
+			pending[id] = p.by
 		}
 		r.mu.Unlock()
-		if len(ids) == 0 {
+		if len(pending) == 0 {
 			return
 		}
-		for _, id := range ids {
-			if o, err := r.owner(ctx, id); err == nil {
+		for id, c := range pending {
+			if o, err := c.getOrder(ctx, id); err == nil {
 				r.final(id, o.GetStatus())
 			}
 		}
@@ -505,17 +508,11 @@ func (r *runner) awaitFinal(ctx context.Context) {
 	}
 }
 
-// owner reads an order as whichever shopper placed it (orders are private).
-func (r *runner) owner(ctx context.Context, id string) (*orderv1.Order, error) {
-	var last error
-	for _, c := range r.users {
-		o, err := c.getOrder(ctx, id)
-		if err == nil {
-			return o, nil
-		}
-		last = err
-	}
-	return nil, last
+// placedOrder is an order placed and not yet seen final: when, and by whom (orders
+// are private to their shopper).
+type placedOrder struct {
+	at time.Time
+	by *shopClient
 }
 
 // parseConfig reads flags (and SHOP_LOADGEN_* variables through config.Parse).
