@@ -123,3 +123,19 @@ istio-validate:
 	done; done
 	@echo "== istioctl analyze prod-flagger + flagger"
 	@$(ISTIOCTL) analyze --use-kube=false -A $(ISTIO_RENDER)/deploy_k8s_overlays_prod-flagger.yaml $(ISTIO_RENDER)/istio_flagger.yaml
+
+# --- Load, flash sale and chaos --------------------------------------------------------
+LOADGEN_FLAGS ?= -scenario chaos -orders 2000 -users 16 -chaos-rounds 2 -chaos-every 3s
+
+.PHONY: loadtest run-split
+
+## loadtest: the long load run (default: chaos, 2,000 orders, every service restarted
+## twice) against a shop started in-process; exits non-zero on an unfinished saga or a
+## broken invariant. Override LOADGEN_FLAGS, e.g. LOADGEN_FLAGS="-scenario flash-sale".
+loadtest:
+	go run ./cmd/loadgen $(LOADGEN_FLAGS)
+
+## run-split: every service as its own process on loopback against one NATS and
+## PostgreSQL, the way Kubernetes runs them (see scripts/run-split.sh).
+run-split:
+	scripts/run-split.sh

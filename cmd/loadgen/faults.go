@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/exec"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -94,13 +96,16 @@ func (r *runner) chaos(ctx context.Context) {
 				return
 			}
 			// Restart must finish even when the load is over, or the shop is left broken.
-			if err := r.shop.Restart(context.WithoutCancel(ctx), svc); err != nil {
+			if err := r.restart(context.WithoutCancel(ctx), svc); err != nil {
 				r.logFault(fmt.Sprintf("restart %s failed: %v", svc, err))
 				continue
 			}
 			r.mu.Lock()
 			r.restarts[svc]++
 			r.mu.Unlock()
+		}
+		if r.faults == nil {
+			continue // the card network of separate processes cannot be switched from here
 		}
 		if !pause() {
 			return
@@ -114,6 +119,20 @@ func (r *runner) chaos(ctx context.Context) {
 		pause()
 		r.faults.hangFor.Store(0)
 	}
+}
+
+// restart restarts one service: in-process through the shop, or by running
+// RestartCmd with the service's name (which kills the process with SIGKILL).
+func (r *runner) restart(ctx context.Context, svc string) error {
+	if r.shop != nil {
+		return r.shop.Restart(ctx, svc)
+	}
+	f := strings.Fields(r.cfg.RestartCmd)
+	out, err := exec.CommandContext(ctx, f[0], append(f[1:], svc)...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %w: %s", r.cfg.RestartCmd, svc, err, out)
+	}
+	return nil
 }
 
 func (r *runner) logFault(s string) {

@@ -50,6 +50,8 @@ type Config struct {
 	ChaosEvery  time.Duration // chaos: pause between two faults
 	FinalWait   time.Duration // how long placed orders may take to become final
 	ShopFlags   string        // extra shopd flags for the in-process shop
+	RestartCmd  string        // chaos against processes: command run with a service name to kill -9 and restart it
+	AuditDSN    string        // audit this database (postgres:// URL shared by the services) instead of DataDir
 	JSON        bool
 	Progress    bool
 }
@@ -71,6 +73,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ChaosEvery, "chaos-every", 2*time.Second, "chaos: pause between two faults")
 	fs.DurationVar(&c.FinalWait, "final-wait", 3*time.Minute, "bound for every placed order to become COMPLETED or CANCELLED")
 	fs.StringVar(&c.ShopFlags, "shop-flags", DefaultShopFlags, "extra shopd flags for the in-process shop, space-separated (e.g. \"-shipping-fail-rate 0.02\")")
+	fs.StringVar(&c.RestartCmd, "restart-cmd", "", "chaos with -target: command that kills -9 and restarts the service named as its last argument (e.g. \"scripts/run-split.sh restart\")")
+	fs.StringVar(&c.AuditDSN, "audit-dsn", "", "with -target: audit this database URL shared by the services instead of -data-dir")
 	fs.BoolVar(&c.JSON, "json", false, "print the final report as JSON")
 	fs.BoolVar(&c.Progress, "progress", isTerminal(os.Stderr), "live progress line on stderr")
 }
@@ -134,8 +138,8 @@ func run(ctx context.Context, cfg Config, stderr io.Writer) (*Report, error) {
 	} else {
 		r.base, r.issuer, r.dataDir = strings.TrimRight(cfg.Target, "/"), cfg.Issuer, cfg.DataDir
 	}
-	if cfg.Scenario == "chaos" && r.shop == nil {
-		return nil, errors.New("chaos: needs the in-process shop (no -target), or scripts/run-split.sh for processes")
+	if cfg.Scenario == "chaos" && r.shop == nil && cfg.RestartCmd == "" {
+		return nil, errors.New("chaos: needs the in-process shop (no -target), or -restart-cmd for processes")
 	}
 	if err := r.login(ctx); err != nil {
 		return nil, err
@@ -305,8 +309,8 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			}
 		}
 	}
-	if r.dataDir != "" {
-		a, err := audit.Run(ctx, audit.DataDir(r.dataDir))
+	if src, ok := r.auditSources(); ok {
+		a, err := audit.Run(ctx, src)
 		if err != nil {
 			rep.Failures = append(rep.Failures, "audit: "+err.Error())
 		} else {
@@ -320,6 +324,13 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+func (r *runner) auditSources() (audit.Sources, bool) {
+	if d := r.cfg.AuditDSN; d != "" && r.shop == nil {
+		return audit.Sources{Orders: d, Payments: d, Inventory: d, Shipping: d}, true
+	}
+	return audit.DataDir(r.dataDir), r.dataDir != ""
 }
 
 // progress prints the live line every second until the returned func is called.

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Runs every service as its own process on loopback, the way Kubernetes runs them:
+# one NATS JetStream server, one PostgreSQL database (fresh per start), the dev OIDC
+# issuer, catalog, cart, payment, inventory, shipping, order and the gateway.
+#
+#   scripts/run-split.sh            start everything, stop it all on Ctrl-C
+#   scripts/run-split.sh start      start everything in the background and return
+#   scripts/run-split.sh restart S  kill -9 service S and start it again (chaos)
+#   scripts/run-split.sh stop       stop everything started
+#   scripts/run-split.sh env        print the gateway, issuer and database of the run
+#
+# State (binaries, pids, logs, NATS store) lives in SPLIT_DIR (default bin/split).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SPLIT_DIR=${SPLIT_DIR:-bin/split}
+PG_URL=${SPLIT_PG_URL:-postgres://postgres@127.0.0.1:5432}
+NATS_PORT=${SPLIT_NATS_PORT:-4233}
+BASE_PORT=${SPLIT_BASE_PORT:-9500} # issuer; services on the next ports
+GATEWAY_ADDR=${SPLIT_GATEWAY_ADDR:-127.0.0.1:8090}
+SERVICES=(catalog cart payment inventory shipping order gateway)
+
+mkdir -p "$SPLIT_DIR"
+SPLIT_DIR=$(cd "$SPLIT_DIR" && pwd)
+BIN=$SPLIT_DIR/bin
+NATS_URL=nats://127.0.0.1:$NATS_PORT
+ISSUER_ADDR=127.0.0.1:$BASE_PORT
+addr() { # gRPC address of a service
+	local i=1
+	for s in catalog cart order payment inventory shipping; do
+		[[ $s == "$1" ]] && { echo "127.0.0.1:$((BASE_PORT + i))"; return; }
+		i=$((i + 1))
+	done
+}
+
+build() {
+	mkdir -p "$BIN"
+	echo "run-split: building binaries into $BIN" >&2
+	(cd cmd && go build -o "$BIN/devissuer" ./devissuer)
+	for s in catalog cart order payment inventory shipping; do
+		(cd "services/$s" && go build -o "$BIN/$s" "./cmd/$s")
+	done
+	(cd gateway && go build -o "$BIN/gateway" ./cmd/gateway)
+	command -v nats-server >/dev/null || go install github.com/nats-io/nats-server/v2@v2.15.2
+}
+
+# args prints the command line of one process.
+args() {
+	local dsn issuer="http://$ISSUER_ADDR" common
+	dsn=$(cat "$SPLIT_DIR/dsn")
+	common="-nats-url $NATS_URL -oidc-issuer $issuer -log-level WARN"
+	case $1 in
+	nats) echo "$(command -v nats-server) -a 127.0.0.1 -p $NATS_PORT -js -sd $SPLIT_DIR/nats" ;;
+	devissuer) echo "$BIN/devissuer -addr $ISSUER_ADDR" ;;
+	catalog) echo "$BIN/catalog -grpc-addr $(addr catalog) -oidc-issuer $issuer -log-level WARN" ;;
+	cart) echo "$BIN/cart -grpc-addr $(addr cart) -catalog-addr $(addr catalog) $common" ;;
+	payment) echo "$BIN/payment -grpc-addr $(addr payment) -read-dsn $dsn $common" ;;
+	inventory) echo "$BIN/inventory -grpc-addr $(addr inventory) -catalog-addr $(addr catalog) -read-dsn $dsn $common" ;;
+	shipping) echo "$BIN/shipping -grpc-addr $(addr shipping) -catalog-addr $(addr catalog) -read-dsn $dsn $common" ;;
+	order) echo "$BIN/order -grpc-addr $(addr order) -catalog-addr $(addr catalog) -shipping-addr $(addr shipping) -read-dsn $dsn $common ${SPLIT_ORDER_FLAGS:-}" ;;
+	gateway) echo "$BIN/gateway -http-addr $GATEWAY_ADDR -oidc-issuer $issuer -oidc-client-secret storefront-secret \
+-catalog-addr $(addr catalog) -cart-addr $(addr cart) -order-addr $(addr order) -payment-addr $(addr payment) \
+-inventory-addr $(addr inventory) -shipping-addr $(addr shipping) -log-level WARN ${SPLIT_GATEWAY_FLAGS:-}" ;;
+	*) echo "run-split: unknown process $1" >&2; return 1 ;;
+	esac
+}
+
+launch() {
+	local cmd
+	cmd=$(args "$1")
+	# shellcheck disable=SC2086
+	nohup $cmd >>"$SPLIT_DIR/$1.log" 2>&1 &
+	echo $! >"$SPLIT_DIR/$1.pid"
+}
+
+# wait_port waits (bounded) until something listens on host:port.
+wait_port() {
+	local hp=$1 i
+	for i in $(seq 1 100); do
+		(exec 3<>"/dev/tcp/${hp%:*}/${hp#*:}") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "run-split: nothing listens on $hp; see $SPLIT_DIR/*.log" >&2
+	return 1
+}
+
+port_of() {
+	case $1 in
+	nats) echo "127.0.0.1:$NATS_PORT" ;;
+	devissuer) echo "$ISSUER_ADDR" ;;
+	gateway) echo "$GATEWAY_ADDR" ;;
+	*) addr "$1" ;;
+	esac
+}
+
+start() {
+	stop_all quiet
+	build
+	local db="eventshop_split_$(date +%s)"
+	psql "$PG_URL/postgres" -q -c "CREATE DATABASE $db" >/dev/null
+	echo "$PG_URL/$db?sslmode=disable" >"$SPLIT_DIR/dsn"
+	rm -rf "$SPLIT_DIR/nats" "$SPLIT_DIR"/*.log
+	for p in nats devissuer "${SERVICES[@]}"; do
+		launch "$p"
+		wait_port "$(port_of "$p")"
+	done
+	print_env
+}
+
+print_env() {
+	echo "SPLIT_GATEWAY=http://$GATEWAY_ADDR"
+	echo "SPLIT_ISSUER=http://$ISSUER_ADDR"
+	echo "SPLIT_DSN=$(cat "$SPLIT_DIR/dsn")"
+}
+
+restart() {
+	local s=$1 pid
+	[[ -f $SPLIT_DIR/$s.pid ]] || { echo "run-split: $s is not running" >&2; return 1; }
+	pid=$(cat "$SPLIT_DIR/$s.pid")
+	kill -9 "$pid" 2>/dev/null || true
+	while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+	launch "$s"
+	wait_port "$(port_of "$s")"
+}
+
+stop_all() {
+	for p in gateway order shipping inventory payment cart catalog devissuer nats; do
+		if [[ -f $SPLIT_DIR/$p.pid ]]; then
+			kill "$(cat "$SPLIT_DIR/$p.pid")" 2>/dev/null || true
+			rm -f "$SPLIT_DIR/$p.pid"
+		fi
+	done
+	[[ ${1:-} == quiet ]] || echo "run-split: stopped" >&2
+}
+
+case ${1:-run} in
+run)
+	start
+	trap stop_all INT TERM
+	echo "run-split: running; Ctrl-C stops every process" >&2
+	wait
+	;;
+start) start ;;
+restart) restart "$2" ;;
+stop) stop_all ;;
+env) print_env ;;
+*) sed -n '2,12p' "$0"; exit 2 ;;
+esac
