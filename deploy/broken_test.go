@@ -42,6 +42,7 @@ func TestBrokenFixturesFail(t *testing.T) {
 		{"canary-template", "flagger", "canaries", "metric grpc-latency-p99 uses template eventshop/order-grpc-latency-p90, which does not exist"},
 		{"canary-port", "flagger", "canaries", "port 9403 (target port http) is no container port of order-v1"},
 		{"bad-addr", "k8s", "binaries", "-catalog-addr=catalogue:9401 names no Service port"},
+		{"metrics-port", "k8s", "binaries", "-metrics-addr=0.0.0.0:9465 listens on no port of the container"},
 	}
 	realK8s, realIstio := build(t, "k8s/overlays/prod"), build(t, "../istio/canary-10")
 	flaggerK8s := build(t, "k8s/overlays/prod-flagger")

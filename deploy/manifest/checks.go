@@ -235,7 +235,8 @@ func podErrors(owner string, pod corev1.PodSpec) []error {
 // that sets no flag the binary defines; a listen address on loopback or on a port
 // that is not the container's port; probes of the wrong kind, port or path; a
 // Service port that does not reach it or is not named for its protocol; and a
-// service address (a flag ending in "-addr") that names no Service port.
+// service address (a flag ending in "-addr") that names no Service port, or, when its
+// host is unspecified (0.0.0.0, ":9464"), a second listener on no container port.
 func CheckBinaries(s *Set, bins map[string]Binary) error {
 	var errs []error
 	for _, d := range s.Deployments {
@@ -403,8 +404,16 @@ func (s *Set) containerErrors(d *appsv1.Deployment, c corev1.Container, bin Bina
 			errs = append(errs, fmt.Errorf("-%s=%q: %w", name, v, err))
 			continue
 		}
-		svc := s.service(h, d.Namespace)
 		pn, _ := strconv.Atoi(p)
+		if ip := net.ParseIP(h); h == "" || ip != nil && ip.IsUnspecified() {
+			// A second listener of this container (e.g. -metrics-addr): its port
+			// must be one the container declares.
+			if !slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.ContainerPort == int32(pn) }) {
+				errs = append(errs, fmt.Errorf("-%s=%s listens on no port of the container", name, v))
+			}
+			continue
+		}
+		svc := s.service(h, d.Namespace)
 		if svc == nil || !slices.ContainsFunc(svc.Spec.Ports, func(sp corev1.ServicePort) bool { return sp.Port == int32(pn) }) {
 			errs = append(errs, fmt.Errorf("-%s=%s names no Service port", name, v))
 		}

@@ -8,13 +8,17 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/config"
 	"github.com/eventshop/eventshop/pkg/natsembed"
+	"github.com/eventshop/eventshop/pkg/telemetry"
 	"github.com/eventshop/eventshop/services/cart"
 )
 
@@ -31,6 +35,8 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	var (
 		cfg          cart.Config
+		telCfg       telemetry.Config
+		metricsAddr  string
 		natsURL      string
 		natsStore    string
 		oidcIssuer   string
@@ -39,6 +45,8 @@ func run(ctx context.Context, args []string) error {
 	)
 	fs := flag.NewFlagSet("cart", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
+	telCfg.RegisterFlags(fs)
+	fs.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (e.g. 0.0.0.0:9464); empty serves none")
 	fs.StringVar(&natsURL, "nats-url", "", "NATS server URL; empty starts an embedded JetStream server")
 	fs.StringVar(&natsStore, "nats-store-dir", "./data/nats-cart", "JetStream store directory of the embedded server (when -nats-url is empty)")
 	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL whose tokens identify users (required)")
@@ -58,11 +66,28 @@ func run(ctx context.Context, args []string) error {
 		return errors.New("cart: -oidc-issuer (SHOP_OIDC_ISSUER) is required: carts belong to verified users")
 	}
 
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
-	slog.SetDefault(logger)
-
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	telCfg.ServiceName = "cart"
+	tel, err := telemetry.Setup(ctx, telCfg, telemetry.WithLogLevel(logLevel))
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		tel.Shutdown(sctx)
+	}()
+	logger := tel.Logger()
+	slog.SetDefault(logger)
+	if metricsAddr != "" {
+		closeMetrics, err := serveMetrics(metricsAddr, tel.MetricsHandler())
+		if err != nil {
+			return err
+		}
+		defer closeMetrics()
+	}
 
 	verifier, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: oidcIssuer, Audience: oidcAudience})
 	if err != nil {
@@ -84,4 +109,18 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	return svc.Run(ctx)
+}
+
+// serveMetrics serves h at /metrics on addr until shutdown is called. It
+// returns the listen error.
+func serveMetrics(addr string, h http.Handler) (shutdown func() error, err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(lis)
+	return srv.Close, nil
 }

@@ -8,14 +8,18 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/telemetry"
 	"github.com/eventshop/eventshop/services/inventory"
 )
 
@@ -32,6 +36,8 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	var (
 		cfg          inventory.Config
+		telCfg       telemetry.Config
+		metricsAddr  string
 		natsURL      string
 		readDSN      string
 		oidcIssuer   string
@@ -40,6 +46,8 @@ func run(ctx context.Context, args []string) error {
 	)
 	fs := flag.NewFlagSet("inventory", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
+	telCfg.RegisterFlags(fs)
+	fs.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (e.g. 0.0.0.0:9464); empty serves none")
 	fs.StringVar(&natsURL, "nats-url", nats.DefaultURL, "NATS JetStream URL")
 	fs.StringVar(&readDSN, "read-dsn", "", "database shared by the services (e.g. postgres://...); used when -db-dsn is not given")
 	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL; SetStock and ListStock require an admin token")
@@ -53,11 +61,28 @@ func run(ctx context.Context, args []string) error {
 		cfg.DBDSN = readDSN
 	}
 
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
-	slog.SetDefault(logger)
-
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	telCfg.ServiceName = "inventory"
+	tel, err := telemetry.Setup(ctx, telCfg, telemetry.WithLogLevel(logLevel))
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		tel.Shutdown(sctx)
+	}()
+	logger := tel.Logger()
+	slog.SetDefault(logger)
+	if metricsAddr != "" {
+		closeMetrics, err := serveMetrics(metricsAddr, tel.MetricsHandler())
+		if err != nil {
+			return err
+		}
+		defer closeMetrics()
+	}
 
 	nc, err := nats.Connect(natsURL, nats.Name("inventory"), nats.MaxReconnects(-1))
 	if err != nil {
@@ -85,4 +110,18 @@ func given(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// serveMetrics serves h at /metrics on addr until shutdown is called. It
+// returns the listen error.
+func serveMetrics(addr string, h http.Handler) (shutdown func() error, err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(lis)
+	return srv.Close, nil
 }

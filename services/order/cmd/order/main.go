@@ -9,14 +9,18 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/telemetry"
 	"github.com/eventshop/eventshop/services/order"
 )
 
@@ -37,6 +41,8 @@ func run(ctx context.Context, args []string) error {
 	}
 	var (
 		cfg          order.Config
+		telCfg       telemetry.Config
+		metricsAddr  string
 		natsURL      string
 		oidcIssuer   string
 		oidcAudience string
@@ -44,6 +50,8 @@ func run(ctx context.Context, args []string) error {
 	)
 	fs := flag.NewFlagSet("order", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
+	telCfg.RegisterFlags(fs)
+	fs.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (e.g. 0.0.0.0:9464); empty serves none")
 	fs.StringVar(&natsURL, "nats-url", nats.DefaultURL, "NATS server with JetStream (event store, snapshots)")
 	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL whose tokens identify callers (required to serve)")
 	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
@@ -56,11 +64,28 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
-	slog.SetDefault(logger)
-
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	telCfg.ServiceName = "order"
+	tel, err := telemetry.Setup(ctx, telCfg, telemetry.WithLogLevel(logLevel))
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		tel.Shutdown(sctx)
+	}()
+	logger := tel.Logger()
+	slog.SetDefault(logger)
+	if metricsAddr != "" {
+		closeMetrics, err := serveMetrics(metricsAddr, tel.MetricsHandler())
+		if err != nil {
+			return err
+		}
+		defer closeMetrics()
+	}
 
 	nc, err := nats.Connect(natsURL, nats.Name("order"))
 	if err != nil {
@@ -84,4 +109,18 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	return svc.Run(ctx)
+}
+
+// serveMetrics serves h at /metrics on addr until shutdown is called. It
+// returns the listen error.
+func serveMetrics(addr string, h http.Handler) (shutdown func() error, err error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(lis)
+	return srv.Close, nil
 }

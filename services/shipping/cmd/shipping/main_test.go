@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"io"
 	"net"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,13 +28,19 @@ func TestRun(t *testing.T) {
 	}
 	addr := lis.Addr().String()
 	lis.Close()
+	mlis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := mlis.Addr().String()
+	mlis.Close()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-grpc-addr", addr, "-nats-url", srv.ClientURL(),
-			"-read-dsn", filepath.Join(t.TempDir(), "db", "shipping.db"), "-log-level", "WARN"})
+			"-read-dsn", filepath.Join(t.TempDir(), "db", "shipping.db"), "-log-level", "WARN", "-metrics-addr", metricsAddr})
 	}()
 
 	cc, err := resilience.Dial(addr)
@@ -57,6 +66,16 @@ func TestRun(t *testing.T) {
 			t.Fatalf("never SERVING: %v %v", resp, err)
 		}
 	}
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "target_info") {
+		t.Fatalf("metrics: %s %v\n%.500s", resp.Status, err, body)
+	}
+
 	cancel()
 	select {
 	case err := <-done:
