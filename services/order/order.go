@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -149,7 +150,33 @@ type Service struct {
 	replies  *messaging.Consumer
 	follower *app.SagaFollower
 
+	// cancelHooks, when set, run inside CancelOrder (see SetCancelHooks).
+	cancelHooks atomic.Pointer[CancelHooks]
+
 	runOnce sync.Once
+}
+
+// CancelHooks are called inside CancelOrder at the two points where the saga may
+// move on while a user's cancellation is being decided. Tests set them to force
+// those interleavings; a nil field is skipped.
+type CancelHooks struct {
+	// BeforeSaga runs once the order was found cancellable, before its saga is asked.
+	BeforeSaga func(ctx context.Context, orderID string)
+	// BeforeRecord runs once the saga accepted, before the order records it.
+	BeforeRecord func(ctx context.Context, orderID string)
+}
+
+// SetCancelHooks installs h (nil removes them). They only run with Config.Saga.
+func (s *Service) SetCancelHooks(h *CancelHooks) { s.cancelHooks.Store(h) }
+
+func (s *Service) cancelHook(pick func(*CancelHooks) func(context.Context, string)) func(context.Context, string) {
+	return func(ctx context.Context, orderID string) {
+		if h := s.cancelHooks.Load(); h != nil {
+			if fn := pick(h); fn != nil {
+				fn(ctx, orderID)
+			}
+		}
+	}
 }
 
 // New wires the service and listens on cfg.GRPCAddr. It returns an error for an
@@ -233,7 +260,9 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		if err := s.wireSaga(ctx, cfg.SagaTiming, js, store, repo); err != nil {
 			return nil, err
 		}
-		cancelOrder = cancelOrder.WithSagaCanceller(app.SagaCancel{Orch: s.orch, Repo: repo})
+		cancelOrder = cancelOrder.WithSagaCanceller(app.SagaCancel{Orch: s.orch, Repo: repo}).
+			WithBeforeSaga(s.cancelHook(func(h *CancelHooks) func(context.Context, string) { return h.BeforeSaga })).
+			WithBeforeRecord(s.cancelHook(func(h *CancelHooks) func(context.Context, string) { return h.BeforeRecord }))
 	}
 
 	s.server = grpcserver.New(

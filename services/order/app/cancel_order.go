@@ -19,9 +19,10 @@ type CancelOrderCommand struct {
 type CancelOrder struct {
 	repo  *Repository
 	sagas SagaCanceller
-	// beforeRecord runs between the saga's decision and the order's append (tests
+	// beforeSaga runs between the order's check and the saga's decision,
+	// beforeRecord between the saga's acceptance and the order's append (tests
 	// force interleavings there).
-	beforeRecord func(ctx context.Context, orderID string)
+	beforeSaga, beforeRecord func(ctx context.Context, orderID string)
 }
 
 // SagaCanceller puts a user's cancellation to the order's saga. The aggregate learns
@@ -38,6 +39,13 @@ type SagaCanceller interface {
 // leaves the aggregate's state as the only judge.
 func (h CancelOrder) WithSagaCanceller(sagas SagaCanceller) CancelOrder {
 	h.sagas = sagas
+	return h
+}
+
+// WithBeforeSaga returns h calling fn after the order was found cancellable and
+// before the saga is asked. It exists so tests can let the saga move on there.
+func (h CancelOrder) WithBeforeSaga(fn func(ctx context.Context, orderID string)) CancelOrder {
+	h.beforeSaga = fn
 	return h
 }
 
@@ -86,6 +94,9 @@ func (h CancelOrder) Handle(ctx context.Context, cmd CancelOrderCommand) (*domai
 		}
 		if len(events) == 0 {
 			return o, nil
+		}
+		if h.beforeSaga != nil {
+			h.beforeSaga(ctx, cmd.OrderID)
 		}
 		accepted, err := h.sagas.CancelForUser(ctx, o, cmd.Reason)
 		if err != nil {
