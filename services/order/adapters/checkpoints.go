@@ -26,15 +26,20 @@ var _ app.Checkpoints = (*KVCheckpoints)(nil)
 // NewKVCheckpoints opens (creating if needed) the bucket named bucket,
 // CheckpointBucket when empty. It returns the JetStream error, wrapped, when the
 // bucket can neither be opened nor created.
-func NewKVCheckpoints(ctx context.Context, js jetstream.JetStream, bucket string) (*KVCheckpoints, error) {
+func NewKVCheckpoints(ctx context.Context, js jetstream.JetStream, bucket string, opts ...KVOption) (*KVCheckpoints, error) {
 	if bucket == "" {
 		bucket = CheckpointBucket
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	cfg := jetstream.KeyValueConfig{
 		Bucket:      bucket,
 		Description: "How far the order service's saga followers read their event categories",
 		History:     1,
-	})
+		Replicas:    1,
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("order checkpoints bucket %s: %w", bucket, err)
 	}

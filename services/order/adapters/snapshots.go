@@ -22,18 +22,36 @@ type KVSnapshots struct {
 
 var _ app.Snapshots = (*KVSnapshots)(nil)
 
+// KVOption tunes the buckets NewKVSnapshots and NewKVCheckpoints create.
+type KVOption func(*jetstream.KeyValueConfig)
+
+// WithReplicas sets a bucket's replica count: 1 on a single server (the default), 3
+// on a cluster. Zero or less keeps the default.
+func WithReplicas(n int) KVOption {
+	return func(c *jetstream.KeyValueConfig) {
+		if n > 0 {
+			c.Replicas = n
+		}
+	}
+}
+
 // NewKVSnapshots opens (creating if needed) the bucket named bucket, SnapshotBucket
 // when empty. It returns the JetStream error, wrapped, when the bucket can neither
 // be opened nor created.
-func NewKVSnapshots(ctx context.Context, js jetstream.JetStream, bucket string) (*KVSnapshots, error) {
+func NewKVSnapshots(ctx context.Context, js jetstream.JetStream, bucket string, opts ...KVOption) (*KVSnapshots, error) {
 	if bucket == "" {
 		bucket = SnapshotBucket
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+	cfg := jetstream.KeyValueConfig{
 		Bucket:      bucket,
 		Description: "Latest snapshot of each event-sourced order (an optimisation; events are the truth)",
 		History:     1,
-	})
+		Replicas:    1,
+	}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("order snapshots bucket %s: %w", bucket, err)
 	}
