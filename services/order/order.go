@@ -75,6 +75,10 @@ type Config struct {
 	Saga bool
 	// SagaTiming tunes the saga's steps; zero values take app.SagaConfig's defaults.
 	SagaTiming app.SagaConfig
+	// StreamReplicas is the replica count of the streams and buckets the service
+	// creates (event store, messaging streams, snapshots, checkpoints): 1 on a single
+	// server, 3 on a cluster. Zero means 1.
+	StreamReplicas int
 }
 
 // RegisterFlags defines the order service's flags on fs, with their defaults,
@@ -93,6 +97,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SagaTiming.Backoff, "saga-backoff", time.Second, "first pause between saga step attempts (doubling)")
 	fs.DurationVar(&c.SagaTiming.MaxBackoff, "saga-max-backoff", time.Minute, "longest pause between saga step or compensation attempts")
 	fs.DurationVar(&c.SagaTiming.StuckAfter, "saga-stuck-after", 30*time.Minute, "an unfinished saga older than this is reported stuck")
+	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of each JetStream stream and bucket created (3 on a NATS cluster)")
 }
 
 // Validate returns an error describing each invalid field.
@@ -115,6 +120,9 @@ func (c Config) Validate() error {
 	}
 	if t := c.SagaTiming; t.StepTimeout < 0 || t.StepAttempts < 0 || t.Backoff < 0 || t.MaxBackoff < 0 || t.StuckAfter < 0 {
 		errs = append(errs, fmt.Errorf("saga timing %+v has a negative value", t))
+	}
+	if c.StreamReplicas < 0 {
+		errs = append(errs, fmt.Errorf("stream-replicas %d is negative", c.StreamReplicas))
 	}
 	return errors.Join(errs...)
 }
@@ -213,11 +221,11 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		if js == nil {
 			return nil, errors.New("order: deps: NATS or Store is required")
 		}
-		store = eventstore.NewJetStream(js)
+		store = eventstore.NewJetStream(js, eventstore.WithReplicas(cfg.StreamReplicas))
 	}
 	repoOpts := []app.RepositoryOption{app.WithLogger(logger)}
 	if cfg.SnapshotEvery > 0 && js != nil {
-		snaps, err := adapters.NewKVSnapshots(ctx, js, adapters.SnapshotBucket)
+		snaps, err := adapters.NewKVSnapshots(ctx, js, adapters.SnapshotBucket, adapters.WithReplicas(cfg.StreamReplicas))
 		if err != nil {
 			return nil, fmt.Errorf("order: %w", err)
 		}
@@ -257,7 +265,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		if js == nil {
 			return nil, errors.New("order: the saga needs Deps.NATS")
 		}
-		if err := s.wireSaga(ctx, cfg.SagaTiming, js, store, repo); err != nil {
+		if err := s.wireSaga(ctx, cfg, js, store, repo); err != nil {
 			return nil, err
 		}
 		cancelOrder = cancelOrder.WithSagaCanceller(app.SagaCancel{Orch: s.orch, Repo: repo}).
@@ -286,13 +294,13 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 
 // wireSaga builds the orchestrator over the event store, its consumer of participant
 // replies and the follower that starts sagas from placed orders.
-func (s *Service) wireSaga(ctx context.Context, timing app.SagaConfig, js jetstream.JetStream, store eventstore.Store, repo *app.Repository) error {
-	if err := messaging.DeclareStreams(ctx, js, messaging.StreamsConfig{}); err != nil {
+func (s *Service) wireSaga(ctx context.Context, cfg Config, js jetstream.JetStream, store eventstore.Store, repo *app.Repository) error {
+	if err := messaging.DeclareStreams(ctx, js, messaging.StreamsConfig{Replicas: cfg.StreamReplicas}); err != nil {
 		return fmt.Errorf("order: streams: %w", err)
 	}
 	bus := messaging.New(js, "order")
 	tr := saga.BusTransport{Bus: bus}
-	orch, err := saga.New(app.OrderSaga(timing), store, tr, saga.WithLogger(s.logger))
+	orch, err := saga.New(app.OrderSaga(cfg.SagaTiming), store, tr, saga.WithLogger(s.logger))
 	if err != nil {
 		return fmt.Errorf("order: saga: %w", err)
 	}
@@ -323,7 +331,7 @@ func (s *Service) wireSaga(ctx context.Context, timing app.SagaConfig, js jetstr
 	if err != nil {
 		return fmt.Errorf("order: saga replies: %w", err)
 	}
-	checkpoints, err := adapters.NewKVCheckpoints(ctx, js, adapters.CheckpointBucket)
+	checkpoints, err := adapters.NewKVCheckpoints(ctx, js, adapters.CheckpointBucket, adapters.WithReplicas(cfg.StreamReplicas))
 	if err != nil {
 		return fmt.Errorf("order: %w", err)
 	}
@@ -519,7 +527,7 @@ func RebuildProjections(ctx context.Context, cfg Config, deps Deps) error {
 		if err != nil {
 			return fmt.Errorf("order: jetstream: %w", err)
 		}
-		store = eventstore.NewJetStream(js)
+		store = eventstore.NewJetStream(js, eventstore.WithReplicas(cfg.StreamReplicas))
 	}
 	db, err := sqldb.Open(ctx, cfg.ReadDSN)
 	if err != nil {
