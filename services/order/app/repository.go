@@ -8,6 +8,9 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
@@ -222,6 +225,8 @@ func (r *Repository) Update(ctx context.Context, id string, decide func(o *domai
 			if err != nil {
 				return nil, fmt.Errorf("update order %q: %w", id, err)
 			}
+			// The projection and the saga follower continue this trace from here.
+			otel.GetTextMapPropagator().Inject(ctx, propagation.MapCarrier(se.Metadata))
 			stored = append(stored, se)
 		}
 		_, err = r.store.Append(ctx, StreamName(id), eventstore.Version(before), stored...)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
@@ -142,6 +144,8 @@ func (f *SagaFollower) loop(ctx context.Context, name, category string, h events
 		}
 		if loaded {
 			err = f.store.SubscribeCategory(ctx, category, pos, func(ctx context.Context, e eventstore.Event) error {
+				// The saga starts inside the trace of the request that placed the order.
+				ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(e.Metadata))
 				if err := h(ctx, e); err != nil {
 					return err
 				}
