@@ -24,6 +24,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/auth/devissuer"
 	"github.com/eventshop/eventshop/pkg/config"
 	"github.com/eventshop/eventshop/pkg/natsembed"
+	"github.com/eventshop/eventshop/pkg/telemetry"
 	"github.com/eventshop/eventshop/services/cart"
 	"github.com/eventshop/eventshop/services/catalog"
 	"github.com/eventshop/eventshop/services/inventory"
@@ -51,6 +52,11 @@ type Main struct {
 	Inventory inventory.Config
 	Shipping  shipping.Config
 	Gateway   gateway.Config
+	// Telemetry is set up once for the process as service "shopd"; each service
+	// reports under its own name (telemetry.ForService).
+	Telemetry telemetry.Config
+	// TelemetryOptions are added to Setup's (tests record spans with them).
+	TelemetryOptions []telemetry.Option
 
 	Stdout io.Writer
 	Stderr io.Writer
@@ -59,6 +65,7 @@ type Main struct {
 	PaymentProvider provider.Provider
 
 	logger    *slog.Logger
+	tel       *telemetry.Telemetry
 	nats      *natsembed.Server
 	nc        *nats.Conn
 	issuer    *devissuer.Issuer
@@ -96,6 +103,7 @@ func (m *Main) FlagSet() *flag.FlagSet {
 	addPrefixed(fs, "inventory-", m.Inventory.RegisterFlags)
 	addPrefixed(fs, "shipping-", m.Shipping.RegisterFlags)
 	addPrefixed(fs, "gateway-", m.Gateway.RegisterFlags)
+	m.Telemetry.RegisterFlags(fs)
 	return fs
 }
 
@@ -110,13 +118,19 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := lvl.UnmarshalText([]byte(m.LogLevel)); err != nil {
 		return fmt.Errorf("log-level: %w", err)
 	}
-	m.logger = slog.New(slog.NewJSONHandler(m.Stderr, &slog.HandlerOptions{Level: lvl}))
+	m.Telemetry.ServiceName = "shopd"
+	opts := append([]telemetry.Option{telemetry.WithLogOutput(m.Stderr), telemetry.WithLogLevel(lvl)}, m.TelemetryOptions...)
+	tel, err := telemetry.Setup(ctx, m.Telemetry, opts...)
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	m.tel = tel
+	m.logger = tel.Logger()
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.cancel = cancel
 	m.runCtx = runCtx
 
-	var err error
 	m.nats, err = natsembed.Start(ctx, natsembed.Config{
 		URL:      m.NATSURL,
 		StoreDir: filepath.Join(m.DataDir, "nats"),
@@ -229,7 +243,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.issuer != nil && gc.OIDCClientSecret == "" {
 		gc.OIDCClientSecret = devissuer.StorefrontSecret
 	}
-	gw, err := gateway.New(gc, gateway.Deps{Logger: deps("gateway"), Verifier: verifier})
+	gw, err := gateway.New(gc, gateway.Deps{Logger: deps("gateway"), Verifier: verifier, Telemetry: m.tel.ForService("gateway")})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -289,6 +303,9 @@ func (m *Main) start(ctx context.Context, name, addr string, run func(context.Co
 }
 
 func (m *Main) serve(ctx context.Context, s *service, run func(context.Context) error) {
+	// Spans started from this context (consumers, followers, projectors, the gRPC
+	// server) report as this service, not as shopd.
+	ctx = telemetry.NewContext(ctx, m.tel.ForService(s.name))
 	ctx, s.stop = context.WithCancel(ctx)
 	s.done = make(chan struct{})
 	name := s.name
@@ -439,6 +456,14 @@ func (m *Main) Close() error {
 	case <-done:
 	case <-time.After(30 * time.Second):
 		m.errs = append(m.errs, errors.New("services did not stop within 30s"))
+	}
+	if m.tel != nil {
+		// Every service has stopped: flush their last spans.
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := m.tel.Shutdown(sctx); err != nil {
+			m.errs = append(m.errs, fmt.Errorf("telemetry: %w", err))
+		}
+		cancel()
 	}
 	if m.issuer != nil {
 		if err := m.issuer.Close(); err != nil {
