@@ -537,7 +537,10 @@ func RebuildProjections(ctx context.Context, cfg Config, deps Deps) error {
 	err = projection.Rebuild(ctx, db, store, func(p projection.RebuildProgress) {
 		if p.Swapped {
 			logger.InfoContext(ctx, "order read models rebuilt", "events", p.Applied)
+			return
 		}
+		// One line per batch: a long replay shows it is moving and how far it got.
+		logger.InfoContext(ctx, "rebuilding order read models", "events", p.Applied, "position", uint64(p.Position))
 	}, projection.WithDecoder(app.NewCodec().Decode))
 	if err != nil {
 		return fmt.Errorf("order: projections rebuild: %w", err)
