@@ -59,7 +59,7 @@ func startSagaShop(t testing.TB, opts ...shopOption) *sagaShop {
 	var stdout, stderr bytes.Buffer
 	m.Stdout, m.Stderr = &stdout, &stderr
 	dir := t.TempDir()
-	args := []string{"-data-dir", dir, "-nats-port", "0", "-issuer-addr", "127.0.0.1:0", "-log-level", "error"}
+	args := []string{"-data-dir", dir, "-nats-port", "0", "-issuer-addr", "127.0.0.1:0", "-log-level", "error", "-gateway-http-addr", "127.0.0.1:0"}
 	for _, svc := range []string{"catalog", "cart", "order", "payment", "inventory", "shipping"} {
 		args = append(args, "-"+svc+"-grpc-addr", "127.0.0.1:0")
 	}
