@@ -123,10 +123,10 @@ func (c Client) Trace(ctx context.Context, id string) (Trace, error) {
 	return trs[0], nil
 }
 
-// Latest returns the most recent trace of service whose root span's name starts
-// with rootPrefix (empty: any), among the last limit traces Jaeger lists. Errors:
+// Latest returns the most recent trace of service whose root span belongs to service
+// and satisfies match (nil: any), among the last limit traces Jaeger lists. Errors:
 // as Trace's, and ErrNoTrace when none matches.
-func (c Client) Latest(ctx context.Context, service, rootPrefix string, limit int) (Trace, error) {
+func (c Client) Latest(ctx context.Context, service string, match func(root Span) bool, limit int) (Trace, error) {
 	q := url.Values{"service": {service}, "limit": {fmt.Sprint(limit)}}
 	trs, err := c.get(ctx, "/api/traces?"+q.Encode())
 	if err != nil {
@@ -134,10 +134,10 @@ func (c Client) Latest(ctx context.Context, service, rootPrefix string, limit in
 	}
 	trs = slices.DeleteFunc(trs, func(tr Trace) bool {
 		root, ok := tr.Root()
-		return !ok || root.Service != service || !strings.HasPrefix(root.Name, rootPrefix)
+		return !ok || root.Service != service || (match != nil && !match(root))
 	})
 	if len(trs) == 0 {
-		return Trace{}, fmt.Errorf("traces of %s with a root span %q...: %w", service, rootPrefix, ErrNoTrace)
+		return Trace{}, fmt.Errorf("traces of %s with a matching root span: %w", service, ErrNoTrace)
 	}
 	return slices.MaxFunc(trs, func(a, b Trace) int {
 		ra, _ := a.Root()

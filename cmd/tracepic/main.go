@@ -3,7 +3,7 @@
 // the NATS hops between a producer and its consumer drawn as arrows.
 //
 //	go run ./cmd/tracepic -trace <id> -out trace.png
-//	go run ./cmd/tracepic -out trace.png            # the latest order placed through the gateway
+//	go run ./cmd/tracepic -out trace.png            # the latest POST /api/v1/orders through the gateway
 //	go run ./cmd/tracepic -in answer.json -out trace.png
 package main
 
@@ -34,9 +34,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tracepic", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	jaegerURL := fs.String("jaeger", "http://127.0.0.1:16686", "Jaeger query service base URL")
-	traceID := fs.String("trace", "", "trace id to draw (empty: the latest trace of -service whose root span starts with -root)")
+	traceID := fs.String("trace", "", "trace id to draw (empty: the latest trace of -service whose root span matches -method and -path)")
 	service := fs.String("service", "gateway", "service whose latest trace is drawn when -trace is empty")
-	root := fs.String("root", "POST", "prefix of the root span's name when -trace is empty")
+	method := fs.String("method", "POST", "HTTP method of the root span when -trace is empty (empty: any)")
+	path := fs.String("path", "/api/v1/orders", "URL path of the root span when -trace is empty (empty: any)")
 	in := fs.String("in", "", "draw the first trace of this saved query API answer instead of asking Jaeger")
 	out := fs.String("out", "trace.png", "PNG file to write")
 	width := fs.Int("width", 1400, "picture width in pixels")
@@ -45,7 +46,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	tr, err := load(ctx, *in, Client{BaseURL: *jaegerURL}, *traceID, *service, *root)
+	match := func(root Span) bool {
+		return (*method == "" || root.Tags["http.request.method"] == *method) &&
+			(*path == "" || root.Tags["url.path"] == *path)
+	}
+	tr, err := load(ctx, *in, Client{BaseURL: *jaegerURL}, *traceID, *service, match)
+	if errors.Is(err, ErrNoTrace) && *in == "" {
+		// The services export spans in batches, a few seconds apart.
+		return fmt.Errorf("%w (a trace reaches Jaeger a few seconds after it ends; try again)", err)
+	}
 	if err != nil {
 		return err
 	}
@@ -68,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func load(ctx context.Context, in string, c Client, id, service, root string) (Trace, error) {
+func load(ctx context.Context, in string, c Client, id, service string, match func(Span) bool) (Trace, error) {
 	if in != "" {
 		f, err := os.Open(in)
 		if err != nil {
@@ -86,5 +95,5 @@ func load(ctx context.Context, in string, c Client, id, service, root string) (T
 	if id != "" {
 		return c.Trace(ctx, id)
 	}
-	return c.Latest(ctx, service, root, 20)
+	return c.Latest(ctx, service, match, 20)
 }

@@ -173,11 +173,16 @@ func TestClient(t *testing.T) {
 	if _, err := c.Trace(ctx, "00000000000000000000000000000001"); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("missing trace: err = %v, want the 404", err)
 	}
-	if tr, err := c.Latest(ctx, "gateway", "POST", 20); err != nil || tr.TraceID != "0af7651916cd43dd8448eb211c80319c" {
+	post := func(root Span) bool { return root.Tags["http.request.method"] == "POST" }
+	get := func(root Span) bool { return root.Tags["http.request.method"] == "GET" }
+	if tr, err := c.Latest(ctx, "gateway", post, 20); err != nil || tr.TraceID != "0af7651916cd43dd8448eb211c80319c" {
 		t.Errorf("Latest(gateway, POST) = %s, %v", tr.TraceID, err)
 	}
-	if _, err := c.Latest(ctx, "gateway", "GET", 20); !errors.Is(err, ErrNoTrace) {
+	if _, err := c.Latest(ctx, "gateway", get, 20); !errors.Is(err, ErrNoTrace) {
 		t.Errorf("Latest(gateway, GET): err = %v, want ErrNoTrace", err)
+	}
+	if _, err := c.Latest(ctx, "order", nil, 20); !errors.Is(err, ErrNoTrace) {
+		t.Errorf("Latest(order): err = %v, want ErrNoTrace", err)
 	}
 }
 
