@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,7 +16,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/eventshop/eventshop/cmd/internal/audit"
 	catalogv1 "github.com/eventshop/eventshop/gen/go/eventshop/catalog/v1"
@@ -119,8 +122,14 @@ func (s *sagaShop) place(token string, qty int32) string {
 }
 
 func (s *sagaShop) tryPlace(token string, qty int32) (string, error) {
+	return s.tryPlaceKeyed(token, qty, "k-"+uuid.NewString())
+}
+
+// tryPlaceKeyed places an order under a caller-chosen idempotency key, so a retry of
+// a request whose answer was lost can never place a second order.
+func (s *sagaShop) tryPlaceKeyed(token string, qty int32, key string) (string, error) {
 	resp, err := s.orders.PlaceOrder(s.ctx, &orderv1.PlaceOrderRequest{
-		IdempotencyKey: "k-" + uuid.NewString(),
+		IdempotencyKey: key,
 		Items:          []*commonv1.LineItem{{ProductId: s.product.GetId(), Quantity: qty}},
 		ShippingAddress: &commonv1.Address{
 			Name: "Alice", Street: "1 Main St", City: "Springfield", PostalCode: "12345", CountryCode: "US",
@@ -601,14 +610,21 @@ func TestFlashSale(t *testing.T) {
 	ids := make([]string, buyers)
 	errs := make(chan error, buyers)
 	var wg sync.WaitGroup
+	// Every buyer is its own goroutine; the client's bulkhead (64 calls in flight)
+	// sheds the excess with ResourceExhausted, and a buyer retries under the same
+	// idempotency key, as a real client would.
 	for i := range buyers {
 		wg.Go(func() {
+			key := fmt.Sprintf("flash-%d-%s", i, uuid.NewString())
 			var err error
-			for attempt := 0; attempt < 20; attempt++ {
-				if ids[i], err = s.tryPlace("tok_visa", 1); err == nil {
+			for attempt := 0; attempt < 100; attempt++ {
+				if ids[i], err = s.tryPlaceKeyed("tok_visa", 1, key); err == nil {
 					return
 				}
-				time.Sleep(100 * time.Millisecond) // overload answers Unavailable/ResourceExhausted
+				if c := status.Code(err); c != codes.ResourceExhausted && c != codes.Unavailable && c != codes.DeadlineExceeded && c != codes.Aborted {
+					break
+				}
+				time.Sleep(time.Duration(50+rand.IntN(150)) * time.Millisecond)
 			}
 			errs <- err
 		})
