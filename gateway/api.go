@@ -22,6 +22,7 @@ import (
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
+	"github.com/eventshop/eventshop/pkg/resilience"
 )
 
 // Scopes and roles the API requires.
@@ -77,6 +78,16 @@ func routeAccess(method, path string) (access, bool) {
 // the grpc-gateway mux.
 func (g *Gateway) apiHandler() (http.Handler, error) {
 	mux := runtime.NewServeMux(
+		// Routing headers reach the services as metadata so the mesh can route every
+		// hop of a tester's request (resilience.PropagatedHeaders carries them on).
+		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+			for _, h := range resilience.PropagatedHeaders {
+				if strings.EqualFold(key, h) {
+					return h, true
+				}
+			}
+			return runtime.DefaultHeaderMatcher(key)
+		}),
 		runtime.WithErrorHandler(g.grpcErrorHandler),
 		runtime.WithRoutingErrorHandler(func(ctx context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
 			writeError(w, code, status.New(httpToCode(code), http.StatusText(code)))

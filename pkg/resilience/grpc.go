@@ -33,8 +33,8 @@ func Dial(target string, opts ...Option) (*grpc.ClientConn, error) {
 		// call shows one client span per attempt, and a call the policy rejects none
 		// (the rejection is an event on the caller's span instead).
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(cfg.tracerProvider()))),
-		grpc.WithChainUnaryInterceptor(p.UnaryClientInterceptor()),
-		grpc.WithChainStreamInterceptor(p.StreamClientInterceptor()),
+		grpc.WithChainUnaryInterceptor(propagateUnary, p.UnaryClientInterceptor()),
+		grpc.WithChainStreamInterceptor(propagateStream, p.StreamClientInterceptor()),
 	)
 	dialOpts = append(dialOpts, cfg.dialOpts...)
 	cc, err := grpc.NewClient(target, dialOpts...)
