@@ -199,6 +199,9 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 	if s.store, err = sqlstore.Open(ctx, db); err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
+	if err := s.registerMetrics(); err != nil {
+		return nil, fmt.Errorf("inventory: metrics: %w", err)
+	}
 	if cfg.SeedStock > 0 {
 		if err := s.seed(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("inventory: %w", err)
