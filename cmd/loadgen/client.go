@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -30,6 +32,22 @@ const (
 	opGetOrder     = "GetOrder"
 	opToFinal      = "place->final"
 )
+
+// shopAPI is what a simulated shopper (or the admin) does, through the gateway's
+// JSON API (-mode http) or straight to the services over gRPC (-mode grpc), so the
+// scenarios run unchanged in either mode. Every call records its latency, or its
+// error by code, in the run's stats.
+type shopAPI interface {
+	listProducts(ctx context.Context) ([]*catalogv1.Product, error)
+	search(ctx context.Context, q string) error
+	addItem(ctx context.Context, productID string) error
+	clearCart(ctx context.Context)
+	placeOrder(ctx context.Context, key, productID, cardToken string) (string, error)
+	getOrder(ctx context.Context, id string) (*orderv1.Order, error)
+	setStock(ctx context.Context, productID string, available int64) error
+}
+
+var _ shopAPI = (*shopClient)(nil)
 
 // shopClient is a storefront user of the gateway's JSON API with a bearer token.
 type shopClient struct {
@@ -120,15 +138,20 @@ func (c *shopClient) clearCart(ctx context.Context) {
 
 func (c *shopClient) placeOrder(ctx context.Context, key, productID, cardToken string) (string, error) {
 	var out orderv1.PlaceOrderResponse
-	err := c.call(ctx, opPlaceOrder, http.MethodPost, "/api/v1/orders", &orderv1.PlaceOrderRequest{
+	err := c.call(ctx, opPlaceOrder, http.MethodPost, "/api/v1/orders", placeOrderRequest(key, productID, cardToken), &out)
+	return out.GetOrder().GetId(), err
+}
+
+// placeOrderRequest is one unit of productID shipped to the load tester.
+func placeOrderRequest(key, productID, cardToken string) *orderv1.PlaceOrderRequest {
+	return &orderv1.PlaceOrderRequest{
 		IdempotencyKey: key,
 		Items:          []*commonv1.LineItem{{ProductId: productID, Quantity: 1}},
 		ShippingAddress: &commonv1.Address{
 			Name: "Load Tester", Street: "1 Main St", City: "Springfield", PostalCode: "12345", CountryCode: "US",
 		},
 		PaymentToken: cardToken,
-	}, &out)
-	return out.GetOrder().GetId(), err
+	}
 }
 
 func (c *shopClient) getOrder(ctx context.Context, id string) (*orderv1.Order, error) {
@@ -143,12 +166,20 @@ func (c *shopClient) setStock(ctx context.Context, productID string, available i
 }
 
 // retryable reports whether a failed call may succeed if sent again: the gateway or
-// a service was unavailable, overloaded or timed out, or the connection broke.
+// a service was unavailable, overloaded or timed out, or the connection broke. The
+// gRPC codes retried are the ones the gateway answers with the HTTP codes retried.
 func retryable(err error) bool {
 	var se *statusError
 	if errors.As(err, &se) {
 		switch se.code {
 		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, http.StatusInternalServerError:
+			return true
+		}
+		return false
+	}
+	if st, ok := status.FromError(err); ok && err != nil {
+		switch st.Code() {
+		case codes.ResourceExhausted, codes.Unavailable, codes.DeadlineExceeded, codes.Internal, codes.Unknown:
 			return true
 		}
 		return false

@@ -33,6 +33,7 @@ const DefaultShopFlags = "-order-saga-step-timeout 5s -order-saga-backoff 200ms 
 // Config is one load run.
 type Config struct {
 	Scenario string // steady, flash-sale or chaos
+	Mode     string // http (through the gateway) or grpc (straight to the services)
 	Target   string // gateway URL of a running shop; empty runs the shop in-process
 	Issuer   string // dev issuer of the running shop
 	DataDir  string // data directory of the running shop, for the audit ("" skips it)
@@ -54,11 +55,22 @@ type Config struct {
 	AuditDSN    string        // audit this database (postgres:// URL shared by the services) instead of DataDir
 	JSON        bool
 	Progress    bool
+
+	// Service addresses of a running shop for -mode grpc.
+	CatalogAddr, CartAddr, OrderAddr, InventoryAddr string
+	// addrsSet is whether one of them was given, which in -mode grpc also selects a
+	// running shop.
+	addrsSet bool
 }
 
 func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Scenario, "scenario", "steady", "steady, flash-sale or chaos")
-	fs.StringVar(&c.Target, "target", "", "gateway URL of a running shop (e.g. http://127.0.0.1:8080); empty runs the shop in-process")
+	fs.StringVar(&c.Mode, "mode", "http", "http: shoppers call the gateway's JSON API; grpc: they call catalog, cart, order and inventory directly")
+	fs.StringVar(&c.Target, "target", "", "gateway URL of a running shop (e.g. http://127.0.0.1:8080); empty runs the shop in-process (in -mode grpc, so do unset -*-addr flags)")
+	fs.StringVar(&c.CatalogAddr, "catalog-addr", "127.0.0.1:9401", "-mode grpc: catalog gRPC address of the running shop")
+	fs.StringVar(&c.CartAddr, "cart-addr", "127.0.0.1:9402", "-mode grpc: cart gRPC address of the running shop")
+	fs.StringVar(&c.OrderAddr, "order-addr", "127.0.0.1:9403", "-mode grpc: order gRPC address of the running shop")
+	fs.StringVar(&c.InventoryAddr, "inventory-addr", "127.0.0.1:9405", "-mode grpc: inventory gRPC address of the running shop")
 	fs.StringVar(&c.Issuer, "issuer", "http://127.0.0.1:9400", "dev OIDC issuer of the running shop (-target)")
 	fs.StringVar(&c.DataDir, "data-dir", "data", "data directory of the running shop (-target), audited at the end; empty skips the audit")
 	fs.Float64Var(&c.Rate, "rate", 0, "open model: sessions started per second (0: closed model with -users)")
@@ -129,14 +141,31 @@ func run(ctx context.Context, cfg Config, stderr io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Mode != "http" && cfg.Mode != "grpc" {
+		return nil, fmt.Errorf("mode %q: want http or grpc", cfg.Mode)
+	}
 	r := &runner{cfg: cfg, mix: mix, stats: newStats(), stderr: stderr, orders: map[string]placedOrder{}}
-	if cfg.Target == "" {
+	if cfg.Target == "" && (cfg.Mode == "http" || !cfg.addrsSet) {
 		if err := r.startShop(ctx); err != nil {
 			return nil, err
 		}
 		defer r.shop.Close()
 	} else {
 		r.base, r.issuer, r.dataDir = strings.TrimRight(cfg.Target, "/"), cfg.Issuer, cfg.DataDir
+	}
+	if cfg.Mode == "grpc" {
+		addrs := map[string]string{"catalog": cfg.CatalogAddr, "cart": cfg.CartAddr, "order": cfg.OrderAddr, "inventory": cfg.InventoryAddr}
+		if r.shop != nil {
+			for name := range addrs {
+				addrs[name] = r.shop.Addr(name)
+			}
+		}
+		svc, err := dialServices(addrs)
+		if err != nil {
+			return nil, err
+		}
+		defer svc.close()
+		r.grpc = svc
 	}
 	if cfg.Scenario == "chaos" && r.shop == nil && cfg.RestartCmd == "" {
 		return nil, errors.New("chaos: needs the in-process shop (no -target), or -restart-cmd for processes")
@@ -155,11 +184,12 @@ type runner struct {
 	shop    *shop.Main
 	faults  *faultyProvider
 	base    string
+	grpc    *grpcServices // -mode grpc
 	issuer  string
 	dataDir string
 
-	users    []*shopClient
-	admin    *shopClient
+	users    []shopAPI
+	admin    shopAPI
 	products []*catalogv1.Product
 
 	mu       sync.Mutex
@@ -198,7 +228,10 @@ func (r *runner) startShop(ctx context.Context) error {
 	return nil
 }
 
-func (r *runner) client(token string) *shopClient {
+func (r *runner) client(token string) shopAPI {
+	if r.grpc != nil {
+		return &grpcClient{svc: r.grpc, token: token, stats: r.stats}
+	}
 	return &shopClient{base: r.base, token: token, stats: r.stats, http: &http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute},
@@ -256,10 +289,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			}
 		}
 	}
-	r.stats = newStats()
-	for _, c := range append(r.users, r.admin) {
-		c.stats = r.stats
-	}
+	r.stats.reset()
 
 	stopProgress := r.progress()
 	start := time.Now()
@@ -411,7 +441,7 @@ func (r *runner) steady(ctx context.Context, chaosDone <-chan struct{}) {
 }
 
 // session is one shopper's visit; it reports whether an order was placed.
-func (r *runner) session(ctx context.Context, c *shopClient) bool {
+func (r *runner) session(ctx context.Context, c shopAPI) bool {
 	p := r.products[rand.IntN(len(r.products))]
 	if _, err := c.listProducts(ctx); err != nil && ctx.Err() != nil {
 		return false
@@ -427,7 +457,7 @@ func (r *runner) session(ctx context.Context, c *shopClient) bool {
 
 // place places one order, resending with the same idempotency key while the shop
 // answers with a retryable error, so an order placed before a crash is not doubled.
-func (r *runner) place(ctx context.Context, c *shopClient, productID, card string, follow bool) bool {
+func (r *runner) place(ctx context.Context, c shopAPI, productID, card string, follow bool) bool {
 	key := "lg-" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	giveUp := time.Now().Add(2 * time.Minute)
 	for time.Now().Before(giveUp) {
@@ -471,7 +501,7 @@ func (r *runner) flashSale(ctx context.Context) {
 const followEvery = 100 * time.Millisecond
 
 // follow polls an order as its shopper would until it is final, within FinalWait.
-func (r *runner) follow(ctx context.Context, c *shopClient, id string) {
+func (r *runner) follow(ctx context.Context, c shopAPI, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.FinalWait)
 	defer cancel()
 	for ctx.Err() == nil {
@@ -506,7 +536,7 @@ func (r *runner) awaitFinal(ctx context.Context) {
 	deadline := time.Now().Add(r.cfg.FinalWait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		r.mu.Lock()
-		pending := make(map[string]*shopClient, len(r.orders))
+		pending := make(map[string]shopAPI, len(r.orders))
 		for id, p := range r.orders {
 			pending[id] = p.by
 		}
@@ -527,7 +557,7 @@ func (r *runner) awaitFinal(ctx context.Context) {
 // are private to their shopper).
 type placedOrder struct {
 	at time.Time
-	by *shopClient
+	by shopAPI
 }
 
 // parseConfig reads flags (and SHOP_LOADGEN_* variables through config.Parse).
@@ -537,5 +567,11 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.SetOutput(stderr)
 	cfg.register(fs)
 	err := config.Parse(fs, args)
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "catalog-addr", "cart-addr", "order-addr", "inventory-addr":
+			cfg.addrsSet = true
+		}
+	})
 	return cfg, err
 }

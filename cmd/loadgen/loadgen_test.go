@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // testConfig is a small run against the shop started in-process.
@@ -49,6 +53,36 @@ func TestFlashSaleSellsExactlyTheUnits(t *testing.T) {
 	rep := runOK(t, cfg)
 	if rep.Placed != 60 || rep.Completed != 10 || rep.Cancelled != 50 {
 		t.Fatalf("placed %d, completed %d, cancelled %d; want 60 orders, 10 completed, 50 cancelled", rep.Placed, rep.Completed, rep.Cancelled)
+	}
+}
+
+func TestFlashSaleOverGRPCSellsExactlyTheUnits(t *testing.T) {
+	cfg := testConfig(t, "flash-sale")
+	cfg.Mode, cfg.Buyers, cfg.Units = "grpc", 40, 8
+	rep := runOK(t, cfg)
+	if rep.Placed != 40 || rep.Completed != 8 || rep.Cancelled != 32 {
+		t.Fatalf("placed %d, completed %d, cancelled %d; want 40 orders, 8 completed, 32 cancelled", rep.Placed, rep.Completed, rep.Cancelled)
+	}
+	for k := range rep.Errors {
+		if strings.Contains(k, "HTTP") {
+			t.Errorf("error %q in -mode grpc: a call went through the gateway", k)
+		}
+	}
+}
+
+func TestRetryableByGRPCCode(t *testing.T) {
+	for code, want := range map[codes.Code]bool{
+		codes.ResourceExhausted: true, codes.Unavailable: true, codes.DeadlineExceeded: true, codes.Internal: true,
+		codes.InvalidArgument: false, codes.FailedPrecondition: false, codes.NotFound: false,
+		codes.Unauthenticated: false, codes.PermissionDenied: false, codes.AlreadyExists: false, codes.Canceled: false,
+	} {
+		err := fmt.Errorf("%s: %w", opPlaceOrder, status.Error(code, "x"))
+		if got := retryable(err); got != want {
+			t.Errorf("retryable(%v) = %v, want %v", code, got, want)
+		}
+	}
+	if retryable(nil) {
+		t.Error("retryable(nil) = true")
 	}
 }
 

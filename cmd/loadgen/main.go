@@ -1,6 +1,7 @@
-// Command loadgen drives simulated storefront users through the gateway's JSON API
-// (steady load, a flash sale, or load under restarts and card-network faults), then
-// waits for every order to become final and runs the invariant auditor.
+// Command loadgen drives simulated storefront users through the gateway's JSON API,
+// or with -mode grpc straight to the services over gRPC (steady load, a flash sale,
+// or load under restarts and card-network faults), then waits for every order to
+// become final and runs the invariant auditor.
 package main
 
 import (

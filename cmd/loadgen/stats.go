@@ -25,6 +25,14 @@ func newStats() *stats {
 	return &stats{start: time.Now(), latencies: map[string][]time.Duration{}, errors: map[string]int{}, outcomes: map[string]int{}}
 }
 
+// reset forgets everything recorded so far, so set-up calls stay out of the report.
+func (s *stats) reset() {
+	fresh := newStats()
+	s.mu.Lock()
+	s.start, s.latencies, s.errors, s.outcomes, s.placed = fresh.start, fresh.latencies, fresh.errors, fresh.outcomes, 0
+	s.mu.Unlock()
+}
+
 func (s *stats) observe(op string, d time.Duration) {
 	s.mu.Lock()
 	s.latencies[op] = append(s.latencies[op], d)
