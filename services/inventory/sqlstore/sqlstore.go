@@ -31,8 +31,8 @@ const consumer = "inventory-commands"
 
 // Store is the SQL Store of the inventory app.
 type Store struct {
-	db    *sqldb.DB
-	inbox *messaging.Inbox
+	db      *sqldb.DB
+	replies *messaging.Replies
 }
 
 var (
@@ -50,47 +50,25 @@ func Open(ctx context.Context, db *sqldb.DB) (*Store, error) {
 	if err := sqldb.Migrate(ctx, db, sub, "inventory_migrations"); err != nil {
 		return nil, err
 	}
-	inbox := messaging.NewInbox("inventory_inbox")
-	if err := inbox.Migrate(ctx, db.DB); err != nil {
+	replies := messaging.NewReplies(messaging.NewInbox("inventory_inbox"), consumer, "inventory_replies")
+	if err := replies.Migrate(ctx, db.DB); err != nil {
 		return nil, err
 	}
-	return &Store{db: db, inbox: inbox}, nil
+	return &Store{db: db, replies: replies}, nil
 }
 
 // Execute implements app.Store.
 func (s *Store) Execute(ctx context.Context, commandID string, fn func(ctx context.Context, tx app.Tx) (app.Reply, error)) (app.Reply, error) {
-	var reply app.Reply
+	var reply messaging.Reply
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		first, err := s.inbox.Once(ctx, tx, consumer, commandID)
-		if err != nil {
-			return err
-		}
-		if !first {
-			r, ok, err := loadReply(ctx, tx, commandID)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("command %s processed without a stored reply", commandID)
-			}
-			reply = r
-			return nil
-		}
-		if reply, err = fn(ctx, txStore{tx}); err != nil {
-			return err
-		}
-		typ, payload, err := encode(reply.Msg)
-		if err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO inventory_replies (command_id, subject, type, payload, create_time)
-		VALUES ($1, $2, $3, $4, $5)`, commandID, reply.Subject, typ, payload, time.Now().UnixMicro())
-		if err != nil {
-			return fmt.Errorf("save reply to %s: %w", commandID, err)
-		}
-		return nil
+		var err error
+		reply, err = s.replies.Execute(ctx, tx, commandID, func(ctx context.Context) (messaging.Reply, error) {
+			r, err := fn(ctx, txStore{tx})
+			return messaging.Reply(r), err
+		})
+		return err
 	})
-	return reply, err
+	return app.Reply(reply), err
 }
 
 // Prune forgets the commands processed before: their inbox records and stored
@@ -98,19 +76,13 @@ func (s *Store) Execute(ctx context.Context, commandID string, fn func(ctx conte
 // any redelivery or saga retry can take. It returns how many commands it forgot and
 // the database error.
 func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
-	n, err := s.inbox.Prune(ctx, s.db.DB, before)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM inventory_replies WHERE create_time < $1`, before.UnixMicro()); err != nil {
-		return 0, fmt.Errorf("prune replies: %w", err)
-	}
-	return n, nil
+	return s.replies.Prune(ctx, s.db.DB, before)
 }
 
 // StoredReply implements app.Store.
 func (s *Store) StoredReply(ctx context.Context, commandID string) (app.Reply, bool, error) {
-	return loadReply(ctx, s.db, commandID)
+	r, ok, err := s.replies.Load(ctx, s.db, commandID)
+	return app.Reply(r), ok, err
 }
 
 // Update implements app.Store.
@@ -250,10 +222,6 @@ func (s *Store) Seed(ctx context.Context, productIDs []string, units int64) (int
 	return created, nil
 }
 
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 type txStore struct{ tx *sql.Tx }
 
 func (t txStore) ReservationByOrder(ctx context.Context, orderID string) (*domain.Reservation, error) {
@@ -351,23 +319,6 @@ func (t txStore) QueueEvent(ctx context.Context, e app.Outgoing) error {
 		return fmt.Errorf("queue event %s: %w", e.ID, err)
 	}
 	return nil
-}
-
-func loadReply(ctx context.Context, q querier, commandID string) (app.Reply, bool, error) {
-	var subject, typ, payload string
-	err := q.QueryRowContext(ctx, `SELECT subject, type, payload FROM inventory_replies WHERE command_id = $1`, commandID).
-		Scan(&subject, &typ, &payload)
-	if errors.Is(err, sql.ErrNoRows) {
-		return app.Reply{}, false, nil
-	}
-	if err != nil {
-		return app.Reply{}, false, fmt.Errorf("load reply to %s: %w", commandID, err)
-	}
-	msg, err := decode(typ, payload)
-	if err != nil {
-		return app.Reply{}, false, fmt.Errorf("reply to %s: %w", commandID, err)
-	}
-	return app.Reply{Subject: subject, Msg: msg}, true, nil
 }
 
 // encode stores a message as its full type name and base64 wire bytes: TEXT is the

@@ -6,15 +6,10 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io/fs"
 	"time"
-
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/reflect/protoregistry"
 
 	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/pkg/sqldb"
@@ -30,8 +25,8 @@ const consumer = "payment-commands"
 
 // Store is the SQL Store of the payment app.
 type Store struct {
-	db    *sqldb.DB
-	inbox *messaging.Inbox
+	db      *sqldb.DB
+	replies *messaging.Replies
 }
 
 var (
@@ -49,38 +44,25 @@ func Open(ctx context.Context, db *sqldb.DB) (*Store, error) {
 	if err := sqldb.Migrate(ctx, db, sub, "payment_migrations"); err != nil {
 		return nil, err
 	}
-	inbox := messaging.NewInbox("payment_inbox")
-	if err := inbox.Migrate(ctx, db.DB); err != nil {
+	replies := messaging.NewReplies(messaging.NewInbox("payment_inbox"), consumer, "payment_replies")
+	if err := replies.Migrate(ctx, db.DB); err != nil {
 		return nil, err
 	}
-	return &Store{db: db, inbox: inbox}, nil
+	return &Store{db: db, replies: replies}, nil
 }
 
 // Execute implements app.Store.
 func (s *Store) Execute(ctx context.Context, commandID string, fn func(ctx context.Context, tx app.Tx) (app.Reply, error)) (app.Reply, error) {
-	var reply app.Reply
+	var reply messaging.Reply
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		first, err := s.inbox.Once(ctx, tx, consumer, commandID)
-		if err != nil {
-			return err
-		}
-		if !first {
-			r, ok, err := loadReply(ctx, tx, commandID)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("command %s processed without a stored reply", commandID)
-			}
-			reply = r
-			return nil
-		}
-		if reply, err = fn(ctx, txStore{tx}); err != nil {
-			return err
-		}
-		return saveReply(ctx, tx, commandID, reply)
+		var err error
+		reply, err = s.replies.Execute(ctx, tx, commandID, func(ctx context.Context) (messaging.Reply, error) {
+			r, err := fn(ctx, txStore{tx})
+			return messaging.Reply(r), err
+		})
+		return err
 	})
-	return reply, err
+	return app.Reply(reply), err
 }
 
 // Prune forgets the commands processed before: their inbox records and stored
@@ -88,19 +70,13 @@ func (s *Store) Execute(ctx context.Context, commandID string, fn func(ctx conte
 // any redelivery or saga retry can take. It returns how many commands it forgot and
 // the database error.
 func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
-	n, err := s.inbox.Prune(ctx, s.db.DB, before)
-	if err != nil {
-		return 0, err
-	}
-	if _, err := s.db.ExecContext(ctx, `DELETE FROM payment_replies WHERE create_time < $1`, before.UnixMicro()); err != nil {
-		return 0, fmt.Errorf("prune replies: %w", err)
-	}
-	return n, nil
+	return s.replies.Prune(ctx, s.db.DB, before)
 }
 
 // StoredReply implements app.Store.
 func (s *Store) StoredReply(ctx context.Context, commandID string) (app.Reply, bool, error) {
-	return loadReply(ctx, s.db, commandID)
+	r, ok, err := s.replies.Load(ctx, s.db, commandID)
+	return app.Reply(r), ok, err
 }
 
 // Payment implements app.Store; it returns domain.ErrNotFound or the database error.
@@ -175,43 +151,4 @@ func loadPayment(ctx context.Context, q querier, where string, arg string) (*dom
 	p.CreateTime = time.UnixMicro(created).UTC()
 	p.UpdateTime = time.UnixMicro(updated).UTC()
 	return &p, nil
-}
-
-func saveReply(ctx context.Context, tx *sql.Tx, commandID string, r app.Reply) error {
-	b, err := proto.Marshal(r.Msg)
-	if err != nil {
-		return fmt.Errorf("marshal reply to %s: %w", commandID, err)
-	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO payment_replies (command_id, subject, type, payload, create_time)
-	VALUES ($1, $2, $3, $4, $5)`, commandID, r.Subject, string(r.Msg.ProtoReflect().Descriptor().FullName()),
-		base64.StdEncoding.EncodeToString(b), time.Now().UnixMicro())
-	if err != nil {
-		return fmt.Errorf("save reply to %s: %w", commandID, err)
-	}
-	return nil
-}
-
-func loadReply(ctx context.Context, q querier, commandID string) (app.Reply, bool, error) {
-	var subject, typ, payload string
-	err := q.QueryRowContext(ctx, `SELECT subject, type, payload FROM payment_replies WHERE command_id = $1`, commandID).
-		Scan(&subject, &typ, &payload)
-	if errors.Is(err, sql.ErrNoRows) {
-		return app.Reply{}, false, nil
-	}
-	if err != nil {
-		return app.Reply{}, false, fmt.Errorf("load reply to %s: %w", commandID, err)
-	}
-	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(typ))
-	if err != nil {
-		return app.Reply{}, false, fmt.Errorf("reply to %s has unknown type %s: %w", commandID, typ, err)
-	}
-	b, err := base64.StdEncoding.DecodeString(payload)
-	if err != nil {
-		return app.Reply{}, false, fmt.Errorf("decode reply to %s: %w", commandID, err)
-	}
-	msg := mt.New().Interface()
-	if err := proto.Unmarshal(b, msg); err != nil {
-		return app.Reply{}, false, fmt.Errorf("unmarshal reply to %s: %w", commandID, err)
-	}
-	return app.Reply{Subject: subject, Msg: msg}, true, nil
 }

@@ -1,0 +1,170 @@
+package messaging
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// ErrNoStoredReply is returned when the inbox says a command was processed but its
+// reply is missing, e.g. because the reply was pruned before the inbox record.
+var ErrNoStoredReply = errors.New("messaging: command processed without a stored reply")
+
+// Reply is the event a command handler answers a command with, published on Subject.
+type Reply struct {
+	Subject string
+	Msg     proto.Message
+}
+
+// Replies gives a command handler exactly-once effects with a resendable answer: it
+// records the command in an Inbox and stores the handler's reply in the same SQL
+// transaction, so a redelivered command gets the very reply it got the first time
+// instead of running again. Its SQL runs unchanged on SQLite and PostgreSQL.
+type Replies struct {
+	inbox    *Inbox
+	consumer string
+	table    string
+	migrate  string
+	insert   string
+	load     string
+	prune    string
+}
+
+// Querier is what Replies reads a stored reply through: *sql.DB, *sql.Tx or a
+// wrapper embedding one of them.
+type Querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// NewReplies returns the replies of consumer's commands stored in table, next to the
+// inbox records kept by inbox. It panics if table is not a plain SQL identifier:
+// names are fixed at wiring time.
+func NewReplies(inbox *Inbox, consumer, table string) *Replies {
+	if !identifier.MatchString(table) {
+		panic(fmt.Sprintf("messaging: replies table %q is not a plain identifier", table))
+	}
+	return &Replies{
+		inbox:    inbox,
+		consumer: consumer,
+		table:    table,
+		// Payloads are base64 TEXT: the one column type both dialects read back byte
+		// for byte. Times are Unix microseconds.
+		migrate: `CREATE TABLE IF NOT EXISTS ` + table + ` (
+	command_id  TEXT PRIMARY KEY,
+	subject     TEXT NOT NULL,
+	type        TEXT NOT NULL,
+	payload     TEXT NOT NULL,
+	create_time BIGINT NOT NULL
+)`,
+		insert: `INSERT INTO ` + table + ` (command_id, subject, type, payload, create_time)
+	VALUES ($1, $2, $3, $4, $5)`,
+		load:  `SELECT subject, type, payload FROM ` + table + ` WHERE command_id = $1`,
+		prune: `DELETE FROM ` + table + ` WHERE create_time < $1`,
+	}
+}
+
+// Table is the replies table name.
+func (r *Replies) Table() string { return r.table }
+
+// Migrate creates the inbox and the replies table if they do not exist. It returns
+// the database error.
+func (r *Replies) Migrate(ctx context.Context, db *sql.DB) error {
+	if err := r.inbox.Migrate(ctx, db); err != nil {
+		return err
+	}
+	if _, err := db.ExecContext(ctx, r.migrate); err != nil {
+		return fmt.Errorf("messaging: migrate replies %s: %w", r.table, err)
+	}
+	return nil
+}
+
+// Execute runs fn inside tx the first time commandID is seen and stores its reply in
+// tx; for a command seen before it skips fn and returns the stored reply. It returns
+// fn's error, ErrNoStoredReply, or the database or encoding error; the caller rolls
+// tx back on any error.
+func (r *Replies) Execute(ctx context.Context, tx *sql.Tx, commandID string, fn func(ctx context.Context) (Reply, error)) (Reply, error) {
+	first, err := r.inbox.Once(ctx, tx, r.consumer, commandID)
+	if err != nil {
+		return Reply{}, err
+	}
+	if !first {
+		reply, ok, err := r.Load(ctx, tx, commandID)
+		if err != nil {
+			return Reply{}, err
+		}
+		if !ok {
+			return Reply{}, fmt.Errorf("command %s: %w", commandID, ErrNoStoredReply)
+		}
+		return reply, nil
+	}
+	reply, err := fn(ctx)
+	if err != nil {
+		return Reply{}, err
+	}
+	if err := r.save(ctx, tx, commandID, reply); err != nil {
+		return Reply{}, err
+	}
+	return reply, nil
+}
+
+func (r *Replies) save(ctx context.Context, tx *sql.Tx, commandID string, reply Reply) error {
+	b, err := proto.Marshal(reply.Msg)
+	if err != nil {
+		return fmt.Errorf("marshal reply to %s: %w", commandID, err)
+	}
+	_, err = tx.ExecContext(ctx, r.insert, commandID, reply.Subject, string(reply.Msg.ProtoReflect().Descriptor().FullName()),
+		base64.StdEncoding.EncodeToString(b), time.Now().UnixMicro())
+	if err != nil {
+		return fmt.Errorf("save reply to %s: %w", commandID, err)
+	}
+	return nil
+}
+
+// Load returns the reply stored for commandID and whether there is one. The reply's
+// message type must be linked into the binary (protoregistry.GlobalTypes). It returns
+// the database error or the decoding error.
+func (r *Replies) Load(ctx context.Context, q Querier, commandID string) (Reply, bool, error) {
+	var subject, typ, payload string
+	err := q.QueryRowContext(ctx, r.load, commandID).Scan(&subject, &typ, &payload)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Reply{}, false, nil
+	}
+	if err != nil {
+		return Reply{}, false, fmt.Errorf("load reply to %s: %w", commandID, err)
+	}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(typ))
+	if err != nil {
+		return Reply{}, false, fmt.Errorf("reply to %s has unknown type %s: %w", commandID, typ, err)
+	}
+	b, err := base64.StdEncoding.DecodeString(payload)
+	if err != nil {
+		return Reply{}, false, fmt.Errorf("decode reply to %s: %w", commandID, err)
+	}
+	msg := mt.New().Interface()
+	if err := proto.Unmarshal(b, msg); err != nil {
+		return Reply{}, false, fmt.Errorf("unmarshal reply to %s: %w", commandID, err)
+	}
+	return Reply{Subject: subject, Msg: msg}, true, nil
+}
+
+// Prune forgets the commands processed before: their inbox records and stored
+// replies. A command resent after that is handled as new, so keep them longer than
+// any redelivery or retry can take. It returns how many inbox records it deleted and
+// the database error.
+func (r *Replies) Prune(ctx context.Context, db *sql.DB, before time.Time) (int64, error) {
+	n, err := r.inbox.Prune(ctx, db, before)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := db.ExecContext(ctx, r.prune, before.UnixMicro()); err != nil {
+		return 0, fmt.Errorf("messaging: prune replies %s: %w", r.table, err)
+	}
+	return n, nil
+}
