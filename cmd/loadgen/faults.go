@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	shippingapp "github.com/eventshop/eventshop/services/shipping/app"
+
 	"github.com/eventshop/eventshop/services/payment/provider"
 )
 
@@ -118,7 +120,30 @@ func (r *runner) chaos(ctx context.Context) {
 		r.faults.hangFor.Store(int64(2 * time.Second))
 		pause()
 		r.faults.hangFor.Store(0)
+		r.shippingFaults(round, pause)
 	}
+}
+
+// shippingFaults makes half of the new shipments fail, then every shipping command
+// hang 2s, for ChaosEvery each: the saga must compensate the failed ones (release the
+// stock, void the payment) and wait out the slow ones. In-process only: separate
+// processes have no switch for it at run time.
+func (r *runner) shippingFaults(round int, pause func() bool) {
+	if r.shop == nil {
+		return
+	}
+	set := func(f shippingapp.Faults) {
+		if svc := r.shop.ShippingService(); svc != nil { // nil while it restarts
+			svc.SetFaults(f)
+		}
+	}
+	r.logFault(fmt.Sprintf("round %d: half of new shipments fail for %v", round+1, r.cfg.ChaosEvery))
+	set(shippingapp.Faults{FailRate: 0.5})
+	pause()
+	r.logFault(fmt.Sprintf("round %d: shipping hangs 2s per command for %v", round+1, r.cfg.ChaosEvery))
+	set(shippingapp.Faults{Latency: 2 * time.Second})
+	pause()
+	set(shippingapp.Faults{})
 }
 
 // restart restarts one service: in-process through the shop, or by running

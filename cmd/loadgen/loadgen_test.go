@@ -101,6 +101,13 @@ func TestChaosKeepsEverySagaFinalAndTheBooksBalanced(t *testing.T) {
 			t.Errorf("%s restarted %d times, want 1", svc, rep.Restarts[svc])
 		}
 	}
+	var shippingFaulted bool
+	for _, f := range rep.Faults {
+		shippingFaulted = shippingFaulted || strings.Contains(f, "shipments fail")
+	}
+	if !shippingFaulted {
+		t.Errorf("no shipping fault injected; faults: %q", rep.Faults)
+	}
 	// The mix sends declined and never-answering cards, and the card network goes
 	// down for a while: some orders must end cancelled, most completed.
 	if rep.Cancelled == 0 || rep.Completed == 0 {
