@@ -15,6 +15,7 @@ import (
 
 	"github.com/eventshop/eventshop/deploy/manifest"
 	"github.com/eventshop/eventshop/gateway"
+	"github.com/eventshop/eventshop/pkg/service"
 	"github.com/eventshop/eventshop/pkg/telemetry"
 	"github.com/eventshop/eventshop/services/cart"
 	"github.com/eventshop/eventshop/services/catalog"
@@ -48,10 +49,15 @@ var mains = []struct {
 	{"gateway", "../gateway/cmd/gateway/main.go", "http-addr", registers(new(gateway.Config).RegisterFlags)},
 }
 
-// registers names the service's Config "cfg" and the telemetry Config "telCfg", as
-// the mains do.
+// registers names the Configs as the mains do: the binary's own Config "cfg", the
+// service start-up Config "startCfg" (services) and the telemetry Config "telCfg"
+// (gateway).
 func registers(cfg func(*flag.FlagSet)) map[string]func(*flag.FlagSet) {
-	return map[string]func(*flag.FlagSet){"cfg": cfg, "telCfg": new(telemetry.Config).RegisterFlags}
+	return map[string]func(*flag.FlagSet){
+		"cfg":      cfg,
+		"startCfg": new(service.Config).RegisterFlags,
+		"telCfg":   new(telemetry.Config).RegisterFlags,
+	}
 }
 
 // binaries reads, from the code, what each deployable binary accepts: the flags of
@@ -223,7 +229,7 @@ func TestStagesShiftWeights(t *testing.T) {
 // Configs they register; it only keeps them visible (a Config is where shopd sets them).
 func TestMainFlagsOutsideConfig(t *testing.T) {
 	for _, m := range mains {
-		names, calls, err := manifest.MainFlags(m.main, "fs", "cfg", "telCfg")
+		names, calls, err := manifest.MainFlags(m.main, "fs", "cfg", "startCfg", "telCfg")
 		if err != nil {
 			t.Error(err)
 		}

@@ -8,45 +8,27 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/config"
-	"github.com/eventshop/eventshop/pkg/telemetry"
+	"github.com/eventshop/eventshop/pkg/service"
 	"github.com/eventshop/eventshop/services/catalog"
 )
 
-func main() {
-	if err := run(context.Background(), os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("", run) }
 
 func run(ctx context.Context, args []string) error {
 	var (
 		cfg          catalog.Config
-		telCfg       telemetry.Config
-		metricsAddr  string
+		startCfg     service.Config
 		oidcIssuer   string
 		oidcAudience string
-		logLevel     slog.Level
 	)
 	fs := flag.NewFlagSet("catalog", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	telCfg.RegisterFlags(fs)
-	fs.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (e.g. 0.0.0.0:9464); empty serves none")
+	startCfg.RegisterFlags(fs)
 	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL; tokens are verified when set (catalog RPCs never require one)")
 	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
-	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.Usage = config.Usage(fs)
 	if err := config.Parse(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -55,54 +37,19 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("catalog: %w", err)
 	}
 
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	telCfg.ServiceName = "catalog"
-	tel, err := telemetry.Setup(ctx, telCfg, telemetry.WithLogLevel(logLevel))
-	if err != nil {
-		return fmt.Errorf("telemetry: %w", err)
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		tel.Shutdown(sctx)
-	}()
-	logger := tel.Logger()
-	slog.SetDefault(logger)
-	if metricsAddr != "" {
-		closeMetrics, err := serveMetrics(metricsAddr, tel.MetricsHandler())
+	return startCfg.Run(ctx, "catalog", func(ctx context.Context, logger *slog.Logger) error {
+		deps := catalog.Deps{Logger: logger}
+		if oidcIssuer != "" {
+			v, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: oidcIssuer, Audience: oidcAudience})
+			if err != nil {
+				return fmt.Errorf("catalog: %w", err)
+			}
+			deps.Verifier = v
+		}
+		svc, err := catalog.New(cfg, deps)
 		if err != nil {
 			return err
 		}
-		defer closeMetrics()
-	}
-
-	deps := catalog.Deps{Logger: logger}
-	if oidcIssuer != "" {
-		v, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: oidcIssuer, Audience: oidcAudience})
-		if err != nil {
-			return fmt.Errorf("catalog: %w", err)
-		}
-		deps.Verifier = v
-	}
-	svc, err := catalog.New(cfg, deps)
-	if err != nil {
-		return err
-	}
-	return svc.Run(ctx)
-}
-
-// serveMetrics serves h at /metrics on addr until shutdown is called. It
-// returns the listen error.
-func serveMetrics(addr string, h http.Handler) (shutdown func() error, err error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", h)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(lis)
-	return srv.Close, nil
+		return svc.Run(ctx)
+	})
 }

@@ -4,55 +4,36 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/config"
-	"github.com/eventshop/eventshop/pkg/telemetry"
+	"github.com/eventshop/eventshop/pkg/service"
 	"github.com/eventshop/eventshop/services/shipping"
 )
 
-func main() {
-	if err := run(context.Background(), os.Args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "shipping:", err)
-		os.Exit(1)
-	}
-}
+func main() { service.Main("shipping: ", run) }
 
 func run(ctx context.Context, args []string) error {
 	var (
 		cfg          shipping.Config
-		telCfg       telemetry.Config
-		metricsAddr  string
+		startCfg     service.Config
 		natsURL      string
 		readDSN      string
 		oidcIssuer   string
 		oidcAudience string
-		logLevel     slog.Level
 	)
 	fs := flag.NewFlagSet("shipping", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	telCfg.RegisterFlags(fs)
-	fs.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (e.g. 0.0.0.0:9464); empty serves none")
+	startCfg.RegisterFlags(fs)
 	fs.StringVar(&natsURL, "nats-url", nats.DefaultURL, "NATS JetStream URL")
 	fs.StringVar(&readDSN, "read-dsn", "", "database shared by the services (e.g. postgres://...); used when -db-dsn is not given")
 	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL; GetShipment requires a token when set")
 	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
-	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.Usage = config.Usage(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
@@ -61,48 +42,27 @@ func run(ctx context.Context, args []string) error {
 		cfg.DBDSN = readDSN
 	}
 
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	return startCfg.Run(ctx, "shipping", func(ctx context.Context, logger *slog.Logger) error {
+		nc, err := nats.Connect(natsURL, nats.Name("shipping"), nats.MaxReconnects(-1))
+		if err != nil {
+			return fmt.Errorf("nats connect: %w", err)
+		}
+		defer nc.Drain()
 
-	telCfg.ServiceName = "shipping"
-	tel, err := telemetry.Setup(ctx, telCfg, telemetry.WithLogLevel(logLevel))
-	if err != nil {
-		return fmt.Errorf("telemetry: %w", err)
-	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		tel.Shutdown(sctx)
-	}()
-	logger := tel.Logger()
-	slog.SetDefault(logger)
-	if metricsAddr != "" {
-		closeMetrics, err := serveMetrics(metricsAddr, tel.MetricsHandler())
+		deps := shipping.Deps{Logger: logger, NATS: nc}
+		if oidcIssuer != "" {
+			v, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: oidcIssuer, Audience: oidcAudience})
+			if err != nil {
+				return err
+			}
+			deps.Verifier = v
+		}
+		svc, err := shipping.New(cfg, deps)
 		if err != nil {
 			return err
 		}
-		defer closeMetrics()
-	}
-
-	nc, err := nats.Connect(natsURL, nats.Name("shipping"), nats.MaxReconnects(-1))
-	if err != nil {
-		return fmt.Errorf("nats connect: %w", err)
-	}
-	defer nc.Drain()
-
-	deps := shipping.Deps{Logger: logger, NATS: nc}
-	if oidcIssuer != "" {
-		v, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: oidcIssuer, Audience: oidcAudience})
-		if err != nil {
-			return err
-		}
-		deps.Verifier = v
-	}
-	svc, err := shipping.New(cfg, deps)
-	if err != nil {
-		return err
-	}
-	return svc.Run(ctx)
+		return svc.Run(ctx)
+	})
 }
 
 // given reports whether the flag was set, on the command line or from its variable.
@@ -110,18 +70,4 @@ func given(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
-}
-
-// serveMetrics serves h at /metrics on addr until shutdown is called. It
-// returns the listen error.
-func serveMetrics(addr string, h http.Handler) (shutdown func() error, err error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", h)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(lis)
-	return srv.Close, nil
 }

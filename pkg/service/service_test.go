@@ -1,0 +1,109 @@
+package service
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestRegisterFlags(t *testing.T) {
+	var c Config
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"-metrics-addr", "127.0.0.1:0", "-log-level", "WARN"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.MetricsAddr != "127.0.0.1:0" || c.LogLevel != slog.LevelWarn {
+		t.Errorf("parsed %+v", c)
+	}
+	if fs.Lookup("trace-sample") == nil || fs.Lookup("otlp-endpoint") == nil {
+		t.Error("telemetry flags not registered")
+	}
+}
+
+// TestRun checks that serve gets a logger and a live context and that its error
+// comes back, with a metrics listener open meanwhile.
+func TestRun(t *testing.T) {
+	c := Config{MetricsAddr: "127.0.0.1:0", LogLevel: slog.LevelError}
+	boom := errors.New("boom")
+	err := c.Run(context.Background(), "test", func(ctx context.Context, logger *slog.Logger) error {
+		if logger == nil {
+			t.Error("nil logger")
+		}
+		if ctx.Err() != nil {
+			t.Errorf("context done before serve: %v", ctx.Err())
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Errorf("Run = %v, want serve's error", err)
+	}
+}
+
+func TestRunStopsWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	started := make(chan struct{})
+	go func() {
+		done <- Config{LogLevel: slog.LevelError}.Run(ctx, "test", func(ctx context.Context, _ *slog.Logger) error {
+			close(started)
+			<-ctx.Done()
+			return nil
+		})
+	}()
+	<-started
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop with its context")
+	}
+}
+
+func TestRunMetricsListenError(t *testing.T) {
+	err := Config{MetricsAddr: "not an address"}.Run(context.Background(), "test", func(context.Context, *slog.Logger) error {
+		t.Error("serve ran although metrics could not listen")
+		return nil
+	})
+	if err == nil {
+		t.Error("no error for a bad metrics address")
+	}
+}
+
+func TestServeMetrics(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "up 1") })
+	shutdown, err := serveMetrics("127.0.0.1:0", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := shutdown(); err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	for _, tt := range []struct {
+		err    error
+		code   int
+		stderr string
+	}{
+		{nil, 0, ""},
+		{flag.ErrHelp, 0, ""},
+		{fmt.Errorf("parse: %w", flag.ErrHelp), 0, ""},
+		{errors.New("boom"), 1, "svc: boom\n"},
+	} {
+		var b bytes.Buffer
+		if code := exitCode(&b, "svc: ", tt.err); code != tt.code || b.String() != tt.stderr {
+			t.Errorf("exitCode(%v) = %d, %q; want %d, %q", tt.err, code, b.String(), tt.code, tt.stderr)
+		}
+	}
+}
