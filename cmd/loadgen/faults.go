@@ -14,7 +14,7 @@ import (
 )
 
 // restartable are the services the chaos scenario stops and starts, in this order.
-var restartable = []string{"payment", "inventory", "shipping", "order"}
+var restartable = []string{"catalog", "cart", "payment", "inventory", "shipping", "order"}
 
 // faultyProvider is the simulated card network with faults switched on and off
 // while the shop runs: failing every call, or hanging on it.

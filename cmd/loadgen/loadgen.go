@@ -81,7 +81,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Buyers, "buyers", 500, "flash-sale: buyers racing for the units")
 	fs.IntVar(&c.Units, "units", 50, "flash-sale: units of the one product on sale")
 	fs.Int64Var(&c.Restock, "restock", 1000000, "steady and chaos: units set available on the products used first (0 leaves stock alone)")
-	fs.IntVar(&c.ChaosRounds, "chaos-rounds", 2, "chaos: times each of payment, inventory, shipping and order is restarted")
+	fs.IntVar(&c.ChaosRounds, "chaos-rounds", 2, "chaos: times each service (catalog, cart, payment, inventory, shipping, order) is restarted")
 	fs.DurationVar(&c.ChaosEvery, "chaos-every", 2*time.Second, "chaos: pause between two faults")
 	fs.DurationVar(&c.FinalWait, "final-wait", 3*time.Minute, "bound for every placed order to become COMPLETED or CANCELLED")
 	fs.StringVar(&c.ShopFlags, "shop-flags", DefaultShopFlags, "extra shopd flags for the in-process shop, space-separated (e.g. \"-shipping-fail-rate 0.02\")")

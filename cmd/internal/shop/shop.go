@@ -162,20 +162,26 @@ func (m *Main) Run(ctx context.Context) error {
 	deps := func(name string) *slog.Logger { return m.logger.With("service", name) }
 
 	// Catalog first: the others ask it for prices, weights and the products to stock.
-	cat, err := catalog.New(m.Catalog, catalog.Deps{Logger: deps("catalog"), Verifier: verifier})
-	if err != nil {
-		return fmt.Errorf("catalog: %w", err)
+	newCatalog := func(addr string) (runner, error) {
+		cfg := m.Catalog
+		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
+		return catalog.New(cfg, catalog.Deps{Logger: deps("catalog"), Verifier: verifier})
 	}
-	m.start(runCtx, "catalog", cat.Addr().String(), cat.Run, nil)
-	catalogAddr := cat.Addr().String()
+	if err := m.build(runCtx, "catalog", newCatalog); err != nil {
+		return err
+	}
+	catalogAddr := m.Addr("catalog")
 
 	cartCfg := m.Cart
 	cartCfg.CatalogAddr = catalogAddr
-	ct, err := cart.New(cartCfg, cart.Deps{Logger: deps("cart"), Verifier: verifier, NATS: m.nc})
-	if err != nil {
-		return fmt.Errorf("cart: %w", err)
+	newCart := func(addr string) (runner, error) {
+		cfg := cartCfg
+		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
+		return cart.New(cfg, cart.Deps{Logger: deps("cart"), Verifier: verifier, NATS: m.nc})
 	}
-	m.start(runCtx, "cart", ct.Addr().String(), ct.Run, nil)
+	if err := m.build(runCtx, "cart", newCart); err != nil {
+		return err
+	}
 
 	payCfg := m.Payment
 	payCfg.DBDSN = defaultString(payCfg.DBDSN, payment.DefaultDBDSN, dsn("payment"))
@@ -334,10 +340,10 @@ func (m *Main) service(name string) (*service, error) {
 	return nil, fmt.Errorf("shopd: no service %q", name)
 }
 
-// Stop stops one of payment, inventory, shipping or order as a crash would look to
-// the others: its consumers stop taking messages, unacknowledged ones come back
-// later, and its port closes. It returns once the service has stopped, or ctx's
-// error, and an error naming a service that cannot be stopped.
+// Stop stops one service (catalog, cart, payment, inventory, shipping or order) as a
+// crash would look to the others: its consumers stop taking messages, unacknowledged
+// ones come back later, and its port closes. It returns once the service has
+// stopped, or ctx's error, and an error naming a service that cannot be stopped.
 func (m *Main) Stop(ctx context.Context, name string) error {
 	s, err := m.service(name)
 	if err != nil {
