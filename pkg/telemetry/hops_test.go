@@ -166,25 +166,37 @@ func TestJaegerStoresOneTraceAcrossServices(t *testing.T) {
 	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 
 	id := crossHops(t, tel)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second+telemetrytest.DefaultWait)
 	defer cancel()
 	if err := tel.ForceFlush(ctx); err != nil {
 		t.Fatalf("flush to %s: %v", endpoint, err)
 	}
 	tr := telemetrytest.WaitForJaegerTrace(t, jaegerURL, id, "order", "catalog", "payment")
 
-	byID := make(map[string]telemetrytest.JaegerSpan)
-	for _, s := range tr.Spans {
-		byID[s.SpanID] = s
-	}
+	// The consumer span can end, and so be exported, after the spans above: wait for
+	// it (bounded), flushing again, before judging the trace.
 	var process telemetrytest.JaegerSpan
-	for _, s := range tr.Spans {
-		if s.OperationName == "process cmd.payment.authorize" {
-			process = s
+	for deadline := time.Now().Add(telemetrytest.DefaultWait); ; {
+		for _, s := range tr.Spans {
+			if s.OperationName == "process cmd.payment.authorize" {
+				process = s
+			}
+		}
+		if process.SpanID != "" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+		_ = tel.ForceFlush(ctx)
+		if got, err := telemetrytest.FetchJaegerTrace(ctx, jaegerURL, id); err == nil {
+			tr = got
 		}
 	}
 	if process.SpanID == "" {
 		t.Fatalf("jaeger trace lacks the consumer span: %+v", tr)
+	}
+	byID := make(map[string]telemetrytest.JaegerSpan)
+	for _, s := range tr.Spans {
+		byID[s.SpanID] = s
 	}
 	if len(process.References) == 0 || byID[process.References[0].SpanID].OperationName != "send cmd.payment.authorize" {
 		t.Errorf("consumer span does not reference the producer span: %+v", process.References)
