@@ -263,21 +263,7 @@ func (s *Service) Run(ctx context.Context) error {
 // prune forgets processed commands older than the retention, at start and hourly,
 // until ctx is done.
 func (s *Service) prune(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		n, err := s.store.Prune(ctx, time.Now().Add(-s.cfg.Retention))
-		if err != nil && ctx.Err() == nil {
-			s.logger.WarnContext(ctx, "pruning processed commands failed", "error", err)
-		} else if n > 0 {
-			s.logger.InfoContext(ctx, "processed commands pruned", "count", n)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	messaging.PruneEvery(ctx, time.Hour, s.cfg.Retention, s.logger, s.store.Prune)
 }
 
 func (s *Service) close() {
