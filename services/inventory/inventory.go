@@ -27,6 +27,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/pkg/resilience"
+	"github.com/eventshop/eventshop/pkg/service"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/services/inventory/app"
 	"github.com/eventshop/eventshop/services/inventory/catalogclient"
@@ -313,21 +314,12 @@ func (s *Service) Run(ctx context.Context) error {
 	err := errors.New("inventory: Run called twice")
 	s.runOnce.Do(func() {
 		defer s.close()
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
 		s.server.Health().SetServingStatus(inventoryv1.InventoryService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 		s.logger.InfoContext(ctx, "inventory serving", "addr", s.Addr().String())
-		var wg sync.WaitGroup
-		wg.Add(2)
-		go func() { defer wg.Done(); s.sweep(ctx) }()
-		go func() { defer wg.Done(); s.prune(ctx) }()
-		errc := make(chan error, 2)
-		go func() { errc <- s.server.Serve(ctx, s.lis) }()
-		go func() { errc <- s.consumer.Run(ctx) }()
-		err = <-errc
-		cancel()
-		err = errors.Join(err, <-errc)
-		wg.Wait()
+		err = service.Together(ctx, []func(context.Context) error{
+			func(ctx context.Context) error { return s.server.Serve(ctx, s.lis) },
+			s.consumer.Run,
+		}, s.sweep, s.prune)
 		s.logger.InfoContext(ctx, "inventory stopped")
 	})
 	return err

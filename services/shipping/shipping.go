@@ -26,6 +26,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/pkg/resilience"
+	"github.com/eventshop/eventshop/pkg/service"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/services/shipping/app"
 	"github.com/eventshop/eventshop/services/shipping/catalogclient"
@@ -258,20 +259,12 @@ func (s *Service) Run(ctx context.Context) error {
 	err := errors.New("shipping: Run called twice")
 	s.runOnce.Do(func() {
 		defer s.close()
-		ctx, cancel := context.WithCancel(ctx)
-		defer cancel()
 		s.server.Health().SetServingStatus(shippingv1.ShippingService_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 		s.logger.InfoContext(ctx, "shipping serving", "addr", s.Addr().String())
-		var wg sync.WaitGroup
-		wg.Add(1)
-		go func() { defer wg.Done(); s.prune(ctx) }()
-		errc := make(chan error, 2)
-		go func() { errc <- s.server.Serve(ctx, s.lis) }()
-		go func() { errc <- s.consumer.Run(ctx) }()
-		err = <-errc
-		cancel()
-		err = errors.Join(err, <-errc)
-		wg.Wait()
+		err = service.Together(ctx, []func(context.Context) error{
+			func(ctx context.Context) error { return s.server.Serve(ctx, s.lis) },
+			s.consumer.Run,
+		}, s.prune)
 		s.logger.InfoContext(ctx, "shipping stopped")
 	})
 	return err
