@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/cmd/internal/audit"
+	"github.com/eventshop/eventshop/cmd/internal/jsbench"
 	"github.com/eventshop/eventshop/cmd/internal/shop"
 	catalogv1 "github.com/eventshop/eventshop/gen/go/eventshop/catalog/v1"
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
@@ -53,6 +54,8 @@ type Config struct {
 	ShopFlags   string        // extra shopd flags for the in-process shop
 	RestartCmd  string        // chaos against processes: command run with a service name to kill -9 and restart it
 	AuditDSN    string        // audit this database (postgres:// URL shared by the services) instead of DataDir
+	Ceiling     bool          // after the load, measure the raw JetStream publish rate of the shop's NATS server
+	NATSURL     string        // NATS server of a running shop, for Ceiling
 	JSON        bool
 	Progress    bool
 
@@ -87,6 +90,8 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ShopFlags, "shop-flags", DefaultShopFlags, "extra shopd flags for the in-process shop, space-separated (e.g. \"-shipping-fail-rate 0.02\")")
 	fs.StringVar(&c.RestartCmd, "restart-cmd", "", "chaos with -target: command that kills -9 and restarts the service named as its last argument (e.g. \"scripts/run-split.sh restart\")")
 	fs.StringVar(&c.AuditDSN, "audit-dsn", "", "with -target: audit this database URL shared by the services instead of -data-dir")
+	fs.BoolVar(&c.Ceiling, "ceiling", false, "after the load, measure the raw JetStream publish rate of the shop's NATS server and report the throughput as a share of it (the ceiling: that rate / "+strconv.Itoa(jsbench.WritesPerOrder)+" writes per order)")
+	fs.StringVar(&c.NATSURL, "nats-url", "", "with -target and -ceiling: the running shop's NATS server (make run: nats://127.0.0.1:4223; run-split: nats://127.0.0.1:4233)")
 	fs.BoolVar(&c.JSON, "json", false, "print the final report as JSON")
 	fs.BoolVar(&c.Progress, "progress", isTerminal(os.Stderr), "live progress line on stderr")
 }
@@ -166,6 +171,9 @@ func run(ctx context.Context, cfg Config, stderr io.Writer) (*Report, error) {
 		}
 		defer svc.close()
 		r.grpc = svc
+	}
+	if cfg.Ceiling && r.shop == nil && cfg.NATSURL == "" {
+		return nil, errors.New("-ceiling with -target: needs -nats-url, the shop's NATS server")
 	}
 	if cfg.Scenario == "chaos" && r.shop == nil && cfg.RestartCmd == "" {
 		return nil, errors.New("chaos: needs the in-process shop (no -target), or -restart-cmd for processes")
@@ -339,6 +347,9 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 			}
 		}
 	}
+	if r.cfg.Ceiling {
+		r.measureCeiling(ctx, rep)
+	}
 	if src, ok := r.auditSources(); ok {
 		a, err := audit.Run(ctx, src)
 		if err != nil {
@@ -354,6 +365,30 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// ceilingPublishers and ceilingMessages size the publish-rate measurement: as many
+// publishers as the shop has concurrent saga writers under load, a few seconds long.
+const (
+	ceilingPublishers = 16
+	ceilingMessages   = 20000
+)
+
+// measureCeiling measures, after the load and on the same server, the raw JetStream
+// publish rate and reports the run's throughput as a share of the ceiling it allows.
+func (r *runner) measureCeiling(ctx context.Context, rep *Report) {
+	url := r.cfg.NATSURL
+	if r.shop != nil {
+		url = r.shop.NATSClientURL()
+	}
+	raw, err := jsbench.PublishRate(ctx, url, ceilingPublishers, ceilingMessages)
+	if err != nil {
+		rep.Failures = append(rep.Failures, "ceiling: "+err.Error())
+		return
+	}
+	c := &Ceiling{PublishesPerS: raw, WritesPerOrder: jsbench.WritesPerOrder, OrdersPerS: raw / jsbench.WritesPerOrder}
+	c.Share = rep.Throughput / c.OrdersPerS
+	rep.Ceiling = c
 }
 
 func (r *runner) auditSources() (audit.Sources, bool) {

@@ -49,10 +49,28 @@ func runOK(t *testing.T, cfg Config) *Report {
 
 func TestFlashSaleSellsExactlyTheUnits(t *testing.T) {
 	cfg := testConfig(t, "flash-sale")
-	cfg.Buyers, cfg.Units = 60, 10
+	cfg.Buyers, cfg.Units, cfg.Ceiling = 60, 10, true
 	rep := runOK(t, cfg)
 	if rep.Placed != 60 || rep.Completed != 10 || rep.Cancelled != 50 {
 		t.Fatalf("placed %d, completed %d, cancelled %d; want 60 orders, 10 completed, 50 cancelled", rep.Placed, rep.Completed, rep.Cancelled)
+	}
+	c := rep.Ceiling
+	if c == nil || c.PublishesPerS <= 0 || c.WritesPerOrder <= 0 || c.Share <= 0 {
+		t.Fatalf("ceiling %+v, want a measured publish rate and share", c)
+	}
+	if got, want := c.OrdersPerS, c.PublishesPerS/float64(c.WritesPerOrder); got != want {
+		t.Errorf("ceiling %v orders/s, want publishes/s / writes per order = %v", got, want)
+	}
+}
+
+func TestCeilingAgainstARunningShopNeedsItsNATS(t *testing.T) {
+	cfg, err := parseConfig([]string{"-target", "http://127.0.0.1:1", "-ceiling", "-progress=false"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = run(context.Background(), cfg, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-nats-url") {
+		t.Fatalf("run: %v, want an error naming -nats-url", err)
 	}
 }
 

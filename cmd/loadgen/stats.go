@@ -114,8 +114,20 @@ type Report struct {
 	Restarts     map[string]int         `json:"restarts,omitempty"`
 	Faults       []string               `json:"faults,omitempty"`
 	Units        int                    `json:"flash_sale_units,omitempty"`
+	Ceiling      *Ceiling               `json:"ceiling,omitempty"`
 	Audit        *AuditSummary          `json:"audit,omitempty"`
 	Failures     []string               `json:"failures"`
+}
+
+// Ceiling is what the shop's JetStream server could carry, measured after the load
+// (-ceiling): its raw acknowledged publish rate, the orders per second that rate
+// allows at WritesPerOrder messages an order, and the run's final orders per second
+// as a share of that.
+type Ceiling struct {
+	PublishesPerS  float64 `json:"jetstream_publishes_per_s"`
+	WritesPerOrder int     `json:"writes_per_order"`
+	OrdersPerS     float64 `json:"ceiling_orders_per_s"`
+	Share          float64 `json:"share_of_ceiling"`
 }
 
 // AuditSummary is what the invariant auditor found after the run.
@@ -198,6 +210,10 @@ func (r *Report) Print(w io.Writer) {
 	}
 	for _, f := range r.Faults {
 		fmt.Fprintf(w, "fault: %s\n", f)
+	}
+	if c := r.Ceiling; c != nil {
+		fmt.Fprintf(w, "ceiling: %.0f JetStream publishes/s / %d writes per order = %.0f orders/s; this run reached %.1f%% of it\n",
+			c.PublishesPerS, c.WritesPerOrder, c.OrdersPerS, 100*c.Share)
 	}
 	if a := r.Audit; a != nil {
 		fmt.Fprintf(w, "audit: %d orders %v, %d products, %d violations\n", a.Orders, a.ByStatus, a.Products, len(a.Violations))
