@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 SPLIT_DIR=${SPLIT_DIR:-bin/split}
 PG_URL=${SPLIT_PG_URL:-postgres://postgres@127.0.0.1:5432}
 NATS_PORT=${SPLIT_NATS_PORT:-4233}
+NATS_MONITOR_PORT=${SPLIT_NATS_MONITOR_PORT:-8233} # NATS monitoring: /jsz?consumers=true
 BASE_PORT=${SPLIT_BASE_PORT:-9500} # issuer; services on the next ports
 GATEWAY_ADDR=${SPLIT_GATEWAY_ADDR:-127.0.0.1:8090}
 SERVICES=(catalog cart payment inventory shipping order gateway)
@@ -24,6 +25,7 @@ mkdir -p "$SPLIT_DIR"
 SPLIT_DIR=$(cd "$SPLIT_DIR" && pwd)
 BIN=$SPLIT_DIR/bin
 NATS_URL=nats://127.0.0.1:$NATS_PORT
+NATS_SERVER=${SPLIT_NATS_SERVER:-$(go env GOPATH)/bin/nats-server}
 ISSUER_ADDR=127.0.0.1:$BASE_PORT
 addr() { # gRPC address of a service
 	local i=1
@@ -41,7 +43,10 @@ build() {
 		(cd "services/$s" && go build -o "$BIN/$s" "./cmd/$s")
 	done
 	(cd gateway && go build -o "$BIN/gateway" ./cmd/gateway)
-	command -v nats-server >/dev/null || go install github.com/nats-io/nats-server/v2@v2.15.2
+	# A distribution's nats-server may be too old for multi-subject consumers (2.10+),
+	# so the pinned one is installed into GOPATH/bin and used unless SPLIT_NATS_SERVER
+	# names another.
+	[[ -x $NATS_SERVER ]] || (cd / && GOWORK=off go install github.com/nats-io/nats-server/v2@v2.15.2)
 }
 
 # args prints the command line of one process.
@@ -50,7 +55,7 @@ args() {
 	dsn=$(cat "$SPLIT_DIR/dsn")
 	common="-nats-url $NATS_URL -oidc-issuer $issuer -log-level WARN"
 	case $1 in
-	nats) echo "$(command -v nats-server) -a 127.0.0.1 -p $NATS_PORT -js -sd $SPLIT_DIR/nats" ;;
+	nats) echo "$NATS_SERVER -a 127.0.0.1 -p $NATS_PORT -m $NATS_MONITOR_PORT -js -sd $SPLIT_DIR/nats" ;;
 	devissuer) echo "$BIN/devissuer -addr $ISSUER_ADDR" ;;
 	catalog) echo "$BIN/catalog -grpc-addr $(addr catalog) -oidc-issuer $issuer -log-level WARN" ;;
 	cart) echo "$BIN/cart -grpc-addr $(addr cart) -catalog-addr $(addr catalog) $common" ;;
