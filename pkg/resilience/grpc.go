@@ -128,12 +128,13 @@ func retryableGRPC(ctx context.Context, err error) bool {
 
 // classifyGRPC maps a call's result to a breaker outcome: only codes that say the
 // target is unhealthy count as failures; answers (NotFound, InvalidArgument, ...) are
-// successes; the caller cancelling is nobody's failure.
+// successes; the caller cancelling, or the target answering that one of its own
+// dependencies is unavailable, is not the target's failure.
 func classifyGRPC(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	if callerCanceled(ctx, err) {
+	if callerCanceled(ctx, err) || IsDependencyUnavailable(err) {
 		return errExcluded
 	}
 	switch status.Code(err) {

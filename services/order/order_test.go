@@ -442,6 +442,9 @@ func TestPlaceOrderWithCatalogDownIsUnavailable(t *testing.T) {
 
 	_, err = e.orders.PlaceOrder(e.as(t, "alice"), placeRequest("down-key-1", item("french-press", 1)))
 	wantCode(t, err, codes.Unavailable)
+	if !resilience.IsDependencyUnavailable(err) {
+		t.Errorf("PlaceOrder: %v, want it marked as a dependency's outage, so callers' breakers to order stay closed", err)
+	}
 	for _, c := range []string{app.Category, app.KeyCategory} {
 		if evs := e.categoryEvents(t, c); len(evs) != 0 {
 			t.Errorf("%d events in %s after the catalog failed", len(evs), c)

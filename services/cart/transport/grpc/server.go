@@ -16,6 +16,7 @@ import (
 	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/grpcserver"
+	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/services/cart/app"
 	"github.com/eventshop/eventshop/services/cart/domain"
 )
@@ -130,7 +131,7 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	case errors.Is(err, domain.ErrItemNotFound), errors.Is(err, app.ErrUnknownProduct):
 		return status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, app.ErrCatalogUnavailable):
-		return status.Error(codes.Unavailable, "catalog unavailable")
+		return resilience.DependencyUnavailable("catalog", "catalog unavailable")
 	case errors.Is(err, app.ErrConflict):
 		return status.Error(codes.Aborted, "cart changed concurrently, retry")
 	case errors.Is(err, context.Canceled):

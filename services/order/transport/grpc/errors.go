@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/eventshop/eventshop/pkg/grpcserver"
+	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/services/order/app"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
@@ -46,7 +47,9 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 		return status.Error(codes.Aborted, "the order changed concurrently; retry")
 	case errors.Is(err, app.ErrUnavailable):
 		s.logger.WarnContext(ctx, "order dependency unavailable", "error", err)
-		return status.Error(codes.Unavailable, "a service the order depends on is unavailable; retry later")
+		// Marked as a dependency's outage, so clients' breakers to this healthy
+		// service stay closed (order reads go on while shipping is down).
+		return resilience.DependencyUnavailable("", "a service the order depends on is unavailable; retry later")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, context.DeadlineExceeded):

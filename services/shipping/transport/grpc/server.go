@@ -14,6 +14,7 @@ import (
 
 	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
+	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/services/shipping/app"
 	"github.com/eventshop/eventshop/services/shipping/domain"
 )
@@ -98,7 +99,7 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 		// not its details.
 		switch st.Code() {
 		case codes.Unavailable, codes.ResourceExhausted, codes.DeadlineExceeded:
-			return status.Error(codes.Unavailable, "catalog unavailable")
+			return resilience.DependencyUnavailable("catalog", "catalog unavailable")
 		}
 	}
 	s.logger.ErrorContext(ctx, "shipping request failed", "error", err)
