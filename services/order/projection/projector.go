@@ -183,9 +183,53 @@ func (p *Projector) run(ctx context.Context) error {
 	if _, err := p.catchUp(ctx, nil); err != nil {
 		return err
 	}
-	return p.store.SubscribeCategory(ctx, Category, p.Position(), func(ctx context.Context, e eventstore.Event) error {
-		return p.applyBatch(context.WithValue(ctx, liveKey{}, true), []eventstore.Event{e})
-	})
+	return p.follow(ctx)
+}
+
+// follow applies new events as they arrive. Whatever arrives while one transaction
+// commits goes into the next (up to the batch size): on PostgreSQL a commit waits
+// for its WAL flush, and one per event would make that flush the projection's
+// throughput limit, and its lag the order's, under load. A failed batch ends the
+// run, which resumes from the stored checkpoint, so nothing handed over is lost.
+func (p *Projector) follow(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	arrived := make(chan eventstore.Event, p.batchSize)
+	subscribed := make(chan error, 1)
+	go func() {
+		subscribed <- p.store.SubscribeCategory(ctx, Category, p.Position(), func(ctx context.Context, e eventstore.Event) error {
+			select {
+			case arrived <- e:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	live := context.WithValue(ctx, liveKey{}, true)
+	for {
+		var batch []eventstore.Event
+		select {
+		case e := <-arrived:
+			batch = append(batch, e)
+		case err := <-subscribed:
+			return err
+		}
+	more:
+		for len(batch) < p.batchSize {
+			select {
+			case e := <-arrived:
+				batch = append(batch, e)
+			default:
+				break more
+			}
+		}
+		if err := p.applyBatch(live, batch); err != nil {
+			cancel()
+			<-subscribed
+			return err
+		}
+	}
 }
 
 // catchUp applies stored events in batches until none are left and returns how many
