@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
 	_ "modernc.org/sqlite"             // registers driver "sqlite"
@@ -27,6 +29,17 @@ const (
 
 // ErrInvalidDSN is returned by Open for a DSN it cannot read.
 var ErrInvalidDSN = errors.New("sqldb: invalid dsn")
+
+// DefaultPostgresMaxConns bounds each PostgreSQL pool unless the DSN's pool_max_conns
+// says otherwise. Unbounded, a burst makes every process open connection after
+// connection until the server's max_connections (100 by default) refuses the next
+// service; and database/sql keeps only two idle, so under steady concurrency it would
+// open and close a connection per query. Six services with ten each leave room.
+const DefaultPostgresMaxConns = 10
+
+// poolParam is the DSN parameter that sets the pool bound; it is the name pgxpool
+// reads, and it is taken out before the DSN reaches the server.
+const poolParam = "pool_max_conns"
 
 // DB is a *sql.DB that knows its dialect. $1, $2, ... placeholders work unchanged on
 // both dialects (modernc.org/sqlite binds $N to the N-th argument), as do
@@ -60,6 +73,12 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
+	maxConns := 0
+	if dialect == Postgres {
+		if driverDSN, maxConns, err = poolSize(driverDSN); err != nil {
+			return nil, err
+		}
+	}
 	driver := "sqlite"
 	if dialect == Postgres {
 		driver = "pgx"
@@ -72,11 +91,36 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		// Every connection to :memory: is a different database.
 		db.SetMaxOpenConns(1)
 	}
+	if maxConns > 0 {
+		db.SetMaxOpenConns(maxConns)
+		db.SetMaxIdleConns(maxConns)
+		db.SetConnMaxIdleTime(5 * time.Minute)
+	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqldb: ping %s: %w", dialect, err)
 	}
 	return &DB{DB: db, Dialect: dialect}, nil
+}
+
+// poolSize takes pool_max_conns out of a PostgreSQL DSN and returns the DSN without
+// it and the pool bound (DefaultPostgresMaxConns when absent).
+func poolSize(dsn string) (string, int, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: %w", ErrInvalidDSN, err)
+	}
+	q := u.Query()
+	if !q.Has(poolParam) {
+		return dsn, DefaultPostgresMaxConns, nil
+	}
+	n, err := strconv.Atoi(q.Get(poolParam))
+	if err != nil || n < 1 {
+		return "", 0, fmt.Errorf("%w: %s=%q: want a positive integer", ErrInvalidDSN, poolParam, q.Get(poolParam))
+	}
+	q.Del(poolParam)
+	u.RawQuery = q.Encode()
+	return u.String(), n, nil
 }
 
 // parseDSN picks the dialect and rewrites a SQLite DSN into a modernc.org/sqlite one.

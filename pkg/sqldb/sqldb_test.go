@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -264,4 +266,41 @@ func count(t *testing.T, db *sqldb.DB, table string) int {
 		t.Fatalf("count %s: %v", table, err)
 	}
 	return n
+}
+
+// PostgreSQL pools are bounded, by default or by pool_max_conns, which never
+// reaches the server as a runtime parameter.
+func TestPostgresPoolBound(t *testing.T) {
+	dsn := os.Getenv(sqltest.EnvPostgresDSN)
+	if dsn == "" {
+		t.Skipf("set %s to run PostgreSQL tests", sqltest.EnvPostgresDSN)
+	}
+	ctx := context.Background()
+	with := func(param string) string {
+		if strings.Contains(dsn, "?") {
+			return dsn + "&" + param
+		}
+		return dsn + "?" + param
+	}
+	for _, tt := range []struct {
+		dsn  string
+		want int
+	}{
+		{dsn, sqldb.DefaultPostgresMaxConns},
+		{with("pool_max_conns=3"), 3},
+	} {
+		db, err := sqldb.Open(ctx, tt.dsn)
+		if err != nil {
+			t.Fatalf("Open(%q): %v", tt.dsn, err)
+		}
+		if got := db.Stats().MaxOpenConnections; got != tt.want {
+			t.Errorf("Open(%q): pool bound %d, want %d", tt.dsn, got, tt.want)
+		}
+		db.Close()
+	}
+	for _, bad := range []string{"pool_max_conns=0", "pool_max_conns=many"} {
+		if _, err := sqldb.Open(ctx, with(bad)); !errors.Is(err, sqldb.ErrInvalidDSN) {
+			t.Errorf("Open with %s: %v, want ErrInvalidDSN", bad, err)
+		}
+	}
 }
