@@ -63,7 +63,9 @@ var sqlitePragmas = []string{
 }
 
 // Open connects to the database named by dsn and pings it. A DSN starting with
-// postgres:// or postgresql:// opens PostgreSQL (pgx); anything else is SQLite: a file
+// postgres:// or postgresql:// opens PostgreSQL (pgx), with a pool of at most
+// pool_max_conns connections (a DSN parameter, default DefaultPostgresMaxConns);
+// anything else is SQLite: a file
 // path, "sqlite:<path>", "sqlite://<path>", or a "file:<path>?..." URL whose own
 // query parameters are kept. ":memory:" opens a private in-memory SQLite database on a
 // single connection. It returns ErrInvalidDSN for an empty or malformed DSN and the
