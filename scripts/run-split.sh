@@ -5,7 +5,10 @@
 #
 #   scripts/run-split.sh            start everything, stop it all on Ctrl-C
 #   scripts/run-split.sh start      start everything in the background and return
-#   scripts/run-split.sh restart S  kill -9 service S and start it again (chaos)
+#   scripts/run-split.sh restart S [FLAGS]
+#                                   kill -9 service S and start it again (chaos), with
+#                                   FLAGS added for this start only (faults, e.g.
+#                                   restart payment -provider-fail-rate 1)
 #   scripts/run-split.sh stop       stop everything started
 #   scripts/run-split.sh env        print the gateway, issuer and database of the run
 #
@@ -72,7 +75,7 @@ args() {
 
 launch() {
 	local cmd
-	cmd=$(args "$1")
+	cmd="$(args "$1") ${*:2}"
 	# shellcheck disable=SC2086
 	nohup $cmd >>"$SPLIT_DIR/$1.log" 2>&1 &
 	echo $! >"$SPLIT_DIR/$1.pid"
@@ -120,11 +123,12 @@ print_env() {
 
 restart() {
 	local s=$1 pid
+	shift
 	[[ -f $SPLIT_DIR/$s.pid ]] || { echo "run-split: $s is not running" >&2; return 1; }
 	pid=$(cat "$SPLIT_DIR/$s.pid")
 	kill -9 "$pid" 2>/dev/null || true
 	while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
-	launch "$s"
+	launch "$s" "$@"
 	wait_port "$(port_of "$s")"
 }
 
@@ -146,7 +150,7 @@ run)
 	wait
 	;;
 start) start ;;
-restart) restart "$2" ;;
+restart) restart "${@:2}" ;;
 stop) stop_all ;;
 env) print_env ;;
 *) sed -n '2,12p' "$0"; exit 2 ;;

@@ -106,11 +106,12 @@ func (r *runner) chaos(ctx context.Context) {
 			r.restarts[svc]++
 			r.mu.Unlock()
 		}
-		if r.faults == nil {
-			continue // the card network of separate processes cannot be switched from here
-		}
 		if !pause() {
 			return
+		}
+		if r.faults == nil {
+			r.processFaults(ctx, round, pause)
+			continue
 		}
 		r.logFault(fmt.Sprintf("round %d: card network down for %v", round+1, r.cfg.ChaosEvery))
 		r.faults.failing.Store(true)
@@ -146,16 +147,45 @@ func (r *runner) shippingFaults(round int, pause func() bool) {
 	set(shippingapp.Faults{})
 }
 
+// processFaults is the same sequence of faults as in-process, for services running
+// as processes, which have no switch at run time: the faulty service is restarted
+// with the fault's chaos flag (RestartCmd <service> <flag> <value>) and, after
+// ChaosEvery, restarted without it. Each fault therefore also costs two kill -9.
+func (r *runner) processFaults(ctx context.Context, round int, pause func() bool) {
+	for _, f := range []struct {
+		svc, what string
+		flags     []string
+	}{
+		{"payment", "card network down", []string{"-provider-fail-rate", "1"}},
+		{"payment", "card network hangs 2s per call", []string{"-provider-latency", "2s"}},
+		{"shipping", "half of new shipments fail", []string{"-fail-rate", "0.5"}},
+		{"shipping", "shipping hangs 2s per command", []string{"-latency", "2s"}},
+	} {
+		ctx := context.WithoutCancel(ctx) // a fault once on must be switched off
+		if err := r.restart(ctx, f.svc, f.flags...); err != nil {
+			r.logFault(fmt.Sprintf("round %d: %s: %v", round+1, f.what, err))
+			continue
+		}
+		r.logFault(fmt.Sprintf("round %d: %s for %v (%s restarted with %s)", round+1, f.what, r.cfg.ChaosEvery, f.svc, strings.Join(f.flags, " ")))
+		pause()
+		if err := r.restart(ctx, f.svc); err != nil {
+			r.logFault(fmt.Sprintf("round %d: ending %s: %v", round+1, f.what, err))
+		}
+	}
+}
+
 // restart restarts one service: in-process through the shop, or by running
-// RestartCmd with the service's name (which kills the process with SIGKILL).
-func (r *runner) restart(ctx context.Context, svc string) error {
+// RestartCmd with the service's name and any extra flags for the new process
+// (which kills the old one with SIGKILL).
+func (r *runner) restart(ctx context.Context, svc string, flags ...string) error {
 	if r.shop != nil {
 		return r.shop.Restart(ctx, svc)
 	}
 	f := strings.Fields(r.cfg.RestartCmd)
-	out, err := exec.CommandContext(ctx, f[0], append(f[1:], svc)...).CombinedOutput()
+	args := append(append(f[1:], svc), flags...)
+	out, err := exec.CommandContext(ctx, f[0], args...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("%s %s: %w: %s", r.cfg.RestartCmd, svc, err, out)
+		return fmt.Errorf("%s %s: %w: %s", r.cfg.RestartCmd, strings.Join(args[len(f)-1:], " "), err, out)
 	}
 	return nil
 }

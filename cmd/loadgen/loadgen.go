@@ -88,7 +88,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ChaosEvery, "chaos-every", 2*time.Second, "chaos: pause between two faults")
 	fs.DurationVar(&c.FinalWait, "final-wait", 3*time.Minute, "bound for every placed order to become COMPLETED or CANCELLED")
 	fs.StringVar(&c.ShopFlags, "shop-flags", DefaultShopFlags, "extra shopd flags for the in-process shop, space-separated (e.g. \"-shipping-fail-rate 0.02\")")
-	fs.StringVar(&c.RestartCmd, "restart-cmd", "", "chaos with -target: command that kills -9 and restarts the service named as its last argument (e.g. \"scripts/run-split.sh restart\")")
+	fs.StringVar(&c.RestartCmd, "restart-cmd", "", "chaos with -target: command that kills -9 and restarts the service named as its next argument, adding any further arguments to the new process's flags (card network and shipping faults are switched that way; e.g. \"scripts/run-split.sh restart\")")
 	fs.StringVar(&c.AuditDSN, "audit-dsn", "", "with -target: audit this database URL shared by the services instead of -data-dir")
 	fs.BoolVar(&c.Ceiling, "ceiling", false, "after the load, measure the raw JetStream publish rate of the shop's NATS server and report the throughput as a share of it (the ceiling: that rate / "+strconv.Itoa(jsbench.WritesPerOrder)+" writes per order)")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "with -target and -ceiling: the running shop's NATS server (make run: nats://127.0.0.1:4223; run-split: nats://127.0.0.1:4233)")

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +175,42 @@ func TestParseMix(t *testing.T) {
 		if err == nil && !strings.HasPrefix(m.pick(), "tok_") {
 			t.Errorf("parseMix(%q).pick() = %q", tt.in, m.pick())
 		}
+	}
+}
+
+// Against processes, a chaos round restarts every service, then switches each fault
+// on by restarting its service with the fault's flag and off by restarting it plain.
+func TestChaosAgainstProcessesRunsTheRestartCommand(t *testing.T) {
+	dir := t.TempDir()
+	log := dir + "/calls"
+	script := dir + "/restart"
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$*\" >> "+log+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{cfg: Config{RestartCmd: script + " restart", ChaosRounds: 1, ChaosEvery: time.Millisecond}}
+	r.chaos(context.Background())
+
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := strings.Split(strings.TrimSpace(string(data)), "\n")
+	want := []string{
+		"restart catalog", "restart cart", "restart payment", "restart inventory", "restart shipping", "restart order",
+		"restart payment -provider-fail-rate 1", "restart payment",
+		"restart payment -provider-latency 2s", "restart payment",
+		"restart shipping -fail-rate 0.5", "restart shipping",
+		"restart shipping -latency 2s", "restart shipping",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("restart command calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, svc := range restartable {
+		if r.restarts[svc] != 1 {
+			t.Errorf("%s counted %d restarts, want 1 (fault switches are not chaos restarts)", svc, r.restarts[svc])
+		}
+	}
+	if len(r.faultLog) != 4 {
+		t.Errorf("fault log %q, want the 4 faults", r.faultLog)
 	}
 }
