@@ -78,8 +78,8 @@ func (f *faultyProvider) Refund(ctx context.Context, key, ref string, amount int
 	return f.sim.Refund(ctx, key, ref, amount)
 }
 
-// chaos restarts each restartable service in turn, ChaosRounds times, and between
-// rounds takes the card network down and then makes it hang, for ChaosEvery each.
+// chaos restarts each restartable service in turn, ChaosRounds times, and after
+// each round injects every fault of chaosFaults in turn, for ChaosEvery each.
 func (r *runner) chaos(ctx context.Context) {
 	pause := func() bool {
 		select {
@@ -109,68 +109,72 @@ func (r *runner) chaos(ctx context.Context) {
 		if !pause() {
 			return
 		}
-		if r.faults == nil {
-			r.processFaults(ctx, round, pause)
-			continue
+		for _, f := range chaosFaults {
+			r.inject(ctx, round, f, pause)
 		}
-		r.logFault(fmt.Sprintf("round %d: card network down for %v", round+1, r.cfg.ChaosEvery))
-		r.faults.failing.Store(true)
-		pause()
-		r.faults.failing.Store(false)
-		r.logFault(fmt.Sprintf("round %d: card network hangs 2s per call for %v", round+1, r.cfg.ChaosEvery))
-		r.faults.hangFor.Store(int64(2 * time.Second))
-		pause()
-		r.faults.hangFor.Store(0)
-		r.shippingFaults(round, pause)
 	}
 }
 
-// shippingFaults makes half of the new shipments fail, then every shipping command
-// hang 2s, for ChaosEvery each: the saga must compensate the failed ones (release the
-// stock, void the payment) and wait out the slow ones. In-process only: separate
-// processes have no switch for it at run time.
-func (r *runner) shippingFaults(round int, pause func() bool) {
-	if r.shop == nil {
+// chaosFault is one fault of a chaos round. The in-process shop switches it with
+// set; a service running as a process has no switch at run time, so it is
+// restarted with flags (its chaos flag) and, when the fault ends, without them.
+type chaosFault struct {
+	what  string
+	svc   string
+	flags []string
+	set   func(r *runner, on bool)
+}
+
+// chaosFaults: the card network failing, then hanging, make the saga retry, void
+// and cancel; half of the shipments failing, then shipping hanging, make it
+// compensate the failed ones (release the stock, void the payment) and wait out
+// the slow ones.
+var chaosFaults = []chaosFault{
+	{"card network down", "payment", []string{"-provider-fail-rate", "1"},
+		func(r *runner, on bool) { r.faults.failing.Store(on) }},
+	{"card network hangs 2s per call", "payment", []string{"-provider-latency", "2s"},
+		func(r *runner, on bool) { r.faults.hangFor.Store(int64(onOff(on, 2*time.Second))) }},
+	{"half of new shipments fail", "shipping", []string{"-fail-rate", "0.5"},
+		func(r *runner, on bool) { r.setShippingFaults(shippingapp.Faults{FailRate: onOff(on, 0.5)}) }},
+	{"shipping hangs 2s per command", "shipping", []string{"-latency", "2s"},
+		func(r *runner, on bool) { r.setShippingFaults(shippingapp.Faults{Latency: onOff(on, 2*time.Second)}) }},
+}
+
+func onOff[T any](on bool, v T) T {
+	if on {
+		return v
+	}
+	var zero T
+	return zero
+}
+
+// setShippingFaults replaces the in-process shipping service's faults.
+func (r *runner) setShippingFaults(f shippingapp.Faults) {
+	if svc := r.shop.ShippingService(); svc != nil { // nil while it restarts
+		svc.SetFaults(f)
+	}
+}
+
+// inject turns fault f on for ChaosEvery, then off again: in-process through its
+// switch, for processes by restarting its service with its flags and then without
+// (two more kill -9).
+func (r *runner) inject(ctx context.Context, round int, f chaosFault, pause func() bool) {
+	if r.shop != nil {
+		r.logFault(fmt.Sprintf("round %d: %s for %v", round+1, f.what, r.cfg.ChaosEvery))
+		f.set(r, true)
+		pause()
+		f.set(r, false)
 		return
 	}
-	set := func(f shippingapp.Faults) {
-		if svc := r.shop.ShippingService(); svc != nil { // nil while it restarts
-			svc.SetFaults(f)
-		}
+	ctx = context.WithoutCancel(ctx) // a fault once on must be switched off
+	if err := r.restart(ctx, f.svc, f.flags...); err != nil {
+		r.logFault(fmt.Sprintf("round %d: %s: %v", round+1, f.what, err))
+		return
 	}
-	r.logFault(fmt.Sprintf("round %d: half of new shipments fail for %v", round+1, r.cfg.ChaosEvery))
-	set(shippingapp.Faults{FailRate: 0.5})
+	r.logFault(fmt.Sprintf("round %d: %s for %v (%s restarted with %s)", round+1, f.what, r.cfg.ChaosEvery, f.svc, strings.Join(f.flags, " ")))
 	pause()
-	r.logFault(fmt.Sprintf("round %d: shipping hangs 2s per command for %v", round+1, r.cfg.ChaosEvery))
-	set(shippingapp.Faults{Latency: 2 * time.Second})
-	pause()
-	set(shippingapp.Faults{})
-}
-
-// processFaults is the same sequence of faults as in-process, for services running
-// as processes, which have no switch at run time: the faulty service is restarted
-// with the fault's chaos flag (RestartCmd <service> <flag> <value>) and, after
-// ChaosEvery, restarted without it. Each fault therefore also costs two kill -9.
-func (r *runner) processFaults(ctx context.Context, round int, pause func() bool) {
-	for _, f := range []struct {
-		svc, what string
-		flags     []string
-	}{
-		{"payment", "card network down", []string{"-provider-fail-rate", "1"}},
-		{"payment", "card network hangs 2s per call", []string{"-provider-latency", "2s"}},
-		{"shipping", "half of new shipments fail", []string{"-fail-rate", "0.5"}},
-		{"shipping", "shipping hangs 2s per command", []string{"-latency", "2s"}},
-	} {
-		ctx := context.WithoutCancel(ctx) // a fault once on must be switched off
-		if err := r.restart(ctx, f.svc, f.flags...); err != nil {
-			r.logFault(fmt.Sprintf("round %d: %s: %v", round+1, f.what, err))
-			continue
-		}
-		r.logFault(fmt.Sprintf("round %d: %s for %v (%s restarted with %s)", round+1, f.what, r.cfg.ChaosEvery, f.svc, strings.Join(f.flags, " ")))
-		pause()
-		if err := r.restart(ctx, f.svc); err != nil {
-			r.logFault(fmt.Sprintf("round %d: ending %s: %v", round+1, f.what, err))
-		}
+	if err := r.restart(ctx, f.svc); err != nil {
+		r.logFault(fmt.Sprintf("round %d: ending %s: %v", round+1, f.what, err))
 	}
 }
 
