@@ -71,15 +71,9 @@ var sqlitePragmas = []string{
 // single connection. It returns ErrInvalidDSN for an empty or malformed DSN and the
 // driver's error when the database cannot be opened or reached.
 func Open(ctx context.Context, dsn string) (*DB, error) {
-	dialect, driverDSN, err := parseDSN(dsn)
+	dialect, driverDSN, maxConns, err := parseDSN(dsn)
 	if err != nil {
 		return nil, err
-	}
-	maxConns := 0
-	if dialect == Postgres {
-		if driverDSN, maxConns, err = poolSize(driverDSN); err != nil {
-			return nil, err
-		}
 	}
 	driver := "sqlite"
 	if dialect == Postgres {
@@ -105,36 +99,29 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	return &DB{DB: db, Dialect: dialect}, nil
 }
 
-// poolSize takes pool_max_conns out of a PostgreSQL DSN and returns the DSN without
-// it and the pool bound (DefaultPostgresMaxConns when absent).
-func poolSize(dsn string) (string, int, error) {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "", 0, fmt.Errorf("%w: %w", ErrInvalidDSN, err)
-	}
-	q := u.Query()
-	if !q.Has(poolParam) {
-		return dsn, DefaultPostgresMaxConns, nil
-	}
-	n, err := strconv.Atoi(q.Get(poolParam))
-	if err != nil || n < 1 {
-		return "", 0, fmt.Errorf("%w: %s=%q: want a positive integer", ErrInvalidDSN, poolParam, q.Get(poolParam))
-	}
-	q.Del(poolParam)
-	u.RawQuery = q.Encode()
-	return u.String(), n, nil
-}
-
-// parseDSN picks the dialect and rewrites a SQLite DSN into a modernc.org/sqlite one.
-func parseDSN(dsn string) (Dialect, string, error) {
+// parseDSN picks the dialect and rewrites the DSN for its driver: a PostgreSQL one
+// loses pool_max_conns, returned as the pool bound (DefaultPostgresMaxConns when
+// absent; 0 for SQLite), and a SQLite one becomes a modernc.org/sqlite one.
+func parseDSN(dsn string) (Dialect, string, int, error) {
 	switch {
 	case dsn == "":
-		return "", "", fmt.Errorf("%w: empty", ErrInvalidDSN)
+		return "", "", 0, fmt.Errorf("%w: empty", ErrInvalidDSN)
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		if _, err := url.Parse(dsn); err != nil {
-			return "", "", fmt.Errorf("%w: %w", ErrInvalidDSN, err)
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", "", 0, fmt.Errorf("%w: %w", ErrInvalidDSN, err)
 		}
-		return Postgres, dsn, nil
+		q := u.Query()
+		if !q.Has(poolParam) {
+			return Postgres, dsn, DefaultPostgresMaxConns, nil
+		}
+		n, err := strconv.Atoi(q.Get(poolParam))
+		if err != nil || n < 1 {
+			return "", "", 0, fmt.Errorf("%w: %s=%q: want a positive integer", ErrInvalidDSN, poolParam, q.Get(poolParam))
+		}
+		q.Del(poolParam)
+		u.RawQuery = q.Encode()
+		return Postgres, u.String(), n, nil
 	}
 	path, query := dsn, ""
 	switch {
@@ -149,11 +136,11 @@ func parseDSN(dsn string) (Dialect, string, error) {
 		path, query = p, q
 	}
 	if path == "" {
-		return "", "", fmt.Errorf("%w: %q names no SQLite file", ErrInvalidDSN, dsn)
+		return "", "", 0, fmt.Errorf("%w: %q names no SQLite file", ErrInvalidDSN, dsn)
 	}
 	vals, err := url.ParseQuery(query)
 	if err != nil {
-		return "", "", fmt.Errorf("%w: %q: %w", ErrInvalidDSN, dsn, err)
+		return "", "", 0, fmt.Errorf("%w: %q: %w", ErrInvalidDSN, dsn, err)
 	}
 	have := map[string]bool{}
 	for _, p := range vals["_pragma"] {
@@ -172,7 +159,7 @@ func parseDSN(dsn string) (Dialect, string, error) {
 	if vals.Get("_txlock") == "" {
 		vals.Set("_txlock", "immediate")
 	}
-	return SQLite, "file:" + path + "?" + vals.Encode(), nil
+	return SQLite, "file:" + path + "?" + vals.Encode(), 0, nil
 }
 
 // InTx runs fn in a transaction and commits it if fn returns nil. It rolls back when
