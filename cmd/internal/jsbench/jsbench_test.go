@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/eventshop/cmd/internal/jsbench"
@@ -12,20 +11,15 @@ import (
 )
 
 func TestPublishRateMeasuresAndCleansUp(t *testing.T) {
-	url := natstest.Start(t).ClientURL()
+	srv, nc := natstest.Connect(t)
 	ctx := context.Background()
-	rate, err := jsbench.PublishRate(ctx, url, 4, 500)
+	rate, err := jsbench.PublishRate(ctx, srv.ClientURL(), 4, 500)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rate <= 0 {
 		t.Fatalf("rate %v, want > 0", rate)
 	}
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
