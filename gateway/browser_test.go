@@ -40,7 +40,18 @@ type shooter struct {
 func (s *shooter) shot(name string) {
 	s.t.Helper()
 	s.n++
-	png, err := chromedp.Run(s.ctx, chromedp.FullScreenshot(100))
+	// The order page reloads itself when the order settles; a capture caught in that
+	// navigation can wait forever, so each attempt is bounded and retried.
+	var png []byte
+	var err error
+	for attempt := 1; attempt <= 3 && s.ctx.Err() == nil; attempt++ {
+		ctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)
+		png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		cancel()
+		if err == nil {
+			break
+		}
+	}
 	if err != nil {
 		s.t.Fatalf("screenshot %s: %v", name, err)
 	}
