@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -214,7 +215,7 @@ func (o *Orchestrator[T]) HandleReply(ctx context.Context, r Reply) error {
 // move; they are tried again on the next Tick.
 func (o *Orchestrator[T]) Tick(ctx context.Context) error {
 	var errs []error
-	for _, id := range o.tracked() {
+	for _, id := range o.needing(o.clock.Now()) {
 		_, err := o.drive(ctx, id, func(e *entry) bool {
 			o.chores(ctx, e)
 			return !e.st.due.IsZero() && !o.clock.Now().Before(e.st.due)
@@ -224,6 +225,29 @@ func (o *Orchestrator[T]) Tick(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// needing returns, sorted, the tracked sagas for which Tick has something to do at
+// now. Looking at every entry costs a lock each; driving one costs far more, and
+// with many sagas in flight a Tick that drove them all after every transition
+// would make the orchestrator's work grow with the square of the sagas in flight.
+func (o *Orchestrator[T]) needing(now time.Time) []string {
+	o.mu.Lock()
+	entries := maps.Clone(o.sagas)
+	o.mu.Unlock()
+	var ids []string
+	for id, e := range entries {
+		e.mu.Lock()
+		need := !e.gone && (e.st == nil || e.unsent ||
+			!e.st.due.IsZero() && !now.Before(e.st.due) ||
+			!e.stuck && !now.Before(e.st.stuckAt))
+		e.mu.Unlock()
+		if need {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 // Resume finds the unfinished sagas of the definition in the store, tracks them and
@@ -259,7 +283,7 @@ func (o *Orchestrator[T]) resume(ctx context.Context) (pos eventstore.Position, 
 	}
 	var errs []error
 	resumed := 0
-	for _, id := range slices.Sorted(mapKeys(open)) {
+	for _, id := range slices.Sorted(maps.Keys(open)) {
 		if !open[id] || o.isForeign(id) {
 			continue
 		}
@@ -321,7 +345,10 @@ func (o *Orchestrator[T]) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("saga: follow category: %w", err)
 		case <-o.wake:
+			// A saga changed: its next due time may come sooner than the one
+			// waited for. Look again rather than Tick every saga.
 			t.Stop()
+			continue
 		case <-t.C():
 		}
 		if err := o.Tick(ctx); err != nil && ctx.Err() == nil {
@@ -612,13 +639,10 @@ func (o *Orchestrator[T]) nextWake() time.Time {
 		}
 	}
 	now := o.clock.Now()
-	for _, id := range o.tracked() {
-		o.mu.Lock()
-		e := o.sagas[id]
-		o.mu.Unlock()
-		if e == nil {
-			continue
-		}
+	o.mu.Lock()
+	entries := slices.Collect(maps.Values(o.sagas))
+	o.mu.Unlock()
+	for _, e := range entries {
 		e.mu.Lock()
 		switch {
 		case e.gone:
@@ -674,7 +698,7 @@ func (o *Orchestrator[T]) untrack(id string, e *entry) {
 func (o *Orchestrator[T]) tracked() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return slices.Sorted(mapKeys(o.sagas))
+	return slices.Sorted(maps.Keys(o.sagas))
 }
 
 func (o *Orchestrator[T]) isForeign(id string) bool {
@@ -687,16 +711,6 @@ func (o *Orchestrator[T]) notify() {
 	select {
 	case o.wake <- struct{}{}:
 	default:
-	}
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
 

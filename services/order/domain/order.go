@@ -241,6 +241,14 @@ func placedFromEvent(ev *orderv1.OrderPlaced) (Order, error) {
 	}, nil
 }
 
+// Clone returns an independent copy of o, so that a cached order can be decided on
+// without the cache seeing a decision before it is stored.
+func (o *Order) Clone() *Order {
+	c := *o
+	c.lines = slices.Clone(o.lines)
+	return &c
+}
+
 // ID returns the order id; empty before the order is placed.
 func (o *Order) ID() string { return o.id }
 
