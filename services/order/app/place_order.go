@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-
 	"github.com/eventshop/eventshop/services/order/domain"
 )
 
