@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
 // JetStream mapping (details and rationale in README.md):
@@ -99,6 +101,16 @@ func WithDuplicateWindow(d time.Duration) JetStreamOption {
 	return func(s *JetStream) { s.dupWindow = d }
 }
 
+// WithReadBatchSize sets how many commits one batch direct get of ReadStream asks
+// for (default 256); a longer stream takes more requests.
+func WithReadBatchSize(n int) JetStreamOption {
+	return func(s *JetStream) {
+		if n > 0 {
+			s.readBatchSz = n
+		}
+	}
+}
+
 // NewJetStream returns a Store on js. It does no I/O. It panics if js is nil.
 func NewJetStream(js jetstream.JetStream, opts ...JetStreamOption) *JetStream {
 	if js == nil {
@@ -118,6 +130,44 @@ func NewJetStream(js jetstream.JetStream, opts ...JetStreamOption) *JetStream {
 		o(s)
 	}
 	return s
+}
+
+// MinServerVersion is the oldest nats-server the JetStream store works with: it reads
+// aggregates with batch direct gets, which came in 2.11.
+const MinServerVersion = "2.11.0"
+
+// ErrServerTooOld is returned when the connected nats-server predates
+// MinServerVersion.
+var ErrServerTooOld = errors.New("eventstore: nats-server too old (needs " + MinServerVersion + " or later for batch direct get)")
+
+// checkServer returns ErrServerTooOld, naming the version, unless the connected
+// server is at least MinServerVersion.
+func (s *JetStream) checkServer() error {
+	v := s.js.Conn().ConnectedServerVersion()
+	if !versionAtLeast(v, MinServerVersion) {
+		return fmt.Errorf("%w: connected to %s", ErrServerTooOld, v)
+	}
+	return nil
+}
+
+// versionAtLeast compares dotted versions ("2.11.3", "2.12.0-beta") by their
+// numeric major, minor and patch.
+func versionAtLeast(v, min string) bool {
+	parse := func(v string) [3]int {
+		var out [3]int
+		v, _, _ = strings.Cut(v, "-")
+		for i, p := range strings.SplitN(v, ".", 3) {
+			out[i], _ = strconv.Atoi(p)
+		}
+		return out
+	}
+	a, b := parse(v), parse(min)
+	for i := range a {
+		if a[i] != b[i] {
+			return a[i] > b[i]
+		}
+	}
+	return true
 }
 
 // StreamName returns the JetStream stream that holds category.
@@ -148,6 +198,9 @@ func (s *JetStream) stream(ctx context.Context, category string, create bool) (j
 	name := s.StreamName(category)
 	var err error
 	if create {
+		if err := s.checkServer(); err != nil {
+			return nil, err
+		}
 		st, err = s.js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:        name,
 			Description: "eventstore category " + category,
@@ -159,12 +212,23 @@ func (s *JetStream) stream(ctx context.Context, category string, create bool) (j
 			// Events are immutable history.
 			DenyDelete: true,
 			DenyPurge:  true,
+			// Aggregates are read with batch direct gets (see ReadStream).
+			AllowDirect: true,
 		})
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			st, err = s.js.Stream(ctx, name)
 		}
 	} else {
 		st, err = s.js.Stream(ctx, name)
+	}
+	if err == nil && !st.CachedInfo().Config.AllowDirect {
+		// A stream created before reads used direct gets: allow them, which changes
+		// nothing else about the stream.
+		if err = s.checkServer(); err == nil {
+			cfg := st.CachedInfo().Config
+			cfg.AllowDirect = true
+			st, err = s.js.UpdateStream(ctx, cfg)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: jetstream stream %s: %w", name, err)
@@ -370,6 +434,10 @@ func (s *JetStream) duplicateResult(ctx context.Context, st jetstream.Stream, st
 
 // ReadStream implements Store.ReadStream; it returns the errors documented there, plus
 // wrapped JetStream errors.
+//
+// A stream is read with batch direct gets (one request answered by up to
+// readBatchSize messages, repeated only for longer streams), served by any replica
+// and creating no consumer: reading an aggregate costs one round trip.
 func (s *JetStream) ReadStream(ctx context.Context, stream string, from Version) ([]Event, error) {
 	category, id, err := ParseStream(stream)
 	if err != nil {
@@ -382,45 +450,49 @@ func (s *JetStream) ReadStream(ctx context.Context, stream string, from Version)
 	if err != nil {
 		return nil, err
 	}
-	subject := subjectOf(category, id)
-	h, last, err := s.loadHead(ctx, st, stream, subject)
-	if err != nil {
-		return nil, err
-	}
-	if last == nil {
-		return nil, fmt.Errorf("%w: %s", ErrStreamNotFound, stream)
-	}
 	if from == 0 {
 		from = 1
 	}
-	if from > h.version {
-		return nil, nil
-	}
-	lastEvs, err := commitEvents(stream, last.Header, last.Data, last.Sequence)
-	if err != nil {
-		return nil, err
-	}
-	if lastEvs[0].Version <= from {
-		return lastEvs[from-lastEvs[0].Version:], nil
-	}
-	// Older commits are needed: walk the subject with an ordered consumer up to the
-	// last commit seen above, so the result is one consistent prefix of the stream.
-	out := make([]Event, 0, h.version-from+1)
-	err = s.scan(ctx, st, subject, 1, false, func(m jetstream.Msg, seq uint64) (bool, error) {
-		evs, err := commitEvents(stream, m.Headers(), m.Data(), seq)
+	subject := subjectOf(category, id)
+	var out []Event
+	var h head
+	seq := uint64(1)
+	for {
+		msgs, err := jetstreamext.GetBatch(ctx, s.js, st.CachedInfo().Config.Name, s.readBatchSz,
+			jetstreamext.GetBatchSubject(subject), jetstreamext.GetBatchSeq(seq))
 		if err != nil {
-			return false, err
+			return nil, fmt.Errorf("eventstore: read %s: %w", stream, err)
 		}
-		for _, e := range evs {
-			if e.Version >= from {
-				out = append(out, e)
+		n := 0
+		for m, err := range msgs {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				break
 			}
+			if err != nil {
+				return nil, fmt.Errorf("eventstore: read %s: %w", stream, err)
+			}
+			n++
+			evs, err := commitEvents(stream, m.Header, m.Data, m.Sequence)
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range evs {
+				if e.Version >= from {
+					out = append(out, e)
+				}
+			}
+			h = head{version: evs[len(evs)-1].Version, seq: m.Sequence}
+			seq = m.Sequence + 1
 		}
-		return seq < last.Sequence, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("eventstore: read %s: %w", stream, err)
+		if n < s.readBatchSz {
+			break
+		}
 	}
+	if h.seq == 0 {
+		s.remember(stream, head{}, true)
+		return nil, fmt.Errorf("%w: %s", ErrStreamNotFound, stream)
+	}
+	s.remember(stream, h, true)
 	return out, nil
 }
 
