@@ -176,7 +176,8 @@ func (s *JetStream) StreamName(category string) string { return s.prefix + categ
 func subjectOf(category, id string) string { return category + ".events." + id }
 
 // EnsureCategory creates category's JetStream stream if it does not exist. It returns
-// ErrInvalidStream for an invalid category, or the JetStream error (wrapped) if the
+// ErrInvalidStream for an invalid category, ErrServerTooOld for a nats-server older
+// than MinServerVersion, or the JetStream error (wrapped) if the
 // stream cannot be created, e.g. because its subjects overlap another stream's.
 func (s *JetStream) EnsureCategory(ctx context.Context, category string) error {
 	if err := ValidateCategory(category); err != nil {
@@ -195,12 +196,12 @@ func (s *JetStream) stream(ctx context.Context, category string, create bool) (j
 	if ok {
 		return st, nil
 	}
+	if err := s.checkServer(); err != nil {
+		return nil, err
+	}
 	name := s.StreamName(category)
 	var err error
 	if create {
-		if err := s.checkServer(); err != nil {
-			return nil, err
-		}
 		st, err = s.js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:        name,
 			Description: "eventstore category " + category,
@@ -224,11 +225,9 @@ func (s *JetStream) stream(ctx context.Context, category string, create bool) (j
 	if err == nil && !st.CachedInfo().Config.AllowDirect {
 		// A stream created before reads used direct gets: allow them, which changes
 		// nothing else about the stream.
-		if err = s.checkServer(); err == nil {
-			cfg := st.CachedInfo().Config
-			cfg.AllowDirect = true
-			st, err = s.js.UpdateStream(ctx, cfg)
-		}
+		cfg := st.CachedInfo().Config
+		cfg.AllowDirect = true
+		st, err = s.js.UpdateStream(ctx, cfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: jetstream stream %s: %w", name, err)

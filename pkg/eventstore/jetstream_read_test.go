@@ -1,9 +1,13 @@
 package eventstore_test
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/eventshop/pkg/eventstore"
@@ -84,5 +88,35 @@ func TestJetStreamAllowsDirectGetOnAnOlderStream(t *testing.T) {
 	}
 	if !info.CachedInfo().Config.AllowDirect {
 		t.Fatal("stream still refuses direct gets")
+	}
+}
+
+// Against a nats-server older than 2.11 the store refuses at once, naming the
+// version, and creates nothing.
+func TestJetStreamRefusesAnOldServer(t *testing.T) {
+	url := os.Getenv("SHOP_TEST_OLD_NATS_URL")
+	if url == "" {
+		t.Skip("set SHOP_TEST_OLD_NATS_URL to a nats-server older than 2.11 with JetStream (e.g. Debian's 2.9 at nats://127.0.0.1:4222) to test the refusal")
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "ES_OLD" + strings.ReplaceAll(t.Name(), "/", "_") + "_"
+	store := eventstore.NewJetStream(js, eventstore.WithStreamPrefix(prefix))
+	err = store.EnsureCategory(t.Context(), "order")
+	if !errors.Is(err, eventstore.ErrServerTooOld) || !strings.Contains(err.Error(), nc.ConnectedServerVersion()) {
+		t.Fatalf("EnsureCategory on %s = %v, want ErrServerTooOld naming the version", nc.ConnectedServerVersion(), err)
+	}
+	if _, err := store.Append(t.Context(), "order-1", eventstore.NoStream, eventstore.Event{ID: "x", Type: "T"}); !errors.Is(err, eventstore.ErrServerTooOld) {
+		t.Fatalf("Append = %v, want ErrServerTooOld", err)
+	}
+	if _, err := js.Stream(t.Context(), prefix+"order"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Fatalf("stream after the refusal: %v, want none", err)
 	}
 }

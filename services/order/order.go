@@ -221,7 +221,15 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		if js == nil {
 			return nil, errors.New("order: deps: NATS or Store is required")
 		}
-		store = eventstore.NewJetStream(js, eventstore.WithReplicas(cfg.StreamReplicas))
+		jsStore := eventstore.NewJetStream(js, eventstore.WithReplicas(cfg.StreamReplicas))
+		// Declared now, so a server too old for the store (eventstore.ErrServerTooOld)
+		// stops the start, not the first order.
+		for _, c := range []string{app.Category, saga.Category} {
+			if err := jsStore.EnsureCategory(ctx, c); err != nil {
+				return nil, fmt.Errorf("order: %w", err)
+			}
+		}
+		store = jsStore
 	}
 	repoOpts := []app.RepositoryOption{app.WithLogger(logger)}
 	if cfg.SnapshotEvery > 0 && js != nil {
