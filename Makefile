@@ -13,7 +13,7 @@ GOTEST_FLAGS ?= -count=1 -timeout 20m
 BENCH ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all run test race lint fmt vet buf-lint generate check-generate tools vendor-protos bench tidy clean
+.PHONY: all run test race lint fmt vet buf-lint generate check-generate tools vendor-protos bench bench-saga bench-saga-sync tidy clean
 
 all: lint test
 
@@ -62,6 +62,15 @@ vendor-protos:
 ## bench: run every benchmark once (figures go into the READMEs).
 bench:
 	go test -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) $(PKGS)
+
+## bench-saga: the order pipeline end to end (BenchmarkSagaEmbedded: 1, 16, 64, 256 buyers, each on a fresh in-process shop).
+SAGA_ORDERS ?= 2000
+bench-saga:
+	cd cmd && go test -run '^$$' -bench 'BenchmarkSagaEmbedded' -benchtime $(SAGA_ORDERS)x -timeout 60m ./shopd
+
+## bench-saga-sync: bench-saga with JetStream fsyncing every write (sync_interval: always).
+bench-saga-sync:
+	cd cmd && SHOP_BENCH_NATS_SYNC=always go test -run '^$$' -bench 'BenchmarkSagaEmbedded' -benchtime $(SAGA_ORDERS)x -timeout 60m ./shopd
 
 ## tidy: tidy every module (each go.mod replaces its sibling modules, so this works offline of them).
 tidy:

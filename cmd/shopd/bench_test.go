@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -28,7 +29,8 @@ import (
 //	              client work is included
 //
 // Run it with a fixed count (make bench-saga), since every sub-benchmark is a whole
-// shop and b.N orders.
+// shop and b.N orders. SHOP_BENCH_NATS_SYNC=always runs the shops with JetStream
+// fsyncing every write before acknowledging it (make bench-saga-sync).
 func BenchmarkSagaEmbedded(b *testing.B) {
 	for _, buyers := range []int{1, 16, 64, 256} {
 		b.Run(fmt.Sprintf("buyers=%d", buyers), func(b *testing.B) { benchSaga(b, buyers) })
@@ -36,7 +38,11 @@ func BenchmarkSagaEmbedded(b *testing.B) {
 }
 
 func benchSaga(b *testing.B, buyers int) {
-	s := startSagaShop(b, withFlags("-inventory-seed-stock", "100000000"))
+	flags := []string{"-inventory-seed-stock", "100000000"}
+	if os.Getenv("SHOP_BENCH_NATS_SYNC") == "always" {
+		flags = append(flags, "-nats-sync-always")
+	}
+	s := startSagaShop(b, withFlags(flags...))
 	// Each buyer is a shopper of its own; one shared client's default bulkhead
 	// would shed the calls of more than 64 of them before they reach the shop.
 	cc, err := resilience.Dial(s.Addr("order"), resilience.WithBulkhead(2*buyers, 10*time.Second))

@@ -30,6 +30,12 @@ type Config struct {
 	// ServerName names the embedded server (JetStream needs a stable one to recover
 	// its store across restarts). Defaults to "shopd".
 	ServerName string
+	// SyncAlways makes the embedded server fsync every JetStream write before
+	// acknowledging it (nats-server's sync_interval: always). Off, writes reach the
+	// operating system at once and the disk every two minutes (the server's
+	// default): a crash of the process loses nothing acknowledged, a crash of the
+	// machine may lose the last writes.
+	SyncAlways bool
 	// ReadyTimeout bounds how long Start waits for the embedded server.
 	ReadyTimeout time.Duration
 	// Logger receives start and stop messages. Defaults to slog.Default().
@@ -88,6 +94,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		Port:       port,
 		JetStream:  true,
 		StoreDir:   cfg.StoreDir,
+		SyncAlways: cfg.SyncAlways,
 		NoLog:      true,
 		NoSigs:     true,
 		// Large enough for event payloads with headers, small enough to catch misuse.

@@ -40,6 +40,7 @@ type Main struct {
 	DataDir      string
 	NATSURL      string
 	NATSPort     int
+	NATSSync     bool
 	IssuerAddr   string
 	OIDCIssuer   string
 	OIDCAudience string
@@ -92,6 +93,7 @@ func (m *Main) FlagSet() *flag.FlagSet {
 	fs.StringVar(&m.DataDir, "data-dir", "data", "directory for the embedded NATS store and SQLite files")
 	fs.StringVar(&m.NATSURL, "nats-url", "", "external NATS JetStream URL; empty starts an embedded server")
 	fs.IntVar(&m.NATSPort, "nats-port", 4223, "port of the embedded NATS server (0 picks one)")
+	fs.BoolVar(&m.NATSSync, "nats-sync-always", false, "embedded NATS fsyncs every JetStream write before acknowledging it (slower; survives a machine crash)")
 	fs.StringVar(&m.IssuerAddr, "issuer-addr", "127.0.0.1:9400", "listen address of the dev OIDC issuer")
 	fs.StringVar(&m.OIDCIssuer, "oidc-issuer", "", "external OIDC issuer URL; empty starts the dev issuer")
 	fs.StringVar(&m.OIDCAudience, "oidc-audience", "eventshop", "audience the services require in access tokens")
@@ -132,10 +134,11 @@ func (m *Main) Run(ctx context.Context) error {
 	m.runCtx = runCtx
 
 	m.nats, err = natsembed.Start(ctx, natsembed.Config{
-		URL:      m.NATSURL,
-		StoreDir: filepath.Join(m.DataDir, "nats"),
-		Port:     m.NATSPort,
-		Logger:   m.logger,
+		URL:        m.NATSURL,
+		StoreDir:   filepath.Join(m.DataDir, "nats"),
+		Port:       m.NATSPort,
+		SyncAlways: m.NATSSync,
+		Logger:     m.logger,
 	})
 	if err != nil {
 		return err
