@@ -13,7 +13,7 @@ GOTEST_FLAGS ?= -count=1 -timeout 20m
 BENCH ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all run test race lint fmt vet buf-lint generate check-generate tools vendor-protos bench bench-saga bench-saga-sync tidy clean
+.PHONY: all run test race lint fmt vet buf-lint generate check-generate tools vendor-protos bench bench-saga bench-saga-sync bench-steady tidy clean
 
 all: lint test
 
@@ -71,6 +71,10 @@ bench-saga:
 ## bench-saga-sync: bench-saga with JetStream fsyncing every write (sync_interval: always).
 bench-saga-sync:
 	cd cmd && SHOP_BENCH_NATS_SYNC=always go test -run '^$$' -bench 'BenchmarkSagaEmbedded' -benchtime $(SAGA_ORDERS)x -timeout 60m ./shopd
+
+## bench-steady: the highest steady rate through the gateway with PlaceOrder → final p99 <= 250 ms (scripts/max-rate.sh).
+bench-steady:
+	scripts/max-rate.sh
 
 ## tidy: tidy every module (each go.mod replaces its sibling modules, so this works offline of them).
 tidy:
