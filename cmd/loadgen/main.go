@@ -18,8 +18,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 1 && os.Args[1] == "plot" {
-		if err := runPlot(os.Args[2:], os.Stderr); err != nil {
+	if len(os.Args) > 1 && (os.Args[1] == "plot" || os.Args[1] == "plot-bench") {
+		run := runPlot
+		if os.Args[1] == "plot-bench" {
+			run = runPlotBench
+		}
+		if err := run(os.Args[2:], os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "loadgen:", err)
 			os.Exit(1)
 		}

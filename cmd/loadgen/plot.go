@@ -2,12 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"image/color"
 	"io"
+	"maps"
 	"os"
 	"slices"
+	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -77,13 +81,18 @@ func runPlot(args []string, stderr io.Writer) error {
 		return err
 	}
 
+	return writePanels(*out, top, bottom)
+}
+
+// writePanels writes top above bottom as one PNG.
+func writePanels(out string, top, bottom *plot.Plot) error {
 	img := vgimg.New(8*vg.Inch, 8*vg.Inch)
 	dc := draw.New(img)
 	tiles := draw.Tiles{Rows: 2, Cols: 1, PadY: vg.Millimeter * 4, PadTop: vg.Millimeter * 2, PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 4}
 	canvases := plot.Align([][]*plot.Plot{{top}, {bottom}}, tiles, dc)
 	top.Draw(canvases[0][0])
 	bottom.Draw(canvases[1][0])
-	f, err := os.Create(*out)
+	f, err := os.Create(out)
 	if err != nil {
 		return err
 	}
@@ -92,6 +101,85 @@ func runPlot(args []string, stderr io.Writer) error {
 		return err
 	}
 	return f.Close()
+}
+
+// runPlotBench draws sagas/s and p99 against buyers from two outputs of
+// BenchmarkSagaEmbedded (go test -bench), before and after a change.
+func runPlotBench(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loadgen plot-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "docs/saga-sweep.png", "PNG file to write")
+	title := fs.String("title", "order pipeline on 2 cores", "chart title")
+	fs.Usage = func() { fmt.Fprintln(stderr, "usage: loadgen plot-bench [-out file.png] before.txt after.txt") }
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return errors.New("plot-bench: want the before and the after output")
+	}
+	var runs [2]map[float64]map[string]float64
+	for i, f := range fs.Args() {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		if runs[i] = parseSweep(string(b)); len(runs[i]) < 2 {
+			return fmt.Errorf("%s: fewer than two buyers=N results of BenchmarkSagaEmbedded", f)
+		}
+	}
+	series := func(run map[float64]map[string]float64, unit string) plotter.XYs {
+		var xy plotter.XYs
+		for _, buyers := range slices.Sorted(maps.Keys(run)) {
+			xy = append(xy, plotter.XY{X: buyers, Y: run[buyers][unit]})
+		}
+		return xy
+	}
+	before, after := color.RGBA{R: 0x99, G: 0x99, B: 0x99, A: 0xff}, color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
+	top := plot.New()
+	top.Title.Text = *title + ": completed orders/s"
+	top.X.Label.Text = "buyers at once"
+	top.Y.Label.Text = "sagas/s (log)"
+	top.X.Scale, top.Y.Scale = plot.LogScale{}, plot.LogScale{}
+	top.X.Tick.Marker, top.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
+	if err := addLines(top, "after", series(runs[1], "sagas/s"), after, "before", series(runs[0], "sagas/s"), before); err != nil {
+		return err
+	}
+	bottom := plot.New()
+	bottom.Title.Text = "p99 PlaceOrder -> COMPLETED"
+	bottom.X.Label.Text = "buyers at once"
+	bottom.Y.Label.Text = "ms (log)"
+	bottom.X.Scale, bottom.Y.Scale = plot.LogScale{}, plot.LogScale{}
+	bottom.X.Tick.Marker, bottom.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
+	if err := addLines(bottom, "after", series(runs[1], "p99-ms"), after, "before", series(runs[0], "p99-ms"), before); err != nil {
+		return err
+	}
+	return writePanels(*out, top, bottom)
+}
+
+// parseSweep reads "BenchmarkSagaEmbedded/buyers=N-P  count  value unit ..." lines
+// into buyers -> unit -> value.
+func parseSweep(out string) map[float64]map[string]float64 {
+	runs := map[float64]map[string]float64{}
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.HasPrefix(f[0], "BenchmarkSagaEmbedded/buyers=") {
+			continue
+		}
+		n, _, _ := strings.Cut(strings.TrimPrefix(f[0], "BenchmarkSagaEmbedded/buyers="), "-")
+		buyers, err := strconv.ParseFloat(n, 64)
+		if err != nil {
+			continue
+		}
+		m := map[string]float64{}
+		for i := 2; i+1 < len(f); i += 2 {
+			if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+				m[f[i+1]] = v
+			}
+		}
+		runs[buyers] = m
+	}
+	return runs
 }
 
 func addLines(p *plot.Plot, name1 string, xy1 plotter.XYs, c1 color.Color, name2 string, xy2 plotter.XYs, c2 color.Color) error {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -153,7 +154,7 @@ func (s *stats) report(scenario string, loadTime time.Duration) *Report {
 		Cancelled:    s.outcomes["CANCELLED"],
 		Ops:          map[string]Percentiles{},
 		OrderToFinal: percentiles(s.latencies[opToFinal]),
-		Errors:       maps(s.errors),
+		Errors:       cloneCounts(s.errors),
 		Failures:     []string{},
 	}
 	r.NotFinal = r.Placed - r.Completed - r.Cancelled
@@ -168,12 +169,12 @@ func (s *stats) report(scenario string, loadTime time.Duration) *Report {
 	return r
 }
 
-func maps(m map[string]int) map[string]int {
-	out := make(map[string]int, len(m))
-	for k, v := range m {
-		out[k] = v
+// cloneCounts copies m; never nil, so the JSON report says {} rather than null.
+func cloneCounts(m map[string]int) map[string]int {
+	if m == nil {
+		return map[string]int{}
 	}
-	return out
+	return maps.Clone(m)
 }
 
 // Print writes the human-readable report.
