@@ -20,8 +20,9 @@ import (
 // WritesPerOrder counts the JetStream messages one completed order costs (an
 // event-store append is one message, whatever its number of events):
 //
-//	order streams  7: idempotency key claim, OrderPlaced, payment authorized,
-//	                  inventory reserved, shipment created, payment captured, completed
+//	order streams  6: OrderPlaced (its append with expected version "no stream" is
+//	                  also the idempotency guard), payment authorized, inventory
+//	                  reserved, shipment created, payment captured, completed
 //	saga log       6: start (SagaStarted + StepStarted), then one append per reply
 //	                  (StepSucceeded + the next StepStarted, or + SagaCompleted)
 //	commands       5: authorize, reserve, create shipment, capture, commit
@@ -29,7 +30,7 @@ import (
 //
 // Consumer acknowledgements and the SQL writes of the read model and of the
 // participants come on top and are not counted.
-const WritesPerOrder = 7 + 6 + 5 + 5
+const WritesPerOrder = 6 + 6 + 5 + 5
 
 // payloadSize is about the size of a saga event or command.
 const payloadSize = 300
