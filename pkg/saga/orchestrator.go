@@ -54,6 +54,7 @@ type options struct {
 	logger      *slog.Logger
 	meters      metric.MeterProvider
 	resendAfter time.Duration
+	category    string
 }
 
 // WithClock sets the clock (default SystemClock); tests pass sagatest.Clock.
@@ -64,6 +65,15 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l 
 
 // WithMeterProvider sets where metrics go (default the global otel.Meter).
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(o *options) { o.meters = mp } }
+
+// WithCategory keeps the sagas in event-store category c, saga id's log being stream
+// "<c>-<id>", instead of Category. Such streams may be shared with other events,
+// such as those of the aggregate a saga works for: the orchestrator reads only its
+// own event types (eventshop.saga.v1.*) and counts the others only as versions, so
+// another writer's append is one more optimistic-concurrency conflict, decided again
+// like any other. StartWith records the first events of such a stream together with
+// the saga's start.
+func WithCategory(c string) Option { return func(o *options) { o.category = c } }
 
 // WithResendInterval sets how soon Run retries a Send that failed (default 1s).
 func WithResendInterval(d time.Duration) Option { return func(o *options) { o.resendAfter = d } }
@@ -86,6 +96,7 @@ type Orchestrator[T proto.Message] struct {
 	metrics   *metrics
 	resend    time.Duration
 	wake      chan struct{}
+	category  string
 
 	mu      sync.Mutex
 	sagas   map[string]*entry // unfinished sagas this instance tracks
@@ -107,7 +118,8 @@ type entry struct {
 // batch collects the events of one transition, applied to a scratch state as they
 // are emitted so that later decisions of the same transition see them.
 type batch struct {
-	st    *state
+	st      *state
+	leading []eventstore.Event // the caller's events, stored before the saga's
 	now   time.Time
 	cause string // id of the reply that caused the transition, if any
 	evs   []proto.Message
@@ -125,7 +137,7 @@ func New[T proto.Message](def Definition[T], store eventstore.Store, tr Transpor
 	if err := def.Validate(); err != nil {
 		return nil, err
 	}
-	cfg := options{clock: SystemClock{}, logger: slog.Default(), resendAfter: time.Second}
+	cfg := options{clock: SystemClock{}, logger: slog.Default(), resendAfter: time.Second, category: Category}
 	for _, opt := range opts {
 		opt(&cfg)
 	}
@@ -138,10 +150,13 @@ func New[T proto.Message](def Definition[T], store eventstore.Store, tr Transpor
 		def: def, names: names, store: store, transport: tr,
 		clock: cfg.clock, log: cfg.logger.With("saga_definition", def.Name),
 		metrics: newMetrics(cfg.meters, def.Name), resend: cfg.resendAfter,
-		wake:  make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), category: cfg.category,
 		sagas: map[string]*entry{}, foreign: map[string]bool{},
 	}, nil
 }
+
+// stream returns the stream of saga id.
+func (o *Orchestrator[T]) stream(id string) string { return o.category + "-" + id }
 
 // Start begins saga id over data: it records SagaStarted and the first step, then
 // sends the first command. It returns ErrInvalidID for an unusable id,
@@ -149,7 +164,18 @@ func New[T proto.Message](def Definition[T], store eventstore.Store, tr Transpor
 // first step's Do error, or the store's error. A failed Send is not an error: the
 // command is recorded and Run sends it again.
 func (o *Orchestrator[T]) Start(ctx context.Context, id string, data T) error {
-	if _, _, err := eventstore.ParseStream(StreamName(id)); err != nil {
+	return o.StartWith(ctx, id, data, eventstore.NoStream)
+}
+
+// StartWith is Start on a stream that may hold other events (see WithCategory): the
+// leading events, which are not the saga's, are appended first in the same commit
+// as SagaStarted and the first step, expecting the stream at version expected.
+// Writing the fact that starts a saga and the saga's start as one append means no
+// crash can leave one without the other. It returns ErrAlreadyStarted when the saga
+// exists, the store's *eventstore.WrongExpectedVersionError when the stream is not
+// at expected but holds no saga, and Start's other errors.
+func (o *Orchestrator[T]) StartWith(ctx context.Context, id string, data T, expected eventstore.Version, leading ...eventstore.Event) error {
+	if _, _, err := eventstore.ParseStream(o.stream(id)); err != nil {
 		return fmt.Errorf("%w %q: %w", ErrInvalidID, id, err)
 	}
 	raw, err := proto.Marshal(data)
@@ -160,7 +186,7 @@ func (o *Orchestrator[T]) Start(ctx context.Context, id string, data T) error {
 		return fmt.Errorf("saga: start %s: step %s: %w", id, o.names[0], err)
 	}
 	now := o.clock.Now()
-	b := &batch{st: newState(id, len(o.names)), now: now}
+	b := &batch{st: newState(id, len(o.names)), now: now, leading: leading}
 	b.st.origin = trace.SpanContextFromContext(ctx)
 	o.emit(b, &sagav1.SagaStarted{
 		SagaId: id, Definition: o.def.Name, Data: raw,
@@ -170,9 +196,11 @@ func (o *Orchestrator[T]) Start(ctx context.Context, id string, data T) error {
 
 	e := o.track(id)
 	defer e.mu.Unlock()
-	if err := o.commit(ctx, e, b, eventstore.NoStream); err != nil {
+	if err := o.commit(ctx, e, b, expected); err != nil {
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
-			return fmt.Errorf("%w: %s", ErrAlreadyStarted, id)
+			if _, lerr := o.load(ctx, id); !errors.Is(lerr, errUnknown) || o.isForeign(id) {
+				return fmt.Errorf("%w: %s", ErrAlreadyStarted, id)
+			}
 		}
 		o.untrack(id, e)
 		return fmt.Errorf("saga: start %s: %w", id, err)
@@ -265,7 +293,7 @@ func (o *Orchestrator[T]) Resume(ctx context.Context) error {
 func (o *Orchestrator[T]) resume(ctx context.Context) (pos eventstore.Position, sagaErrs, err error) {
 	open := map[string]bool{}
 	for {
-		evs, err := o.store.ReadCategory(ctx, Category, pos, 1000)
+		evs, err := o.store.ReadCategory(ctx, o.category, pos, 1000)
 		if err != nil {
 			return pos, nil, fmt.Errorf("saga: resume: %w", err)
 		}
@@ -278,7 +306,9 @@ func (o *Orchestrator[T]) resume(ctx context.Context) (pos eventstore.Position, 
 			if err != nil {
 				continue
 			}
-			open[id] = !terminal(ev.Type)
+			if isSagaEvent(ev.Type) {
+				open[id] = !terminal(ev.Type)
+			}
 		}
 	}
 	var errs []error
@@ -326,7 +356,7 @@ func (o *Orchestrator[T]) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	followed := make(chan error, 1)
-	go func() { followed <- o.store.SubscribeCategory(ctx, Category, pos, o.observe) }()
+	go func() { followed <- o.store.SubscribeCategory(ctx, o.category, pos, o.observe) }()
 	for {
 		wait := time.Minute
 		if next := o.nextWake(); !next.IsZero() {
@@ -465,7 +495,7 @@ func (o *Orchestrator[T]) commit(ctx context.Context, e *entry, b *batch, expect
 		}
 		injectTrace(ctx, evs[i].Metadata)
 	}
-	v, err := o.store.Append(ctx, StreamName(b.st.id), expected, evs...)
+	v, err := o.store.Append(ctx, o.stream(b.st.id), expected, append(slices.Clip(b.leading), evs...)...)
 	if err != nil {
 		e.st = nil
 		return err
@@ -543,7 +573,7 @@ func (o *Orchestrator[T]) recorded(ctx context.Context, b *batch) {
 // load reads saga id from the store. It returns errUnknown if the stream does not
 // exist or belongs to another definition.
 func (o *Orchestrator[T]) load(ctx context.Context, id string) (*state, error) {
-	evs, err := o.store.ReadStream(ctx, StreamName(id), 0)
+	evs, err := o.store.ReadStream(ctx, o.stream(id), 0)
 	if errors.Is(err, eventstore.ErrStreamNotFound) || errors.Is(err, eventstore.ErrInvalidStream) {
 		return nil, errUnknown
 	}
@@ -551,12 +581,17 @@ func (o *Orchestrator[T]) load(ctx context.Context, id string) (*state, error) {
 		return nil, fmt.Errorf("saga: load %s: %w", id, err)
 	}
 	st := newState(id, len(o.names))
-	for i, ev := range evs {
+	started := false
+	for _, ev := range evs {
+		if !isSagaEvent(ev.Type) {
+			st.version = ev.Version // another writer's event in a shared stream
+			continue
+		}
 		m, err := decodeEvent(ev)
 		if err != nil {
 			return nil, err
 		}
-		if i == 0 {
+		if !started {
 			start, ok := m.(*sagav1.SagaStarted)
 			if !ok {
 				return nil, fmt.Errorf("saga: log of %s starts with %s", id, ev.Type)
@@ -568,11 +603,15 @@ func (o *Orchestrator[T]) load(ctx context.Context, id string) (*state, error) {
 				return nil, errUnknown
 			}
 			st.origin = originOf(ev.Metadata)
+			started = true
 		}
 		if err := st.apply(m, ev.Time, o.names); err != nil {
 			return nil, err
 		}
 		st.version = ev.Version
+	}
+	if !started {
+		return nil, errUnknown // a shared stream whose saga has not started
 	}
 	return st, nil
 }
@@ -582,6 +621,10 @@ func (o *Orchestrator[T]) load(ctx context.Context, id string) (*state, error) {
 func (o *Orchestrator[T]) observe(ctx context.Context, ev eventstore.Event) error {
 	_, id, err := eventstore.ParseStream(ev.Stream)
 	if err != nil {
+		return nil
+	}
+	if !isSagaEvent(ev.Type) {
+		o.passed(id, ev.Version)
 		return nil
 	}
 	o.mu.Lock()
@@ -628,6 +671,28 @@ func (o *Orchestrator[T]) observe(ctx context.Context, ev eventstore.Event) erro
 	}
 	o.notify()
 	return nil
+}
+
+// passed notes another writer's event at version v of tracked saga id's stream:
+// the cached state stays good for one more version, or is reloaded on next use.
+func (o *Orchestrator[T]) passed(id string, v eventstore.Version) {
+	o.mu.Lock()
+	e := o.sagas[id]
+	o.mu.Unlock()
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case e.gone || e.st == nil || v <= e.st.version:
+	case v == e.st.version+1:
+		st := e.st.clone()
+		st.version = v
+		e.st = st
+	default:
+		e.st = nil
+	}
 }
 
 // nextWake is the earliest instant something is due for a tracked saga, or zero.

@@ -288,6 +288,12 @@ func decodeEvent(e eventstore.Event) (proto.Message, error) {
 	return m, nil
 }
 
+// isSagaEvent reports whether eventType is one of the saga log's own events.
+func isSagaEvent(eventType string) bool {
+	_, ok := events[eventType]
+	return ok
+}
+
 func terminal(eventType string) bool {
 	return eventType == string(typeOf(&sagav1.SagaCompleted{})) || eventType == string(typeOf(&sagav1.SagaCancelled{}))
 }
