@@ -120,11 +120,11 @@ type entry struct {
 type batch struct {
 	st      *state
 	leading []eventstore.Event // the caller's events, stored before the saga's
-	now   time.Time
-	cause string // id of the reply that caused the transition, if any
-	evs   []proto.Message
-	cmd   *Command
-	err   error
+	now     time.Time
+	cause   string // id of the reply that caused the transition, if any
+	evs     []proto.Message
+	cmd     *Command
+	err     error
 }
 
 // New returns an orchestrator for def, storing saga logs in store and sending
