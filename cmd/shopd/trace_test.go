@@ -64,7 +64,7 @@ func placeViaAPI(t *testing.T, s *sagaShop) string {
 }
 
 // orderTrace places an order with every span recorded in memory, waits until the
-// projection has applied OrderCompleted, and returns the spans of the order's trace.
+// projection has applied the saga's completion, and returns the spans of the order's trace.
 func orderTrace(t *testing.T, opts ...shopOption) (telemetrytest.Spans, trace.TraceID) {
 	t.Helper()
 	rec := telemetrytest.NewRecorder()
@@ -75,7 +75,7 @@ func orderTrace(t *testing.T, opts ...shopOption) (telemetrytest.Spans, trace.Tr
 	s.awaitStatus(id, orderv1.OrderStatus_ORDER_STATUS_COMPLETED)
 
 	spans := rec.WaitFor(t, func(sp telemetrytest.Spans) bool {
-		return len(sp.Named("project eventshop.order.v1.OrderCompleted")) > 0
+		return len(sp.Named("project eventshop.saga.v1.SagaCompleted")) > 0
 	})
 	root := spans.OfService("gateway").WithPrefix("POST")
 	if len(root) == 0 {
@@ -91,7 +91,7 @@ func TestOrderIsOneTrace(t *testing.T) {
 	trace, _ := orderTrace(t)
 	t.Logf("\n%s", trace.Tree())
 	telemetrytest.RequireServices(t, trace, orderServices...)
-	telemetrytest.RequireSpan(t, trace, "project eventshop.order.v1.OrderCompleted")
+	telemetrytest.RequireSpan(t, trace, "project eventshop.saga.v1.SagaCompleted")
 
 	// Every NATS hop continues the trace: each command is processed in a span the
 	// order service's send caused, and each reply the same way back.
@@ -108,7 +108,7 @@ func TestOrderIsOneTrace(t *testing.T) {
 		{"process cmd.payment.authorize", "payment"},
 		{"process cmd.inventory.reserve", "inventory"},
 		{"process cmd.shipping.create", "shipping"},
-		{"project eventshop.order.v1.OrderCompleted", "order"},
+		{"project eventshop.saga.v1.SagaCompleted", "order"},
 	} {
 		if got := telemetrytest.ServiceOf(requireOne(t, trace, want.name)); got != want.service {
 			t.Errorf("span %q reported by %q, want %q", want.name, got, want.service)

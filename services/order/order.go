@@ -170,7 +170,7 @@ type Service struct {
 type CancelHooks struct {
 	// BeforeSaga runs once the order was found cancellable, before its saga is asked.
 	BeforeSaga func(ctx context.Context, orderID string)
-	// BeforeRecord runs once the saga accepted, before the order records it.
+	// BeforeRecord runs once the saga accepted, before the order is read back.
 	BeforeRecord func(ctx context.Context, orderID string)
 }
 
@@ -224,10 +224,8 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		jsStore := eventstore.NewJetStream(js, eventstore.WithReplicas(cfg.StreamReplicas))
 		// Declared now, so a server too old for the store (eventstore.ErrServerTooOld)
 		// stops the start, not the first order.
-		for _, c := range []string{app.Category, saga.Category} {
-			if err := jsStore.EnsureCategory(ctx, c); err != nil {
-				return nil, fmt.Errorf("order: %w", err)
-			}
+		if err := jsStore.EnsureCategory(ctx, app.Category); err != nil {
+			return nil, fmt.Errorf("order: %w", err)
 		}
 		store = jsStore
 	}
@@ -268,6 +266,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		}
 	}
 
+	placeOrder := app.NewPlaceOrder(repo, adapters.NewCatalog(catalogConn), quoter, deps.OrderPlaced)
 	cancelOrder := app.NewCancelOrder(repo)
 	if cfg.Saga {
 		if js == nil {
@@ -276,7 +275,8 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		if err := s.wireSaga(ctx, cfg, js, store, repo); err != nil {
 			return nil, err
 		}
-		cancelOrder = cancelOrder.WithSagaCanceller(app.SagaCancel{Orch: s.orch, Repo: repo}).
+		placeOrder = placeOrder.WithSagaStart(app.SagaStartAppend(s.orch))
+		cancelOrder = cancelOrder.WithSagaCanceller(app.SagaCancel{Orch: s.orch}).
 			WithBeforeSaga(s.cancelHook(func(h *CancelHooks) func(context.Context, string) { return h.BeforeSaga })).
 			WithBeforeRecord(s.cancelHook(func(h *CancelHooks) func(context.Context, string) { return h.BeforeRecord }))
 	}
@@ -287,7 +287,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		grpcserver.WithVerifier(deps.Verifier, auth.WithLogger(logger)),
 	)
 	orderv1.RegisterOrderServiceServer(s.server.GRPC(), grpctransport.NewServer(
-		app.NewPlaceOrder(repo, adapters.NewCatalog(catalogConn), quoter, deps.OrderPlaced),
+		placeOrder,
 		cancelOrder,
 		app.NewQueries(repo),
 		reads,
@@ -308,7 +308,9 @@ func (s *Service) wireSaga(ctx context.Context, cfg Config, js jetstream.JetStre
 	}
 	bus := messaging.New(js, "order")
 	tr := saga.BusTransport{Bus: bus}
-	orch, err := saga.New(app.OrderSaga(cfg.SagaTiming), store, tr, saga.WithLogger(s.logger))
+	// The saga's log is the order's own stream: each fact of the fulfilment is
+	// written once, and the order reads it from there (app.Codec).
+	orch, err := saga.New(app.OrderSaga(cfg.SagaTiming), store, tr, saga.WithLogger(s.logger), saga.WithCategory(app.Category))
 	if err != nil {
 		return fmt.Errorf("order: saga: %w", err)
 	}

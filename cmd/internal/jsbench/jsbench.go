@@ -20,17 +20,17 @@ import (
 // WritesPerOrder counts the JetStream messages one completed order costs (an
 // event-store append is one message, whatever its number of events):
 //
-//	order streams  6: OrderPlaced (its append with expected version "no stream" is
-//	                  also the idempotency guard), payment authorized, inventory
-//	                  reserved, shipment created, payment captured, completed
-//	saga log       6: start (SagaStarted + StepStarted), then one append per reply
+//	order stream   6: OrderPlaced with the saga's start (SagaStarted + the first
+//	                  StepStarted) in one append, whose expected version "no stream"
+//	                  is also the idempotency guard; then one append per reply
 //	                  (StepSucceeded + the next StepStarted, or + SagaCompleted)
 //	commands       5: authorize, reserve, create shipment, capture, commit
 //	replies        5: one event per command
 //
-// Consumer acknowledgements and the SQL writes of the read model and of the
-// participants come on top and are not counted.
-const WritesPerOrder = 6 + 6 + 5 + 5
+// The saga's log is the order's own stream, so each fact is written once. Consumer
+// acknowledgements and the SQL writes of the read model and of the participants
+// come on top and are not counted.
+const WritesPerOrder = 6 + 5 + 5
 
 // payloadSize is about the size of a saga event or command.
 const payloadSize = 300

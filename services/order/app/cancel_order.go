@@ -20,7 +20,7 @@ type CancelOrder struct {
 	repo  *Repository
 	sagas SagaCanceller
 	// beforeSaga runs between the order's check and the saga's decision,
-	// beforeRecord between the saga's acceptance and the order's append (tests
+	// beforeRecord between the saga's acceptance and reading the order back (tests
 	// force interleavings there).
 	beforeSaga, beforeRecord func(ctx context.Context, orderID string)
 }
@@ -50,7 +50,7 @@ func (h CancelOrder) WithBeforeSaga(fn func(ctx context.Context, orderID string)
 }
 
 // WithBeforeRecord returns h calling fn after the saga accepted a cancellation and
-// before the order records it. It exists so tests can let the saga move on there.
+// before the order is read back. It exists so tests can let the saga move on there.
 func (h CancelOrder) WithBeforeRecord(fn func(ctx context.Context, orderID string)) CancelOrder {
 	h.beforeRecord = fn
 	return h
@@ -66,8 +66,9 @@ func NewCancelOrder(repo *Repository) CancelOrder {
 
 // Handle records the cancellation request and returns the order. Cancelling an order
 // already cancelling or cancelled changes nothing. With a SagaCanceller the saga
-// decides first and the order records only a cancellation the saga accepted, so an
-// order never waits for compensations its saga will not run. It returns
+// decides, and its own append to the order's stream (the step failing on the
+// user's OrderCancelling) is the record, so an order never waits for compensations
+// its saga will not run; without one the aggregate decides and records it. It returns
 // ErrUnauthenticated without a user, ErrNotFound when the order does not exist or
 // belongs to another user, a *domain.TransitionError (domain.ErrIllegalTransition)
 // once the shipment exists, ErrUnavailable when the saga cannot be asked,
@@ -109,10 +110,13 @@ func (h CancelOrder) Handle(ctx context.Context, cmd CancelOrderCommand) (*domai
 		if h.beforeRecord != nil {
 			h.beforeRecord(ctx, cmd.OrderID)
 		}
+		// The saga's own append recorded the cancellation in the order's stream.
+		o, err = h.repo.Load(ctx, cmd.OrderID)
+		if err != nil {
+			return nil, fmt.Errorf("cancel order %q: %w", cmd.OrderID, err)
+		}
+		return o, nil
 	}
-	// The saga, if asked, stopped before the shipment: the aggregate cannot have
-	// passed it, and if the follower already recorded the cancellation this is a
-	// no-op.
 	o, err := h.repo.Update(ctx, cmd.OrderID, decide)
 	if err != nil {
 		return nil, fmt.Errorf("cancel order %q: %w", cmd.OrderID, err)

@@ -5,94 +5,14 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
-	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/saga"
-	"github.com/eventshop/eventshop/pkg/saga/sagatest"
 	"github.com/eventshop/eventshop/services/order/app"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
-
-// pausedFollower is the event store as the saga follower sees it: while paused, the
-// saga category's events wait, so the order aggregate lags behind its saga as it
-// does under load.
-type pausedFollower struct {
-	eventstore.Store
-	mu     sync.Mutex
-	paused chan struct{} // closed when not paused
-}
-
-func newPausedFollower(store eventstore.Store) *pausedFollower {
-	p := &pausedFollower{Store: store, paused: make(chan struct{})}
-	close(p.paused)
-	return p
-}
-
-func (p *pausedFollower) pause() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.paused = make(chan struct{})
-}
-
-func (p *pausedFollower) resume() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	select {
-	case <-p.paused:
-	default:
-		close(p.paused)
-	}
-}
-
-func (p *pausedFollower) SubscribeCategory(ctx context.Context, category string, after eventstore.Position, h eventstore.Handler) error {
-	if category != saga.Category {
-		return p.Store.SubscribeCategory(ctx, category, after, h)
-	}
-	return p.Store.SubscribeCategory(ctx, category, after, func(ctx context.Context, e eventstore.Event) error {
-		p.mu.Lock()
-		wait := p.paused
-		p.mu.Unlock()
-		select {
-		case <-wait:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		return h(ctx, e)
-	})
-}
-
-// startSagaPausable is startSaga with a follower that can be paused.
-func startSagaPausable(t *testing.T, script participants) (*sagaEnv, *pausedFollower) {
-	t.Helper()
-	store := eventstore.NewMemory()
-	gate := newPausedFollower(store)
-	ctx, cancel := context.WithCancel(context.Background())
-	env := &sagaEnv{repo: app.NewRepository(store), tr: &sagatest.Transport{}}
-	var err error
-	env.orch, err = saga.New(app.OrderSaga(app.SagaConfig{StepTimeout: time.Hour}), store, env.tr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	env.tr.OnSend = func(_ context.Context, c saga.Command) error {
-		if answer := script[c.Subject]; answer != nil {
-			wg.Go(func() {
-				_ = env.orch.HandleReply(ctx, saga.Reply{SagaID: c.SagaID, ID: "reply-" + c.ID, CausationID: c.ID, Msg: answer(c)})
-			})
-		}
-		return nil
-	}
-	follower := app.NewSagaFollower(env.orch, env.repo, gate, env.tr)
-	wg.Go(func() { _ = env.orch.Run(ctx) })
-	wg.Go(func() { _ = follower.Run(ctx) })
-	env.stop = func() { gate.resume(); cancel(); wg.Wait() }
-	t.Cleanup(env.stop)
-	return env, gate
-}
 
 // hookedCanceller runs before, then asks the real saga: the saga moves on between
 // CancelOrder's own check of the order and the saga's decision.
@@ -137,27 +57,23 @@ func (e *sagaEnv) awaitSaga(t *testing.T, ctx context.Context, id string, want s
 }
 
 // The saga completes after CancelOrder found the order cancellable and before the
-// cancellation is recorded, while the follower has not yet told the order (so the
-// aggregate's optimistic concurrency sees nothing): the saga refuses it, nothing is
-// recorded, and the order completes with every step (no order left CANCELLING,
-// nothing compensated).
+// saga is asked: the saga refuses the cancellation, nothing is recorded, and the
+// order completes with every step (no order left CANCELLING, nothing compensated).
 func TestUserCancelLosingTheRaceToCompletion(t *testing.T) {
 	script := happyParticipants()
 	delete(script, app.SubjectCreateShipment) // the saga waits at the shipment
-	env, follower := startSagaPausable(t, script)
+	env := startSaga(t, script)
 	id := env.place(t)
 	env.awaitState(t, id, domain.StateInventoryReserved)
 
 	cancel := app.NewCancelOrder(env.repo).WithSagaCanceller(hookedCanceller{
 		before: func(ctx context.Context, orderID string) {
-			follower.pause()
 			env.shipLate(t, ctx, orderID)
 			env.awaitSaga(t, ctx, orderID, saga.Completed)
 		},
-		next: app.SagaCancel{Orch: env.orch, Repo: env.repo},
+		next: app.SagaCancel{Orch: env.orch},
 	})
 	_, err := cancel.Handle(t.Context(), app.CancelOrderCommand{UserID: "alice", OrderID: id, Reason: "changed my mind"})
-	follower.resume()
 	if !errors.Is(err, domain.ErrIllegalTransition) {
 		t.Errorf("cancel after the saga completed = %v, want a refused transition", err)
 	}
@@ -172,27 +88,25 @@ func TestUserCancelLosingTheRaceToCompletion(t *testing.T) {
 	}
 }
 
-// The saga accepts the cancellation, then the shipment's reply arrives before the
-// order records it, while the follower lags: the late shipment is cancelled, the
-// saga never captures, and the order ends CANCELLED with the user's reason. (When
-// the order checked the saga and appended on its own, the saga completed here and
-// the order stayed CANCELLING.)
+// The saga accepts the cancellation, then the shipment's reply arrives before
+// CancelOrder answers: the late shipment is cancelled, the saga never captures,
+// and the order ends CANCELLED with the user's reason. (When the order checked the
+// saga and appended on its own, the saga completed here and the order stayed
+// CANCELLING.)
 func TestUserCancelAcceptedThenLateShipment(t *testing.T) {
 	script := happyParticipants()
 	delete(script, app.SubjectCreateShipment)
-	env, follower := startSagaPausable(t, script)
+	env := startSaga(t, script)
 	id := env.place(t)
 	env.awaitState(t, id, domain.StateInventoryReserved)
 
 	cancel := app.NewCancelOrder(env.repo).
-		WithSagaCanceller(app.SagaCancel{Orch: env.orch, Repo: env.repo}).
+		WithSagaCanceller(app.SagaCancel{Orch: env.orch}).
 		WithBeforeRecord(func(ctx context.Context, orderID string) {
-			follower.pause()
 			env.shipLate(t, ctx, orderID)
 			env.awaitSaga(t, ctx, orderID, saga.Cancelled)
 		})
 	_, err := cancel.Handle(t.Context(), app.CancelOrderCommand{UserID: "alice", OrderID: id, Reason: "changed my mind"})
-	follower.resume()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,8 +135,7 @@ func TestUserCancelAcceptedThenLateShipment(t *testing.T) {
 	}
 }
 
-// A cancellation reaching a saga already past the shipment is ignored by it, even
-// when the order's aggregate has not caught up yet.
+// A cancellation reaching a saga already past the shipment is ignored by it.
 func TestSagaIgnoresUserCancelAfterShipment(t *testing.T) {
 	script := happyParticipants()
 	delete(script, app.SubjectCapturePayment) // the saga waits at the capture
@@ -240,7 +153,7 @@ func TestSagaIgnoresUserCancelAfterShipment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	accepted, err := app.SagaCancel{Orch: env.orch, Repo: env.repo}.CancelForUser(t.Context(), o, "too late")
+	accepted, err := app.SagaCancel{Orch: env.orch}.CancelForUser(t.Context(), o, "too late")
 	if err != nil || accepted {
 		t.Fatalf("CancelForUser past the shipment = %v, %v; want refused", accepted, err)
 	}

@@ -90,11 +90,16 @@ func (c *Codec) Encode(e domain.Event) (eventstore.Event, error) {
 	}, nil
 }
 
-// Decode returns the order event stored in se, upcast to the current version. It
-// returns domain.ErrInvalidEvent for a type that is not an order event or a payload
+// Decode returns the order event stored in se, upcast to the current version. An
+// event of the order's saga, which shares the order's stream, is returned as the
+// order event it means (see orderEventOf), or nil, with no error, when it means none.
+// It returns domain.ErrInvalidEvent for a type that is not an order event or a payload
 // that does not unmarshal, ErrUnknownSchema for a version it cannot lift, and an
 // upcaster's error wrapped.
 func (c *Codec) Decode(se eventstore.Event) (domain.Event, error) {
+	if isSagaEvent(se.Type) {
+		return orderEventOf(se)
+	}
 	e, err := domain.NewEvent(se.Type)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s v%d: %w", se.Stream, se.Version, err)

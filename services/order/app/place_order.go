@@ -81,6 +81,16 @@ type PlaceOrder struct {
 	catalog  Catalog
 	shipping ShippingQuoter
 	hook     OrderPlacedHook
+	// start stores OrderPlaced together with the start of the order's saga; nil
+	// stores it alone.
+	start NewStreamAppend
+}
+
+// WithSagaStart returns h storing each new order with start, which starts the
+// order's saga in the same append (SagaStartAppend).
+func (h PlaceOrder) WithSagaStart(start NewStreamAppend) PlaceOrder {
+	h.start = start
+	return h
 }
 
 // NewPlaceOrder returns the handler. hook may be nil; it panics on any other nil
@@ -127,9 +137,9 @@ func (h PlaceOrder) Handle(ctx context.Context, cmd PlaceOrderCommand) (*domain.
 		return nil, fmt.Errorf("place order: %w", err)
 	}
 	params.OrderID = orderID
-	o, err := h.repo.Create(ctx, orderID, func(o *domain.Order) ([]domain.Event, error) {
+	o, err := h.repo.CreateWith(ctx, orderID, func(o *domain.Order) ([]domain.Event, error) {
 		return o.Place(params)
-	})
+	}, h.start)
 	if errors.Is(err, errExists) {
 		// An earlier request with this key placed it: answer with that order,
 		// whatever this one priced.

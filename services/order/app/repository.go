@@ -158,7 +158,13 @@ func (r *Repository) load(ctx context.Context, id string, useSnapshot bool) (*do
 			o = snap
 		}
 	}
-	found, err := r.replay(ctx, id, o.Version(), o.Apply)
+	found, err := r.replay(ctx, id, o.Version(), func(e domain.Event) error {
+		if e == nil {
+			o.Pass() // a saga step that changes nothing the order shows
+			return nil
+		}
+		return o.Apply(e)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -170,7 +176,7 @@ func (r *Repository) load(ctx context.Context, id string, useSnapshot bool) (*do
 }
 
 // replay decodes the events of order id after version after and passes them to
-// apply in order, checking that versions follow each other. found is false when the
+// apply in order (nil for a saga event that means nothing to the order), checking that versions follow each other. found is false when the
 // stream has no events at all.
 func (r *Repository) replay(ctx context.Context, id string, after int64, apply func(domain.Event) error) (found bool, err error) {
 	stored, err := r.store.ReadStream(ctx, StreamName(id), eventstore.Version(after+1))
@@ -288,6 +294,19 @@ var errExists = errors.New("order exists")
 // expecting no stream. It returns errExists (wrapped) when the stream exists, and
 // otherwise what Update returns.
 func (r *Repository) Create(ctx context.Context, id string, decide func(o *domain.Order) ([]domain.Event, error)) (*domain.Order, error) {
+	return r.CreateWith(ctx, id, decide, nil)
+}
+
+// NewStreamAppend stores the first events of a new order's stream: decided are the
+// order events, stored their encoded form. It returns errExists when the stream
+// exists.
+type NewStreamAppend func(ctx context.Context, id string, decided []domain.Event, stored []eventstore.Event) error
+
+// CreateWith is Create storing the events with appendNew, e.g. together with the
+// start of the order's saga (SagaStartAppend); nil appends them alone. An order
+// created through appendNew is not cached, since appendNew may have stored more
+// than the order's events.
+func (r *Repository) CreateWith(ctx context.Context, id string, decide func(o *domain.Order) ([]domain.Event, error), appendNew NewStreamAppend) (*domain.Order, error) {
 	o := &domain.Order{}
 	events, err := decide(o)
 	if err != nil {
@@ -299,6 +318,12 @@ func (r *Repository) Create(ctx context.Context, id string, decide func(o *domai
 	stored, err := r.encode(ctx, id, o, events)
 	if err != nil {
 		return nil, err
+	}
+	if appendNew != nil {
+		if err := appendNew(ctx, id, events, stored); err != nil {
+			return nil, fmt.Errorf("create order %q: %w", id, err)
+		}
+		return o, nil
 	}
 	_, err = r.store.Append(ctx, StreamName(id), eventstore.NoStream, stored...)
 	switch {
@@ -387,7 +412,8 @@ func (r *Repository) maybeSnapshot(ctx context.Context, before int64, o *domain.
 	}
 }
 
-// RecordedEvent is one stored order event, decoded.
+// RecordedEvent is one stored event of an order's stream, decoded. Event is nil for
+// a step of the order's saga that means nothing to the order (see Codec.Decode).
 type RecordedEvent struct {
 	Version int64
 	Time    time.Time

@@ -15,12 +15,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
-	inventoryv1 "github.com/eventshop/eventshop/gen/go/eventshop/inventory/v1"
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
-	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	sagav1 "github.com/eventshop/eventshop/gen/go/eventshop/saga/v1"
-	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
 	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/services/order/domain"
@@ -29,30 +25,23 @@ import (
 // OrderOrchestrator is the order saga's orchestrator.
 type OrderOrchestrator = saga.Orchestrator[*orderv1.OrderSagaData]
 
-// SagaFollower ties orders and their sagas together through the two event
-// categories, never through a call that a crash could cut in half:
+// SagaFollower finishes what a user's cancellation interrupted. The order saga keeps
+// its log in the order's own stream (saga.WithCategory(Category)), started in the
+// same append as OrderPlaced (SagaStartAppend), so there is nothing to start and
+// nothing to copy: the order, its read model and its history read the saga's
+// transitions directly (Codec.Decode). What remains is one duty the engine leaves
+// to its user. When a user's cancellation fails a step whose command is out, the
+// participant may have done that step, and the engine compensates only the steps
+// that answered; the follower reads the order category and sends that step's
+// compensation itself (see undoInterrupted).
 //
-//   - FollowOrders reads the order category: every OrderPlaced starts its saga
-//     (keyed by order id, so a replay finds it started) and every OrderCancelling
-//     asked by the user is fed to the saga as a failure of the step in progress.
-//     A crash between appending OrderPlaced and starting the saga therefore
-//     strands nothing: the placed event is read again after the restart.
-//   - FollowSagas reads the saga category and records every transition on the
-//     order aggregate (payment authorized, inventory reserved, shipment created,
-//     payment captured, completed, cancelling, cancelled), so the read model shows
-//     the progress. Every domain command it issues is idempotent, so a replay
-//     changes nothing.
-//
-// Each follower handles many orders at once (WithFollowerWorkers), each order's
-// events one at a time and in order: a transition costs a few store round trips,
-// and one line of them across all orders would cap the shop's throughput.
-//
-// Without checkpoints both read their category from the start when the process
-// starts, a cost that grows with history. With WithCheckpoints they resume where
-// they stopped, give or take the events of the last save interval, which they
-// handle again to no effect. Several order service instances may run followers at
-// once: they race through the same idempotent commands (OCC keeps the aggregate
-// right) and share the checkpoints, so the slower one may make a restart replay more.
+// It handles many orders at once (WithFollowerWorkers), each order's events one at
+// a time and in order. Without checkpoints it reads the category from the start
+// when the process starts, a cost that grows with history. With WithCheckpoints it
+// resumes where it stopped, give or take the events of the last save interval,
+// which it handles again to no effect (the compensation's id is deterministic).
+// Several order service instances may run it at once: they send the same
+// compensation, which participants deduplicate by id.
 type SagaFollower struct {
 	orch *OrderOrchestrator
 	repo *Repository
@@ -125,14 +114,10 @@ func NewSagaFollower(orch *OrderOrchestrator, repo *Repository, store eventstore
 	return f
 }
 
-// Run follows both categories until ctx ends, restarting a follower that fails
-// from the last event it handled (with backoff). It returns nil once ctx ends.
+// Run follows the order category until ctx ends, restarting after a failure from
+// the last event it handled (with backoff). It returns nil once ctx ends.
 func (f *SagaFollower) Run(ctx context.Context) error {
-	done := make(chan struct{}, 2)
-	go func() { f.loop(ctx, "orders", Category, f.onOrderEvent); done <- struct{}{} }()
-	go func() { f.loop(ctx, "sagas", saga.Category, f.onSagaEvent); done <- struct{}{} }()
-	<-done
-	<-done
+	f.loop(ctx, "orders", Category, f.onOrderEvent)
 	return nil
 }
 
@@ -208,122 +193,25 @@ func (f *SagaFollower) loop(ctx context.Context, name, category string, h events
 	}
 }
 
-// onOrderEvent starts sagas and forwards user cancellations.
+// onOrderEvent sends the compensation of a step that a user's cancellation failed.
 func (f *SagaFollower) onOrderEvent(ctx context.Context, e eventstore.Event) error {
-	switch e.Type {
-	case domain.EventType(&orderv1.OrderPlaced{}):
-		ev, err := f.repo.Codec().Decode(e)
-		if err != nil {
-			f.logger.ErrorContext(ctx, "undecodable OrderPlaced; no saga started", "event_id", e.ID, "error", err)
-			return nil
-		}
-		placed := ev.(*orderv1.OrderPlaced)
-		err = f.orch.Start(ctx, placed.GetOrderId(), sagaData(placed))
-		switch {
-		case err == nil, errors.Is(err, saga.ErrAlreadyStarted):
-			return nil
-		case errors.Is(err, saga.ErrInvalidID):
-			f.logger.ErrorContext(ctx, "order id cannot name a saga", "order_id", placed.GetOrderId(), "error", err)
-			return nil
-		}
-		return fmt.Errorf("start saga of order %s: %w", placed.GetOrderId(), err)
-	case domain.EventType(&orderv1.OrderCancelling{}):
-		ev, err := f.repo.Codec().Decode(e)
-		if err != nil {
-			return nil
-		}
-		c := ev.(*orderv1.OrderCancelling)
-		if !c.GetRequestedByUser() {
-			return nil // recorded from the saga itself
-		}
-		return f.orch.HandleReply(ctx, saga.Reply{SagaID: c.GetOrderId(), ID: e.ID, Msg: c})
+	if e.Type != string(proto.MessageName(&sagav1.StepFailed{})) {
+		return nil
 	}
-	return nil
-}
-
-// onSagaEvent records a saga transition on its order.
-func (f *SagaFollower) onSagaEvent(ctx context.Context, e eventstore.Event) error {
 	_, id, err := eventstore.ParseStream(e.Stream)
 	if err != nil {
 		return nil
 	}
 	ev, err := decodeSagaEvent(e)
-	if ev == nil || err != nil {
+	if err != nil {
+		f.logger.ErrorContext(ctx, "undecodable saga event", "order_id", id, "error", err)
 		return nil
 	}
-	switch ev := ev.(type) {
-	case *sagav1.StepSucceeded:
-		reply, err := decodeReply(ev.GetReplyType(), ev.GetReply())
-		if err != nil {
-			f.logger.ErrorContext(ctx, "undecodable saga reply", "saga_id", id, "error", err)
-			return nil
-		}
-		return f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return recordStep(o, reply) })
-	case *sagav1.StepFailed:
-		reply, _ := decodeReply(ev.GetReplyType(), ev.GetReply())
-		if c, ok := reply.(*orderv1.OrderCancelling); ok {
-			// The saga accepted a user's cancellation, which CancelOrder records on
-			// the order right after: record it here too, in case that never happened.
-			if err := f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return o.RequestCancel(c.GetReason(), true) }); err != nil {
-				return err
-			}
-			return f.undoInterrupted(ctx, id, int(ev.GetStep()), ev.GetStepName())
-		}
-		reason := failureReason(ev.GetStepName(), reply, ev.GetReason())
-		return f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return o.RequestCancel(reason, false) })
-	case *sagav1.StepTimedOut:
-		if ev.GetRetryTime() != nil {
-			return nil
-		}
-		reason := fmt.Sprintf("step %s did not answer", ev.GetStepName())
-		return f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return o.RequestCancel(reason, false) })
-	case *sagav1.SagaCancelled:
-		reason := ev.GetReason()
-		if err := f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return o.RequestCancel(reason, false) }); err != nil {
-			return err
-		}
-		return f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return o.ConfirmCancelled() })
-	case *sagav1.SagaCompleted:
-		return f.record(ctx, id, func(o *domain.Order) ([]domain.Event, error) { return o.Complete() })
-	}
-	return nil
-}
-
-// record applies decide to order id. Refusals of the domain (an order cancelled by
-// its user meanwhile, a saga of another definition) are logged and skipped; only
-// store errors are returned, so the event is handled again.
-func (f *SagaFollower) record(ctx context.Context, id string, decide func(o *domain.Order) ([]domain.Event, error)) error {
-	_, err := f.repo.Update(ctx, id, func(o *domain.Order) ([]domain.Event, error) {
-		if o.State() == domain.StateNew {
-			return nil, ErrNotFound
-		}
-		return decide(o)
-	})
-	switch {
-	case err == nil, errors.Is(err, ErrNotFound):
-		return nil
-	case errors.Is(err, domain.ErrIllegalTransition), errors.Is(err, domain.ErrConflict),
-		errors.Is(err, domain.ErrInvalidOrder):
-		f.logger.WarnContext(ctx, "saga transition not recorded on the order", "order_id", id, "error", err)
+	failed := ev.(*sagav1.StepFailed)
+	if failed.GetReplyType() != string(proto.MessageName(&orderv1.OrderCancelling{})) {
 		return nil
 	}
-	return fmt.Errorf("record saga transition on order %s: %w", id, err)
-}
-
-// recordStep is the order's side of a step succeeding with reply.
-func recordStep(o *domain.Order, reply proto.Message) ([]domain.Event, error) {
-	money := func(m *commonv1.Money) domain.Money { return domain.NewMoney(m.GetMinorUnits(), m.GetCurrencyCode()) }
-	switch r := reply.(type) {
-	case *paymentv1.PaymentAuthorized:
-		return o.RecordPaymentAuthorized(r.GetPaymentId(), money(r.GetAmount()))
-	case *inventoryv1.InventoryReserved:
-		return o.RecordInventoryReserved(r.GetReservationId())
-	case *shippingv1.ShipmentCreated:
-		return o.RecordShipmentCreated(r.GetShipmentId(), r.GetTrackingId())
-	case *paymentv1.PaymentCaptured:
-		return o.RecordPaymentCaptured(r.GetPaymentId(), money(r.GetAmount()))
-	}
-	return nil, nil // the commit: the order completes with SagaCompleted
+	return f.undoInterrupted(ctx, id, int(failed.GetStep()), failed.GetStepName())
 }
 
 // undoInterrupted sends the compensation of step i, which a user's cancellation
@@ -404,7 +292,6 @@ func decodeReply(typ string, data []byte) (proto.Message, error) {
 // SagaCancel is the SagaCanceller of the order saga.
 type SagaCancel struct {
 	Orch *OrderOrchestrator
-	Repo *Repository
 }
 
 var _ SagaCanceller = SagaCancel{}
@@ -412,43 +299,38 @@ var _ SagaCanceller = SagaCancel{}
 // CancelForUser implements SagaCanceller: it feeds the saga the user's
 // OrderCancelling as the failure of its step in progress, then reads whether the
 // saga is compensating (accepted) or went on (refused: only the steps up to the
-// shipment fail on it). A saga not started yet is started first from the order's
-// OrderPlaced (the follower's own start then finds it started), so the decision is
-// never left to a saga that could run past the shipment meanwhile. It returns the
-// store's errors and saga.ErrInvalidID.
+// shipment fail on it). The saga's StepFailed is the record of the cancellation,
+// in the order's own stream. It returns the store's errors, and ErrUnavailable
+// for an order without a saga (placed while sagas were off).
 func (s SagaCancel) CancelForUser(ctx context.Context, o *domain.Order, reason string) (bool, error) {
 	id := o.ID()
-	if _, err := s.Orch.Get(ctx, id); errors.Is(err, saga.ErrNotFound) {
-		placed, err := s.placed(ctx, id)
-		if err != nil {
-			return false, err
-		}
-		if err := s.Orch.Start(ctx, id, sagaData(placed)); err != nil && !errors.Is(err, saga.ErrAlreadyStarted) {
-			return false, err
-		}
-	} else if err != nil {
-		return false, err
-	}
 	cancel := &orderv1.OrderCancelling{OrderId: id, Reason: reason, RequestedByUser: true}
 	if err := s.Orch.HandleReply(ctx, saga.Reply{SagaID: id, ID: "user-cancel/" + id, Msg: cancel}); err != nil {
 		return false, err
 	}
 	st, err := s.Orch.Get(ctx, id)
+	if errors.Is(err, saga.ErrNotFound) {
+		return false, fmt.Errorf("order %s has no saga: %w", id, ErrUnavailable)
+	}
 	if err != nil {
 		return false, err
 	}
 	return st.Status == saga.Compensating || st.Status == saga.Cancelled, nil
 }
 
-func (s SagaCancel) placed(ctx context.Context, id string) (*orderv1.OrderPlaced, error) {
-	h, err := s.Repo.History(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	if len(h) > 0 {
-		if p, ok := h[0].Event.(*orderv1.OrderPlaced); ok {
-			return p, nil
+// SagaStartAppend returns the append that stores a new order's OrderPlaced and the
+// start of its saga as one commit, so no crash can leave a placed order without
+// its saga. It reports errExists when the order's stream exists.
+func SagaStartAppend(orch *OrderOrchestrator) NewStreamAppend {
+	return func(ctx context.Context, id string, decided []domain.Event, stored []eventstore.Event) error {
+		placed, ok := decided[0].(*orderv1.OrderPlaced)
+		if !ok || len(decided) != 1 {
+			return fmt.Errorf("start the saga of order %s: want one OrderPlaced, got %d events: %w", id, len(decided), domain.ErrInvalidOrder)
 		}
+		err := orch.StartWith(ctx, id, sagaData(placed), eventstore.NoStream, stored...)
+		if errors.Is(err, saga.ErrAlreadyStarted) || errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+			return errExists
+		}
+		return err
 	}
-	return nil, fmt.Errorf("order %s does not start with OrderPlaced: %w", id, domain.ErrInvalidEvent)
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	inventoryv1 "github.com/eventshop/eventshop/gen/go/eventshop/inventory/v1"
+	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
 	"github.com/eventshop/eventshop/pkg/eventstore"
@@ -78,7 +79,7 @@ func startSagaOn(t *testing.T, store eventstore.Store, script participants, opts
 	ctx, cancel := context.WithCancel(context.Background())
 	env := &sagaEnv{repo: app.NewRepository(store), tr: &sagatest.Transport{}}
 	var err error
-	env.orch, err = saga.New(app.OrderSaga(app.SagaConfig{StepTimeout: time.Hour}), store, env.tr)
+	env.orch, err = saga.New(app.OrderSaga(app.SagaConfig{StepTimeout: time.Hour}), store, env.tr, saga.WithCategory(app.Category))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,12 +101,13 @@ func startSagaOn(t *testing.T, store eventstore.Store, script participants, opts
 	return env
 }
 
+// place stores an order and the start of its saga in one append, as PlaceOrder does.
 func (e *sagaEnv) place(t *testing.T) string {
 	t.Helper()
 	id := newID(t)
-	if _, err := e.repo.Update(t.Context(), id, func(o *domain.Order) ([]domain.Event, error) {
+	if _, err := e.repo.CreateWith(t.Context(), id, func(o *domain.Order) ([]domain.Event, error) {
 		return o.Place(placeParams(id, "alice"))
-	}); err != nil {
+	}, app.SagaStartAppend(e.orch)); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -121,7 +123,11 @@ func (e *sagaEnv) await(t *testing.T, id string, what string, cond func(o *domai
 			return o
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("order %s never %s: %v %v", id, what, o.State(), err)
+			state := "not found"
+			if o != nil {
+				state = o.State().String()
+			}
+			t.Fatalf("order %s never %s: %s %v", id, what, state, err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -141,9 +147,27 @@ func (e *sagaEnv) subjects() []string {
 }
 
 func TestOrderSagaCompletesAndRecordsEveryStep(t *testing.T) {
-	env := startSaga(t, happyParticipants())
+	store := eventstore.NewMemory()
+	env := startSagaOn(t, store, happyParticipants())
 	id := env.place(t)
 	o := env.awaitState(t, id, domain.StateCompleted)
+	// Each fact is written once: the order's stream is the saga's log, and holds
+	// one commit for the placement with the saga's start and one per reply.
+	evs, err := store.ReadStream(t.Context(), app.StreamName(id), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs[0].Type != domain.EventType(&orderv1.OrderPlaced{}) || evs[1].Type != "eventshop.saga.v1.SagaStarted" {
+		t.Fatalf("stream starts %s, %s; want OrderPlaced with the saga's start", evs[0].Type, evs[1].Type)
+	}
+	for _, e := range evs[1:] {
+		if !strings.HasPrefix(e.Type, "eventshop.saga.v1.") {
+			t.Errorf("order event %s v%d written beside the saga's log", e.Type, e.Version)
+		}
+	}
+	if _, err := store.ReadStream(t.Context(), saga.StreamName(id), 1); err == nil {
+		t.Error("a separate saga stream was written")
+	}
 	if o.PaymentID() != "pay-1" || o.ReservationID() != "res-1" || o.ShipmentID() != "ship-1" || o.TrackingID() != "TRACK-1" || !o.PaymentCaptured() {
 		t.Fatalf("completed order misses a step: %+v", o.Snapshot())
 	}
@@ -227,7 +251,7 @@ func TestOrderSagaUserCancelCompensatesTheInterruptedStep(t *testing.T) {
 	id := env.place(t)
 	env.await(t, id, "reserved", func(o *domain.Order) bool { return o.State() == domain.StateInventoryReserved })
 
-	cancel := app.NewCancelOrder(env.repo).WithSagaCanceller(app.SagaCancel{Orch: env.orch, Repo: env.repo})
+	cancel := app.NewCancelOrder(env.repo).WithSagaCanceller(app.SagaCancel{Orch: env.orch})
 	if _, err := cancel.Handle(t.Context(), app.CancelOrderCommand{UserID: "alice", OrderID: id, Reason: "changed my mind"}); err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +288,7 @@ func TestOrderSagaRefusesUserCancelAfterShipment(t *testing.T) {
 	env := startSaga(t, script)
 	id := env.place(t)
 	env.awaitState(t, id, domain.StateShipmentCreated)
-	cancel := app.NewCancelOrder(env.repo).WithSagaCanceller(app.SagaCancel{Orch: env.orch, Repo: env.repo})
+	cancel := app.NewCancelOrder(env.repo).WithSagaCanceller(app.SagaCancel{Orch: env.orch})
 	_, err := cancel.Handle(t.Context(), app.CancelOrderCommand{UserID: "alice", OrderID: id})
 	if err == nil {
 		t.Fatal("cancel after the shipment succeeded")
@@ -298,14 +322,12 @@ func TestSagaFollowerResumesFromItsCheckpoint(t *testing.T) {
 	env.awaitState(t, first, domain.StateCompleted)
 	env.stop() // saves on the way out
 
-	for name, category := range map[string]string{"orders": app.Category, "sagas": saga.Category} {
-		evs, err := store.ReadCategory(t.Context(), category, eventstore.Start, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, want := cp.pos[name], evs[len(evs)-1].Position; got != want {
-			t.Errorf("checkpoint %s at %d, want the last event %d", name, got, want)
-		}
+	evs, err := store.ReadCategory(t.Context(), app.Category, eventstore.Start, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cp.pos["orders"], evs[len(evs)-1].Position; got != want {
+		t.Errorf("checkpoint at %d, want the last event %d", got, want)
 	}
 
 	env = startSagaOn(t, store, happyParticipants(), app.WithCheckpoints(cp, time.Hour))

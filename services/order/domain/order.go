@@ -241,6 +241,11 @@ func placedFromEvent(ev *orderv1.OrderPlaced) (Order, error) {
 	}, nil
 }
 
+// Pass counts an event of the order's stream that is not one of the order's own: a
+// step of its saga that changes nothing the order shows. Version then stays the
+// stream's version, which appends expect.
+func (o *Order) Pass() { o.version++ }
+
 // Clone returns an independent copy of o, so that a cached order can be decided on
 // without the cache seeing a decision before it is stored.
 func (o *Order) Clone() *Order {

@@ -426,6 +426,9 @@ func (p *Projector) apply(ctx context.Context, tx *sql.Tx, e eventstore.Event) e
 		return err
 	}
 	switch ev := ev.(type) {
+	case nil:
+		// A step of the order's saga that changes nothing the order shows.
+		_, err = p.update(ctx, tx, orderID, e, ``)
 	case *orderv1.OrderPlaced:
 		return p.insertPlaced(ctx, tx, orderID, e, ev)
 	case *orderv1.OrderPaymentAuthorized:
