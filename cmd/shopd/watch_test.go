@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+
+	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	"github.com/eventshop/eventshop/services/payment/provider"
+)
+
+// watchFinal follows order id with WatchOrder until the stream ends, which it does
+// after a COMPLETED or CANCELLED order, and returns every state it was sent.
+func (s *sagaShop) watchFinal(id string) []*orderv1.Order {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(s.ctx, waitFor)
+	defer cancel()
+	w, err := s.orders.WatchOrder(ctx, &orderv1.WatchOrderRequest{OrderId: id})
+	if err != nil {
+		s.t.Fatalf("WatchOrder %s: %v", id, err)
+	}
+	var seen []*orderv1.Order
+	for {
+		resp, err := w.Recv()
+		if errors.Is(err, io.EOF) {
+			return seen
+		}
+		if err != nil {
+			s.t.Fatalf("watching %s after %d states: %v", id, len(seen), err)
+		}
+		seen = append(seen, resp.GetOrder())
+	}
+}
+
+// The saga's outcome reaches a watcher without polling, whatever the outcome.
+func TestWatchOrderFollowsTheSaga(t *testing.T) {
+	s := startSagaShop(t)
+	for _, tc := range []struct {
+		card string
+		want orderv1.OrderStatus
+	}{
+		{"tok_visa", orderv1.OrderStatus_ORDER_STATUS_COMPLETED},
+		{provider.TokenChargeDeclined, orderv1.OrderStatus_ORDER_STATUS_CANCELLED},
+	} {
+		id := s.place(tc.card, 1)
+		seen := s.watchFinal(id)
+		if len(seen) == 0 {
+			t.Fatalf("%s: the watch ended without sending the order", tc.card)
+		}
+		for i, o := range seen {
+			if o.GetId() != id {
+				t.Fatalf("%s: sent order %s, watching %s", tc.card, o.GetId(), id)
+			}
+			if i > 0 && o.GetVersion() <= seen[i-1].GetVersion() {
+				t.Fatalf("%s: version %d after %d", tc.card, o.GetVersion(), seen[i-1].GetVersion())
+			}
+		}
+		if last := seen[len(seen)-1]; last.GetStatus() != tc.want {
+			t.Fatalf("%s: last state %v (%q), want %v", tc.card, last.GetStatus(), last.GetCancelReason(), tc.want)
+		}
+	}
+	s.audit()
+}
