@@ -659,22 +659,37 @@ type orderEvent struct {
 }
 
 // handleOrderEvents streams the order's status as server-sent events until it is
-// Completed or Cancelled, relaying the order service's WatchOrder stream: the
-// service pushes each change its read model commits, so nothing here polls.
+// Completed or Cancelled (see streamOrderEvents).
 //
 // An order the user may not see answers 404 (and 401/403 for a session the
 // service refuses) before any event, which stops the browser's EventSource for
 // good. Any other failure (the service unavailable or restarting, the stream's
 // maximum lifetime) ends the response after the retry hint, and the EventSource
 // reconnects and gets the current status again: one watch per connection, no
-// retry loop in the gateway. The resilient client guards only the stream's
-// establishment, so an open stream holds no bulkhead slot that unary calls need.
+// retry loop in the gateway.
 func (g *Gateway) handleOrderEvents(w http.ResponseWriter, r *http.Request) {
 	sess := g.sessionFrom(r)
 	if sess == nil {
 		http.Error(w, "login required", http.StatusUnauthorized)
 		return
 	}
+	g.streamOrderEvents(w, callCtx(r, sess), r.PathValue("id"), func(w http.ResponseWriter, err error) bool {
+		code := orderEventsRefusal(err)
+		if code != 0 {
+			http.Error(w, http.StatusText(code), code)
+		}
+		return code != 0
+	})
+}
+
+// streamOrderEvents relays the order service's WatchOrder stream of order id as
+// server-sent events ("status", an orderEvent each), ending after the final one or
+// after orderStreamMax. The service pushes each change its read model commits, so
+// nothing here polls. ctx carries the caller's token. When the watch fails before
+// its first event, refuse may answer instead (it reports whether it did); otherwise
+// the stream opens and ends at once. The resilient client guards only the stream's
+// establishment, so an open stream holds no bulkhead slot that unary calls need.
+func (g *Gateway) streamOrderEvents(w http.ResponseWriter, ctx context.Context, id string, refuse func(http.ResponseWriter, error) bool) {
 	if g.ups.order == nil {
 		http.Error(w, "order service unavailable", http.StatusServiceUnavailable)
 		return
@@ -684,7 +699,7 @@ func (g *Gateway) handleOrderEvents(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
-	ctx, cancel := context.WithTimeout(callCtx(r, sess), orderStreamMax)
+	ctx, cancel := context.WithTimeout(ctx, orderStreamMax)
 	defer cancel()
 	go func() {
 		select {
@@ -694,13 +709,12 @@ func (g *Gateway) handleOrderEvents(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 
-	watch, err := g.ups.order.WatchOrder(ctx, &orderv1.WatchOrderRequest{OrderId: r.PathValue("id")})
+	watch, err := g.ups.order.WatchOrder(ctx, &orderv1.WatchOrderRequest{OrderId: id})
 	var resp *orderv1.WatchOrderResponse
 	if err == nil {
 		resp, err = watch.Recv()
 	}
-	if code := orderEventsRefusal(err); code != 0 {
-		http.Error(w, http.StatusText(code), code)
+	if err != nil && refuse(w, err) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
