@@ -673,7 +673,7 @@ func (g *Gateway) handleOrderEvents(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "login required", http.StatusUnauthorized)
 		return
 	}
-	g.streamOrderEvents(w, callCtx(r, sess), r.PathValue("id"), func(w http.ResponseWriter, err error) bool {
+	g.streamOrderEvents(callCtx(r, sess), w, r.PathValue("id"), func(w http.ResponseWriter, err error) bool {
 		code := orderEventsRefusal(err)
 		if code != 0 {
 			http.Error(w, http.StatusText(code), code)
@@ -689,7 +689,7 @@ func (g *Gateway) handleOrderEvents(w http.ResponseWriter, r *http.Request) {
 // its first event, refuse may answer instead (it reports whether it did); otherwise
 // the stream opens and ends at once. The resilient client guards only the stream's
 // establishment, so an open stream holds no bulkhead slot that unary calls need.
-func (g *Gateway) streamOrderEvents(w http.ResponseWriter, ctx context.Context, id string, refuse func(http.ResponseWriter, error) bool) {
+func (g *Gateway) streamOrderEvents(ctx context.Context, w http.ResponseWriter, id string, refuse func(http.ResponseWriter, error) bool) {
 	if g.ups.order == nil {
 		http.Error(w, "order service unavailable", http.StatusServiceUnavailable)
 		return

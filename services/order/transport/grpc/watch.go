@@ -7,9 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	"github.com/eventshop/eventshop/services/order/app"
 	"github.com/eventshop/eventshop/services/order/projection"
@@ -63,11 +60,14 @@ func WithWatchLimits(l WatchLimits) Option {
 	}
 }
 
+// Errors of WatchOrder, mapped to codes in toStatus.
 var (
 	// errWatchExpired is the cause of a watch's context ending at its maximum duration.
 	errWatchExpired = errors.New("watch reached its maximum duration")
-	// errTooManyWatches is returned when the caller has DefaultWatchesPerUser open.
-	errTooManyWatches = status.Error(codes.ResourceExhausted, "too many order watches open; close one and retry")
+	// errTooManyWatches refuses a watch to a caller who has the most open already.
+	errTooManyWatches = errors.New("too many order watches open")
+	// errWatchClosed ends a watch whose notifications stopped: the service is stopping.
+	errWatchClosed = errors.New("order notifications closed")
 )
 
 // watchers counts the open watches per user.
@@ -76,15 +76,15 @@ type watchers struct {
 	byUser map[string]int
 }
 
-// acquire takes one of user's max slots; release gives it back. ok is false when
-// user has max open.
-func (w *watchers) acquire(user string, max int) (release func(), ok bool) {
+// acquire takes one of user's limit slots; release gives it back. ok is false
+// when user has limit open.
+func (w *watchers) acquire(user string, limit int) (release func(), ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.byUser == nil {
 		w.byUser = map[string]int{}
 	}
-	if w.byUser[user] >= max {
+	if w.byUser[user] >= limit {
 		return nil, false
 	}
 	w.byUser[user]++
@@ -121,7 +121,7 @@ func (s *Server) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.Order
 	}
 	release, ok := s.watching.acquire(user, s.watchPerUser)
 	if !ok {
-		return errTooManyWatches
+		return s.toStatus(ctx, errTooManyWatches)
 	}
 	defer release()
 	ctx, cancel := context.WithTimeoutCause(ctx, s.watchMax, errWatchExpired)
@@ -155,7 +155,7 @@ func (s *Server) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.Order
 			return s.watchStatus(ctx, ctx.Err())
 		case _, open := <-sub.C:
 			if !open {
-				return status.Error(codes.Unavailable, "the order service is shutting down; watch again")
+				return s.toStatus(ctx, errWatchClosed)
 			}
 		}
 		o, err = s.watchRead(ctx, user, id)
@@ -181,8 +181,8 @@ func (s *Server) watchRead(ctx context.Context, user, id string) (*orderv1.Order
 // watchStatus is toStatus, except that the watch's own maximum duration is reported
 // as such rather than as the caller's deadline.
 func (s *Server) watchStatus(ctx context.Context, err error) error {
-	if errors.Is(context.Cause(ctx), errWatchExpired) {
-		return status.Errorf(codes.DeadlineExceeded, "watch ended after its maximum of %s; watch again", s.watchMax)
+	if cause := context.Cause(ctx); errors.Is(cause, errWatchExpired) {
+		err = cause
 	}
 	return s.toStatus(ctx, err)
 }
