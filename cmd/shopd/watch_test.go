@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 
@@ -10,27 +11,39 @@ import (
 	"github.com/eventshop/eventshop/services/payment/provider"
 )
 
-// watchFinal follows order id with WatchOrder until the stream ends, which it does
-// after a COMPLETED or CANCELLED order, and returns every state it was sent.
-func (s *sagaShop) watchFinal(id string) []*orderv1.Order {
-	s.t.Helper()
+// watchStates follows order id with WatchOrder until the stream ends, which it does
+// after a COMPLETED or CANCELLED order, and returns every state it was sent. It
+// returns the stream's error (wrapped) if the stream breaks, or if no final state
+// comes within waitFor. Safe to call from any goroutine (benchmark buyers too).
+func (s *sagaShop) watchStates(id string) ([]*orderv1.Order, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, waitFor)
 	defer cancel()
 	w, err := s.orders.WatchOrder(ctx, &orderv1.WatchOrderRequest{OrderId: id})
 	if err != nil {
-		s.t.Fatalf("WatchOrder %s: %v", id, err)
+		return nil, fmt.Errorf("WatchOrder %s: %w", id, err)
 	}
 	var seen []*orderv1.Order
 	for {
 		resp, err := w.Recv()
 		if errors.Is(err, io.EOF) {
-			return seen
+			return seen, nil
 		}
 		if err != nil {
-			s.t.Fatalf("watching %s after %d states: %v", id, len(seen), err)
+			return seen, fmt.Errorf("watching %s after %d states: %w", id, len(seen), err)
 		}
 		seen = append(seen, resp.GetOrder())
 	}
+}
+
+// watchFinal is watchStates failing the test on an error; call it from the test's
+// goroutine.
+func (s *sagaShop) watchFinal(id string) []*orderv1.Order {
+	s.t.Helper()
+	seen, err := s.watchStates(id)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return seen
 }
 
 // The saga's outcome reaches a watcher without polling, whatever the outcome.
