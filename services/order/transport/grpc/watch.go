@@ -168,14 +168,17 @@ func (s *Server) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.Order
 	}
 }
 
-// watchRead returns user's order id from the read model; app.ErrNotFound when the
-// read model has no such order or it is another user's.
+// watchRead returns user's order id from the read model; app.ErrNotFound (and no
+// order) when the read model has no such order or it is another user's.
 func (s *Server) watchRead(ctx context.Context, user, id string) (*orderv1.Order, error) {
 	o, err := s.reads.GetOrder(ctx, id)
-	if err == nil && (o == nil || o.GetUserId() != user) {
-		err = app.ErrNotFound
+	if err != nil {
+		return nil, err
 	}
-	return o, err
+	if o == nil || o.GetUserId() != user {
+		return nil, app.ErrNotFound
+	}
+	return o, nil
 }
 
 // watchStatus is toStatus, except that the watch's own maximum duration is reported
