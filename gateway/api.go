@@ -12,6 +12,7 @@ import (
 	codepb "google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -177,8 +178,36 @@ func (g *Gateway) apiHandler() (http.Handler, error) {
 		if claims != nil {
 			r = r.WithContext(auth.ContextWithClaims(r.Context(), claims))
 		}
+		if id, ok := orderEventsPath(r); ok {
+			// Streaming has no grpc-gateway mapping: the same server-sent events as
+			// the order page, for callers with a bearer token instead of a session.
+			// A watch refused before its first event answers the JSON error of any
+			// other call, which API clients handle; none opens an empty stream.
+			ctx := metadata.AppendToOutgoingContext(r.Context(), "authorization", r.Header.Get("Authorization"))
+			g.streamOrderEvents(ctx, w, id, func(w http.ResponseWriter, err error) bool {
+				g.grpcErrorHandler(r.Context(), nil, nil, w, r, err)
+				return true
+			})
+			return
+		}
 		mux.ServeHTTP(w, r)
 	}), nil
+}
+
+// orderEventsPath returns the order id of GET /api/v1/orders/{id}/events.
+func orderEventsPath(r *http.Request) (string, bool) {
+	if r.Method != http.MethodGet {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(r.URL.Path, "/api/v1/orders/")
+	if !ok {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(rest, "/events")
+	if !ok || id == "" || strings.Contains(id, "/") {
+		return "", false
+	}
+	return id, true
 }
 
 // errNoBearer is returned for an Authorization header that is not a bearer token.

@@ -69,6 +69,7 @@ func TestEveryRoute(t *testing.T) {
 		{"GET", "/api/v1/orders/" + orderID, alice, nil, `"ORDER_STATUS_`},
 		{"GET", "/api/v1/orders/" + orderID + "/history", alice, nil, `"entries"`},
 		{"GET", "/api/v1/orders/" + orderID + "/versions/1", alice, nil, `"ORDER_STATUS_PENDING"`},
+		{"GET", "/api/v1/orders/" + orderID + "/events", alice, nil, `"terminal":true`},
 		{"POST", "/api/v1/shipping/quote", "", map[string]any{"items": []map[string]any{{"productId": "french-press", "quantity": 1}}, "address": address}, `"cost"`},
 		{"GET", "/api/v1/stock/espresso-machine", alice, nil, `"available"`},
 		{"GET", "/api/v1/admin/stock", admin, nil, `"espresso-machine"`},
@@ -111,6 +112,7 @@ func protectedRoutes(orderID string) []struct {
 		{"GET", "/api/v1/orders/" + orderID, nil, gateway.ScopeOrdersRead, ""},
 		{"GET", "/api/v1/orders/" + orderID + "/history", nil, gateway.ScopeOrdersRead, ""},
 		{"GET", "/api/v1/orders/" + orderID + "/versions/1", nil, gateway.ScopeOrdersRead, ""},
+		{"GET", "/api/v1/orders/" + orderID + "/events", nil, gateway.ScopeOrdersRead, ""},
 		{"GET", "/api/v1/admin/sales", nil, "", gateway.RoleAdmin},
 		{"GET", "/api/v1/admin/stock", nil, "", gateway.RoleAdmin},
 		{"PUT", "/api/v1/admin/stock/french-press", map[string]any{"available": 1}, "", gateway.RoleAdmin},
@@ -185,6 +187,7 @@ func TestUsersAreIsolated(t *testing.T) {
 		{"GET", "/api/v1/orders/" + id, nil},
 		{"GET", "/api/v1/orders/" + id + "/history", nil},
 		{"GET", "/api/v1/orders/" + id + "/versions/1", nil},
+		{"GET", "/api/v1/orders/" + id + "/events", nil},
 		{"POST", "/api/v1/orders/" + id + ":cancel", map[string]any{"reason": "not mine"}},
 	} {
 		t.Run("order "+rt.method+" "+rt.path, func(t *testing.T) {
@@ -285,6 +288,7 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"POST", "/api/v1/cart/items", map[string]any{"productId": "Not A Slug!", "quantity": 1}, "product_id"},
 		{"POST", "/api/v1/cart/items", map[string]any{"productId": "french-press", "quantity": 1000}, "quantity"},
 		{"GET", "/api/v1/orders/not-a-uuid", nil, "order_id"},
+		{"GET", "/api/v1/orders/not-a-uuid/events", nil, "order_id"},
 		{"POST", "/api/v1/orders", map[string]any{"idempotencyKey": "short", "items": []any{}, "paymentToken": "visa"}, "idempotency_key"},
 		{"GET", "/api/v1/search/products?query=", nil, "query"},
 	}

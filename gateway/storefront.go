@@ -28,8 +28,6 @@ import (
 const (
 	productsPerPage = 12
 	ordersPerPage   = 20
-	// orderPollEvery is how often a live order page's event stream asks for news.
-	orderPollEvery = 500 * time.Millisecond
 	// orderStreamMax ends an event stream; the page's EventSource reconnects.
 	orderStreamMax = 2 * time.Minute
 )
@@ -661,14 +659,37 @@ type orderEvent struct {
 }
 
 // handleOrderEvents streams the order's status as server-sent events until it is
-// Completed or Cancelled. It polls the read model: the gateway has no event
-// subscription of its own, and a poll per open page is cheap.
+// Completed or Cancelled (see streamOrderEvents).
+//
+// An order the user may not see answers 404 (and 401/403 for a session the
+// service refuses) before any event, which stops the browser's EventSource for
+// good. Any other failure (the service unavailable or restarting, the stream's
+// maximum lifetime) ends the response after the retry hint, and the EventSource
+// reconnects and gets the current status again: one watch per connection, no
+// retry loop in the gateway.
 func (g *Gateway) handleOrderEvents(w http.ResponseWriter, r *http.Request) {
 	sess := g.sessionFrom(r)
 	if sess == nil {
 		http.Error(w, "login required", http.StatusUnauthorized)
 		return
 	}
+	g.streamOrderEvents(callCtx(r, sess), w, r.PathValue("id"), func(w http.ResponseWriter, err error) bool {
+		code := orderEventsRefusal(err)
+		if code != 0 {
+			http.Error(w, http.StatusText(code), code)
+		}
+		return code != 0
+	})
+}
+
+// streamOrderEvents relays the order service's WatchOrder stream of order id as
+// server-sent events ("status", an orderEvent each), ending after the final one or
+// after orderStreamMax. The service pushes each change its read model commits, so
+// nothing here polls. ctx carries the caller's token. When the watch fails before
+// its first event, refuse may answer instead (it reports whether it did); otherwise
+// the stream opens and ends at once. The resilient client guards only the stream's
+// establishment, so an open stream holds no bulkhead slot that unary calls need.
+func (g *Gateway) streamOrderEvents(ctx context.Context, w http.ResponseWriter, id string, refuse func(http.ResponseWriter, error) bool) {
 	if g.ups.order == nil {
 		http.Error(w, "order service unavailable", http.StatusServiceUnavailable)
 		return
@@ -678,44 +699,58 @@ func (g *Gateway) handleOrderEvents(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, orderStreamMax)
+	defer cancel()
+	go func() {
+		select {
+		case <-g.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	watch, err := g.ups.order.WatchOrder(ctx, &orderv1.WatchOrderRequest{OrderId: id})
+	var resp *orderv1.WatchOrderResponse
+	if err == nil {
+		resp, err = watch.Recv()
+	}
+	if err != nil && refuse(w, err) {
+		return
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, "retry: 2000\n\n")
 	fl.Flush()
-
-	ctx, cancel := context.WithTimeout(callCtx(r, sess), orderStreamMax)
-	defer cancel()
-	id := r.PathValue("id")
-	var last int64 = -1
-	tick := time.NewTicker(orderPollEvery)
-	defer tick.Stop()
-	for {
-		resp, err := g.ups.order.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: id})
-		switch {
-		case err == nil:
-			o := resp.GetOrder()
-			if o.GetVersion() != last {
-				last = o.GetVersion()
-				ev := orderEvent{Status: statusKey(o.GetStatus()), Label: statusLabel(o.GetStatus()), CancelReason: o.GetCancelReason(), Terminal: terminalStatus(o.GetStatus()), Version: o.GetVersion()}
-				b, _ := json.Marshal(ev)
-				fmt.Fprintf(w, "event: status\ndata: %s\n\n", b)
-				fl.Flush()
-				if ev.Terminal {
-					return
-				}
-			}
-		case status.Code(err) == codes.Unauthenticated || status.Code(err) == codes.PermissionDenied:
-			return
+	for last := int64(-1); err == nil; resp, err = watch.Recv() {
+		o := resp.GetOrder()
+		if o.GetVersion() <= last {
+			continue
 		}
-		select {
-		case <-ctx.Done():
+		last = o.GetVersion()
+		ev := orderEvent{Status: statusKey(o.GetStatus()), Label: statusLabel(o.GetStatus()), CancelReason: o.GetCancelReason(), Terminal: terminalStatus(o.GetStatus()), Version: o.GetVersion()}
+		b, _ := json.Marshal(ev)
+		fmt.Fprintf(w, "event: status\ndata: %s\n\n", b)
+		fl.Flush()
+		if ev.Terminal {
 			return
-		case <-g.stopping:
-			return
-		case <-tick.C:
 		}
 	}
+}
+
+// orderEventsRefusal is the HTTP status that answers an order event stream whose
+// watch failed before its first event with err, or 0 when the stream should open
+// (and end at once, if err is a passing failure, for the browser to reconnect).
+func orderEventsRefusal(err error) int {
+	switch status.Code(err) {
+	case codes.NotFound, codes.InvalidArgument:
+		return http.StatusNotFound
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	}
+	return 0
 }
 
 func (g *Gateway) handleOrderCancel(w http.ResponseWriter, r *http.Request) {

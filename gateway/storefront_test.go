@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -209,30 +210,33 @@ func TestCheckoutAndOrderPages(t *testing.T) {
 	contains(t, b.get(orderPath+"?version=1"), `id="timetravel"`, "Pending")
 	contains(t, b.get("/orders"), strings.TrimPrefix(orderPath, "/orders/"))
 
-	// The live stream reports the current status as a server-sent event.
+	// The live stream reports each status as a server-sent event, and ends after
+	// the final one.
 	req, _ := http.NewRequest("GET", s.url+orderPath+"/events", nil)
 	resp, err := b.c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 512)
-	var got string
-	for !strings.Contains(got, "event: status") {
-		n, err := resp.Body.Read(buf)
-		got += string(buf[:n])
-		if err != nil && !strings.Contains(got, "event: status") {
-			t.Fatalf("event stream: %v after %q", err, got)
-		}
-	}
+	stream, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.Header.Get("Content-Type") != "text/event-stream" || !strings.Contains(got, `"label":`) {
+	got := string(stream)
+	if err != nil {
+		t.Fatalf("event stream: %v after %q", err, got)
+	}
+	if resp.Header.Get("Content-Type") != "text/event-stream" || !strings.Contains(got, "event: status") || !strings.Contains(got, `"label":`) {
 		t.Fatalf("event stream %s: %q", resp.Header.Get("Content-Type"), got)
+	}
+	if events := strings.Split(strings.TrimSpace(got), "\n\n"); !strings.Contains(events[len(events)-1], `"terminal":true`) {
+		t.Fatalf("event stream ended before the order was final: %q", got)
 	}
 
 	// Bob sees nothing of alice's order, on the page or the stream.
 	bob := s.login("bob")
 	if r := bob.get(orderPath); strings.Contains(string(r.body), "Espresso Machine Duo") {
 		t.Fatalf("bob sees alice's order page")
+	}
+	if r := bob.get(orderPath + "/events"); r.code != http.StatusNotFound || strings.Contains(string(r.body), "event:") {
+		t.Fatalf("bob's event stream of alice's order: %d %q, want 404", r.code, r.body)
 	}
 	if r := bob.post(orderPath+"/cancel", url.Values{"csrf_token": {bob.csrf()}}); r.code == http.StatusSeeOther {
 		contains(t, b.get(orderPath), `id="order-status"`)

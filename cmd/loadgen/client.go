@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -29,7 +33,7 @@ const (
 	opSearch       = "SearchProducts"
 	opAddItem      = "AddItem"
 	opPlaceOrder   = "PlaceOrder"
-	opGetOrder     = "GetOrder"
+	opWatchOrder   = "WatchOrder"
 	opToFinal      = "place->final"
 )
 
@@ -43,7 +47,10 @@ type shopAPI interface {
 	addItem(ctx context.Context, productID string) error
 	clearCart(ctx context.Context)
 	placeOrder(ctx context.Context, key, productID, cardToken string) (string, error)
-	getOrder(ctx context.Context, id string) (*orderv1.Order, error)
+	// watchOrder follows order id on a stream the shop pushes (never by polling)
+	// and returns the last status it was sent: a final one when the stream ended
+	// as it should, any other with an error when the stream broke.
+	watchOrder(ctx context.Context, id string) (orderv1.OrderStatus, error)
 	setStock(ctx context.Context, productID string, available int64) error
 }
 
@@ -154,10 +161,68 @@ func placeOrderRequest(key, productID, cardToken string) *orderv1.PlaceOrderRequ
 	}
 }
 
-func (c *shopClient) getOrder(ctx context.Context, id string) (*orderv1.Order, error) {
-	var out orderv1.GetOrderResponse
-	err := c.call(ctx, opGetOrder, http.MethodGet, "/api/v1/orders/"+url.PathEscape(id), nil, &out)
-	return out.GetOrder(), err
+// watchOrder reads the gateway's server-sent events of the order
+// (GET /api/v1/orders/{id}/events, the order page's stream for bearer tokens). It
+// records the time from request to final status under opWatchOrder.
+func (c *shopClient) watchOrder(ctx context.Context, id string) (orderv1.OrderStatus, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/api/v1/orders/"+url.PathEscape(id)+"/events", nil)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", opWatchOrder, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	start := time.Now()
+	// The shared client's timeout bounds a whole exchange, too short for a stream
+	// that lasts until the saga ends; ctx bounds this one.
+	resp, err := (&http.Client{Transport: c.http.Transport}).Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.stats.fail(opWatchOrder, "transport")
+		}
+		return 0, fmt.Errorf("%s: %w", opWatchOrder, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		c.stats.fail(opWatchOrder, "HTTP "+strconv.Itoa(resp.StatusCode))
+		return 0, &statusError{op: opWatchOrder, code: resp.StatusCode, body: string(b)}
+	}
+	last := orderv1.OrderStatus_ORDER_STATUS_UNSPECIFIED
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var ev struct {
+			Status   string `json:"status"`
+			Terminal bool   `json:"terminal"`
+		}
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			c.stats.fail(opWatchOrder, "decode")
+			return last, fmt.Errorf("%s: decode %q: %w", opWatchOrder, data, err)
+		}
+		last = eventStatus(ev.Status)
+		if ev.Terminal {
+			c.stats.observe(opWatchOrder, time.Since(start))
+			return last, nil
+		}
+	}
+	if ctx.Err() == nil {
+		c.stats.fail(opWatchOrder, "ended early")
+	}
+	return last, fmt.Errorf("%s: the event stream ended before the order was final: %w", opWatchOrder, cmp.Or(sc.Err(), io.ErrUnexpectedEOF))
+}
+
+// eventStatus is the order status of an event stream's status key; only the final
+// ones matter here.
+func eventStatus(key string) orderv1.OrderStatus {
+	switch key {
+	case "completed":
+		return orderv1.OrderStatus_ORDER_STATUS_COMPLETED
+	case "cancelled":
+		return orderv1.OrderStatus_ORDER_STATUS_CANCELLED
+	}
+	return orderv1.OrderStatus_ORDER_STATUS_UNSPECIFIED
 }
 
 func (c *shopClient) setStock(ctx context.Context, productID string, available int64) error {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"google.golang.org/grpc"
@@ -136,13 +138,27 @@ func (c *grpcClient) placeOrder(ctx context.Context, key, productID, cardToken s
 	return out.GetOrder().GetId(), err
 }
 
-func (c *grpcClient) getOrder(ctx context.Context, id string) (*orderv1.Order, error) {
-	var out *orderv1.GetOrderResponse
-	err := c.call(ctx, opGetOrder, func(ctx context.Context) (err error) {
-		out, err = c.svc.order.GetOrder(ctx, &orderv1.GetOrderRequest{OrderId: id})
-		return err
+// watchOrder follows the order with WatchOrder until the service ends the stream
+// after the final status; it records the time to that end under opWatchOrder.
+func (c *grpcClient) watchOrder(ctx context.Context, id string) (orderv1.OrderStatus, error) {
+	last := orderv1.OrderStatus_ORDER_STATUS_UNSPECIFIED
+	err := c.call(ctx, opWatchOrder, func(ctx context.Context) error {
+		w, err := c.svc.order.WatchOrder(ctx, &orderv1.WatchOrderRequest{OrderId: id})
+		if err != nil {
+			return err
+		}
+		for {
+			resp, err := w.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			last = resp.GetOrder().GetStatus()
+		}
 	})
-	return out.GetOrder(), err
+	return last, err
 }
 
 func (c *grpcClient) setStock(ctx context.Context, productID string, available int64) error {

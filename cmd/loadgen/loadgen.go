@@ -532,20 +532,33 @@ func (r *runner) flashSale(ctx context.Context) {
 	wg.Wait()
 }
 
-// followEvery is how often a shopper polls an order it placed.
-const followEvery = 100 * time.Millisecond
+// rewatchAfter is the pause before watching an order again after its watch broke
+// (a service restarting under chaos, a watch limit): long enough not to hammer a
+// recovering shop, short against a saga's outcome.
+const rewatchAfter = 200 * time.Millisecond
 
-// follow polls an order as its shopper would until it is final, within FinalWait.
+// follow watches an order as its shopper would until it is final, within FinalWait.
 func (r *runner) follow(ctx context.Context, c shopAPI, id string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.FinalWait)
 	defer cancel()
-	for ctx.Err() == nil {
-		o, err := c.getOrder(ctx, id)
-		if err == nil && r.final(id, o.GetStatus()) {
+	r.watchFinal(ctx, c, id)
+}
+
+// watchFinal watches order id until it is seen final or ctx ends; the shop pushes
+// each change, so nothing polls. A broken watch is opened again after a pause.
+func (r *runner) watchFinal(ctx context.Context, c shopAPI, id string) {
+	for {
+		st, _ := c.watchOrder(ctx, id) // a failure is counted in the stats
+		if r.final(id, st) {
 			return
 		}
-		// Fine enough to measure a ~100 ms saga, coarse enough not to steal its CPU.
-		time.Sleep(followEvery)
+		t := time.NewTimer(rewatchAfter)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
 	}
 }
 
@@ -565,27 +578,37 @@ func (r *runner) final(id string, st orderv1.OrderStatus) bool {
 	return true
 }
 
-// awaitFinal polls every placed order until it is COMPLETED or CANCELLED, or the
-// bound passes; the ones left are reported as not final.
+// awaitWatches bounds the watches awaitFinal keeps open at once: each is a stream
+// (and, over HTTP, a connection) held until its saga ends.
+const awaitWatches = 64
+
+// awaitFinal watches every order not yet seen final until it is COMPLETED or
+// CANCELLED, or FinalWait passes; the ones left are reported as not final.
 func (r *runner) awaitFinal(ctx context.Context) {
-	deadline := time.Now().Add(r.cfg.FinalWait)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		r.mu.Lock()
-		pending := make(map[string]shopAPI, len(r.orders))
-		for id, p := range r.orders {
-			pending[id] = p.by
-		}
-		r.mu.Unlock()
-		if len(pending) == 0 {
-			return
-		}
-		for id, c := range pending {
-			if o, err := c.getOrder(ctx, id); err == nil {
-				r.final(id, o.GetStatus())
-			}
-		}
-		time.Sleep(200 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.FinalWait)
+	defer cancel()
+	r.mu.Lock()
+	pending := make(map[string]shopAPI, len(r.orders))
+	for id, p := range r.orders {
+		pending[id] = p.by
 	}
+	r.mu.Unlock()
+	slots := make(chan struct{}, awaitWatches)
+	var wg sync.WaitGroup
+	for id, c := range pending {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			r.watchFinal(ctx, c, id)
+		})
+	}
+	wg.Wait()
 }
 
 // placedOrder is an order placed and not yet seen final: when, and by whom (orders

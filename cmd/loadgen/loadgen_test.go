@@ -140,7 +140,7 @@ func TestReportJSONRoundTrips(t *testing.T) {
 	s.observe(opPlaceOrder, 3*time.Millisecond)
 	s.orderPlaced()
 	s.outcome("COMPLETED")
-	s.fail(opGetOrder, "HTTP 503")
+	s.fail(opWatchOrder, "HTTP 503")
 	rep := s.report("steady", time.Second)
 	b, err := json.Marshal(rep)
 	if err != nil {
@@ -150,7 +150,7 @@ func TestReportJSONRoundTrips(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if back.Placed != 1 || back.Completed != 1 || back.Errors["GetOrder HTTP 503"] != 1 || back.Ops[opPlaceOrder].Count != 1 {
+	if back.Placed != 1 || back.Completed != 1 || back.Errors["WatchOrder HTTP 503"] != 1 || back.Ops[opPlaceOrder].Count != 1 {
 		t.Fatalf("round trip: %s", b)
 	}
 }

@@ -153,6 +153,8 @@ type Service struct {
 	db     *sqldb.DB
 	// projector keeps the read models in db up to date; nil without ReadDSN.
 	projector *projection.Projector
+	// hub tells WatchOrder what the projector changed; nil without ReadDSN.
+	hub *projection.Hub
 	// orch, replies and follower run the saga; nil without Config.Saga.
 	orch     *app.OrderOrchestrator
 	replies  *messaging.Consumer
@@ -252,7 +254,10 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		quoter = adapters.NewShipping(shippingConn)
 	}
 
-	var reads grpctransport.ReadModel
+	var (
+		reads     grpctransport.ReadModel
+		transport []grpctransport.Option
+	)
 	if cfg.ReadDSN != "" {
 		if s.db, err = sqldb.Open(ctx, cfg.ReadDSN); err != nil {
 			return nil, fmt.Errorf("order: read model: %w", err)
@@ -261,7 +266,9 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 			return nil, fmt.Errorf("order: read model: %w", err)
 		}
 		reads = readModel{projection.NewQueries(s.db)}
-		if s.projector, err = projection.NewProjector(s.db, store, projection.WithLogger(logger), projection.WithDecoder(app.NewCodec().Decode)); err != nil {
+		s.hub = projection.NewHub()
+		transport = append(transport, grpctransport.WithChanges(s.hub))
+		if s.projector, err = projection.NewProjector(s.db, store, projection.WithLogger(logger), projection.WithDecoder(app.NewCodec().Decode), projection.WithHub(s.hub)); err != nil {
 			return nil, fmt.Errorf("order: read model: %w", err)
 		}
 	}
@@ -292,6 +299,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		app.NewQueries(repo),
 		reads,
 		logger,
+		transport...,
 	))
 
 	if s.lis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
@@ -399,6 +407,8 @@ func (s *Service) Run(ctx context.Context) error {
 		projCtx, stopProjector := context.WithCancel(ctx)
 		if s.projector != nil {
 			wg.Go(func() { s.runProjector(projCtx) })
+			// Open watches end as shutdown begins instead of holding the drain.
+			defer context.AfterFunc(ctx, s.hub.Close)()
 		}
 		if s.orch != nil {
 			s.runSaga(projCtx, &wg)

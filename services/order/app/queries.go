@@ -40,6 +40,25 @@ func NewQueries(repo *Repository) Queries {
 	return Queries{repo: repo}
 }
 
+// CheckOwner returns nil when userID's order orderID exists in the event store, which
+// the read models may not show yet. It returns ErrUnauthenticated without a user,
+// ErrNotFound when the order does not exist or belongs to another user (the same
+// error, so a caller learns nothing of other users' orders), and event-store or
+// decoding errors wrapped.
+func (q Queries) CheckOwner(ctx context.Context, userID, orderID string) error {
+	if userID == "" {
+		return ErrUnauthenticated
+	}
+	o, err := q.repo.Load(ctx, orderID)
+	if err != nil {
+		return err
+	}
+	if !o.OwnedBy(userID) {
+		return fmt.Errorf("order %q: %w", orderID, ErrNotFound)
+	}
+	return nil
+}
+
 // History returns the events of userID's order orderID with the state after each.
 // It returns ErrUnauthenticated without a user, ErrNotFound when the order does not
 // exist or belongs to another user, and event-store or decoding errors wrapped.

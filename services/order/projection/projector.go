@@ -52,6 +52,7 @@ type Projector struct {
 	meter     metric.MeterProvider
 	now       func() time.Time
 	decode    func(eventstore.Event) (domain.Event, error)
+	hub       *Hub
 
 	// beforeCommit, when set (tests only), runs after the read-model writes of a
 	// transaction and before its commit; an error rolls the transaction back.
@@ -88,6 +89,10 @@ func WithLogger(l *slog.Logger) Option { return func(p *Projector) { p.log = l }
 func WithDecoder(d func(eventstore.Event) (domain.Event, error)) Option {
 	return func(p *Projector) { p.decode = d }
 }
+
+// WithHub makes the projector publish to h the ids of the orders each committed
+// transaction changed, and notify every subscriber when a Rebuild swapped the tables.
+func WithHub(h *Hub) Option { return func(p *Projector) { p.hub = h } }
 
 // WithMeterProvider sets where the lag gauge is registered (the global provider by default).
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(p *Projector) { p.meter = mp } }
@@ -168,6 +173,10 @@ func (p *Projector) Run(ctx context.Context) error {
 			return nil
 		case errors.Is(err, errCheckpointMoved):
 			p.log.InfoContext(ctx, "projection checkpoint moved, resuming from it", "projection", p.name)
+			if p.hub != nil {
+				// Rebuilt tables may be ahead of what watchers last read.
+				p.hub.PublishAll()
+			}
 			continue
 		}
 		return err
@@ -303,7 +312,24 @@ WHERE name = $3 AND position = $4`, int64(last.Position), p.now().UnixNano(), p.
 	p.applied += int64(len(evs))
 	p.mu.Unlock()
 	p.setPosition(last.Position, last.Time)
+	if p.hub != nil {
+		// After the commit, so a notified watcher reads the change.
+		p.hub.Publish(changedOrders(evs)...)
+	}
 	return nil
+}
+
+// changedOrders returns the distinct order ids of evs' streams.
+func changedOrders(evs []eventstore.Event) []string {
+	ids := make([]string, 0, len(evs))
+	seen := make(map[string]bool, len(evs))
+	for _, e := range evs {
+		if _, id, err := eventstore.ParseStream(e.Stream); err == nil && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 func (p *Projector) setPosition(pos eventstore.Position, t time.Time) {

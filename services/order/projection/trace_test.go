@@ -24,7 +24,7 @@ func TestLiveEventsAreProjectedInTheirTrace(t *testing.T) {
 	rec := telemetrytest.Start(t, "order")
 	db := sqltest.Open(t, sqldb.SQLite)
 	ctx := testCtx(t)
-	store := eventstore.NewMemory()
+	store := &countingStore{Store: eventstore.NewMemory(), subscribed: make(chan struct{})}
 	rng := rand.New(rand.NewPCG(3, 3))
 
 	// Already stored before the projector starts: caught up on, not traced.
@@ -40,6 +40,9 @@ func TestLiveEventsAreProjectedInTheirTrace(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 	r := &running{Projector: p, cancel: cancel, done: done}
 	r.waitFor(t, pos)
+	// Caught up and following: what is appended now arrives live. (Reaching pos
+	// alone is not enough; the catch-up may still read the next event itself.)
+	<-store.subscribed
 
 	id := orderID(rng, 1)
 	placed := history(t, rng, id, "user-1")[0]

@@ -50,6 +50,12 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 		// Marked as a dependency's outage, so clients' breakers to this healthy
 		// service stay closed (order reads go on while shipping is down).
 		return resilience.DependencyUnavailable("", "a service the order depends on is unavailable; retry later")
+	case errors.Is(err, errTooManyWatches):
+		return status.Error(codes.ResourceExhausted, "too many order watches open; close one and retry")
+	case errors.Is(err, errWatchExpired):
+		return status.Errorf(codes.DeadlineExceeded, "watch ended after its maximum of %s; watch again", s.watchMax)
+	case errors.Is(err, errWatchClosed):
+		return status.Error(codes.Unavailable, "the order service is shutting down; watch again")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "request cancelled")
 	case errors.Is(err, context.DeadlineExceeded):

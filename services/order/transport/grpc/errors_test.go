@@ -36,6 +36,9 @@ func TestToStatus(t *testing.T) {
 		{app.ErrVersionOutOfRange, codes.OutOfRange, ""},
 		{fmt.Errorf("list: %w", app.ErrInvalidPageToken), codes.InvalidArgument, "page_token"},
 		{context.DeadlineExceeded, codes.DeadlineExceeded, ""},
+		{fmt.Errorf("watch: %w", errTooManyWatches), codes.ResourceExhausted, "too many"},
+		{errWatchExpired, codes.DeadlineExceeded, "watch again"},
+		{errWatchClosed, codes.Unavailable, "watch again"},
 		{secret, codes.Internal, "internal error"},
 	}
 	for _, tc := range tests {

@@ -6,6 +6,7 @@ package grpctransport
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
@@ -40,18 +41,31 @@ type Server struct {
 	queries app.Queries
 	reads   ReadModel
 	logger  *slog.Logger
+
+	// changes feeds WatchOrder; nil leaves it Unavailable.
+	changes      Changes
+	watchMax     time.Duration
+	watchPerUser int
+	watching     watchers
 }
 
 var _ orderv1.OrderServiceServer = (*Server)(nil)
 
 // NewServer returns the gRPC server. reads may be nil while no read model is wired:
-// GetOrder, ListOrders and ListSalesByProduct then answer Unavailable. A nil logger
-// means slog.Default().
-func NewServer(place app.PlaceOrder, cancel app.CancelOrder, queries app.Queries, reads ReadModel, logger *slog.Logger) *Server {
+// GetOrder, ListOrders, ListSalesByProduct and WatchOrder then answer Unavailable;
+// WatchOrder needs WithChanges too. A nil logger means slog.Default().
+func NewServer(place app.PlaceOrder, cancel app.CancelOrder, queries app.Queries, reads ReadModel, logger *slog.Logger, opts ...Option) *Server {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Server{place: place, cancel: cancel, queries: queries, reads: reads, logger: logger}
+	s := &Server{
+		place: place, cancel: cancel, queries: queries, reads: reads, logger: logger,
+		watchMax: DefaultWatchMaxDuration, watchPerUser: DefaultWatchesPerUser,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // caller returns the verified user; "" when the call carries no verified identity,

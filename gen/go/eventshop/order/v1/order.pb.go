@@ -634,6 +634,96 @@ func (x *GetOrderResponse) GetOrder() *Order {
 	return nil
 }
 
+type WatchOrderRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOrderRequest) Reset() {
+	*x = WatchOrderRequest{}
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOrderRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOrderRequest) ProtoMessage() {}
+
+func (x *WatchOrderRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOrderRequest.ProtoReflect.Descriptor instead.
+func (*WatchOrderRequest) Descriptor() ([]byte, []int) {
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *WatchOrderRequest) GetOrderId() string {
+	if x != nil {
+		return x.OrderId
+	}
+	return ""
+}
+
+// WatchOrderResponse is one state of the watched order; consecutive responses have
+// increasing versions.
+type WatchOrderResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Order         *Order                 `protobuf:"bytes,1,opt,name=order,proto3" json:"order,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchOrderResponse) Reset() {
+	*x = WatchOrderResponse{}
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchOrderResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchOrderResponse) ProtoMessage() {}
+
+func (x *WatchOrderResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchOrderResponse.ProtoReflect.Descriptor instead.
+func (*WatchOrderResponse) Descriptor() ([]byte, []int) {
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WatchOrderResponse) GetOrder() *Order {
+	if x != nil {
+		return x.Order
+	}
+	return nil
+}
+
 type ListOrdersRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	PageSize  int32                  `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
@@ -646,7 +736,7 @@ type ListOrdersRequest struct {
 
 func (x *ListOrdersRequest) Reset() {
 	*x = ListOrdersRequest{}
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[8]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +748,7 @@ func (x *ListOrdersRequest) String() string {
 func (*ListOrdersRequest) ProtoMessage() {}
 
 func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[8]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +761,7 @@ func (x *ListOrdersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersRequest.ProtoReflect.Descriptor instead.
 func (*ListOrdersRequest) Descriptor() ([]byte, []int) {
-	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{8}
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListOrdersRequest) GetPageSize() int32 {
@@ -705,7 +795,7 @@ type ListOrdersResponse struct {
 
 func (x *ListOrdersResponse) Reset() {
 	*x = ListOrdersResponse{}
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[9]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +807,7 @@ func (x *ListOrdersResponse) String() string {
 func (*ListOrdersResponse) ProtoMessage() {}
 
 func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[9]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +820,7 @@ func (x *ListOrdersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOrdersResponse.ProtoReflect.Descriptor instead.
 func (*ListOrdersResponse) Descriptor() ([]byte, []int) {
-	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{9}
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListOrdersResponse) GetOrders() []*Order {
@@ -756,7 +846,7 @@ type GetOrderHistoryRequest struct {
 
 func (x *GetOrderHistoryRequest) Reset() {
 	*x = GetOrderHistoryRequest{}
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[10]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -768,7 +858,7 @@ func (x *GetOrderHistoryRequest) String() string {
 func (*GetOrderHistoryRequest) ProtoMessage() {}
 
 func (x *GetOrderHistoryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[10]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -781,7 +871,7 @@ func (x *GetOrderHistoryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderHistoryRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderHistoryRequest) Descriptor() ([]byte, []int) {
-	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{10}
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetOrderHistoryRequest) GetOrderId() string {
@@ -805,7 +895,7 @@ type HistoryEntry struct {
 
 func (x *HistoryEntry) Reset() {
 	*x = HistoryEntry{}
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[11]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -817,7 +907,7 @@ func (x *HistoryEntry) String() string {
 func (*HistoryEntry) ProtoMessage() {}
 
 func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[11]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -830,7 +920,7 @@ func (x *HistoryEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HistoryEntry.ProtoReflect.Descriptor instead.
 func (*HistoryEntry) Descriptor() ([]byte, []int) {
-	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{11}
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HistoryEntry) GetVersion() int64 {
@@ -877,7 +967,7 @@ type GetOrderHistoryResponse struct {
 
 func (x *GetOrderHistoryResponse) Reset() {
 	*x = GetOrderHistoryResponse{}
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[12]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +979,7 @@ func (x *GetOrderHistoryResponse) String() string {
 func (*GetOrderHistoryResponse) ProtoMessage() {}
 
 func (x *GetOrderHistoryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[12]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +992,7 @@ func (x *GetOrderHistoryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderHistoryResponse.ProtoReflect.Descriptor instead.
 func (*GetOrderHistoryResponse) Descriptor() ([]byte, []int) {
-	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{12}
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetOrderHistoryResponse) GetEntries() []*HistoryEntry {
@@ -922,7 +1012,7 @@ type GetOrderAtRequest struct {
 
 func (x *GetOrderAtRequest) Reset() {
 	*x = GetOrderAtRequest{}
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[13]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -934,7 +1024,7 @@ func (x *GetOrderAtRequest) String() string {
 func (*GetOrderAtRequest) ProtoMessage() {}
 
 func (x *GetOrderAtRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[13]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -947,7 +1037,7 @@ func (x *GetOrderAtRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderAtRequest.ProtoReflect.Descriptor instead.
 func (*GetOrderAtRequest) Descriptor() ([]byte, []int) {
-	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{13}
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetOrderAtRequest) GetOrderId() string {
@@ -973,7 +1063,7 @@ type GetOrderAtResponse struct {
 
 func (x *GetOrderAtResponse) Reset() {
 	*x = GetOrderAtResponse{}
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[14]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -985,7 +1075,7 @@ func (x *GetOrderAtResponse) String() string {
 func (*GetOrderAtResponse) ProtoMessage() {}
 
 func (x *GetOrderAtResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[14]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -998,7 +1088,7 @@ func (x *GetOrderAtResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetOrderAtResponse.ProtoReflect.Descriptor instead.
 func (*GetOrderAtResponse) Descriptor() ([]byte, []int) {
-	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{14}
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetOrderAtResponse) GetOrder() *Order {
@@ -1017,7 +1107,7 @@ type ListSalesByProductRequest struct {
 
 func (x *ListSalesByProductRequest) Reset() {
 	*x = ListSalesByProductRequest{}
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[15]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1119,7 @@ func (x *ListSalesByProductRequest) String() string {
 func (*ListSalesByProductRequest) ProtoMessage() {}
 
 func (x *ListSalesByProductRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[15]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1132,7 @@ func (x *ListSalesByProductRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSalesByProductRequest.ProtoReflect.Descriptor instead.
 func (*ListSalesByProductRequest) Descriptor() ([]byte, []int) {
-	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{15}
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListSalesByProductRequest) GetLimit() int32 {
@@ -1065,7 +1155,7 @@ type ProductSales struct {
 
 func (x *ProductSales) Reset() {
 	*x = ProductSales{}
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[16]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1077,7 +1167,7 @@ func (x *ProductSales) String() string {
 func (*ProductSales) ProtoMessage() {}
 
 func (x *ProductSales) ProtoReflect() protoreflect.Message {
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[16]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1090,7 +1180,7 @@ func (x *ProductSales) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProductSales.ProtoReflect.Descriptor instead.
 func (*ProductSales) Descriptor() ([]byte, []int) {
-	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{16}
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ProductSales) GetProductId() string {
@@ -1130,7 +1220,7 @@ type ListSalesByProductResponse struct {
 
 func (x *ListSalesByProductResponse) Reset() {
 	*x = ListSalesByProductResponse{}
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[17]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1142,7 +1232,7 @@ func (x *ListSalesByProductResponse) String() string {
 func (*ListSalesByProductResponse) ProtoMessage() {}
 
 func (x *ListSalesByProductResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_eventshop_order_v1_order_proto_msgTypes[17]
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1155,7 +1245,7 @@ func (x *ListSalesByProductResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSalesByProductResponse.ProtoReflect.Descriptor instead.
 func (*ListSalesByProductResponse) Descriptor() ([]byte, []int) {
-	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{17}
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListSalesByProductResponse) GetSales() []*ProductSales {
@@ -1218,6 +1308,10 @@ const file_eventshop_order_v1_order_proto_rawDesc = "" +
 	"\x0fGetOrderRequest\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\"C\n" +
 	"\x10GetOrderResponse\x12/\n" +
+	"\x05order\x18\x01 \x01(\v2\x19.eventshop.order.v1.OrderR\x05order\"8\n" +
+	"\x11WatchOrderRequest\x12#\n" +
+	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\"E\n" +
+	"\x12WatchOrderResponse\x12/\n" +
 	"\x05order\x18\x01 \x01(\v2\x19.eventshop.order.v1.OrderR\x05order\"\xa7\x01\n" +
 	"\x11ListOrdersRequest\x12&\n" +
 	"\tpage_size\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x18d(\x00R\bpageSize\x12'\n" +
@@ -1262,12 +1356,14 @@ const file_eventshop_order_v1_order_proto_rawDesc = "" +
 	"\x1dORDER_STATUS_PAYMENT_CAPTURED\x10\x05\x12\x1a\n" +
 	"\x16ORDER_STATUS_COMPLETED\x10\x06\x12\x1b\n" +
 	"\x17ORDER_STATUS_CANCELLING\x10\a\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\b2\xc2\a\n" +
+	"\x16ORDER_STATUS_CANCELLED\x10\b2\xa1\b\n" +
 	"\fOrderService\x12v\n" +
 	"\n" +
 	"PlaceOrder\x12%.eventshop.order.v1.PlaceOrderRequest\x1a&.eventshop.order.v1.PlaceOrderResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/api/v1/orders\x12\x8b\x01\n" +
 	"\vCancelOrder\x12&.eventshop.order.v1.CancelOrderRequest\x1a'.eventshop.order.v1.CancelOrderResponse\"+\x82\xd3\xe4\x93\x02%:\x01*\" /api/v1/orders/{order_id}:cancel\x12x\n" +
-	"\bGetOrder\x12#.eventshop.order.v1.GetOrderRequest\x1a$.eventshop.order.v1.GetOrderResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/orders/{order_id}\x12s\n" +
+	"\bGetOrder\x12#.eventshop.order.v1.GetOrderRequest\x1a$.eventshop.order.v1.GetOrderResponse\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/api/v1/orders/{order_id}\x12]\n" +
+	"\n" +
+	"WatchOrder\x12%.eventshop.order.v1.WatchOrderRequest\x1a&.eventshop.order.v1.WatchOrderResponse0\x01\x12s\n" +
 	"\n" +
 	"ListOrders\x12%.eventshop.order.v1.ListOrdersRequest\x1a&.eventshop.order.v1.ListOrdersResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/orders\x12\x95\x01\n" +
 	"\x0fGetOrderHistory\x12*.eventshop.order.v1.GetOrderHistoryRequest\x1a+.eventshop.order.v1.GetOrderHistoryResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/orders/{order_id}/history\x12\x91\x01\n" +
@@ -1288,7 +1384,7 @@ func file_eventshop_order_v1_order_proto_rawDescGZIP() []byte {
 }
 
 var file_eventshop_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_eventshop_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_eventshop_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_eventshop_order_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),                   // 0: eventshop.order.v1.OrderStatus
 	(*OrderLine)(nil),                  // 1: eventshop.order.v1.OrderLine
@@ -1299,64 +1395,69 @@ var file_eventshop_order_v1_order_proto_goTypes = []any{
 	(*CancelOrderResponse)(nil),        // 6: eventshop.order.v1.CancelOrderResponse
 	(*GetOrderRequest)(nil),            // 7: eventshop.order.v1.GetOrderRequest
 	(*GetOrderResponse)(nil),           // 8: eventshop.order.v1.GetOrderResponse
-	(*ListOrdersRequest)(nil),          // 9: eventshop.order.v1.ListOrdersRequest
-	(*ListOrdersResponse)(nil),         // 10: eventshop.order.v1.ListOrdersResponse
-	(*GetOrderHistoryRequest)(nil),     // 11: eventshop.order.v1.GetOrderHistoryRequest
-	(*HistoryEntry)(nil),               // 12: eventshop.order.v1.HistoryEntry
-	(*GetOrderHistoryResponse)(nil),    // 13: eventshop.order.v1.GetOrderHistoryResponse
-	(*GetOrderAtRequest)(nil),          // 14: eventshop.order.v1.GetOrderAtRequest
-	(*GetOrderAtResponse)(nil),         // 15: eventshop.order.v1.GetOrderAtResponse
-	(*ListSalesByProductRequest)(nil),  // 16: eventshop.order.v1.ListSalesByProductRequest
-	(*ProductSales)(nil),               // 17: eventshop.order.v1.ProductSales
-	(*ListSalesByProductResponse)(nil), // 18: eventshop.order.v1.ListSalesByProductResponse
-	(*v1.Money)(nil),                   // 19: eventshop.common.v1.Money
-	(*v1.Address)(nil),                 // 20: eventshop.common.v1.Address
-	(*timestamppb.Timestamp)(nil),      // 21: google.protobuf.Timestamp
-	(*v1.LineItem)(nil),                // 22: eventshop.common.v1.LineItem
+	(*WatchOrderRequest)(nil),          // 9: eventshop.order.v1.WatchOrderRequest
+	(*WatchOrderResponse)(nil),         // 10: eventshop.order.v1.WatchOrderResponse
+	(*ListOrdersRequest)(nil),          // 11: eventshop.order.v1.ListOrdersRequest
+	(*ListOrdersResponse)(nil),         // 12: eventshop.order.v1.ListOrdersResponse
+	(*GetOrderHistoryRequest)(nil),     // 13: eventshop.order.v1.GetOrderHistoryRequest
+	(*HistoryEntry)(nil),               // 14: eventshop.order.v1.HistoryEntry
+	(*GetOrderHistoryResponse)(nil),    // 15: eventshop.order.v1.GetOrderHistoryResponse
+	(*GetOrderAtRequest)(nil),          // 16: eventshop.order.v1.GetOrderAtRequest
+	(*GetOrderAtResponse)(nil),         // 17: eventshop.order.v1.GetOrderAtResponse
+	(*ListSalesByProductRequest)(nil),  // 18: eventshop.order.v1.ListSalesByProductRequest
+	(*ProductSales)(nil),               // 19: eventshop.order.v1.ProductSales
+	(*ListSalesByProductResponse)(nil), // 20: eventshop.order.v1.ListSalesByProductResponse
+	(*v1.Money)(nil),                   // 21: eventshop.common.v1.Money
+	(*v1.Address)(nil),                 // 22: eventshop.common.v1.Address
+	(*timestamppb.Timestamp)(nil),      // 23: google.protobuf.Timestamp
+	(*v1.LineItem)(nil),                // 24: eventshop.common.v1.LineItem
 }
 var file_eventshop_order_v1_order_proto_depIdxs = []int32{
-	19, // 0: eventshop.order.v1.OrderLine.unit_price:type_name -> eventshop.common.v1.Money
-	19, // 1: eventshop.order.v1.OrderLine.line_total:type_name -> eventshop.common.v1.Money
+	21, // 0: eventshop.order.v1.OrderLine.unit_price:type_name -> eventshop.common.v1.Money
+	21, // 1: eventshop.order.v1.OrderLine.line_total:type_name -> eventshop.common.v1.Money
 	0,  // 2: eventshop.order.v1.Order.status:type_name -> eventshop.order.v1.OrderStatus
 	1,  // 3: eventshop.order.v1.Order.lines:type_name -> eventshop.order.v1.OrderLine
-	19, // 4: eventshop.order.v1.Order.subtotal:type_name -> eventshop.common.v1.Money
-	19, // 5: eventshop.order.v1.Order.shipping_cost:type_name -> eventshop.common.v1.Money
-	19, // 6: eventshop.order.v1.Order.total:type_name -> eventshop.common.v1.Money
-	20, // 7: eventshop.order.v1.Order.shipping_address:type_name -> eventshop.common.v1.Address
-	21, // 8: eventshop.order.v1.Order.create_time:type_name -> google.protobuf.Timestamp
-	21, // 9: eventshop.order.v1.Order.update_time:type_name -> google.protobuf.Timestamp
-	22, // 10: eventshop.order.v1.PlaceOrderRequest.items:type_name -> eventshop.common.v1.LineItem
-	20, // 11: eventshop.order.v1.PlaceOrderRequest.shipping_address:type_name -> eventshop.common.v1.Address
+	21, // 4: eventshop.order.v1.Order.subtotal:type_name -> eventshop.common.v1.Money
+	21, // 5: eventshop.order.v1.Order.shipping_cost:type_name -> eventshop.common.v1.Money
+	21, // 6: eventshop.order.v1.Order.total:type_name -> eventshop.common.v1.Money
+	22, // 7: eventshop.order.v1.Order.shipping_address:type_name -> eventshop.common.v1.Address
+	23, // 8: eventshop.order.v1.Order.create_time:type_name -> google.protobuf.Timestamp
+	23, // 9: eventshop.order.v1.Order.update_time:type_name -> google.protobuf.Timestamp
+	24, // 10: eventshop.order.v1.PlaceOrderRequest.items:type_name -> eventshop.common.v1.LineItem
+	22, // 11: eventshop.order.v1.PlaceOrderRequest.shipping_address:type_name -> eventshop.common.v1.Address
 	2,  // 12: eventshop.order.v1.PlaceOrderResponse.order:type_name -> eventshop.order.v1.Order
 	2,  // 13: eventshop.order.v1.CancelOrderResponse.order:type_name -> eventshop.order.v1.Order
 	2,  // 14: eventshop.order.v1.GetOrderResponse.order:type_name -> eventshop.order.v1.Order
-	0,  // 15: eventshop.order.v1.ListOrdersRequest.status:type_name -> eventshop.order.v1.OrderStatus
-	2,  // 16: eventshop.order.v1.ListOrdersResponse.orders:type_name -> eventshop.order.v1.Order
-	21, // 17: eventshop.order.v1.HistoryEntry.time:type_name -> google.protobuf.Timestamp
-	0,  // 18: eventshop.order.v1.HistoryEntry.status_after:type_name -> eventshop.order.v1.OrderStatus
-	12, // 19: eventshop.order.v1.GetOrderHistoryResponse.entries:type_name -> eventshop.order.v1.HistoryEntry
-	2,  // 20: eventshop.order.v1.GetOrderAtResponse.order:type_name -> eventshop.order.v1.Order
-	19, // 21: eventshop.order.v1.ProductSales.revenue:type_name -> eventshop.common.v1.Money
-	17, // 22: eventshop.order.v1.ListSalesByProductResponse.sales:type_name -> eventshop.order.v1.ProductSales
-	3,  // 23: eventshop.order.v1.OrderService.PlaceOrder:input_type -> eventshop.order.v1.PlaceOrderRequest
-	5,  // 24: eventshop.order.v1.OrderService.CancelOrder:input_type -> eventshop.order.v1.CancelOrderRequest
-	7,  // 25: eventshop.order.v1.OrderService.GetOrder:input_type -> eventshop.order.v1.GetOrderRequest
-	9,  // 26: eventshop.order.v1.OrderService.ListOrders:input_type -> eventshop.order.v1.ListOrdersRequest
-	11, // 27: eventshop.order.v1.OrderService.GetOrderHistory:input_type -> eventshop.order.v1.GetOrderHistoryRequest
-	14, // 28: eventshop.order.v1.OrderService.GetOrderAt:input_type -> eventshop.order.v1.GetOrderAtRequest
-	16, // 29: eventshop.order.v1.OrderService.ListSalesByProduct:input_type -> eventshop.order.v1.ListSalesByProductRequest
-	4,  // 30: eventshop.order.v1.OrderService.PlaceOrder:output_type -> eventshop.order.v1.PlaceOrderResponse
-	6,  // 31: eventshop.order.v1.OrderService.CancelOrder:output_type -> eventshop.order.v1.CancelOrderResponse
-	8,  // 32: eventshop.order.v1.OrderService.GetOrder:output_type -> eventshop.order.v1.GetOrderResponse
-	10, // 33: eventshop.order.v1.OrderService.ListOrders:output_type -> eventshop.order.v1.ListOrdersResponse
-	13, // 34: eventshop.order.v1.OrderService.GetOrderHistory:output_type -> eventshop.order.v1.GetOrderHistoryResponse
-	15, // 35: eventshop.order.v1.OrderService.GetOrderAt:output_type -> eventshop.order.v1.GetOrderAtResponse
-	18, // 36: eventshop.order.v1.OrderService.ListSalesByProduct:output_type -> eventshop.order.v1.ListSalesByProductResponse
-	30, // [30:37] is the sub-list for method output_type
-	23, // [23:30] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	2,  // 15: eventshop.order.v1.WatchOrderResponse.order:type_name -> eventshop.order.v1.Order
+	0,  // 16: eventshop.order.v1.ListOrdersRequest.status:type_name -> eventshop.order.v1.OrderStatus
+	2,  // 17: eventshop.order.v1.ListOrdersResponse.orders:type_name -> eventshop.order.v1.Order
+	23, // 18: eventshop.order.v1.HistoryEntry.time:type_name -> google.protobuf.Timestamp
+	0,  // 19: eventshop.order.v1.HistoryEntry.status_after:type_name -> eventshop.order.v1.OrderStatus
+	14, // 20: eventshop.order.v1.GetOrderHistoryResponse.entries:type_name -> eventshop.order.v1.HistoryEntry
+	2,  // 21: eventshop.order.v1.GetOrderAtResponse.order:type_name -> eventshop.order.v1.Order
+	21, // 22: eventshop.order.v1.ProductSales.revenue:type_name -> eventshop.common.v1.Money
+	19, // 23: eventshop.order.v1.ListSalesByProductResponse.sales:type_name -> eventshop.order.v1.ProductSales
+	3,  // 24: eventshop.order.v1.OrderService.PlaceOrder:input_type -> eventshop.order.v1.PlaceOrderRequest
+	5,  // 25: eventshop.order.v1.OrderService.CancelOrder:input_type -> eventshop.order.v1.CancelOrderRequest
+	7,  // 26: eventshop.order.v1.OrderService.GetOrder:input_type -> eventshop.order.v1.GetOrderRequest
+	9,  // 27: eventshop.order.v1.OrderService.WatchOrder:input_type -> eventshop.order.v1.WatchOrderRequest
+	11, // 28: eventshop.order.v1.OrderService.ListOrders:input_type -> eventshop.order.v1.ListOrdersRequest
+	13, // 29: eventshop.order.v1.OrderService.GetOrderHistory:input_type -> eventshop.order.v1.GetOrderHistoryRequest
+	16, // 30: eventshop.order.v1.OrderService.GetOrderAt:input_type -> eventshop.order.v1.GetOrderAtRequest
+	18, // 31: eventshop.order.v1.OrderService.ListSalesByProduct:input_type -> eventshop.order.v1.ListSalesByProductRequest
+	4,  // 32: eventshop.order.v1.OrderService.PlaceOrder:output_type -> eventshop.order.v1.PlaceOrderResponse
+	6,  // 33: eventshop.order.v1.OrderService.CancelOrder:output_type -> eventshop.order.v1.CancelOrderResponse
+	8,  // 34: eventshop.order.v1.OrderService.GetOrder:output_type -> eventshop.order.v1.GetOrderResponse
+	10, // 35: eventshop.order.v1.OrderService.WatchOrder:output_type -> eventshop.order.v1.WatchOrderResponse
+	12, // 36: eventshop.order.v1.OrderService.ListOrders:output_type -> eventshop.order.v1.ListOrdersResponse
+	15, // 37: eventshop.order.v1.OrderService.GetOrderHistory:output_type -> eventshop.order.v1.GetOrderHistoryResponse
+	17, // 38: eventshop.order.v1.OrderService.GetOrderAt:output_type -> eventshop.order.v1.GetOrderAtResponse
+	20, // 39: eventshop.order.v1.OrderService.ListSalesByProduct:output_type -> eventshop.order.v1.ListSalesByProductResponse
+	32, // [32:40] is the sub-list for method output_type
+	24, // [24:32] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_eventshop_order_v1_order_proto_init() }
@@ -1370,7 +1471,7 @@ func file_eventshop_order_v1_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_eventshop_order_v1_order_proto_rawDesc), len(file_eventshop_order_v1_order_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	OrderService_PlaceOrder_FullMethodName         = "/eventshop.order.v1.OrderService/PlaceOrder"
 	OrderService_CancelOrder_FullMethodName        = "/eventshop.order.v1.OrderService/CancelOrder"
 	OrderService_GetOrder_FullMethodName           = "/eventshop.order.v1.OrderService/GetOrder"
+	OrderService_WatchOrder_FullMethodName         = "/eventshop.order.v1.OrderService/WatchOrder"
 	OrderService_ListOrders_FullMethodName         = "/eventshop.order.v1.OrderService/ListOrders"
 	OrderService_GetOrderHistory_FullMethodName    = "/eventshop.order.v1.OrderService/GetOrderHistory"
 	OrderService_GetOrderAt_FullMethodName         = "/eventshop.order.v1.OrderService/GetOrderAt"
@@ -42,6 +43,12 @@ type OrderServiceClient interface {
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*CancelOrderResponse, error)
 	// GetOrder returns the caller's order; NOT_FOUND for any other user's order.
 	GetOrder(ctx context.Context, in *GetOrderRequest, opts ...grpc.CallOption) (*GetOrderResponse, error)
+	// WatchOrder streams the caller's order: its current state first, then each change
+	// the read model applies, ending after COMPLETED or CANCELLED. NOT_FOUND for any
+	// other user's order, as GetOrder. A watch lives at most a server-set time (then
+	// DEADLINE_EXCEEDED: watch again); RESOURCE_EXHAUSTED when the caller has too many
+	// watches open. No HTTP mapping: the storefront's server-sent events are its HTTP face.
+	WatchOrder(ctx context.Context, in *WatchOrderRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchOrderResponse], error)
 	// ListOrders pages through the caller's orders, newest first.
 	ListOrders(ctx context.Context, in *ListOrdersRequest, opts ...grpc.CallOption) (*ListOrdersResponse, error)
 	// GetOrderHistory returns the order's event stream, for an audit view.
@@ -89,6 +96,25 @@ func (c *orderServiceClient) GetOrder(ctx context.Context, in *GetOrderRequest, 
 	}
 	return out, nil
 }
+
+func (c *orderServiceClient) WatchOrder(ctx context.Context, in *WatchOrderRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchOrderResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &OrderService_ServiceDesc.Streams[0], OrderService_WatchOrder_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchOrderRequest, WatchOrderResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type OrderService_WatchOrderClient = grpc.ServerStreamingClient[WatchOrderResponse]
 
 func (c *orderServiceClient) ListOrders(ctx context.Context, in *ListOrdersRequest, opts ...grpc.CallOption) (*ListOrdersResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -144,6 +170,12 @@ type OrderServiceServer interface {
 	CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error)
 	// GetOrder returns the caller's order; NOT_FOUND for any other user's order.
 	GetOrder(context.Context, *GetOrderRequest) (*GetOrderResponse, error)
+	// WatchOrder streams the caller's order: its current state first, then each change
+	// the read model applies, ending after COMPLETED or CANCELLED. NOT_FOUND for any
+	// other user's order, as GetOrder. A watch lives at most a server-set time (then
+	// DEADLINE_EXCEEDED: watch again); RESOURCE_EXHAUSTED when the caller has too many
+	// watches open. No HTTP mapping: the storefront's server-sent events are its HTTP face.
+	WatchOrder(*WatchOrderRequest, grpc.ServerStreamingServer[WatchOrderResponse]) error
 	// ListOrders pages through the caller's orders, newest first.
 	ListOrders(context.Context, *ListOrdersRequest) (*ListOrdersResponse, error)
 	// GetOrderHistory returns the order's event stream, for an audit view.
@@ -170,6 +202,9 @@ func (UnimplementedOrderServiceServer) CancelOrder(context.Context, *CancelOrder
 }
 func (UnimplementedOrderServiceServer) GetOrder(context.Context, *GetOrderRequest) (*GetOrderResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetOrder not implemented")
+}
+func (UnimplementedOrderServiceServer) WatchOrder(*WatchOrderRequest, grpc.ServerStreamingServer[WatchOrderResponse]) error {
+	return status.Error(codes.Unimplemented, "method WatchOrder not implemented")
 }
 func (UnimplementedOrderServiceServer) ListOrders(context.Context, *ListOrdersRequest) (*ListOrdersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListOrders not implemented")
@@ -257,6 +292,17 @@ func _OrderService_GetOrder_Handler(srv interface{}, ctx context.Context, dec fu
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _OrderService_WatchOrder_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchOrderRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(OrderServiceServer).WatchOrder(m, &grpc.GenericServerStream[WatchOrderRequest, WatchOrderResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type OrderService_WatchOrderServer = grpc.ServerStreamingServer[WatchOrderResponse]
 
 func _OrderService_ListOrders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListOrdersRequest)
@@ -366,6 +412,12 @@ var OrderService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _OrderService_ListSalesByProduct_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchOrder",
+			Handler:       _OrderService_WatchOrder_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "eventshop/order/v1/order.proto",
 }
