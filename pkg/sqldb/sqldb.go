@@ -1,6 +1,7 @@
 // Package sqldb opens the SQL databases that hold read models and service state:
 // SQLite (pure Go, embedded mode) or PostgreSQL (distributed mode) behind one *sql.DB,
-// with embedded numbered migrations and a transaction helper. Write SQL once with $1 placeholders.
+// with embedded numbered migrations, a transaction helper and statements prepared once
+// (Stmts). Write SQL once with $1 placeholders. Pools, durability: see README.md.
 package sqldb
 
 import (
@@ -62,7 +63,9 @@ type DB struct {
 // writer; busy_timeout makes a second writer wait instead of failing; _txlock=immediate
 // takes the write lock at BEGIN, so two read-then-write transactions cannot deadlock on
 // lock upgrade (SQLite would fail one with SQLITE_BUSY without waiting). synchronous=NORMAL
-// is durable against a process crash in WAL mode, which is what a projection needs.
+// in WAL mode loses nothing committed when the process crashes; a power loss or OS crash
+// may lose the last transactions but never corrupts the file. Commits then wait for no
+// fsync; README.md says why that is the right trade here.
 var sqlitePragmas = []string{
 	"busy_timeout(10000)",
 	"journal_mode(WAL)",
