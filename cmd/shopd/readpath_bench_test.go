@@ -21,6 +21,7 @@ const (
 	readRate       = 2000                  // req/s offered in the fixed-rate run
 	readStep       = 3 * time.Second       // how long each offered rate runs
 	readMaxRate    = 40000                 // the search stops here even if all held
+	readMinRate    = 100                   // and here on the way down
 	readRateFactor = 1.25                  // each search step offers 25% more
 	readP99Bound   = 20 * time.Millisecond // a rate whose p99 exceeds this is not sustained
 	readHeld       = 0.95                  // nor one whose achieved rate is below 95% of offered
@@ -49,7 +50,8 @@ func (r readResult) sustained() bool {
 // server cannot hide its queue by slowing the client down (coordinated omission). It
 // reports achieved req/s, p50 and p99 at a fixed readRate, then steps the offered rate
 // up by readRateFactor until one is not sustained (achieved < 95% of offered, any
-// error, or p99 > readP99Bound) and reports the last sustained rate as max-req/s. The
+// error, or p99 > readP99Bound), or down from readRate until one is, and reports the
+// highest sustained rate as max-req/s. The
 // load generator shares the machine's cores with the shop. Run it once:
 // make bench-read.
 func BenchmarkReadPath(b *testing.B) {
@@ -91,17 +93,32 @@ func BenchmarkReadPath(b *testing.B) {
 	if fixed.errors > 0 {
 		b.Errorf("%d errors at %d req/s", fixed.errors, readRate)
 	}
+	// Up from readRate while each rate holds; if readRate itself does not, down
+	// until one does.
 	best := 0.0
-	for rate := float64(readRate); rate <= readMaxRate; rate *= readRateFactor {
+	try := func(rate float64) bool {
 		r := fixed
 		if rate != readRate {
 			r = offer(s.ctx, rate, readStep, get)
 		}
 		b.Logf("offered %6.0f req/s: achieved %6.0f, p50 %v, p99 %v, errors %d", r.offered, r.achieved, r.p50, r.p99, r.errors)
-		if !r.sustained() {
-			break
+		if r.sustained() {
+			best = max(best, r.achieved)
 		}
-		best = r.achieved
+		return r.sustained()
+	}
+	if try(readRate) {
+		for rate := readRate * readRateFactor; rate <= readMaxRate; rate *= readRateFactor {
+			if !try(rate) {
+				break
+			}
+		}
+	} else {
+		for rate := readRate / readRateFactor; rate >= readMinRate; rate /= readRateFactor {
+			if try(rate) {
+				break
+			}
+		}
 	}
 	b.StopTimer()
 
