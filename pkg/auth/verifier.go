@@ -89,10 +89,11 @@ type Verifier struct {
 // must not die because the issuer answered a few hundred milliseconds late; until it
 // answers, Verify fails with ErrIssuerUnavailable. Keys are cached (go-oidc's
 // RemoteKeySet) and refetched when no cached key verifies a token; concurrent
-// refetches are merged into one. Tokens that pass every check are remembered until
-// they expire (at most CacheTTL, at most CacheSize of them), so the same token is
-// verified once, not at every call and every hop; see tokenCache. ctx carries values, not cancellation, into those
-// fetches. NewVerifier returns an error if Issuer is empty or not an http(s) URL.
+// refetches are merged into one. ctx carries values, not cancellation, into those
+// fetches. Tokens that pass every check are remembered until they expire (at most
+// CacheTTL, at most CacheSize of them), so the same token is verified once, not at
+// every call and every hop; see tokenCache. NewVerifier returns an error if Issuer is
+// empty or not an http(s) URL.
 func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("auth: verifier needs an issuer URL")

@@ -41,7 +41,7 @@ const DefaultPostgresMaxConns = 10
 // DefaultSQLiteMaxConns bounds each SQLite pool, idle connections included. Left to
 // database/sql's default of two idle connections, concurrent readers made it open and
 // close a SQLite connection per query (file open, pragmas, schema parse, and every
-// prepared statement lost with it): 6% of the read path's CPU. SQLite in pure Go is
+// prepared statement lost with it): 8–11% of the read path's CPU. SQLite in pure Go is
 // CPU-bound on two cores, so more connections only timeslice; waiting for a pooled one
 // is cheaper than opening one.
 const DefaultSQLiteMaxConns = 10
