@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -44,11 +43,6 @@ const DefaultSalesLimit = 100
 type Queries struct {
 	stmts *sqldb.Stmts
 	sql   querySQL
-	// lines and addresses remember decoded JSON texts: an order's lines and address
-	// are written once, when it is placed, and read at every GetOrder, where decoding
-	// them again was a third of the handler's CPU.
-	lines     *decodedTexts[[]lineJSON]
-	addresses *decodedTexts[addressJSON]
 }
 
 // querySQL is the text of every query, built once per set of tables.
@@ -99,10 +93,7 @@ func NewQueries(db *sqldb.DB) *Queries {
 	if db == nil {
 		panic("projection: nil db")
 	}
-	return &Queries{
-		stmts: sqldb.NewStmts(db), sql: newQuerySQL(liveTables),
-		lines: newDecodedTexts[[]lineJSON](), addresses: newDecodedTexts[addressJSON](),
-	}
+	return &Queries{stmts: sqldb.NewStmts(db), sql: newQuerySQL(liveTables)}
 }
 
 const orderColumns = `id, user_id, status, lines, currency, subtotal, shipping, total, address,
@@ -117,7 +108,7 @@ func (q *Queries) GetOrder(ctx context.Context, id string) (*orderv1.Order, erro
 	if err != nil {
 		return nil, fmt.Errorf("projection: get order %q: %w", id, err)
 	}
-	o, _, err := q.scanOrder(st.QueryRowContext(ctx, id))
+	o, _, err := scanOrder(st.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get order %q: %w", id, ErrNotFound)
 	}
@@ -169,7 +160,7 @@ func (q *Queries) ListOrdersByUser(ctx context.Context, userID string, status or
 		last cursor
 	)
 	for rows.Next() {
-		o, created, err := q.scanOrder(rows)
+		o, created, err := scanOrder(rows)
 		if err != nil {
 			return nil, "", fmt.Errorf("projection: list orders of %q: %w", userID, err)
 		}
@@ -248,7 +239,7 @@ func (m moneyJSON) proto() *commonv1.Money {
 type scanner interface{ Scan(dest ...any) error }
 
 // scanOrder reads one row of orderColumns and returns created_at as stored.
-func (q *Queries) scanOrder(r scanner) (*orderv1.Order, int64, error) {
+func scanOrder(r scanner) (*orderv1.Order, int64, error) {
 	var (
 		o                        orderv1.Order
 		status                   int32
@@ -262,8 +253,8 @@ func (q *Queries) scanOrder(r scanner) (*orderv1.Order, int64, error) {
 		return nil, 0, err
 	}
 	o.Status = orderv1.OrderStatus(status)
-	ls, err := q.lines.decode(lines)
-	if err != nil {
+	var ls []lineJSON
+	if err := json.Unmarshal([]byte(lines), &ls); err != nil {
 		return nil, 0, fmt.Errorf("order %s lines: %w", o.Id, err)
 	}
 	for _, l := range ls {
@@ -272,8 +263,8 @@ func (q *Queries) scanOrder(r scanner) (*orderv1.Order, int64, error) {
 			UnitPrice: l.UnitPrice.proto(), LineTotal: l.LineTotal.proto(),
 		})
 	}
-	a, err := q.addresses.decode(address)
-	if err != nil {
+	var a addressJSON
+	if err := json.Unmarshal([]byte(address), &a); err != nil {
 		return nil, 0, fmt.Errorf("order %s address: %w", o.Id, err)
 	}
 	o.ShippingAddress = &commonv1.Address{Name: a.Name, Street: a.Street, City: a.City, PostalCode: a.PostalCode, CountryCode: a.CountryCode}
@@ -283,55 +274,6 @@ func (q *Queries) scanOrder(r scanner) (*orderv1.Order, int64, error) {
 	o.CreateTime = timestamppb.New(time.Unix(0, created).UTC())
 	o.UpdateTime = timestamppb.New(time.Unix(0, updated).UTC())
 	return &o, created, nil
-}
-
-// decodedGeneration bounds decodedTexts: it holds at most two generations of this
-// many texts (a few MB at most).
-const decodedGeneration = 4096
-
-// decodedTexts decodes JSON texts into T once per text: the text itself is the key,
-// so equal text means equal value, whichever order or table generation it came from,
-// and nothing needs invalidating. Texts read recently stay; when the current
-// generation fills up, the previous one is dropped (a cheap bounded LRU). Callers get
-// a value they must not modify; protos are built from it, never shared. Safe for
-// concurrent use.
-type decodedTexts[T any] struct {
-	mu        sync.Mutex
-	cur, prev map[string]T
-}
-
-func newDecodedTexts[T any]() *decodedTexts[T] {
-	return &decodedTexts[T]{cur: map[string]T{}}
-}
-
-// decode returns the value of text, decoding it on first sight; it returns the JSON
-// error for a malformed text, which is not remembered.
-func (d *decodedTexts[T]) decode(text string) (T, error) {
-	d.mu.Lock()
-	v, ok := d.cur[text]
-	if !ok {
-		if v, ok = d.prev[text]; ok {
-			d.put(text, v)
-		}
-	}
-	d.mu.Unlock()
-	if ok {
-		return v, nil
-	}
-	if err := json.Unmarshal([]byte(text), &v); err != nil {
-		return v, err
-	}
-	d.mu.Lock()
-	d.put(text, v)
-	d.mu.Unlock()
-	return v, nil
-}
-
-func (d *decodedTexts[T]) put(text string, v T) {
-	if len(d.cur) >= decodedGeneration {
-		d.prev, d.cur = d.cur, make(map[string]T, decodedGeneration)
-	}
-	d.cur[text] = v
 }
 
 // cursor is the position after the last row of a page.
