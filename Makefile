@@ -13,7 +13,7 @@ GOTEST_FLAGS ?= -count=1 -timeout 20m
 BENCH ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all run test race lint fmt vet buf-lint generate check-generate tools vendor-protos bench bench-saga bench-saga-sync bench-steady tidy clean
+.PHONY: all run test race lint fmt vet buf-lint generate check-generate tools vendor-protos bench bench-saga bench-saga-sync bench-steady bench-read tidy clean
 
 all: lint test
 
@@ -75,6 +75,12 @@ bench-saga-sync:
 ## bench-steady: the highest steady rate through the gateway with PlaceOrder → final p99 <= 250 ms (scripts/max-rate.sh).
 bench-steady:
 	scripts/max-rate.sh
+
+## bench-read: the read path: GetOrder over gRPC with a real bearer token against the
+## in-process shop at a fixed 2,000 req/s (open model; achieved req/s, p50, p99), then
+## the highest rate it sustains (max-req/s). About a minute; loopback only.
+bench-read:
+	go test -run '^$$' -bench '^BenchmarkReadPath$$' -benchtime 1x -timeout 10m ./cmd/shopd
 
 ## tidy: tidy every module (each go.mod replaces its sibling modules, so this works offline of them).
 tidy:

@@ -2,9 +2,13 @@ package auth_test
 
 import (
 	"context"
+	"crypto"
 	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -202,38 +206,69 @@ func TestRequestedScopesNarrowTheGrant(t *testing.T) {
 	}
 }
 
+// TestRejectedTokens runs every attack with the verified-token cache on (the
+// default) and off. With it on, the genuine token is verified, and so cached, by each
+// verifier that accepts it before the attacks: none of them may ride on that entry.
 func TestRejectedTokens(t *testing.T) {
 	iss := startIssuer(t, devissuer.Config{})
 	other := startIssuer(t, devissuer.Config{})
 	valid := login(t, iss, "alice")
+	fromOther := login(t, other, "alice")
 
-	strict := dial(t, startServer(t, newVerifier(t, iss.URL(), nil), nil))
-	later := dial(t, startServer(t, newVerifier(t, iss.URL(), func(c *auth.VerifierConfig) {
-		c.Now = func() time.Time { return time.Now().Add(devissuer.DefaultAccessTokenTTL + time.Minute) }
-	}), nil))
-	otherAudience := dial(t, startServer(t, newVerifier(t, iss.URL(), func(c *auth.VerifierConfig) {
-		c.Audience = "billing"
-	}), nil))
+	for _, mode := range []struct {
+		name      string
+		cacheSize int
+	}{{"cache on", 0}, {"cache off", -1}} {
+		t.Run(mode.name, func(t *testing.T) {
+			verifier := func(edit func(*auth.VerifierConfig)) *grpc.ClientConn {
+				v := newVerifier(t, iss.URL(), func(c *auth.VerifierConfig) {
+					c.CacheSize = mode.cacheSize
+					if edit != nil {
+						edit(c)
+					}
+				})
+				cc := dial(t, startServer(t, v, nil))
+				if _, err := whoAmI(t.Context(), cc, valid); err == nil {
+					if _, err := whoAmI(t.Context(), cc, valid); err != nil {
+						t.Fatalf("genuine token refused the second time: %v", err)
+					}
+				}
+				return cc
+			}
+			strict := verifier(nil)
+			later := verifier(func(c *auth.VerifierConfig) {
+				c.Now = func() time.Time { return time.Now().Add(devissuer.DefaultAccessTokenTTL + time.Minute) }
+			})
+			earlier := verifier(func(c *auth.VerifierConfig) {
+				c.Now = func() time.Time { return time.Now().Add(-time.Hour) }
+			})
+			otherAudience := verifier(func(c *auth.VerifierConfig) { c.Audience = "billing" })
 
-	tests := []struct {
-		name  string
-		cc    *grpc.ClientConn
-		token string
-		want  string
-	}{
-		{"expired", later, valid, "token expired"},
-		{"wrong issuer", strict, login(t, other, "alice"), "wrong issuer"},
-		{"wrong audience", otherAudience, valid, "wrong audience"},
-		{"tampered signature", strict, tamperSignature(valid), "signature invalid"},
-		{"tampered payload", strict, swapPayload(valid, `"sub":"alice"`, `"sub":"admin"`), "signature invalid"},
-		{"alg none", strict, algNone(valid), "algorithm not allowed"},
-		{"HS256 signed with a guessable key", strict, hs256(valid, []byte("eventshop")), "algorithm not allowed"},
-		{"garbage", strict, "not-a-jwt", "invalid token"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := whoAmI(t.Context(), tt.cc, tt.token)
-			wantStatus(t, err, codes.Unauthenticated, tt.want)
+			tests := []struct {
+				name  string
+				cc    *grpc.ClientConn
+				token string
+				want  string
+			}{
+				{"expired", later, valid, "token expired"},
+				{"not yet valid (future nbf)", earlier, valid, "token not yet valid"},
+				{"wrong issuer", strict, fromOther, "wrong issuer"},
+				{"wrong audience", otherAudience, valid, "wrong audience"},
+				{"tampered signature", strict, tamperSignature(valid), "signature invalid"},
+				{"tampered payload", strict, swapPayload(valid, `"sub":"alice"`, `"sub":"admin"`), "signature invalid"},
+				{"one payload byte changed", strict, swapPayload(valid, `"sub":"alice"`, `"sub":"alicf"`), "signature invalid"},
+				{"forged signature under the issuer's kid", strict, forge(t, valid, ""), "signature invalid"},
+				{"forged signature under an unknown kid", strict, forge(t, valid, "attacker-key"), "signature invalid"},
+				{"alg none", strict, algNone(valid), "algorithm not allowed"},
+				{"HS256 signed with a guessable key", strict, hs256(valid, []byte("eventshop")), "algorithm not allowed"},
+				{"garbage", strict, "not-a-jwt", "invalid token"},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					_, err := whoAmI(t.Context(), tt.cc, tt.token)
+					wantStatus(t, err, codes.Unauthenticated, tt.want)
+				})
+			}
 		})
 	}
 }
@@ -483,6 +518,34 @@ func swapPayload(tok, old, new string) string {
 func algNone(tok string) string {
 	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"JWT"}`))
 	return header + "." + segments(tok)[1] + "."
+}
+
+// forge signs the genuine claims with a fresh RSA key of the attacker's, under the
+// issuer's own kid when kid is empty.
+func forge(t *testing.T, tok, kid string) string {
+	t.Helper()
+	if kid == "" {
+		var h struct {
+			Kid string `json:"kid"`
+		}
+		raw, _ := base64.RawURLEncoding.DecodeString(segments(tok)[0])
+		if err := json.Unmarshal(raw, &h); err != nil || h.Kid == "" {
+			t.Fatalf("token header %s has no kid: %v", raw, err)
+		}
+		kid = h.Kid
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, _ := json.Marshal(map[string]string{"alg": "RS256", "typ": "JWT", "kid": kid})
+	input := base64.RawURLEncoding.EncodeToString(header) + "." + segments(tok)[1]
+	digest := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 // hs256 re-signs the genuine claims with HMAC under key.

@@ -56,6 +56,12 @@ type VerifierConfig struct {
 	Now func() time.Time
 	// HTTPClient fetches discovery and keys. Defaults to a client with a 10s timeout.
 	HTTPClient *http.Client
+	// CacheSize bounds how many verified tokens are remembered, least recently used
+	// evicted first. Zero means DefaultCacheSize; a negative value turns the cache off.
+	CacheSize int
+	// CacheTTL caps how long a verified token is answered from the cache; never
+	// beyond the token's own expiry. Zero means DefaultCacheTTL.
+	CacheTTL time.Duration
 }
 
 // Verifier checks bearer tokens against one issuer and audience. It is safe for
@@ -73,6 +79,8 @@ type Verifier struct {
 	// when their own context ends (a mutex would not).
 	discovering chan struct{}
 	idv         atomic.Pointer[oidc.IDTokenVerifier]
+
+	cache *tokenCache // nil when turned off
 }
 
 // NewVerifier returns a Verifier for cfg. It does no network I/O: discovery happens
@@ -82,7 +90,10 @@ type Verifier struct {
 // answers, Verify fails with ErrIssuerUnavailable. Keys are cached (go-oidc's
 // RemoteKeySet) and refetched when no cached key verifies a token; concurrent
 // refetches are merged into one. ctx carries values, not cancellation, into those
-// fetches. NewVerifier returns an error if Issuer is empty or not an http(s) URL.
+// fetches. Tokens that pass every check are remembered until they expire (at most
+// CacheTTL, at most CacheSize of them), so the same token is verified once, not at
+// every call and every hop; see tokenCache. NewVerifier returns an error if Issuer is
+// empty or not an http(s) URL.
 func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 	if cfg.Issuer == "" {
 		return nil, errors.New("auth: verifier needs an issuer URL")
@@ -105,7 +116,18 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.CacheTTL <= 0 {
+		cfg.CacheTTL = DefaultCacheTTL
+	}
+	var cache *tokenCache
+	if cfg.CacheSize > 0 {
+		cache = newTokenCache(cfg.CacheSize, cfg.CacheTTL)
+	}
 	return &Verifier{
+		cache:       cache,
 		issuer:      cfg.Issuer,
 		audience:    cfg.Audience,
 		leeway:      cfg.Leeway,
@@ -224,10 +246,17 @@ func (l *stringList) UnmarshalJSON(b []byte) error {
 // ErrMissingToken (empty token), ErrInvalidToken (malformed, no subject or expiry),
 // ErrUnsupportedAlgorithm (not RS256/ES256), ErrWrongIssuer, ErrInvalidSignature,
 // ErrWrongAudience, ErrTokenExpired, ErrTokenNotYetValid, or ErrIssuerUnavailable
-// (discovery or key fetch failed; worth a retry).
+// (discovery or key fetch failed; worth a retry). A token that passed every check
+// before is answered from the cache while it is still valid; the claims returned are
+// the caller's own copy either way.
 func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error) {
 	if rawToken == "" {
 		return nil, ErrMissingToken
+	}
+	if v.cache != nil {
+		if c, ok := v.cache.get(rawToken, v.now()); ok {
+			return c, nil
+		}
 	}
 	// Cheap checks on the unverified token first: a token for another issuer or with
 	// a forbidden algorithm must not make us fetch keys.
@@ -257,13 +286,17 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error)
 	if tc.Expiry == nil {
 		return nil, fmt.Errorf("%w: no exp claim", ErrInvalidToken)
 	}
-	if exp := unixTime(*tc.Expiry); now.After(exp.Add(v.leeway)) {
+	exp := unixTime(*tc.Expiry)
+	if now.After(exp.Add(v.leeway)) {
 		return nil, fmt.Errorf("%w: at %s", ErrTokenExpired, exp.UTC().Format(time.RFC3339))
 	}
+	var validFrom time.Time // as the nbf check below sees it; zero without nbf
 	if tc.NotBefore != nil {
-		if nbf := unixTime(*tc.NotBefore); now.Add(v.leeway).Before(nbf) {
+		nbf := unixTime(*tc.NotBefore)
+		if now.Add(v.leeway).Before(nbf) {
 			return nil, fmt.Errorf("%w: until %s", ErrTokenNotYetValid, nbf.UTC().Format(time.RFC3339))
 		}
+		validFrom = nbf.Add(-v.leeway)
 	}
 	if tc.Subject == "" {
 		return nil, fmt.Errorf("%w: no sub claim", ErrInvalidToken)
@@ -279,6 +312,10 @@ func (v *Verifier) Verify(ctx context.Context, rawToken string) (*Claims, error)
 	}
 	if c.ClientID == "" {
 		c.ClientID = tc.AZP
+	}
+	if v.cache != nil {
+		// Expiry without the leeway: the cache never stretches a token's life.
+		v.cache.put(c, now, validFrom, exp)
 	}
 	return c, nil
 }

@@ -43,10 +43,14 @@ var errCheckpointMoved = errors.New("projection: checkpoint moved under the proj
 // the aggregate version and an event applies only to version-1, so a repeat is a no-op
 // anyway. A Projector is safe for concurrent use; Run it once.
 type Projector struct {
-	db        *sqldb.DB
-	store     eventstore.Store
-	name      string
-	t         tables
+	db    *sqldb.DB
+	store eventstore.Store
+	name  string
+	t     tables
+	sql   applySQL
+	// stmts holds the statements of this projector's tables, prepared once; a
+	// rebuild's projector closes them with its scratch tables.
+	stmts     *sqldb.Stmts
 	batchSize int
 	log       *slog.Logger
 	meter     metric.MeterProvider
@@ -131,13 +135,60 @@ func NewProjector(db *sqldb.DB, store eventstore.Store, opts ...Option) (*Projec
 	return p, nil
 }
 
-// Close stops reporting the lag gauge; call it when the projector is done. It
-// returns the error of unregistering.
+// Close stops reporting the lag gauge and closes the prepared statements; call it
+// when the projector is done (Run then fails with sqldb.ErrStmtsClosed). It returns
+// the errors of unregistering and closing, joined.
 func (p *Projector) Close() error {
-	if p.gauge == nil {
-		return nil
+	var err error
+	if p.gauge != nil {
+		err = p.gauge.Unregister()
 	}
-	return p.gauge.Unregister()
+	return errors.Join(err, p.stmts.Close())
+}
+
+// applySQL is the text of the statements that apply events to one set of tables,
+// built once per projector. update statements are built per event type from
+// updateSQL, a handful of shapes.
+type applySQL struct {
+	insertPlaced, version, lines, countSale, saveCheckpoint string
+}
+
+func newApplySQL(t tables) applySQL {
+	s := t.sales
+	return applySQL{
+		insertPlaced: `INSERT INTO ` + t.orders + ` (id, user_id, status, lines, currency, subtotal, shipping, total, address, created_at, updated_at, version)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1)
+ON CONFLICT (id) DO NOTHING`,
+		version: `SELECT version FROM ` + t.orders + ` WHERE id = $1`,
+		lines:   `SELECT lines FROM ` + t.orders + ` WHERE id = $1`,
+		countSale: `INSERT INTO ` + s + ` (product_id, currency, name, units, revenue, order_count)
+VALUES ($1, $2, $3, $4, $5, 1)
+ON CONFLICT (product_id, currency) DO UPDATE SET
+	name = excluded.name, units = ` + s + `.units + excluded.units,
+	revenue = ` + s + `.revenue + excluded.revenue, order_count = ` + s + `.order_count + 1`,
+		// The guard on the old position catches a Rebuild that swapped tables and
+		// checkpoint in since this projector last looked.
+		saveCheckpoint: `UPDATE projection_checkpoints SET position = $1, updated_at = $2
+WHERE name = $3 AND position = $4`,
+	}
+}
+
+// exec runs query in tx as a prepared statement.
+func (p *Projector) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := p.stmts.InTx(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// queryRow runs query in tx as a prepared statement and scans its one row into dest.
+func (p *Projector) queryRow(ctx context.Context, tx *sql.Tx, query string, args []any, dest ...any) error {
+	st, err := p.stmts.InTx(ctx, tx, query)
+	if err != nil {
+		return err
+	}
+	return st.QueryRowContext(ctx, args...).Scan(dest...)
 }
 
 func newProjector(db *sqldb.DB, store eventstore.Store, t tables, opts ...Option) *Projector {
@@ -146,6 +197,7 @@ func newProjector(db *sqldb.DB, store eventstore.Store, t tables, opts ...Option
 	}
 	p := &Projector{
 		db: db, store: store, name: DefaultName, t: t, batchSize: DefaultBatchSize,
+		sql: newApplySQL(t), stmts: sqldb.NewStmts(db),
 		log: slog.Default(), now: time.Now, decode: decode,
 		advanced: make(chan struct{}), unknown: map[string]bool{},
 	}
@@ -290,10 +342,7 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 				return fmt.Errorf("projection: apply %s v%d (%s): %w", e.Stream, e.Version, e.Type, err)
 			}
 		}
-		// The guard on the old position catches a Rebuild that swapped tables and
-		// checkpoint in since this projector last looked.
-		res, err := tx.ExecContext(ctx, `UPDATE projection_checkpoints SET position = $1, updated_at = $2
-WHERE name = $3 AND position = $4`, int64(last.Position), p.now().UnixNano(), p.name, int64(from))
+		res, err := p.exec(ctx, tx, p.sql.saveCheckpoint, int64(last.Position), p.now().UnixNano(), p.name, int64(from))
 		if err != nil {
 			return fmt.Errorf("projection: save checkpoint: %w", err)
 		}
@@ -512,9 +561,7 @@ func (p *Projector) insertPlaced(ctx context.Context, tx *sql.Tx, orderID string
 		return err
 	}
 	at := e.Time.UnixNano()
-	_, err = tx.ExecContext(ctx, `INSERT INTO `+p.t.orders+` (id, user_id, status, lines, currency, subtotal, shipping, total, address, created_at, updated_at, version)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1)
-ON CONFLICT (id) DO NOTHING`,
+	_, err = p.exec(ctx, tx, p.sql.insertPlaced,
 		orderID, ev.GetUserId(), int32(orderv1.OrderStatus_ORDER_STATUS_PENDING), string(lj), ev.GetTotal().GetCurrencyCode(),
 		ev.GetSubtotal().GetMinorUnits(), ev.GetShippingCost().GetMinorUnits(), ev.GetTotal().GetMinorUnits(), string(aj), at)
 	return err
@@ -527,7 +574,7 @@ func (p *Projector) update(ctx context.Context, tx *sql.Tx, orderID string, e ev
 	if set != "" {
 		set += ", "
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE `+p.t.orders+` SET `+set+`updated_at = $1, version = $2 WHERE id = $3 AND version = $4`,
+	res, err := p.exec(ctx, tx, `UPDATE `+p.t.orders+` SET `+set+`updated_at = $1, version = $2 WHERE id = $3 AND version = $4`,
 		append([]any{e.Time.UnixNano(), int64(e.Version), orderID, int64(e.Version) - 1}, args...)...)
 	if err != nil {
 		return false, err
@@ -540,7 +587,7 @@ func (p *Projector) update(ctx context.Context, tx *sql.Tx, orderID string, e ev
 		return true, nil
 	}
 	var have int64
-	err = tx.QueryRowContext(ctx, `SELECT version FROM `+p.t.orders+` WHERE id = $1`, orderID).Scan(&have)
+	err = p.queryRow(ctx, tx, p.sql.version, []any{orderID}, &have)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return false, err
 	}
@@ -557,20 +604,15 @@ func (p *Projector) update(ctx context.Context, tx *sql.Tx, orderID string, e ev
 // countSale adds a just-completed order's lines to sales_by_product.
 func (p *Projector) countSale(ctx context.Context, tx *sql.Tx, orderID string) error {
 	var raw string
-	if err := tx.QueryRowContext(ctx, `SELECT lines FROM `+p.t.orders+` WHERE id = $1`, orderID).Scan(&raw); err != nil {
+	if err := p.queryRow(ctx, tx, p.sql.lines, []any{orderID}, &raw); err != nil {
 		return err
 	}
 	var lines []lineJSON
 	if err := json.Unmarshal([]byte(raw), &lines); err != nil {
 		return fmt.Errorf("order %s lines: %w", orderID, err)
 	}
-	s := p.t.sales
 	for _, l := range lines {
-		_, err := tx.ExecContext(ctx, `INSERT INTO `+s+` (product_id, currency, name, units, revenue, order_count)
-VALUES ($1, $2, $3, $4, $5, 1)
-ON CONFLICT (product_id, currency) DO UPDATE SET
-	name = excluded.name, units = `+s+`.units + excluded.units,
-	revenue = `+s+`.revenue + excluded.revenue, order_count = `+s+`.order_count + 1`,
+		_, err := p.exec(ctx, tx, p.sql.countSale,
 			l.ProductID, l.LineTotal.Currency, l.Name, int64(l.Quantity), l.LineTotal.Units)
 		if err != nil {
 			return err

@@ -37,19 +37,63 @@ const DefaultSalesLimit = 100
 
 // Queries answers the order service's read requests from the read models. It is safe
 // for concurrent use and reads whatever tables are live, so it keeps serving while
-// Rebuild replays and after it swaps.
+// Rebuild replays and after it swaps: its statements are prepared once (see
+// sqldb.Stmts) and name the live tables, which the database resolves again after a
+// swap, whichever process made it.
 type Queries struct {
-	db *sqldb.DB
-	t  tables
+	stmts *sqldb.Stmts
+	sql   querySQL
+}
+
+// querySQL is the text of every query, built once per set of tables.
+type querySQL struct {
+	get   string
+	list  [4]string // indexed by listShape
+	sales string
+}
+
+// listShape picks the variant of the listing query: with a status filter (1), after
+// a cursor (2), both or neither.
+func listShape(filtered, paged bool) int {
+	n := 0
+	if filtered {
+		n |= 1
+	}
+	if paged {
+		n |= 2
+	}
+	return n
+}
+
+func newQuerySQL(t tables) querySQL {
+	q := querySQL{
+		get: `SELECT ` + orderColumns + ` FROM ` + t.orders + ` WHERE id = $1`,
+		sales: `SELECT product_id, name, units, revenue, currency FROM ` + t.sales + `
+ORDER BY units DESC, product_id, currency LIMIT $1`,
+	}
+	for shape := range q.list {
+		query, n := `SELECT `+orderColumns+` FROM `+t.orders+` WHERE user_id = $1`, 1
+		if shape&1 != 0 {
+			n++
+			query += fmt.Sprintf(` AND status = $%d`, n)
+		}
+		if shape&2 != 0 {
+			n += 2
+			query += fmt.Sprintf(` AND (created_at < $%d OR (created_at = $%d AND id < $%d))`, n-1, n-1, n)
+		}
+		q.list[shape] = query + fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, n+1)
+	}
+	return q
 }
 
 // NewQueries returns the queries over db; Migrate (or a running Projector) creates
-// the tables. It panics on a nil db: that is a wiring mistake.
+// the tables, and each statement is prepared on its first use. It panics on a nil
+// db: that is a wiring mistake.
 func NewQueries(db *sqldb.DB) *Queries {
 	if db == nil {
 		panic("projection: nil db")
 	}
-	return &Queries{db: db, t: liveTables}
+	return &Queries{stmts: sqldb.NewStmts(db), sql: newQuerySQL(liveTables)}
 }
 
 const orderColumns = `id, user_id, status, lines, currency, subtotal, shipping, total, address,
@@ -60,8 +104,11 @@ const orderColumns = `id, user_id, status, lines, currency, subtotal, shipping, 
 // side; see Projector.WaitFor) and the database error otherwise. The caller checks
 // that the order belongs to the user asking.
 func (q *Queries) GetOrder(ctx context.Context, id string) (*orderv1.Order, error) {
-	row := q.db.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM `+q.t.orders+` WHERE id = $1`, id)
-	o, _, err := scanOrder(row)
+	st, err := q.stmts.Prepared(ctx, q.sql.get)
+	if err != nil {
+		return nil, fmt.Errorf("projection: get order %q: %w", id, err)
+	}
+	o, _, err := scanOrder(st.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get order %q: %w", id, ErrNotFound)
 	}
@@ -85,11 +132,10 @@ func (q *Queries) ListOrdersByUser(ctx context.Context, userID string, status or
 	pageSize = min(pageSize, MaxPageSize)
 	filter := filterKey(userID, status)
 
-	query := `SELECT ` + orderColumns + ` FROM ` + q.t.orders + ` WHERE user_id = $1`
+	filtered := status != orderv1.OrderStatus_ORDER_STATUS_UNSPECIFIED
 	args := []any{userID}
-	if status != orderv1.OrderStatus_ORDER_STATUS_UNSPECIFIED {
+	if filtered {
 		args = append(args, int32(status))
-		query += fmt.Sprintf(` AND status = $%d`, len(args))
 	}
 	if pageToken != "" {
 		c, err := decodeCursor(pageToken, filter)
@@ -97,13 +143,14 @@ func (q *Queries) ListOrdersByUser(ctx context.Context, userID string, status or
 			return nil, "", err
 		}
 		args = append(args, c.CreatedAt, c.ID)
-		n := len(args)
-		query += fmt.Sprintf(` AND (created_at < $%d OR (created_at = $%d AND id < $%d))`, n-1, n-1, n)
 	}
 	args = append(args, pageSize+1)
-	query += fmt.Sprintf(` ORDER BY created_at DESC, id DESC LIMIT $%d`, len(args))
 
-	rows, err := q.db.QueryContext(ctx, query, args...)
+	st, err := q.stmts.Prepared(ctx, q.sql.list[listShape(filtered, pageToken != "")])
+	if err != nil {
+		return nil, "", fmt.Errorf("projection: list orders of %q: %w", userID, err)
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("projection: list orders of %q: %w", userID, err)
 	}
@@ -136,8 +183,11 @@ func (q *Queries) SalesByProduct(ctx context.Context, limit int) ([]*orderv1.Pro
 	if limit <= 0 {
 		limit = DefaultSalesLimit
 	}
-	rows, err := q.db.QueryContext(ctx, `SELECT product_id, name, units, revenue, currency FROM `+q.t.sales+`
-ORDER BY units DESC, product_id, currency LIMIT $1`, limit)
+	st, err := q.stmts.Prepared(ctx, q.sql.sales)
+	if err != nil {
+		return nil, fmt.Errorf("projection: sales by product: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, limit)
 	if err != nil {
 		return nil, fmt.Errorf("projection: sales by product: %w", err)
 	}

@@ -43,6 +43,9 @@ func Rebuild(ctx context.Context, db *sqldb.DB, store eventstore.Store, progress
 		return err
 	}
 	p := newProjector(db, store, rebuildTables, append(opts, WithName(DefaultName+".rebuild"), WithBatchSize(1000))...)
+	// Its statements name the scratch tables; they are closed before the swap renames
+	// those tables away (and on any early return).
+	defer p.Close()
 	gen := strconv.FormatInt(time.Now().UnixNano(), 36)
 	schema, err := rebuildSchema(rebuildTables, gen)
 	if err != nil {
@@ -74,6 +77,9 @@ func Rebuild(ctx context.Context, db *sqldb.DB, store eventstore.Store, progress
 		return fmt.Errorf("projection: rebuild: %w", err)
 	}
 	pos := p.Position()
+	if err := p.Close(); err != nil {
+		return fmt.Errorf("projection: rebuild: %w", err)
+	}
 	err = db.InTx(ctx, func(tx *sql.Tx) error {
 		for _, s := range []string{
 			`DROP TABLE ` + liveTables.orders,
