@@ -92,7 +92,7 @@ func startWith(t *testing.T, opts startOptions) *env {
 	wg.Go(func() { _ = cat.Run(ctx) })
 
 	if opts.shipping {
-		shipSvc, err := shipping.New(shipping.Config{GRPCAddr: "127.0.0.1:0", CatalogAddr: cat.Addr().String()},
+		shipSvc, err := shipping.New(context.Background(), shipping.Config{GRPCAddr: "127.0.0.1:0", CatalogAddr: cat.Addr().String()},
 			shipping.Deps{NATS: nc, DB: sqltest.Open(t, sqldb.SQLite)})
 		if err != nil {
 			t.Fatal(err)

@@ -42,7 +42,7 @@ type harness struct {
 func start(t *testing.T, db *sqldb.DB) *harness {
 	t.Helper()
 	_, nc := natstest.Connect(t)
-	svc, err := payment.New(payment.Config{
+	svc, err := payment.New(context.Background(), payment.Config{
 		GRPCAddr:   "127.0.0.1:0",
 		SlowDelay:  200 * time.Millisecond,
 		MaxDeliver: 3,
