@@ -180,7 +180,13 @@ func (c *BatchConsumer) Run(ctx context.Context) error {
 				c.cfg.Logger.WarnContext(ctx, "consumer pull failed", "consumer", c.cfg.Durable, "error", err)
 				continue
 			}
-			msgs <- msg
+			select {
+			case msgs <- msg:
+			case <-ctx.Done():
+				_ = msg.Nak() // no worker will take it
+				readErr <- nil
+				return
+			}
 		}
 	}()
 

@@ -136,6 +136,10 @@ func (r *Runtime) HandleBatch(ctx context.Context, batch []*messaging.Delivery) 
 		}
 		return outs
 	}
+	if len(pending) == 1 {
+		outs[pending[0]].Err = err
+		return outs
+	}
 	// One per transaction: the failing command fails alone.
 	for _, i := range pending {
 		var reply messaging.Reply
