@@ -3,6 +3,7 @@ package participant
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -25,38 +26,84 @@ import (
 	"github.com/eventshop/eventshop/pkg/sqldb"
 )
 
-// Config is what the shell of every participant is configured with. The service's
-// name fixes the names of everything it owns: durable consumer "<name>-commands" on
-// "cmd.<name>.>", ce-source "/eventshop/<name>", tables "<name>_inbox",
-// "<name>_replies" and "<name>_migrations".
-type Config struct {
-	// Name is the service's name, e.g. "payment". Required.
-	Name string
-	// GRPCAddr is the listen address; ":0" picks a free port (see Service.Addr).
+// DefaultRetention is Settings.Retention when zero: it outlives the EVENTS stream and
+// any saga retry.
+const DefaultRetention = 14 * 24 * time.Hour
+
+// Settings are what every participant is configured with; each service's Config
+// embeds them next to its own settings.
+type Settings struct {
+	// GRPCAddr is the listen address; ":0" picks a free port.
 	GRPCAddr string
 	// DBDSN names the SQL database (sqldb.Open): a SQLite path or a postgres:// URL.
 	// Unused when Deps.DB is set.
 	DBDSN string
-	// Migrations is the root of the service's own schema migrations. Required.
-	Migrations fs.FS
-	// BatchSize is the most commands decided in one transaction; zero takes
+	// BatchSize is the most commands decided in one SQL transaction; zero takes
 	// messaging.DefaultBatchSize, 1 commits every command alone.
 	BatchSize int
 	// Concurrency is the number of batches handled at once; zero takes the messaging
 	// default.
 	Concurrency int
-	// MaxDeliver and Backoff tune command redelivery; zero values take the messaging
-	// defaults.
+	// MaxDeliver and Backoff tune command redelivery (a transient failure is retried
+	// this way); zero values take the messaging defaults.
 	MaxDeliver int
 	Backoff    []time.Duration
 	// Retention is how long handled command ids and their replies are kept; a command
-	// resent later is handled as new. Required to be positive.
+	// resent later is handled as new. Zero means DefaultRetention.
 	Retention time.Duration
 	// DrainTimeout bounds the graceful stop; zero means grpcserver.DefaultDrainTimeout.
 	DrainTimeout time.Duration
 	// StreamReplicas is the replica count of the JetStream streams declared: 1 on a
 	// single server, 3 on a cluster. Zero means 1.
 	StreamReplicas int
+}
+
+// RegisterFlags defines the shared flags on fs, with grpcAddr and dbDSN as the
+// defaults of -grpc-addr and -db-dsn, writing into s.
+func (s *Settings) RegisterFlags(fs *flag.FlagSet, grpcAddr, dbDSN string) {
+	fs.StringVar(&s.GRPCAddr, "grpc-addr", grpcAddr, "gRPC listen address")
+	fs.StringVar(&s.DBDSN, "db-dsn", dbDSN, "SQL database: SQLite file path or postgres:// URL")
+	fs.IntVar(&s.BatchSize, "batch-size", 0, "most commands decided in one SQL transaction (0: messaging default, 1: one per transaction)")
+	fs.IntVar(&s.Concurrency, "concurrency", 0, "batches of commands handled at once (0: messaging default)")
+	fs.IntVar(&s.MaxDeliver, "max-deliver", 0, "attempts per command before dead-lettering (0: messaging default)")
+	fs.DurationVar(&s.Retention, "retention", DefaultRetention, "how long processed command ids and their replies are kept")
+	fs.DurationVar(&s.DrainTimeout, "drain-timeout", grpcserver.DefaultDrainTimeout, "how long in-flight RPCs may finish at shutdown")
+	fs.IntVar(&s.StreamReplicas, "stream-replicas", 1, "replicas of each JetStream stream declared (3 on a NATS cluster)")
+}
+
+// Validate returns every problem of the settings joined into one error.
+func (s Settings) Validate() error {
+	var errs []error
+	if s.GRPCAddr == "" {
+		errs = append(errs, errors.New("grpc-addr is empty"))
+	}
+	if s.BatchSize < 0 || s.Concurrency < 0 || s.MaxDeliver < 0 {
+		errs = append(errs, errors.New("batch-size, concurrency and max-deliver must not be negative"))
+	}
+	if s.StreamReplicas < 0 {
+		errs = append(errs, fmt.Errorf("stream-replicas %d is negative", s.StreamReplicas))
+	}
+	if s.Retention < 0 || s.DrainTimeout < 0 {
+		errs = append(errs, errors.New("retention and drain-timeout must not be negative"))
+	}
+	for _, d := range s.Backoff {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("backoff %v must be positive", d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Config is what the shell of a participant is configured with. The service's name
+// fixes the names of everything it owns: durable consumer "<name>-commands" on
+// "cmd.<name>.>", ce-source "/eventshop/<name>", tables "<name>_inbox",
+// "<name>_replies" and "<name>_migrations".
+type Config struct {
+	// Name is the service's name, e.g. "payment". Required.
+	Name string
+	// Migrations is the root of the service's own schema migrations. Required.
+	Migrations fs.FS
+	Settings
 }
 
 // Durable is the name of the participant's durable command consumer.
@@ -68,22 +115,10 @@ func (c Config) Validate() error {
 	if c.Name == "" || strings.ContainsAny(c.Name, ".*> \t") {
 		errs = append(errs, fmt.Errorf("name %q must be non-empty without . * > or spaces", c.Name))
 	}
-	if c.GRPCAddr == "" {
-		errs = append(errs, errors.New("grpc-addr is empty"))
-	}
 	if c.Migrations == nil {
 		errs = append(errs, errors.New("migrations are required"))
 	}
-	if c.BatchSize < 0 || c.Concurrency < 0 || c.MaxDeliver < 0 || c.StreamReplicas < 0 {
-		errs = append(errs, errors.New("batch-size, concurrency, max-deliver and stream-replicas must not be negative"))
-	}
-	if c.Retention <= 0 {
-		errs = append(errs, errors.New("retention must be positive"))
-	}
-	if c.DrainTimeout < 0 {
-		errs = append(errs, errors.New("drain-timeout must not be negative"))
-	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, c.Settings.Validate())...)
 }
 
 // Deps are the collaborators of the shell.
@@ -129,6 +164,9 @@ func Open(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 	}
 	if deps.NATS == nil {
 		return nil, fmt.Errorf("%s: Deps.NATS is required", cfg.Name)
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
 	}
 	logger := deps.Logger
 	if logger == nil {

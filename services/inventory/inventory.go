@@ -18,7 +18,6 @@ import (
 
 	inventoryv1 "github.com/eventshop/eventshop/gen/go/eventshop/inventory/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
-	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/pkg/sqldb"
@@ -38,22 +37,22 @@ const (
 	DefaultReservationTTL = 15 * time.Minute
 	DefaultSweepInterval  = 5 * time.Second
 	// DefaultRetention outlives the EVENTS stream and any saga retry.
-	DefaultRetention = 14 * 24 * time.Hour
+	DefaultRetention = participant.DefaultRetention
 )
 
 // PublicMethods are callable without a token: the storefront shows stock levels.
 const PublicMethods = "/eventshop.inventory.v1.InventoryService/GetStock"
 
-// ConsumerName is the durable consumer of the inventory commands. Renaming it is a
-// deliberate replay of every unacknowledged command.
+// ConsumerName is the durable consumer of the inventory commands, named by the
+// participant shell after the service. Renaming it is a deliberate replay of every
+// unacknowledged command.
 const ConsumerName = "inventory-commands"
 
-// Config configures the inventory service.
+// Config configures the inventory service: the settings every participant has
+// (listen address, database, batching, redelivery, retention), seeding and
+// reservation expiry.
 type Config struct {
-	// GRPCAddr is the listen address; ":0" picks a free port (see Service.Addr).
-	GRPCAddr string
-	// DBDSN names the SQL database (sqldb.Open): a SQLite path or a postgres:// URL.
-	DBDSN string
+	participant.Settings
 	// CatalogAddr is the catalog's gRPC address, listed at start to seed stock.
 	CatalogAddr string
 	// SeedStock is the units given at start to every catalog product without stock;
@@ -64,39 +63,15 @@ type Config struct {
 	ReservationTTL time.Duration
 	// SweepInterval is how often expired reservations are looked for.
 	SweepInterval time.Duration
-	// BatchSize is the most commands decided in one SQL transaction; zero takes
-	// messaging.DefaultBatchSize, 1 commits every command alone.
-	BatchSize int
-	// Concurrency bounds the batches handled at once. Zero takes the messaging default.
-	Concurrency int
-	// MaxDeliver and Backoff tune command redelivery; zero values take the messaging
-	// defaults.
-	MaxDeliver int
-	Backoff    []time.Duration
-	// Retention is how long processed command ids and their replies are kept; a
-	// command resent later is handled as new. Zero means DefaultRetention.
-	Retention time.Duration
-	// DrainTimeout bounds the graceful stop; zero means grpcserver.DefaultDrainTimeout.
-	DrainTimeout time.Duration
-	// StreamReplicas is the replica count of the JetStream streams the service
-	// declares: 1 on a single server, 3 on a cluster. Zero means 1.
-	StreamReplicas int
 }
 
 // RegisterFlags defines the service's flags on fs, with their defaults, writing into c.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", DefaultGRPCAddr, "gRPC listen address")
-	fs.StringVar(&c.DBDSN, "db-dsn", DefaultDBDSN, "SQL database: SQLite file path or postgres:// URL")
+	c.Settings.RegisterFlags(fs, DefaultGRPCAddr, DefaultDBDSN)
 	fs.StringVar(&c.CatalogAddr, "catalog-addr", DefaultCatalogAddr, "catalog gRPC address (products to seed)")
 	fs.Int64Var(&c.SeedStock, "seed-stock", DefaultSeedStock, "units given at start to every catalog product without stock (0: no seeding)")
 	fs.DurationVar(&c.ReservationTTL, "reservation-ttl", DefaultReservationTTL, "how long an uncommitted reservation is held")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", DefaultSweepInterval, "how often expired reservations are released")
-	fs.IntVar(&c.BatchSize, "batch-size", 0, "most commands decided in one SQL transaction (0: messaging default)")
-	fs.IntVar(&c.Concurrency, "concurrency", 0, "batches of commands handled at once (0: messaging default)")
-	fs.IntVar(&c.MaxDeliver, "max-deliver", 0, "attempts per command before dead-lettering (0: messaging default)")
-	fs.DurationVar(&c.Retention, "retention", DefaultRetention, "how long processed command ids and their replies are kept")
-	fs.DurationVar(&c.DrainTimeout, "drain-timeout", grpcserver.DefaultDrainTimeout, "how long in-flight RPCs may finish at shutdown")
-	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of each JetStream stream declared (3 on a NATS cluster)")
 }
 
 func (c Config) withDefaults() Config {
@@ -106,32 +81,17 @@ func (c Config) withDefaults() Config {
 	if c.SweepInterval == 0 {
 		c.SweepInterval = DefaultSweepInterval
 	}
-	if c.Retention == 0 {
-		c.Retention = DefaultRetention
-	}
 	return c
 }
 
 // Validate returns an error describing each invalid field.
 func (c Config) Validate() error {
-	var errs []error
-	if c.GRPCAddr == "" {
-		errs = append(errs, errors.New("grpc-addr is empty"))
-	}
+	errs := []error{c.Settings.Validate()}
 	if c.SeedStock > 0 && c.CatalogAddr == "" {
 		errs = append(errs, errors.New("catalog-addr is empty but seed-stock is set"))
 	}
-	if c.Retention < 0 {
-		errs = append(errs, errors.New("retention must not be negative"))
-	}
-	if c.ReservationTTL < 0 || c.SweepInterval < 0 || c.DrainTimeout < 0 {
-		errs = append(errs, errors.New("reservation-ttl, sweep-interval and drain-timeout must not be negative"))
-	}
-	if c.BatchSize < 0 || c.Concurrency < 0 || c.MaxDeliver < 0 {
-		errs = append(errs, errors.New("batch-size, concurrency and max-deliver must not be negative"))
-	}
-	if c.StreamReplicas < 0 {
-		errs = append(errs, fmt.Errorf("stream-replicas %d is negative", c.StreamReplicas))
+	if c.ReservationTTL < 0 || c.SweepInterval < 0 {
+		errs = append(errs, errors.New("reservation-ttl and sweep-interval must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -147,15 +107,6 @@ type Deps struct {
 	NATS *nats.Conn
 	// DB, when set, is used instead of opening Config.DBDSN; the caller closes it.
 	DB *sqldb.DB
-}
-
-// participant maps the config to the participant shell's.
-func (c Config) participant() participant.Config {
-	return participant.Config{
-		Name: "inventory", GRPCAddr: c.GRPCAddr, DBDSN: c.DBDSN, Migrations: sqlstore.Migrations(),
-		BatchSize: c.BatchSize, Concurrency: c.Concurrency, MaxDeliver: c.MaxDeliver, Backoff: c.Backoff,
-		Retention: c.Retention, DrainTimeout: c.DrainTimeout, StreamReplicas: c.StreamReplicas,
-	}
 }
 
 // Service is an inventory service ready to run: its listener is open from New on.
@@ -177,7 +128,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("inventory: config: %w", err)
 	}
-	p, err := participant.Open(ctx, cfg.participant(), participant.Deps{Logger: deps.Logger, Verifier: deps.Verifier, NATS: deps.NATS, DB: deps.DB})
+	p, err := participant.Open(ctx, participant.Config{Name: "inventory", Migrations: sqlstore.Migrations(), Settings: cfg.Settings}, participant.Deps{Logger: deps.Logger, Verifier: deps.Verifier, NATS: deps.NATS, DB: deps.DB})
 	if err != nil {
 		return nil, err
 	}

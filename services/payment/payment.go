@@ -20,7 +20,6 @@ import (
 
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
-	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/services/payment/app"
@@ -32,9 +31,9 @@ import (
 // Defaults of Config.
 const (
 	DefaultGRPCAddr = "127.0.0.1:9404"
+	DefaultDBDSN    = "data/payment.db"
 	// DefaultRetention outlives the EVENTS stream and any saga retry.
-	DefaultRetention = 14 * 24 * time.Hour
-	DefaultDBDSN     = "data/payment.db"
+	DefaultRetention = participant.DefaultRetention
 )
 
 // ConsumerName is the durable consumer of the payment commands, named by the
@@ -42,87 +41,36 @@ const (
 // unacknowledged command.
 const ConsumerName = "payment-commands"
 
-// Config configures the payment service.
+// Config configures the payment service: the settings every participant has (listen
+// address, database, batching, redelivery, retention) and the simulated card network.
 type Config struct {
-	// GRPCAddr is the listen address; ":0" picks a free port (see Service.Addr).
-	GRPCAddr string
-	// DBDSN names the SQL database (sqldb.Open): a SQLite path or a postgres:// URL.
-	DBDSN string
+	participant.Settings
 	// ProviderLatency, ProviderFailRate and SlowDelay tune the simulated card network
 	// (used unless Deps.Provider is set): a delay on every call, the share of calls
 	// failing transiently, and how long tok_slow takes. Test and chaos knobs.
 	ProviderLatency  time.Duration
 	ProviderFailRate float64
 	SlowDelay        time.Duration
-	// BatchSize is the most commands decided in one SQL transaction; zero takes
-	// messaging.DefaultBatchSize, 1 commits every command alone.
-	BatchSize int
-	// Concurrency bounds the batches handled at once. Zero takes the messaging default.
-	Concurrency int
-	// MaxDeliver and Backoff tune command redelivery (a transient provider failure is
-	// retried this way); zero values take the messaging defaults.
-	MaxDeliver int
-	Backoff    []time.Duration
-	// Retention is how long processed command ids and their replies are kept; a
-	// command resent later is handled as new. Zero means DefaultRetention.
-	Retention time.Duration
-	// DrainTimeout bounds the graceful stop; zero means grpcserver.DefaultDrainTimeout.
-	DrainTimeout time.Duration
-	// StreamReplicas is the replica count of the JetStream streams the service
-	// declares: 1 on a single server, 3 on a cluster. Zero means 1.
-	StreamReplicas int
 }
 
 // RegisterFlags defines the service's flags on fs, with their defaults, writing into c.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", DefaultGRPCAddr, "gRPC listen address")
-	fs.StringVar(&c.DBDSN, "db-dsn", DefaultDBDSN, "SQL database: SQLite file path or postgres:// URL")
+	c.Settings.RegisterFlags(fs, DefaultGRPCAddr, DefaultDBDSN)
 	fs.DurationVar(&c.ProviderLatency, "provider-latency", 0, "chaos knob: delay added to every call to the simulated card network")
 	fs.Float64Var(&c.ProviderFailRate, "provider-fail-rate", 0, "chaos knob: share (0..1) of card network calls failing transiently")
 	fs.DurationVar(&c.SlowDelay, "slow-delay", provider.DefaultSlowDelay, "how long the tok_slow test card takes")
-	fs.IntVar(&c.BatchSize, "batch-size", 0, "most commands decided in one SQL transaction (0: messaging default)")
-	fs.IntVar(&c.Concurrency, "concurrency", 0, "batches of commands handled at once (0: messaging default)")
-	fs.IntVar(&c.MaxDeliver, "max-deliver", 0, "attempts per command before dead-lettering (0: messaging default)")
-	fs.DurationVar(&c.Retention, "retention", DefaultRetention, "how long processed command ids and their replies are kept")
-	fs.DurationVar(&c.DrainTimeout, "drain-timeout", grpcserver.DefaultDrainTimeout, "how long in-flight RPCs may finish at shutdown")
-	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of each JetStream stream declared (3 on a NATS cluster)")
 }
 
 // Validate returns an error describing each invalid field.
 func (c Config) Validate() error {
-	var errs []error
-	if c.GRPCAddr == "" {
-		errs = append(errs, errors.New("grpc-addr is empty"))
-	}
+	errs := []error{c.Settings.Validate()}
 	if c.ProviderFailRate < 0 || c.ProviderFailRate > 1 {
 		errs = append(errs, fmt.Errorf("provider-fail-rate %v is outside 0..1", c.ProviderFailRate))
 	}
-	if c.Retention < 0 {
-		errs = append(errs, errors.New("retention must not be negative"))
-	}
-	if c.ProviderLatency < 0 || c.SlowDelay < 0 || c.DrainTimeout < 0 {
-		errs = append(errs, errors.New("provider-latency, slow-delay and drain-timeout must not be negative"))
-	}
-	if c.BatchSize < 0 || c.Concurrency < 0 || c.MaxDeliver < 0 {
-		errs = append(errs, errors.New("batch-size, concurrency and max-deliver must not be negative"))
-	}
-	if c.StreamReplicas < 0 {
-		errs = append(errs, fmt.Errorf("stream-replicas %d is negative", c.StreamReplicas))
+	if c.ProviderLatency < 0 || c.SlowDelay < 0 {
+		errs = append(errs, errors.New("provider-latency and slow-delay must not be negative"))
 	}
 	return errors.Join(errs...)
-}
-
-// participant maps the config to the participant shell's.
-func (c Config) participant() participant.Config {
-	retention := c.Retention
-	if retention == 0 {
-		retention = DefaultRetention
-	}
-	return participant.Config{
-		Name: "payment", GRPCAddr: c.GRPCAddr, DBDSN: c.DBDSN, Migrations: sqlstore.Migrations(),
-		BatchSize: c.BatchSize, Concurrency: c.Concurrency, MaxDeliver: c.MaxDeliver, Backoff: c.Backoff,
-		Retention: retention, DrainTimeout: c.DrainTimeout, StreamReplicas: c.StreamReplicas,
-	}
 }
 
 // Deps are the service's collaborators.
@@ -160,7 +108,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("payment: config: %w", err)
 	}
-	p, err := participant.Open(ctx, cfg.participant(), participant.Deps{Logger: deps.Logger, Verifier: deps.Verifier, NATS: deps.NATS, DB: deps.DB})
+	p, err := participant.Open(ctx, participant.Config{Name: "payment", Migrations: sqlstore.Migrations(), Settings: cfg.Settings}, participant.Deps{Logger: deps.Logger, Verifier: deps.Verifier, NATS: deps.NATS, DB: deps.DB})
 	if err != nil {
 		return nil, err
 	}

@@ -20,7 +20,6 @@ import (
 
 	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
-	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/pkg/sqldb"
@@ -35,24 +34,24 @@ import (
 const (
 	DefaultGRPCAddr    = "127.0.0.1:9406"
 	DefaultCatalogAddr = "127.0.0.1:9401"
+	DefaultDBDSN       = "data/shipping.db"
 	// DefaultRetention outlives the EVENTS stream and any saga retry.
-	DefaultRetention = 14 * 24 * time.Hour
-	DefaultDBDSN     = "data/shipping.db"
+	DefaultRetention = participant.DefaultRetention
 )
 
 // PublicMethods are callable without a token: quoting a delivery before login.
 const PublicMethods = "/eventshop.shipping.v1.ShippingService/GetQuote"
 
-// ConsumerName is the durable consumer of the shipping commands. Renaming it is a
-// deliberate replay of every unacknowledged command.
+// ConsumerName is the durable consumer of the shipping commands, named by the
+// participant shell after the service. Renaming it is a deliberate replay of every
+// unacknowledged command.
 const ConsumerName = "shipping-commands"
 
-// Config configures the shipping service.
+// Config configures the shipping service: the settings every participant has (listen
+// address, database, batching, redelivery, retention), the catalog and the simulated
+// carrier.
 type Config struct {
-	// GRPCAddr is the listen address; ":0" picks a free port (see Service.Addr).
-	GRPCAddr string
-	// DBDSN names the SQL database (sqldb.Open): a SQLite path or a postgres:// URL.
-	DBDSN string
+	participant.Settings
 	// CatalogAddr is the catalog's gRPC address, asked for product weights.
 	CatalogAddr string
 	// FailRate and Latency are a test and chaos knob of the simulated carrier (used
@@ -60,78 +59,29 @@ type Config struct {
 	// ShipmentFailed, and a delay added to every call to the carrier.
 	FailRate float64
 	Latency  time.Duration
-	// BatchSize is the most commands decided in one SQL transaction; zero takes
-	// messaging.DefaultBatchSize, 1 commits every command alone.
-	BatchSize int
-	// Concurrency bounds the batches handled at once. Zero takes the messaging default.
-	Concurrency int
-	// MaxDeliver and Backoff tune command redelivery; zero values take the messaging
-	// defaults.
-	MaxDeliver int
-	Backoff    []time.Duration
-	// Retention is how long processed command ids and their replies are kept; a
-	// command resent later is handled as new. Zero means DefaultRetention.
-	Retention time.Duration
-	// DrainTimeout bounds the graceful stop; zero means grpcserver.DefaultDrainTimeout.
-	DrainTimeout time.Duration
-	// StreamReplicas is the replica count of the JetStream streams the service
-	// declares: 1 on a single server, 3 on a cluster. Zero means 1.
-	StreamReplicas int
 }
 
 // RegisterFlags defines the service's flags on fs, with their defaults, writing into c.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
-	fs.StringVar(&c.GRPCAddr, "grpc-addr", DefaultGRPCAddr, "gRPC listen address")
-	fs.StringVar(&c.DBDSN, "db-dsn", DefaultDBDSN, "SQL database: SQLite file path or postgres:// URL")
+	c.Settings.RegisterFlags(fs, DefaultGRPCAddr, DefaultDBDSN)
 	fs.StringVar(&c.CatalogAddr, "catalog-addr", DefaultCatalogAddr, "catalog gRPC address (product weights)")
-	fs.Float64Var(&c.FailRate, "fail-rate", 0, "chaos knob: share (0..1) of CreateShipment commands that fail")
-	fs.DurationVar(&c.Latency, "latency", 0, "chaos knob: delay added to every shipping command")
-	fs.IntVar(&c.BatchSize, "batch-size", 0, "most commands decided in one SQL transaction (0: messaging default)")
-	fs.IntVar(&c.Concurrency, "concurrency", 0, "batches of commands handled at once (0: messaging default)")
-	fs.IntVar(&c.MaxDeliver, "max-deliver", 0, "attempts per command before dead-lettering (0: messaging default)")
-	fs.DurationVar(&c.Retention, "retention", DefaultRetention, "how long processed command ids and their replies are kept")
-	fs.DurationVar(&c.DrainTimeout, "drain-timeout", grpcserver.DefaultDrainTimeout, "how long in-flight RPCs may finish at shutdown")
-	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of each JetStream stream declared (3 on a NATS cluster)")
+	fs.Float64Var(&c.FailRate, "fail-rate", 0, "chaos knob: share (0..1) of new parcels the simulated carrier refuses")
+	fs.DurationVar(&c.Latency, "latency", 0, "chaos knob: delay added to every call to the simulated carrier")
 }
 
 // Validate returns an error describing each invalid field.
 func (c Config) Validate() error {
-	var errs []error
-	if c.GRPCAddr == "" {
-		errs = append(errs, errors.New("grpc-addr is empty"))
-	}
+	errs := []error{c.Settings.Validate()}
 	if c.CatalogAddr == "" {
 		errs = append(errs, errors.New("catalog-addr is empty"))
 	}
 	if c.FailRate < 0 || c.FailRate > 1 {
 		errs = append(errs, fmt.Errorf("fail-rate %v is outside 0..1", c.FailRate))
 	}
-	if c.Retention < 0 {
-		errs = append(errs, errors.New("retention must not be negative"))
-	}
-	if c.Latency < 0 || c.DrainTimeout < 0 {
-		errs = append(errs, errors.New("latency and drain-timeout must not be negative"))
-	}
-	if c.BatchSize < 0 || c.Concurrency < 0 || c.MaxDeliver < 0 {
-		errs = append(errs, errors.New("batch-size, concurrency and max-deliver must not be negative"))
-	}
-	if c.StreamReplicas < 0 {
-		errs = append(errs, fmt.Errorf("stream-replicas %d is negative", c.StreamReplicas))
+	if c.Latency < 0 {
+		errs = append(errs, errors.New("latency must not be negative"))
 	}
 	return errors.Join(errs...)
-}
-
-// participant maps the config to the participant shell's.
-func (c Config) participant() participant.Config {
-	retention := c.Retention
-	if retention == 0 {
-		retention = DefaultRetention
-	}
-	return participant.Config{
-		Name: "shipping", GRPCAddr: c.GRPCAddr, DBDSN: c.DBDSN, Migrations: sqlstore.Migrations(),
-		BatchSize: c.BatchSize, Concurrency: c.Concurrency, MaxDeliver: c.MaxDeliver, Backoff: c.Backoff,
-		Retention: retention, DrainTimeout: c.DrainTimeout, StreamReplicas: c.StreamReplicas,
-	}
 }
 
 // Deps are the service's collaborators.
@@ -161,7 +111,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("shipping: config: %w", err)
 	}
-	p, err := participant.Open(ctx, cfg.participant(), participant.Deps{Logger: deps.Logger, Verifier: deps.Verifier, NATS: deps.NATS, DB: deps.DB})
+	p, err := participant.Open(ctx, participant.Config{Name: "shipping", Migrations: sqlstore.Migrations(), Settings: cfg.Settings}, participant.Deps{Logger: deps.Logger, Verifier: deps.Verifier, NATS: deps.NATS, DB: deps.DB})
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/pkg/resilience"
 
 	"github.com/nats-io/nats.go"
@@ -84,9 +85,11 @@ func start(t *testing.T, db *sqldb.DB, hook func(context.Context, *shippingv1.Cr
 	_, nc := natstest.Connect(t)
 	h.carrier = carrier.NewSimulated(carrier.Faults{Hook: hook})
 	h.svc, err = shipping.New(context.Background(), shipping.Config{
-		GRPCAddr:    "127.0.0.1:0",
+		Settings: participant.Settings{
+			GRPCAddr: "127.0.0.1:0",
+			Backoff:  []time.Duration{50 * time.Millisecond},
+		},
 		CatalogAddr: lis.Addr().String(),
-		Backoff:     []time.Duration{50 * time.Millisecond},
 	}, shipping.Deps{NATS: nc, DB: db, Carrier: h.carrier})
 	if err != nil {
 		t.Fatalf("New: %v", err)
