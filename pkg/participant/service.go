@@ -249,7 +249,8 @@ type Wiring struct {
 
 // Start builds the runtime of w's handlers, declares the command consumer and listens
 // on Config.GRPCAddr. It returns the JetStream error of declaring the consumer or the
-// listen error; the caller then calls Close.
+// listen error; the caller then calls Close. It panics, as NewRuntime does, when w has
+// no handlers, two of one type or no ReplyID: that is a wiring mistake.
 func (s *Service) Start(ctx context.Context, w Wiring) error {
 	s.runtime = NewRuntime(s.db, s.replies, w.ReplyID, w.Handlers...)
 	var err error
