@@ -131,7 +131,7 @@ func startShop(t testing.TB, opts shopOptions) *shop {
 	if !skip["shipping"] {
 		c := defaults(func(c *shipping.Config, fs *flag.FlagSet) { c.RegisterFlags(fs) })
 		c.GRPCAddr, c.CatalogAddr, c.DBDSN = "127.0.0.1:0", catAddr, filepath.Join(dir, "shipping.db")
-		svc, err := shipping.New(c, shipping.Deps{Logger: logger, Verifier: verifier, NATS: nc})
+		svc, err := shipping.New(context.Background(), c, shipping.Deps{Logger: logger, Verifier: verifier, NATS: nc})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -161,7 +161,7 @@ func startShop(t testing.TB, opts shopOptions) *shop {
 	if !skip["payment"] {
 		c := defaults(func(c *payment.Config, fs *flag.FlagSet) { c.RegisterFlags(fs) })
 		c.GRPCAddr, c.DBDSN = "127.0.0.1:0", filepath.Join(dir, "payment.db")
-		svc, err := payment.New(c, payment.Deps{Logger: logger, Verifier: verifier, NATS: nc})
+		svc, err := payment.New(context.Background(), c, payment.Deps{Logger: logger, Verifier: verifier, NATS: nc})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +171,7 @@ func startShop(t testing.TB, opts shopOptions) *shop {
 	if !skip["inventory"] {
 		c := defaults(func(c *inventory.Config, fs *flag.FlagSet) { c.RegisterFlags(fs) })
 		c.GRPCAddr, c.CatalogAddr, c.DBDSN = "127.0.0.1:0", catAddr, filepath.Join(dir, "inventory.db")
-		svc, err := inventory.New(c, inventory.Deps{Logger: logger, Verifier: verifier, NATS: nc})
+		svc, err := inventory.New(context.Background(), c, inventory.Deps{Logger: logger, Verifier: verifier, NATS: nc})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,9 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	shippingapp "github.com/eventshop/eventshop/services/shipping/app"
-
+	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/services/payment/provider"
+	"github.com/eventshop/eventshop/services/shipping/carrier"
 )
 
 // restartable are the services the chaos scenario stops and starts, in this order.
@@ -32,12 +32,8 @@ func newFaultyProvider(slow time.Duration) *faultyProvider {
 
 func (f *faultyProvider) fault(ctx context.Context) error {
 	if d := time.Duration(f.hangFor.Load()); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
+		if err := resilience.Sleep(ctx, d); err != nil {
+			return err
 		}
 	}
 	if f.failing.Load() {
@@ -135,9 +131,9 @@ var chaosFaults = []chaosFault{
 	{"card network hangs 2s per call", "payment", []string{"-provider-latency", "2s"},
 		func(r *runner, on bool) { r.faults.hangFor.Store(int64(onOff(on, 2*time.Second))) }},
 	{"half of new shipments fail", "shipping", []string{"-fail-rate", "0.5"},
-		func(r *runner, on bool) { r.setShippingFaults(shippingapp.Faults{FailRate: onOff(on, 0.5)}) }},
+		func(r *runner, on bool) { r.setShippingFaults(carrier.Faults{FailRate: onOff(on, 0.5)}) }},
 	{"shipping hangs 2s per command", "shipping", []string{"-latency", "2s"},
-		func(r *runner, on bool) { r.setShippingFaults(shippingapp.Faults{Latency: onOff(on, 2*time.Second)}) }},
+		func(r *runner, on bool) { r.setShippingFaults(carrier.Faults{Latency: onOff(on, 2*time.Second)}) }},
 }
 
 func onOff[T any](on bool, v T) T {
@@ -148,12 +144,9 @@ func onOff[T any](on bool, v T) T {
 	return zero
 }
 
-// setShippingFaults replaces the in-process shipping service's faults.
-func (r *runner) setShippingFaults(f shippingapp.Faults) {
-	if svc := r.shop.ShippingService(); svc != nil { // nil while it restarts
-		svc.SetFaults(f)
-	}
-}
+// setShippingFaults replaces the faults of the in-process shipping service's carrier,
+// which outlives restarts of the service.
+func (r *runner) setShippingFaults(f carrier.Faults) { r.carrier.SetFaults(f) }
 
 // inject turns fault f on for ChaosEvery, then off again: in-process through its
 // switch, for processes by restarting its service with its flags and then without

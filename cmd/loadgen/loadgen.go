@@ -24,6 +24,7 @@ import (
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	"github.com/eventshop/eventshop/pkg/auth/devissuer"
 	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/services/shipping/carrier"
 )
 
 // DefaultShopFlags shorten the in-process shop's saga step timeout and backoff, so an
@@ -191,6 +192,7 @@ type runner struct {
 	stderr  io.Writer
 	shop    *shop.Main
 	faults  *faultyProvider
+	carrier *carrier.Simulated
 	base    string
 	grpc    *grpcServices // -mode grpc
 	issuer  string
@@ -228,6 +230,8 @@ func (r *runner) startShop(ctx context.Context) error {
 	}
 	r.faults = newFaultyProvider(m.Payment.SlowDelay)
 	m.PaymentProvider = r.faults
+	r.carrier = carrier.NewSimulated(carrier.Faults{FailRate: m.Shipping.FailRate, Latency: m.Shipping.Latency})
+	m.ShippingCarrier = r.carrier
 	if err := m.Run(ctx); err != nil {
 		m.Close()
 		return fmt.Errorf("start shop: %w", err)

@@ -31,7 +31,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/services/order/app"
 	"github.com/eventshop/eventshop/services/payment/provider"
-	shippingapp "github.com/eventshop/eventshop/services/shipping/app"
+	"github.com/eventshop/eventshop/services/shipping/carrier"
 )
 
 // waitFor bounds every wait for an outcome; generous because several test
@@ -334,9 +334,9 @@ func TestSagaOutOfStock(t *testing.T) {
 }
 
 func TestSagaShippingFailure(t *testing.T) {
-	s := startSagaShop(t)
+	refusing := carrier.NewSimulated(carrier.Faults{FailRate: 1})
+	s := startSagaShop(t, func(m *Main, _ *[]string) { m.ShippingCarrier = refusing })
 	before := s.stock()
-	s.ShippingService().SetFaults(shippingapp.Faults{FailRate: 1})
 	id := s.place("tok_visa", 1)
 	o := s.awaitStatus(id, orderv1.OrderStatus_ORDER_STATUS_CANCELLED)
 	if !strings.Contains(o.GetCancelReason(), "shipment failed") {

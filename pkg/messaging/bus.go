@@ -125,45 +125,16 @@ func (b *Bus) PublishEvent(ctx context.Context, subject, id string, msg proto.Me
 }
 
 func (b *Bus) publish(ctx context.Context, subject, id string, msg proto.Message, opts []SendOption) (string, error) {
-	if id == "" {
-		u, err := uuid.NewV7()
-		if err != nil {
-			return "", fmt.Errorf("messaging: new id: %w", err)
-		}
-		id = u.String()
-	}
-	data, err := proto.Marshal(msg)
+	nm, err := b.message(subject, id, msg, opts)
 	if err != nil {
-		return "", fmt.Errorf("messaging: marshal %s: %w", subject, err)
+		return "", err
 	}
-	h := nats.Header{}
-	h.Set(HeaderSpecVersion, SpecVersion)
-	h.Set(HeaderID, id)
-	h.Set(HeaderType, string(msg.ProtoReflect().Descriptor().FullName()))
-	h.Set(HeaderSource, b.source)
-	h.Set(HeaderTime, b.now().UTC().Format(time.RFC3339Nano))
-	h.Set(HeaderContentType, ContentType)
-	h.Set(jetstream.MsgIDHeader, id)
-	for _, o := range opts {
-		o(&h)
-	}
-
+	id = nm.Header.Get(HeaderID)
 	start := time.Now()
-	ctx, span := otel.Tracer(instrumentation).Start(ctx, "send "+subject,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.operation.type", "send"),
-			attribute.String("messaging.operation.name", "send"),
-			attribute.String("messaging.destination.name", subject),
-			attribute.String("messaging.message.id", id),
-			attribute.Int("messaging.message.body.size", len(data)),
-			attribute.String("cloudevents.event_type", h.Get(HeaderType)),
-		))
+	ctx, span := startSend(ctx, nm)
 	defer span.End()
-	otel.GetTextMapPropagator().Inject(ctx, headerCarrier(h))
 
-	if _, err := b.pub.Publish(ctx, &nats.Msg{Subject: subject, Header: h, Data: data}); err != nil {
+	if _, err := b.pub.Publish(ctx, nm); err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")
 		span.SetAttributes(attribute.String("error.type", outcomePublishError))
@@ -179,4 +150,50 @@ func sendAttrs(subject string) []attribute.KeyValue {
 		attribute.String("messaging.operation.name", "send"),
 		attribute.String("messaging.destination.name", subject),
 	}
+}
+
+// message builds the NATS message of a command or event: protobuf payload,
+// CloudEvents headers and Nats-Msg-Id = ce-id. An empty id gets a new UUIDv7.
+func (b *Bus) message(subject, id string, msg proto.Message, opts []SendOption) (*nats.Msg, error) {
+	if id == "" {
+		u, err := uuid.NewV7()
+		if err != nil {
+			return nil, fmt.Errorf("messaging: new id: %w", err)
+		}
+		id = u.String()
+	}
+	data, err := proto.Marshal(msg)
+	if err != nil {
+		return nil, fmt.Errorf("messaging: marshal %s: %w", subject, err)
+	}
+	h := nats.Header{}
+	h.Set(HeaderSpecVersion, SpecVersion)
+	h.Set(HeaderID, id)
+	h.Set(HeaderType, string(msg.ProtoReflect().Descriptor().FullName()))
+	h.Set(HeaderSource, b.source)
+	h.Set(HeaderTime, b.now().UTC().Format(time.RFC3339Nano))
+	h.Set(HeaderContentType, ContentType)
+	h.Set(jetstream.MsgIDHeader, id)
+	for _, o := range opts {
+		o(&h)
+	}
+	return &nats.Msg{Subject: subject, Header: h, Data: data}, nil
+}
+
+// startSend starts the producer span of nm as a child of ctx's span and writes its
+// trace context into nm's headers, so the consumer's span links to it.
+func startSend(ctx context.Context, nm *nats.Msg) (context.Context, trace.Span) {
+	ctx, span := otel.Tracer(instrumentation).Start(ctx, "send "+nm.Subject,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.operation.name", "send"),
+			attribute.String("messaging.destination.name", nm.Subject),
+			attribute.String("messaging.message.id", nm.Header.Get(HeaderID)),
+			attribute.Int("messaging.message.body.size", len(nm.Data)),
+			attribute.String("cloudevents.event_type", nm.Header.Get(HeaderType)),
+		))
+	otel.GetTextMapPropagator().Inject(ctx, headerCarrier(nm.Header))
+	return ctx, span
 }

@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 )
 
 // ConsumerConfig describes one durable consumer. Zero values take the defaults.
@@ -216,19 +215,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	m := messageFrom(msg)
 	start, outcome := time.Now(), ""
 	ctx = otel.GetTextMapPropagator().Extract(ctx, headerCarrier(msg.Headers()))
-	ctx, span := otel.Tracer(instrumentation).Start(ctx, "process "+m.Destination,
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "nats"),
-			attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.operation.name", "process"),
-			attribute.String("messaging.destination.name", m.Destination),
-			attribute.Int("messaging.message.body.size", len(msg.Data())),
-			attribute.String("messaging.consumer.group.name", c.cfg.Durable),
-			attribute.String("messaging.message.id", m.ID),
-			attribute.Int("messaging.nats.delivery_attempt", m.Attempt),
-			attribute.String("cloudevents.event_type", m.Type),
-		))
+	ctx, span := startProcess(ctx, c.cfg.Durable, m, len(msg.Data()))
 	defer span.End()
 	defer func() {
 		if outcome != "" {

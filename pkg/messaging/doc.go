@@ -41,7 +41,10 @@
 // with a delay from ConsumerConfig.Backoff; Permanent errors, undecodable payloads and
 // unknown ce-types go to the dead-letter stream at once, other errors on the last of
 // MaxDeliver attempts; the original is then terminated. While a handler runs, InProgress
-// is sent every AckWait/3. At most Concurrency handlers run at once.
+// is sent every AckWait/3. At most Concurrency handlers run at once. A BatchConsumer
+// keeps these semantics per message but hands what it fetched to one BatchFunc, so a
+// caller can commit a batch in one transaction; it publishes the replies the func
+// returns asynchronously and settles each message after.
 //
 // # Idempotency
 //

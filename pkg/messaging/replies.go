@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -139,19 +140,27 @@ func (r *Replies) Load(ctx context.Context, q Querier, commandID string) (Reply,
 	if err != nil {
 		return Reply{}, false, fmt.Errorf("load reply to %s: %w", commandID, err)
 	}
+	msg, err := decodeReply(commandID, typ, payload)
+	if err != nil {
+		return Reply{}, false, err
+	}
+	return Reply{Subject: subject, Msg: msg}, true, nil
+}
+
+func decodeReply(commandID, typ, payload string) (proto.Message, error) {
 	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(typ))
 	if err != nil {
-		return Reply{}, false, fmt.Errorf("reply to %s has unknown type %s: %w", commandID, typ, err)
+		return nil, fmt.Errorf("reply to %s has unknown type %s: %w", commandID, typ, err)
 	}
 	b, err := base64.StdEncoding.DecodeString(payload)
 	if err != nil {
-		return Reply{}, false, fmt.Errorf("decode reply to %s: %w", commandID, err)
+		return nil, fmt.Errorf("decode reply to %s: %w", commandID, err)
 	}
 	msg := mt.New().Interface()
 	if err := proto.Unmarshal(b, msg); err != nil {
-		return Reply{}, false, fmt.Errorf("unmarshal reply to %s: %w", commandID, err)
+		return nil, fmt.Errorf("unmarshal reply to %s: %w", commandID, err)
 	}
-	return Reply{Subject: subject, Msg: msg}, true, nil
+	return msg, nil
 }
 
 // Prune forgets the commands processed before: their inbox records and stored
@@ -167,4 +176,48 @@ func (r *Replies) Prune(ctx context.Context, db *sql.DB, before time.Time) (int6
 		return 0, fmt.Errorf("messaging: prune replies %s: %w", r.table, err)
 	}
 	return n, nil
+}
+
+// Rows is what Replies reads several stored replies through: *sql.DB, *sql.Tx or a
+// wrapper embedding one of them.
+type Rows interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// LoadMany returns the replies stored for those of commandIDs that have one, by
+// command id, in one query. It returns the database error or a decoding error.
+func (r *Replies) LoadMany(ctx context.Context, q Rows, commandIDs []string) (map[string]Reply, error) {
+	out := make(map[string]Reply)
+	if len(commandIDs) == 0 {
+		return out, nil
+	}
+	var in strings.Builder
+	args := make([]any, len(commandIDs))
+	for i, id := range commandIDs {
+		if i > 0 {
+			in.WriteString(", ")
+		}
+		fmt.Fprintf(&in, "$%d", i+1)
+		args[i] = id
+	}
+	rows, err := q.QueryContext(ctx, `SELECT command_id, subject, type, payload FROM `+r.table+` WHERE command_id IN (`+in.String()+`)`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("load replies: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, subject, typ, payload string
+		if err := rows.Scan(&id, &subject, &typ, &payload); err != nil {
+			return nil, fmt.Errorf("load replies: %w", err)
+		}
+		msg, err := decodeReply(id, typ, payload)
+		if err != nil {
+			return nil, err
+		}
+		out[id] = Reply{Subject: subject, Msg: msg}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load replies: %w", err)
+	}
+	return out, nil
 }

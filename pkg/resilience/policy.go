@@ -224,15 +224,7 @@ func (p *Policy) waitRetry(ctx context.Context, n int, start time.Time) bool {
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= delay {
 		return false
 	}
-	if delay > 0 {
-		t := time.NewTimer(delay)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-		}
-	} else if ctx.Err() != nil {
+	if Sleep(ctx, delay) != nil {
 		return false
 	}
 	p.inst.retries.Add(ctx, 1, p.addAttrs...)

@@ -86,7 +86,7 @@ func start(t *testing.T, db *sqldb.DB, cfg inventory.Config, verifier *auth.Veri
 	cfg.CatalogAddr = lis.Addr().String()
 	cfg.MaxDeliver = 2
 	cfg.Backoff = []time.Duration{20 * time.Millisecond}
-	svc, err := inventory.New(cfg, inventory.Deps{NATS: nc, DB: db, Verifier: verifier})
+	svc, err := inventory.New(context.Background(), cfg, inventory.Deps{NATS: nc, DB: db, Verifier: verifier})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -39,6 +39,6 @@ func (s *Service) registerMetrics() error {
 	if err != nil {
 		return err
 	}
-	s.closers = append(s.closers, reg.Unregister)
+	s.shell.OnClose(reg.Unregister)
 	return nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/auth/devissuer"
 	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/natsembed/natstest"
+	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/pkg/sqldb/sqltest"
@@ -92,7 +93,7 @@ func startWith(t *testing.T, opts startOptions) *env {
 	wg.Go(func() { _ = cat.Run(ctx) })
 
 	if opts.shipping {
-		shipSvc, err := shipping.New(shipping.Config{GRPCAddr: "127.0.0.1:0", CatalogAddr: cat.Addr().String()},
+		shipSvc, err := shipping.New(context.Background(), shipping.Config{Settings: participant.Settings{GRPCAddr: "127.0.0.1:0"}, CatalogAddr: cat.Addr().String()},
 			shipping.Deps{NATS: nc, DB: sqltest.Open(t, sqldb.SQLite)})
 		if err != nil {
 			t.Fatal(err)

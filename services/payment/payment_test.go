@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/pkg/resilience"
 
 	"github.com/nats-io/nats.go"
@@ -42,11 +43,13 @@ type harness struct {
 func start(t *testing.T, db *sqldb.DB) *harness {
 	t.Helper()
 	_, nc := natstest.Connect(t)
-	svc, err := payment.New(payment.Config{
-		GRPCAddr:   "127.0.0.1:0",
-		SlowDelay:  200 * time.Millisecond,
-		MaxDeliver: 3,
-		Backoff:    []time.Duration{20 * time.Millisecond},
+	svc, err := payment.New(context.Background(), payment.Config{
+		Settings: participant.Settings{
+			GRPCAddr:   "127.0.0.1:0",
+			MaxDeliver: 3,
+			Backoff:    []time.Duration{20 * time.Millisecond},
+		},
+		SlowDelay: 200 * time.Millisecond,
 	}, payment.Deps{NATS: nc, DB: db})
 	if err != nil {
 		t.Fatalf("New: %v", err)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/pkg/resilience"
 
 	"github.com/nats-io/nats.go"
@@ -27,6 +28,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/sqldb/sqltest"
 	"github.com/eventshop/eventshop/services/shipping"
 	"github.com/eventshop/eventshop/services/shipping/app"
+	"github.com/eventshop/eventshop/services/shipping/carrier"
 )
 
 const (
@@ -61,6 +63,7 @@ func (c *fakeCatalog) GetProducts(_ context.Context, req *catalogv1.GetProductsR
 type harness struct {
 	svc     *shipping.Service
 	catalog *fakeCatalog
+	carrier *carrier.Simulated
 	client  shippingv1.ShippingServiceClient
 	js      jetstream.JetStream
 	bus     *messaging.Bus
@@ -80,11 +83,14 @@ func start(t *testing.T, db *sqldb.DB, hook func(context.Context, *shippingv1.Cr
 	t.Cleanup(gs.Stop)
 
 	_, nc := natstest.Connect(t)
-	h.svc, err = shipping.New(shipping.Config{
-		GRPCAddr:    "127.0.0.1:0",
+	h.carrier = carrier.NewSimulated(carrier.Faults{Hook: hook})
+	h.svc, err = shipping.New(context.Background(), shipping.Config{
+		Settings: participant.Settings{
+			GRPCAddr: "127.0.0.1:0",
+			Backoff:  []time.Duration{50 * time.Millisecond},
+		},
 		CatalogAddr: lis.Addr().String(),
-		Backoff:     []time.Duration{50 * time.Millisecond},
-	}, shipping.Deps{NATS: nc, DB: db, CreateHook: hook})
+	}, shipping.Deps{NATS: nc, DB: db, Carrier: h.carrier})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -279,10 +285,10 @@ func TestCreateShipmentFailures(t *testing.T) {
 	h.send(t, app.SubjectCreate, "c-aq", "c-aq", create(order1, &commonv1.Address{Name: "P", Street: "S", City: "C", PostalCode: "1", CountryCode: "AQ"}))
 	decode(t, h.reply(t, "c-aq"), &shippingv1.ShipmentFailed{})
 
-	h.svc.SetFaults(app.Faults{FailRate: 1})
+	h.carrier.SetFaults(carrier.Faults{FailRate: 1})
 	h.send(t, app.SubjectCreate, "c-rate", "c-rate", create(order2, addrUS))
 	decode(t, h.reply(t, "c-rate"), &shippingv1.ShipmentFailed{})
-	h.svc.SetFaults(app.Faults{})
+	h.carrier.SetFaults(carrier.Faults{})
 
 	// Catalog down: the command is retried until the catalog is back.
 	h.catalog.down.Store(true)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/eventshop/eventshop/cmd/internal/audit"
+	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/services/order/projection"
 
@@ -36,11 +37,11 @@ func newShop(t *testing.T) *shop {
 		s.dbs[name] = db
 	}
 	must(t, projection.Migrate(ctx, s.dbs["orders"]))
-	_, err := paymentstore.Open(ctx, s.dbs["payments"])
+	_, err := participant.Migrate(ctx, s.dbs["payments"], "payment", paymentstore.Migrations())
 	must(t, err)
-	_, err = inventorystore.Open(ctx, s.dbs["inventory"])
+	_, err = participant.Migrate(ctx, s.dbs["inventory"], "inventory", inventorystore.Migrations())
 	must(t, err)
-	_, err = shippingstore.Open(ctx, s.dbs["shipping"])
+	_, err = participant.Migrate(ctx, s.dbs["shipping"], "shipping", shippingstore.Migrations())
 	must(t, err)
 	// One product: 10 stocked.
 	s.exec("inventory", `INSERT INTO stock (product_id, available, reserved, sold, total_stocked) VALUES ('mug', 10, 0, 0, 10)`)

@@ -32,6 +32,7 @@ import (
 	"github.com/eventshop/eventshop/services/payment"
 	"github.com/eventshop/eventshop/services/payment/provider"
 	"github.com/eventshop/eventshop/services/shipping"
+	"github.com/eventshop/eventshop/services/shipping/carrier"
 )
 
 // Main is the shopd program with its configuration, so tests can run the real thing
@@ -64,6 +65,8 @@ type Main struct {
 
 	// PaymentProvider replaces the simulated card network (tests inject faults).
 	PaymentProvider provider.Provider
+	// ShippingCarrier replaces the simulated carrier (tests inject faults).
+	ShippingCarrier carrier.Carrier
 
 	logger    *slog.Logger
 	tel       *telemetry.Telemetry
@@ -191,7 +194,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newPayment := func(addr string) (runner, error) {
 		cfg := payCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		svc, err := payment.New(cfg, payment.Deps{Logger: deps("payment"), Verifier: verifier, NATS: m.nc, Provider: m.PaymentProvider})
+		svc, err := payment.New(runCtx, cfg, payment.Deps{Logger: deps("payment"), Verifier: verifier, NATS: m.nc, Provider: m.PaymentProvider})
 		return svc, err
 	}
 	if err := m.build(runCtx, "payment", newPayment); err != nil {
@@ -204,7 +207,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newInventory := func(addr string) (runner, error) {
 		cfg := invCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		svc, err := inventory.New(cfg, inventory.Deps{Logger: deps("inventory"), Verifier: verifier, NATS: m.nc})
+		svc, err := inventory.New(runCtx, cfg, inventory.Deps{Logger: deps("inventory"), Verifier: verifier, NATS: m.nc})
 		return svc, err
 	}
 	if err := m.build(runCtx, "inventory", newInventory); err != nil {
@@ -217,7 +220,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newShipping := func(addr string) (runner, error) {
 		cfg := shipCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		svc, err := shipping.New(cfg, shipping.Deps{Logger: deps("shipping"), Verifier: verifier, NATS: m.nc})
+		svc, err := shipping.New(runCtx, cfg, shipping.Deps{Logger: deps("shipping"), Verifier: verifier, NATS: m.nc, Carrier: m.ShippingCarrier})
 		return svc, err
 	}
 	if err := m.build(runCtx, "shipping", newShipping); err != nil {

@@ -1,7 +1,8 @@
-// Package app handles the inventory commands sent by the order saga, the stock
-// queries and the expiry of forgotten reservations: it applies the domain's rules
-// through Store and answers every command with exactly one reply event, the same one
-// on a resend.
+// Package app decides the inventory commands sent by the order saga, and handles the
+// stock queries and the expiry of forgotten reservations: each command handler returns
+// the Decision that applies the domain's rules inside the participant runtime's batch
+// transaction and names the one reply event, which the runtime (pkg/participant)
+// stores so a resend gets the same reply.
 package app
 
 import (
@@ -20,6 +21,7 @@ import (
 	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	inventoryv1 "github.com/eventshop/eventshop/gen/go/eventshop/inventory/v1"
 	"github.com/eventshop/eventshop/pkg/messaging"
+	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/services/inventory/domain"
 )
 
@@ -37,12 +39,13 @@ const (
 	SubjectExpired      = "evt.inventory.expired"
 )
 
-// Reply is an event to publish: the answer to a command, stored with the command's
-// inbox record so a resend gets the very same event, or an expiry notice.
-type Reply struct {
-	Subject string
-	Msg     proto.Message
-}
+// Reply is an event to publish: the answer to a command, which the participant
+// runtime stores with the command's inbox record so a resend gets the very same
+// event, or an expiry notice.
+type Reply = messaging.Reply
+
+// Decision is a command's effect and reply, decided inside the batch transaction.
+type Decision = participant.Decision[Tx]
 
 // Outgoing is an event queued in the store (the outbox) until it is published.
 type Outgoing struct {
@@ -51,14 +54,9 @@ type Outgoing struct {
 	Reply
 }
 
-// Store keeps stock, reservations, replies and the outbox of expiry events.
+// Store keeps stock, reservations and the outbox of expiry events; the participant
+// runtime keeps the inbox and replies.
 type Store interface {
-	// Execute runs fn in a transaction unless commandID was processed before, and
-	// stores fn's reply with the inbox record. It returns the reply of the first run
-	// (fn's, or the stored one for a duplicate), fn's error, or the database error.
-	Execute(ctx context.Context, commandID string, fn func(ctx context.Context, tx Tx) (Reply, error)) (Reply, error)
-	// StoredReply returns the reply already given to commandID; ok is false if none.
-	StoredReply(ctx context.Context, commandID string) (r Reply, ok bool, err error)
 	// Update runs fn in a transaction. It returns fn's error or the database error.
 	Update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
 	// DueReservations returns the order ids of at most limit held reservations whose
@@ -80,7 +78,8 @@ type Store interface {
 	Seed(ctx context.Context, productIDs []string, units int64) (int, error)
 }
 
-// Tx is the part of Store usable inside Execute and Update. Its stock moves are
+// Tx is an inventory store's view of a transaction: the batch transaction a
+// Decision runs in, or Update's. Its stock moves are
 // conditional updates: they never take a count below zero, whatever runs at once.
 type Tx interface {
 	// ReservationByOrder returns nil (and no error) when the order has none.
@@ -139,16 +138,16 @@ func ReplyID(commandID string) string {
 
 var replyNamespace = uuid.MustParse("9c4e1f7a-3d52-4b8e-8f06-2a7b5c9d1e34")
 
-// Reserve holds every line of an order or nothing, in one transaction recorded under
-// commandID, and returns the reply: InventoryReserved, or InventoryRejected naming the
-// products short. An order that already has a reservation is answered from it. It
-// returns ErrInvalidQuantity for bad lines and the store's error.
-func (h *Handlers) Reserve(ctx context.Context, commandID, orderID string, lines []domain.Line) (Reply, error) {
+// Reserve returns the decision that holds every line of an order or nothing and
+// replies InventoryReserved, or InventoryRejected naming the products short. An order
+// that already has a reservation is answered from it. It returns ErrInvalidQuantity
+// for bad lines.
+func (h *Handlers) Reserve(orderID string, lines []domain.Line) (Decision, error) {
 	lines, err := domain.Lines(lines)
 	if err != nil {
-		return Reply{}, err
+		return nil, err
 	}
-	return h.store.Execute(ctx, commandID, func(ctx context.Context, tx Tx) (Reply, error) {
+	return func(ctx context.Context, tx Tx) (Reply, error) {
 		cur, err := tx.ReservationByOrder(ctx, orderID)
 		if err != nil {
 			return Reply{}, err
@@ -182,7 +181,7 @@ func (h *Handlers) Reserve(ctx context.Context, commandID, orderID string, lines
 			return Reply{}, err
 		}
 		return reservedReply(r), nil
-	})
+	}, nil
 }
 
 func replyForExisting(r domain.Reservation) Reply {
@@ -210,29 +209,22 @@ func reservedReply(r domain.Reservation) Reply {
 }
 
 // ReserveInventory handles cmd.inventory.reserve (see Reserve). An invalid command is
-// rejected. It returns an error, so the command is redelivered, when the store or the
-// bus fails.
-func (h *Handlers) ReserveInventory(ctx context.Context, m messaging.Message, cmd *inventoryv1.ReserveInventory) error {
-	if done, err := h.replayed(ctx, m, cmd.GetOrderId()); done || err != nil {
-		return err
-	}
-	var reply Reply
-	var err error
+// rejected.
+func (h *Handlers) ReserveInventory(_ context.Context, _ messaging.Message, cmd *inventoryv1.ReserveInventory) (Decision, error) {
 	if verr := h.validator.Validate(cmd); verr != nil {
-		reply, err = h.store.Execute(ctx, m.ID, func(context.Context, Tx) (Reply, error) {
+		return func(context.Context, Tx) (Reply, error) {
 			return rejected(cmd.GetOrderId(), "invalid command: "+verr.Error(), nil), nil
-		})
-	} else {
-		lines := make([]domain.Line, len(cmd.GetItems()))
-		for i, it := range cmd.GetItems() {
-			lines[i] = domain.Line{ProductID: it.GetProductId(), Quantity: int64(it.GetQuantity())}
-		}
-		reply, err = h.Reserve(ctx, m.ID, cmd.GetOrderId(), lines)
+		}, nil
 	}
+	lines := make([]domain.Line, len(cmd.GetItems()))
+	for i, it := range cmd.GetItems() {
+		lines[i] = domain.Line{ProductID: it.GetProductId(), Quantity: int64(it.GetQuantity())}
+	}
+	d, err := h.Reserve(cmd.GetOrderId(), lines)
 	if err != nil {
-		return fmt.Errorf("reserve for order %s: %w", cmd.GetOrderId(), err)
+		return nil, fmt.Errorf("reserve for order %s: %w", cmd.GetOrderId(), err)
 	}
-	return h.publish(ctx, m, cmd.GetOrderId(), reply)
+	return d, nil
 }
 
 // CommitReservation turns the order's held units into sold ones and replies
@@ -241,22 +233,15 @@ func (h *Handlers) ReserveInventory(ctx context.Context, m messaging.Message, cm
 // reservation, a released one, or an expired one whose units are gone) sells nothing
 // and replies ReservationCommitFailed with the reason, so the saga compensates
 // instead of waiting; a resend gets the same reply. An invalid command returns
-// Permanent (dead-lettered); store and bus failures return an error (redelivery).
-func (h *Handlers) CommitReservation(ctx context.Context, m messaging.Message, cmd *inventoryv1.CommitReservation) error {
+// Permanent (dead-lettered).
+func (h *Handlers) CommitReservation(_ context.Context, _ messaging.Message, cmd *inventoryv1.CommitReservation) (Decision, error) {
 	if err := h.validator.Validate(cmd); err != nil {
-		return messaging.Permanent(fmt.Errorf("invalid CommitReservation: %w", err))
-	}
-	if done, err := h.replayed(ctx, m, cmd.GetOrderId()); done || err != nil {
-		return err
+		return nil, messaging.Permanent(fmt.Errorf("invalid CommitReservation: %w", err))
 	}
 	orderID := cmd.GetOrderId()
-	reply, err := h.store.Execute(ctx, m.ID, func(ctx context.Context, tx Tx) (Reply, error) {
+	return func(ctx context.Context, tx Tx) (Reply, error) {
 		return h.commit(ctx, tx, orderID)
-	})
-	if err != nil {
-		return fmt.Errorf("commit for order %s: %w", orderID, err)
-	}
-	return h.publish(ctx, m, orderID, reply)
+	}, nil
 }
 
 // commit sells the order's reservation inside tx and returns the reply; a refusal is
@@ -331,17 +316,13 @@ func (h *Handlers) revive(ctx context.Context, tx Tx, r domain.Reservation, now 
 
 // ReleaseInventory gives the order's held units back and replies InventoryReleased,
 // also when nothing was held (then a tombstone refuses a later reserve). It returns
-// Permanent for a command without a valid order id, and an error (redelivery) when
-// the store or bus fails.
-func (h *Handlers) ReleaseInventory(ctx context.Context, m messaging.Message, cmd *inventoryv1.ReleaseInventory) error {
+// Permanent for a command without a valid order id.
+func (h *Handlers) ReleaseInventory(_ context.Context, _ messaging.Message, cmd *inventoryv1.ReleaseInventory) (Decision, error) {
 	if err := h.validator.Validate(cmd); err != nil {
-		return messaging.Permanent(fmt.Errorf("invalid ReleaseInventory: %w", err))
-	}
-	if done, err := h.replayed(ctx, m, cmd.GetOrderId()); done || err != nil {
-		return err
+		return nil, messaging.Permanent(fmt.Errorf("invalid ReleaseInventory: %w", err))
 	}
 	orderID := cmd.GetOrderId()
-	reply, err := h.store.Execute(ctx, m.ID, func(ctx context.Context, tx Tx) (Reply, error) {
+	return func(ctx context.Context, tx Tx) (Reply, error) {
 		r, err := tx.ReservationByOrder(ctx, orderID)
 		if err != nil {
 			return Reply{}, err
@@ -364,11 +345,7 @@ func (h *Handlers) ReleaseInventory(ctx context.Context, m messaging.Message, cm
 			}
 		}
 		return Reply{Subject: SubjectReleased, Msg: &inventoryv1.InventoryReleased{OrderId: orderID, ReservationId: r.ID}}, nil
-	})
-	if err != nil {
-		return fmt.Errorf("release for order %s: %w", orderID, err)
-	}
-	return h.publish(ctx, m, orderID, reply)
+	}, nil
 }
 
 // ExpireDue releases the held reservations past their expiry time, each in its own
@@ -446,23 +423,6 @@ func (h *Handlers) SetStock(ctx context.Context, productID string, available int
 		return domain.Stock{}, err
 	}
 	return h.store.SetAvailable(ctx, productID, available)
-}
-
-// replayed re-publishes the stored reply of a command seen before; done reports
-// whether there was one.
-func (h *Handlers) replayed(ctx context.Context, m messaging.Message, orderID string) (done bool, err error) {
-	r, ok, err := h.store.StoredReply(ctx, m.ID)
-	if err != nil || !ok {
-		return false, err
-	}
-	return true, h.publish(ctx, m, orderID, r)
-}
-
-func (h *Handlers) publish(ctx context.Context, m messaging.Message, orderID string, r Reply) error {
-	if _, err := h.pub.PublishEvent(ctx, r.Subject, ReplyID(m.ID), r.Msg, messaging.WithSubject(orderID), messaging.CausedBy(m)); err != nil {
-		return fmt.Errorf("reply to %s: %w", m.ID, err)
-	}
-	return nil
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/eventshop/eventshop/pkg/messaging"
+	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/pkg/sqldb/sqltest"
 	"github.com/eventshop/eventshop/services/inventory/app"
@@ -26,13 +27,31 @@ func (discard) PublishEvent(_ context.Context, _, id string, _ proto.Message, _ 
 	return id, nil
 }
 
-func open(t testing.TB, db *sqldb.DB) (*app.Handlers, *sqlstore.Store) {
+// handlers runs the app's decisions through the participant runtime, one command per
+// transaction, as a batch of one would.
+type handlers struct {
+	*app.Handlers
+	rt *participant.Runtime
+}
+
+func (h handlers) Reserve(ctx context.Context, commandID, orderID string, lines []domain.Line) (app.Reply, error) {
+	d, err := h.Handlers.Reserve(orderID, lines)
+	if err != nil {
+		return app.Reply{}, err
+	}
+	return h.rt.Execute(ctx, commandID, participant.Bind(sqlstore.TxView, d))
+}
+
+func open(t testing.TB, db *sqldb.DB) (handlers, *sqlstore.Store) {
 	t.Helper()
-	store, err := sqlstore.Open(context.Background(), db)
+	replies, err := participant.Migrate(context.Background(), db, "inventory", sqlstore.Migrations())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return app.New(store, discard{}, time.Hour, slog.Default()), store
+	store := sqlstore.New(db)
+	h := app.New(store, discard{}, time.Hour, slog.Default())
+	rt := participant.NewRuntime(db, replies, app.ReplyID, participant.Handle(sqlstore.TxView, h.ReserveInventory))
+	return handlers{Handlers: h, rt: rt}, store
 }
 
 func stock(t testing.TB, store *sqlstore.Store, id string) domain.Stock {

@@ -1,6 +1,6 @@
-// Package sqlstore keeps stock, reservations, the inventory inbox, the replies given
-// to commands and the outbox of expiry events in SQL (SQLite or PostgreSQL through
-// sqldb). Stock moves are conditional UPDATEs, so no count ever goes below zero.
+// Package sqlstore keeps stock, reservations and the outbox of expiry events in SQL
+// (SQLite or PostgreSQL through sqldb). Stock moves are conditional UPDATEs, so no count ever goes below zero. The
+// inbox and the stored replies are the participant runtime's (pkg/participant).
 package sqlstore
 
 import (
@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/services/inventory/app"
 	"github.com/eventshop/eventshop/services/inventory/domain"
@@ -26,13 +25,19 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// consumer names the inbox records of the inventory command handlers.
-const consumer = "inventory-commands"
+// Migrations is the root of the inventory schema's migrations, for the participant
+// shell to apply.
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory is fixed at build time
+	}
+	return sub
+}
 
 // Store is the SQL Store of the inventory app.
 type Store struct {
-	db      *sqldb.DB
-	replies *messaging.Replies
+	db *sqldb.DB
 }
 
 var (
@@ -40,50 +45,11 @@ var (
 	_ app.Tx    = txStore{}
 )
 
-// Open migrates db (inventory tables and inbox) and returns a store over it. It
-// returns the migration's database error.
-func Open(ctx context.Context, db *sqldb.DB) (*Store, error) {
-	sub, err := fs.Sub(migrations, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("inventory migrations: %w", err)
-	}
-	if err := sqldb.Migrate(ctx, db, sub, "inventory_migrations"); err != nil {
-		return nil, err
-	}
-	replies := messaging.NewReplies(messaging.NewInbox("inventory_inbox"), consumer, "inventory_replies")
-	if err := replies.Migrate(ctx, db.DB); err != nil {
-		return nil, err
-	}
-	return &Store{db: db, replies: replies}, nil
-}
+// New returns a store over db, migrated with Migrations.
+func New(db *sqldb.DB) *Store { return &Store{db: db} }
 
-// Execute implements app.Store.
-func (s *Store) Execute(ctx context.Context, commandID string, fn func(ctx context.Context, tx app.Tx) (app.Reply, error)) (app.Reply, error) {
-	var reply messaging.Reply
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		reply, err = s.replies.Execute(ctx, tx, commandID, func(ctx context.Context) (messaging.Reply, error) {
-			r, err := fn(ctx, txStore{tx})
-			return messaging.Reply(r), err
-		})
-		return err
-	})
-	return app.Reply(reply), err
-}
-
-// Prune forgets the commands processed before: their inbox records and stored
-// replies. A command resent after that is handled as new, so keep them longer than
-// any redelivery or saga retry can take. It returns how many commands it forgot and
-// the database error.
-func (s *Store) Prune(ctx context.Context, before time.Time) (int64, error) {
-	return s.replies.Prune(ctx, s.db.DB, before)
-}
-
-// StoredReply implements app.Store.
-func (s *Store) StoredReply(ctx context.Context, commandID string) (app.Reply, bool, error) {
-	r, ok, err := s.replies.Load(ctx, s.db, commandID)
-	return app.Reply(r), ok, err
-}
+// TxView is the inventory store's view of a transaction, for the participant runtime.
+func TxView(tx *sql.Tx) app.Tx { return txStore{tx} }
 
 // Update implements app.Store.
 func (s *Store) Update(ctx context.Context, fn func(ctx context.Context, tx app.Tx) error) error {

@@ -1,6 +1,8 @@
-// Package app handles the payment commands sent by the order saga: it asks the card
-// provider, applies the domain's money rules, stores through Store and answers every
-// command with exactly one reply event, the same one on a resend.
+// Package app decides the payment commands sent by the order saga: each handler asks
+// the card provider outside any transaction, then returns the Decision that applies
+// the domain's money rules inside the participant runtime's batch transaction and
+// names the one reply event. The runtime (pkg/participant) stores the reply with the
+// command's inbox record, so a resend gets the same reply and moves no money.
 package app
 
 import (
@@ -12,11 +14,11 @@ import (
 
 	"buf.build/go/protovalidate"
 	"github.com/google/uuid"
-	"google.golang.org/protobuf/proto"
 
 	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	"github.com/eventshop/eventshop/pkg/messaging"
+	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/services/payment/domain"
 	"github.com/eventshop/eventshop/services/payment/provider"
 )
@@ -37,29 +39,22 @@ const (
 	SubjectRefundFailed = "evt.payment.refund_failed"
 )
 
-// Reply is the event a command was answered with. It is stored with the command's
-// inbox record, so a resent command is answered with the very same event.
-type Reply struct {
-	Subject string
-	Msg     proto.Message
-}
+// Reply is the event a command is answered with. The participant runtime stores it
+// with the command's inbox record, so a resent command gets the very same event.
+type Reply = messaging.Reply
 
-// Store keeps payments and replies. Implementations run Execute's function and record
-// the command id and its reply in one transaction.
+// Decision is a command's effect and reply, decided inside the batch transaction.
+type Decision = participant.Decision[Tx]
+
+// Store keeps payments; the participant runtime keeps the inbox and replies.
 type Store interface {
-	// Execute runs fn in a transaction unless commandID was processed before, and
-	// stores fn's reply with the inbox record. It returns the reply of the first run
-	// (fn's, or the stored one for a duplicate), fn's error, or the database error.
-	Execute(ctx context.Context, commandID string, fn func(ctx context.Context, tx Tx) (Reply, error)) (Reply, error)
-	// StoredReply returns the reply already given to commandID; ok is false if none.
-	StoredReply(ctx context.Context, commandID string) (r Reply, ok bool, err error)
 	// Payment returns domain.ErrNotFound for an unknown id.
 	Payment(ctx context.Context, id string) (domain.Payment, error)
 	// PaymentByOrder returns domain.ErrNotFound when the order has no payment.
 	PaymentByOrder(ctx context.Context, orderID string) (domain.Payment, error)
 }
 
-// Tx is the part of Store usable inside Execute.
+// Tx is a payment store's view of the batch transaction a Decision runs in.
 type Tx interface {
 	// PaymentByOrder returns nil (and no error) when the order has no payment.
 	PaymentByOrder(ctx context.Context, orderID string) (*domain.Payment, error)
@@ -68,28 +63,20 @@ type Tx interface {
 	SavePayment(ctx context.Context, p domain.Payment) error
 }
 
-// Publisher publishes reply events; *messaging.Bus is one.
-type Publisher interface {
-	PublishEvent(ctx context.Context, subject, id string, msg proto.Message, opts ...messaging.SendOption) (string, error)
-}
-
-var _ Publisher = (*messaging.Bus)(nil)
-
 // Handlers handles the payment commands and queries. Build it with New.
 type Handlers struct {
 	store     Store
 	provider  provider.Provider
-	pub       Publisher
 	validator protovalidate.Validator
 	logger    *slog.Logger
 	now       func() time.Time
 }
 
-// New returns handlers over store, the card provider and pub. It panics on a nil
+// New returns handlers over store and the card provider. It panics on a nil
 // dependency: that is a wiring mistake.
-func New(store Store, p provider.Provider, pub Publisher, logger *slog.Logger) *Handlers {
-	if store == nil || p == nil || pub == nil {
-		panic("payment app: nil store, provider or publisher")
+func New(store Store, p provider.Provider, logger *slog.Logger) *Handlers {
+	if store == nil || p == nil {
+		panic("payment app: nil store or provider")
 	}
 	if logger == nil {
 		logger = slog.Default()
@@ -98,7 +85,7 @@ func New(store Store, p provider.Provider, pub Publisher, logger *slog.Logger) *
 	if err != nil {
 		panic("payment app: protovalidate: " + err.Error())
 	}
-	return &Handlers{store: store, provider: p, pub: pub, validator: v, logger: logger, now: time.Now}
+	return &Handlers{store: store, provider: p, validator: v, logger: logger, now: time.Now}
 }
 
 // ReplyID is the event id of the reply to the command commandID. It is derived from
@@ -132,11 +119,8 @@ func (h *Handlers) PaymentByOrder(ctx context.Context, orderID string) (domain.P
 // compensated). An order is authorized at most once: a new command for an order that
 // has a payment answers with that payment. It returns an error, so the command is
 // redelivered with backoff, when the provider fails transiently (ErrProcessing) or the
-// store or bus fails.
-func (h *Handlers) AuthorizePayment(ctx context.Context, m messaging.Message, cmd *paymentv1.AuthorizePayment) error {
-	if done, err := h.replayed(ctx, m, cmd.GetOrderId()); done || err != nil {
-		return err
-	}
+// store fails.
+func (h *Handlers) AuthorizePayment(ctx context.Context, m messaging.Message, cmd *paymentv1.AuthorizePayment) (Decision, error) {
 	orderID := cmd.GetOrderId()
 	amount := domain.Money{Units: cmd.GetAmount().GetMinorUnits(), Currency: cmd.GetAmount().GetCurrencyCode()}
 	declined := func(code, reason string) Reply {
@@ -159,13 +143,13 @@ func (h *Handlers) AuthorizePayment(ctx context.Context, m messaging.Message, cm
 			IdempotencyKey: m.ID, OrderID: orderID, Amount: amount.Units, Currency: amount.Currency, Token: cmd.GetPaymentToken(),
 		})
 		if err != nil && !errors.As(err, &decline) {
-			return fmt.Errorf("authorize order %s: %w", orderID, err)
+			return nil, fmt.Errorf("authorize order %s: %w", orderID, err)
 		}
 	} else if err != nil {
-		return err
+		return nil, err
 	}
 
-	reply, err := h.store.Execute(ctx, m.ID, func(ctx context.Context, tx Tx) (Reply, error) {
+	return func(ctx context.Context, tx Tx) (Reply, error) {
 		if invalid != nil {
 			return declined("invalid_request", invalid.Error()), nil
 		}
@@ -192,11 +176,7 @@ func (h *Handlers) AuthorizePayment(ctx context.Context, m messaging.Message, cm
 			return Reply{}, err
 		}
 		return authorizedReply(p), nil
-	})
-	if err != nil {
-		return fmt.Errorf("authorize order %s: %w", orderID, err)
-	}
-	return h.publish(ctx, m, orderID, reply)
+	}, nil
 }
 
 // replyForExisting answers an authorization for an order that already has a payment.
@@ -218,11 +198,8 @@ func authorizedReply(p domain.Payment) Reply {
 // PaymentCaptured, or PaymentCaptureFailed when the rules forbid it (no authorization,
 // more than authorized, voided, another currency). Capturing again the amount already
 // captured succeeds without moving money. It returns an error, so the command is
-// redelivered, when the provider fails transiently or the store or bus fails.
-func (h *Handlers) CapturePayment(ctx context.Context, m messaging.Message, cmd *paymentv1.CapturePayment) error {
-	if done, err := h.replayed(ctx, m, cmd.GetOrderId()); done || err != nil {
-		return err
-	}
+// redelivered, when the provider fails transiently or the store fails.
+func (h *Handlers) CapturePayment(ctx context.Context, m messaging.Message, cmd *paymentv1.CapturePayment) (Decision, error) {
 	orderID := cmd.GetOrderId()
 	amount := domain.Money{Units: cmd.GetAmount().GetMinorUnits(), Currency: cmd.GetAmount().GetCurrencyCode()}
 	failed := func(paymentID, reason string) (Reply, error) {
@@ -233,14 +210,14 @@ func (h *Handlers) CapturePayment(ctx context.Context, m messaging.Message, cmd 
 		if cur, err := h.store.PaymentByOrder(ctx, orderID); err == nil {
 			if _, changed, err := cur.Capture(amount, h.now()); err == nil && changed {
 				if err := h.provider.Capture(ctx, m.ID, cur.ID, amount.Units); err != nil {
-					return fmt.Errorf("capture order %s: %w", orderID, err)
+					return nil, fmt.Errorf("capture order %s: %w", orderID, err)
 				}
 			}
 		} else if !errors.Is(err, domain.ErrNotFound) {
-			return err
+			return nil, err
 		}
 	}
-	reply, err := h.store.Execute(ctx, m.ID, func(ctx context.Context, tx Tx) (Reply, error) {
+	return func(ctx context.Context, tx Tx) (Reply, error) {
 		if invalid != nil {
 			return failed(cmd.GetPaymentId(), "invalid command: "+invalid.Error())
 		}
@@ -264,24 +241,17 @@ func (h *Handlers) CapturePayment(ctx context.Context, m messaging.Message, cmd 
 			}
 		}
 		return Reply{Subject: SubjectCaptured, Msg: &paymentv1.PaymentCaptured{OrderId: orderID, PaymentId: next.ID, Amount: money(next.Captured, next.Currency)}}, nil
-	})
-	if err != nil {
-		return fmt.Errorf("capture order %s: %w", orderID, err)
-	}
-	return h.publish(ctx, m, orderID, reply)
+	}, nil
 }
 
 // VoidAuthorization releases the order's hold and replies AuthorizationVoided, also
 // when there was nothing to void (then a tombstone refuses a later authorization). A
 // captured payment is refunded in full instead, so a compensated order keeps no
 // charge. It returns Permanent for a command without a valid order id, and an error
-// (redelivery) when the provider fails transiently or the store or bus fails.
-func (h *Handlers) VoidAuthorization(ctx context.Context, m messaging.Message, cmd *paymentv1.VoidAuthorization) error {
+// (redelivery) when the provider fails transiently or the store fails.
+func (h *Handlers) VoidAuthorization(ctx context.Context, m messaging.Message, cmd *paymentv1.VoidAuthorization) (Decision, error) {
 	if err := h.validator.Validate(cmd); err != nil {
-		return messaging.Permanent(fmt.Errorf("invalid VoidAuthorization: %w", err))
-	}
-	if done, err := h.replayed(ctx, m, cmd.GetOrderId()); done || err != nil {
-		return err
+		return nil, messaging.Permanent(fmt.Errorf("invalid VoidAuthorization: %w", err))
 	}
 	orderID := cmd.GetOrderId()
 	if cur, err := h.store.PaymentByOrder(ctx, orderID); err == nil {
@@ -292,13 +262,13 @@ func (h *Handlers) VoidAuthorization(ctx context.Context, m messaging.Message, c
 				err = h.provider.Void(ctx, m.ID, cur.ID)
 			}
 			if err != nil {
-				return fmt.Errorf("void order %s: %w", orderID, err)
+				return nil, fmt.Errorf("void order %s: %w", orderID, err)
 			}
 		}
 	} else if !errors.Is(err, domain.ErrNotFound) {
-		return err
+		return nil, err
 	}
-	reply, err := h.store.Execute(ctx, m.ID, func(ctx context.Context, tx Tx) (Reply, error) {
+	return func(ctx context.Context, tx Tx) (Reply, error) {
 		cur, err := tx.PaymentByOrder(ctx, orderID)
 		if err != nil {
 			return Reply{}, err
@@ -321,11 +291,7 @@ func (h *Handlers) VoidAuthorization(ctx context.Context, m messaging.Message, c
 			id = cmd.GetPaymentId()
 		}
 		return Reply{Subject: SubjectVoided, Msg: &paymentv1.AuthorizationVoided{OrderId: orderID, PaymentId: id}}, nil
-	})
-	if err != nil {
-		return fmt.Errorf("void order %s: %w", orderID, err)
-	}
-	return h.publish(ctx, m, orderID, reply)
+	}, nil
 }
 
 // RefundPayment returns captured money and replies PaymentRefunded with the amount
@@ -335,20 +301,17 @@ func (h *Handlers) VoidAuthorization(ctx context.Context, m messaging.Message, c
 // refused: nothing is returned and the reply is RefundFailed with the reason, stored
 // like any reply so a resend gets the same one. An invalid command returns Permanent
 // (dead-lettered). It returns an error (redelivery) when the provider fails
-// transiently or the store or bus fails.
-func (h *Handlers) RefundPayment(ctx context.Context, m messaging.Message, cmd *paymentv1.RefundPayment) error {
+// transiently or the store fails.
+func (h *Handlers) RefundPayment(ctx context.Context, m messaging.Message, cmd *paymentv1.RefundPayment) (Decision, error) {
 	if err := h.validator.Validate(cmd); err != nil {
-		return messaging.Permanent(fmt.Errorf("invalid RefundPayment: %w", err))
-	}
-	if done, err := h.replayed(ctx, m, cmd.GetOrderId()); done || err != nil {
-		return err
+		return nil, messaging.Permanent(fmt.Errorf("invalid RefundPayment: %w", err))
 	}
 	orderID := cmd.GetOrderId()
 	amount := domain.Money{Units: cmd.GetAmount().GetMinorUnits(), Currency: cmd.GetAmount().GetCurrencyCode()}
 	if cur, err := h.store.PaymentByOrder(ctx, orderID); err == nil {
 		next, refund, changed, err := cur.Refund(amount, h.now())
 		if err != nil && !refused(err) {
-			return messaging.Permanent(fmt.Errorf("refund order %s: %w", orderID, err))
+			return nil, messaging.Permanent(fmt.Errorf("refund order %s: %w", orderID, err))
 		}
 		if err == nil && changed { // a refusal is recorded below, without the provider
 			if refund > 0 {
@@ -357,13 +320,13 @@ func (h *Handlers) RefundPayment(ctx context.Context, m messaging.Message, cmd *
 				err = h.provider.Void(ctx, m.ID, cur.ID)
 			}
 			if err != nil {
-				return fmt.Errorf("refund order %s: %w", orderID, err)
+				return nil, fmt.Errorf("refund order %s: %w", orderID, err)
 			}
 		}
 	} else if !errors.Is(err, domain.ErrNotFound) {
-		return err
+		return nil, err
 	}
-	reply, err := h.store.Execute(ctx, m.ID, func(ctx context.Context, tx Tx) (Reply, error) {
+	return func(ctx context.Context, tx Tx) (Reply, error) {
 		cur, err := tx.PaymentByOrder(ctx, orderID)
 		if err != nil {
 			return Reply{}, err
@@ -392,11 +355,7 @@ func (h *Handlers) RefundPayment(ctx context.Context, m messaging.Message, cmd *
 			currency = amount.Currency
 		}
 		return Reply{Subject: SubjectRefunded, Msg: &paymentv1.PaymentRefunded{OrderId: orderID, PaymentId: next.ID, Amount: money(refund, currency)}}, nil
-	})
-	if err != nil {
-		return fmt.Errorf("refund order %s: %w", orderID, err)
-	}
-	return h.publish(ctx, m, orderID, reply)
+	}, nil
 }
 
 // refused reports whether err is the domain refusing a refund (a reply), rather than
@@ -404,23 +363,6 @@ func (h *Handlers) RefundPayment(ctx context.Context, m messaging.Message, cmd *
 func refused(err error) bool {
 	return errors.Is(err, domain.ErrOverRefund) || errors.Is(err, domain.ErrCurrencyMismatch) ||
 		errors.Is(err, domain.ErrInvalidAmount) || errors.Is(err, domain.ErrIllegalState)
-}
-
-// replayed re-publishes the stored reply of a command seen before; done reports
-// whether there was one.
-func (h *Handlers) replayed(ctx context.Context, m messaging.Message, orderID string) (done bool, err error) {
-	r, ok, err := h.store.StoredReply(ctx, m.ID)
-	if err != nil || !ok {
-		return false, err
-	}
-	return true, h.publish(ctx, m, orderID, r)
-}
-
-func (h *Handlers) publish(ctx context.Context, m messaging.Message, orderID string, r Reply) error {
-	if _, err := h.pub.PublishEvent(ctx, r.Subject, ReplyID(m.ID), r.Msg, messaging.WithSubject(orderID), messaging.CausedBy(m)); err != nil {
-		return fmt.Errorf("reply to %s: %w", m.ID, err)
-	}
-	return nil
 }
 
 func money(units int64, currency string) *commonv1.Money {

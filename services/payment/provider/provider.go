@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/eventshop/eventshop/pkg/resilience"
 )
 
 var (
@@ -117,7 +119,7 @@ func (s *Simulated) Authorize(ctx context.Context, req AuthorizeRequest) (Author
 		if d <= 0 {
 			d = DefaultSlowDelay
 		}
-		if err := sleep(ctx, d); err != nil {
+		if err := resilience.Sleep(ctx, d); err != nil {
 			return Authorization{}, err
 		}
 		a = Authorization{CardBrand: "visa"}
@@ -150,25 +152,11 @@ func (s *Simulated) Void(ctx context.Context, _, _ string) error { return s.call
 func (s *Simulated) Refund(ctx context.Context, _, _ string, _ int64) error { return s.call(ctx) }
 
 func (s *Simulated) call(ctx context.Context) error {
-	if err := sleep(ctx, s.Latency); err != nil {
+	if err := resilience.Sleep(ctx, s.Latency); err != nil {
 		return err
 	}
 	if s.FailRate > 0 && rand.Float64() < s.FailRate {
 		return fmt.Errorf("%w: injected failure", ErrProcessing)
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -1,6 +1,8 @@
-// Package app handles the shipping commands sent by the order saga and the quote and
-// shipment queries: it loads and stores through Store, asks the catalog for weights,
-// and answers every command with exactly one reply event, the same one on a resend.
+// Package app decides the shipping commands sent by the order saga and answers the
+// quote and shipment queries: each command handler asks the catalog and the carrier
+// outside any transaction, then returns the Decision that stores the shipment inside
+// the participant runtime's batch transaction and names the one reply event, which the
+// runtime (pkg/participant) stores so a resend gets the same reply.
 package app
 
 import (
@@ -10,16 +12,16 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"time"
 
 	"buf.build/go/protovalidate"
 	"github.com/google/uuid"
-	"google.golang.org/protobuf/proto"
 
 	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
 	"github.com/eventshop/eventshop/pkg/messaging"
+	"github.com/eventshop/eventshop/pkg/participant"
+	"github.com/eventshop/eventshop/services/shipping/carrier"
 	"github.com/eventshop/eventshop/services/shipping/domain"
 )
 
@@ -35,28 +37,20 @@ const (
 // ErrUnknownProduct means the catalog does not know a product of the parcel.
 var ErrUnknownProduct = errors.New("unknown product")
 
-// Reply is the event a command was answered with. It is stored with the command's
-// inbox record, so a resent command is answered with the very same event.
-type Reply struct {
-	Subject string
-	Msg     proto.Message
-}
+// Reply is the event a command is answered with. The participant runtime stores it
+// with the command's inbox record, so a resent command gets the very same event.
+type Reply = messaging.Reply
 
-// Store keeps shipments and replies. Implementations must run Execute's function and
-// record the command id and its reply in one transaction.
+// Decision is a command's effect and reply, decided inside the batch transaction.
+type Decision = participant.Decision[Tx]
+
+// Store keeps shipments; the participant runtime keeps the inbox and replies.
 type Store interface {
-	// Execute runs fn in a transaction unless commandID was processed before, and
-	// stores fn's reply with the inbox record. It returns the reply of the first run
-	// (fn's, or the stored one for a duplicate), fn's error, or the database error.
-	Execute(ctx context.Context, commandID string, fn func(ctx context.Context, tx Tx) (Reply, error)) (Reply, error)
-	// StoredReply returns the reply already given to commandID; ok is false if none.
-	// It returns the database error.
-	StoredReply(ctx context.Context, commandID string) (r Reply, ok bool, err error)
 	// ShipmentByOrder returns domain.ErrNotFound when the order has no shipment.
 	ShipmentByOrder(ctx context.Context, orderID string) (domain.Shipment, error)
 }
 
-// Tx is the part of Store usable inside Execute.
+// Tx is a shipping store's view of the batch transaction a Decision runs in.
 type Tx interface {
 	// ShipmentByOrder returns nil (and no error) when the order has no shipment.
 	ShipmentByOrder(ctx context.Context, orderID string) (*domain.Shipment, error)
@@ -70,45 +64,21 @@ type Catalog interface {
 	Weights(ctx context.Context, productIDs []string) (map[string]int64, error)
 }
 
-// Publisher publishes reply events; *messaging.Bus is one.
-type Publisher interface {
-	PublishEvent(ctx context.Context, subject, id string, msg proto.Message, opts ...messaging.SendOption) (string, error)
-}
-
-var _ Publisher = (*messaging.Bus)(nil)
-
-// Faults make CreateShipment fail on purpose. It is a test and chaos knob: a carrier
-// that refuses parcels, so the saga's compensation path can be exercised. The zero
-// value injects nothing.
-type Faults struct {
-	// FailRate is the share (0..1) of new CreateShipment commands answered with
-	// ShipmentFailed.
-	FailRate float64
-	// Latency is added before every command is handled.
-	Latency time.Duration
-	// Hook, when set, is asked about every new CreateShipment; a non-nil error fails
-	// it with the error's text as reason.
-	Hook func(ctx context.Context, cmd *shippingv1.CreateShipment) error
-}
-
 // Handlers handles the shipping commands and queries. Build it with New.
 type Handlers struct {
 	store     Store
 	catalog   Catalog
-	pub       Publisher
+	carrier   carrier.Carrier
 	validator protovalidate.Validator
 	logger    *slog.Logger
 	now       func() time.Time
-
-	mu     sync.Mutex
-	faults Faults
 }
 
-// New returns handlers over store, catalog and pub. It panics on a nil dependency: that
-// is a wiring mistake.
-func New(store Store, catalog Catalog, pub Publisher, faults Faults, logger *slog.Logger) *Handlers {
-	if store == nil || catalog == nil || pub == nil {
-		panic("shipping app: nil store, catalog or publisher")
+// New returns handlers over store, catalog and the carrier. It panics on a nil
+// dependency: that is a wiring mistake.
+func New(store Store, catalog Catalog, c carrier.Carrier, logger *slog.Logger) *Handlers {
+	if store == nil || catalog == nil || c == nil {
+		panic("shipping app: nil store, catalog or carrier")
 	}
 	if logger == nil {
 		logger = slog.Default()
@@ -117,20 +87,7 @@ func New(store Store, catalog Catalog, pub Publisher, faults Faults, logger *slo
 	if err != nil {
 		panic("shipping app: protovalidate: " + err.Error())
 	}
-	return &Handlers{store: store, catalog: catalog, pub: pub, validator: v, logger: logger, now: time.Now, faults: faults}
-}
-
-// SetFaults replaces the injected faults; safe while commands are being handled.
-func (h *Handlers) SetFaults(f Faults) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.faults = f
-}
-
-func (h *Handlers) currentFaults() Faults {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.faults
+	return &Handlers{store: store, catalog: catalog, carrier: c, validator: v, logger: logger, now: time.Now}
 }
 
 // ReplyID is the event id of the reply to the command commandID. It is derived from
@@ -191,16 +148,11 @@ func (h *Handlers) Shipment(ctx context.Context, orderID string) (domain.Shipmen
 
 // CreateShipment books a parcel and replies ShipmentCreated, or ShipmentFailed for a
 // parcel that cannot be booked (bad command, unsupported destination, unknown product,
-// cancelled order, injected fault). It returns an error, so the command is redelivered,
-// only when the catalog, the store or the bus fails.
-func (h *Handlers) CreateShipment(ctx context.Context, m messaging.Message, cmd *shippingv1.CreateShipment) error {
-	if done, err := h.replayed(ctx, m, cmd.GetOrderId()); done || err != nil {
-		return err
-	}
-	f := h.currentFaults()
-	if err := sleep(ctx, f.Latency); err != nil {
-		return err
-	}
+// cancelled order, refused by the carrier). The catalog and the carrier are asked
+// outside any transaction; the carrier only when the order has no shipment yet. It
+// returns an error, so the command is redelivered, only when the catalog or the
+// carrier fails transiently.
+func (h *Handlers) CreateShipment(ctx context.Context, _ messaging.Message, cmd *shippingv1.CreateShipment) (Decision, error) {
 	failed := func(reason string) (Reply, error) {
 		return Reply{Subject: SubjectFailed, Msg: &shippingv1.ShipmentFailed{OrderId: cmd.GetOrderId(), Reason: reason}}, nil
 	}
@@ -211,10 +163,20 @@ func (h *Handlers) CreateShipment(ctx context.Context, m messaging.Message, cmd 
 	} else {
 		quote, quoteErr = h.Quote(ctx, cmd.GetAddress(), cmd.GetItems())
 		if quoteErr != nil && !isParcelError(quoteErr) {
-			return quoteErr // the catalog is unreachable: try again later
+			return nil, quoteErr // the catalog is unreachable: try again later
 		}
 	}
-	reply, err := h.store.Execute(ctx, m.ID, func(ctx context.Context, tx Tx) (Reply, error) {
+	var refusal *carrier.RefusedError
+	if quoteErr == nil {
+		if _, err := h.store.ShipmentByOrder(ctx, cmd.GetOrderId()); errors.Is(err, domain.ErrNotFound) {
+			if err := h.carrier.Book(ctx, cmd); err != nil && !errors.As(err, &refusal) {
+				return nil, fmt.Errorf("book parcel of order %s: %w", cmd.GetOrderId(), err)
+			}
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	return func(ctx context.Context, tx Tx) (Reply, error) {
 		if quoteErr != nil {
 			return failed(quoteErr.Error())
 		}
@@ -222,10 +184,8 @@ func (h *Handlers) CreateShipment(ctx context.Context, m messaging.Message, cmd 
 		if err != nil {
 			return Reply{}, err
 		}
-		if current == nil {
-			if reason := injectedFailure(ctx, f, cmd); reason != "" {
-				return failed(reason)
-			}
+		if current == nil && refusal != nil {
+			return failed(refusal.Reason)
 		}
 		s, created, err := domain.NewShipment(current, newID(), cmd.GetOrderId(), newTrackingID(), addressFrom(cmd.GetAddress()), quote, h.now().UTC())
 		if errors.Is(err, domain.ErrCancelled) {
@@ -240,27 +200,20 @@ func (h *Handlers) CreateShipment(ctx context.Context, m messaging.Message, cmd 
 			}
 		}
 		return Reply{Subject: SubjectCreated, Msg: &shippingv1.ShipmentCreated{OrderId: s.OrderID, ShipmentId: s.ID, TrackingId: s.TrackingID}}, nil
-	})
-	if err != nil {
-		return fmt.Errorf("create shipment for order %s: %w", cmd.GetOrderId(), err)
-	}
-	return h.publish(ctx, m, cmd.GetOrderId(), reply)
+	}, nil
 }
 
 // CancelShipment cancels an order's parcel and replies ShipmentCancelled, also when
 // nothing was booked (then a tombstone refuses a later create). It returns Permanent
-// for a command without a valid order id, and the store's or bus's error otherwise.
-func (h *Handlers) CancelShipment(ctx context.Context, m messaging.Message, cmd *shippingv1.CancelShipment) error {
+// for a command without a valid order id, and the carrier's error (redelivery).
+func (h *Handlers) CancelShipment(ctx context.Context, _ messaging.Message, cmd *shippingv1.CancelShipment) (Decision, error) {
 	if err := h.validator.Validate(cmd); err != nil {
-		return messaging.Permanent(fmt.Errorf("invalid CancelShipment: %w", err))
+		return nil, messaging.Permanent(fmt.Errorf("invalid CancelShipment: %w", err))
 	}
-	if done, err := h.replayed(ctx, m, cmd.GetOrderId()); done || err != nil {
-		return err
+	if err := h.carrier.Cancel(ctx, cmd.GetOrderId()); err != nil {
+		return nil, fmt.Errorf("cancel parcel of order %s: %w", cmd.GetOrderId(), err)
 	}
-	if err := sleep(ctx, h.currentFaults().Latency); err != nil {
-		return err
-	}
-	reply, err := h.store.Execute(ctx, m.ID, func(ctx context.Context, tx Tx) (Reply, error) {
+	return func(ctx context.Context, tx Tx) (Reply, error) {
 		current, err := tx.ShipmentByOrder(ctx, cmd.GetOrderId())
 		if err != nil {
 			return Reply{}, err
@@ -276,59 +229,12 @@ func (h *Handlers) CancelShipment(ctx context.Context, m messaging.Message, cmd 
 			id = s.ID
 		}
 		return Reply{Subject: SubjectCancelled, Msg: &shippingv1.ShipmentCancelled{OrderId: s.OrderID, ShipmentId: id}}, nil
-	})
-	if err != nil {
-		return fmt.Errorf("cancel shipment for order %s: %w", cmd.GetOrderId(), err)
-	}
-	return h.publish(ctx, m, cmd.GetOrderId(), reply)
-}
-
-// replayed re-publishes the stored reply of a command seen before; done reports
-// whether there was one.
-func (h *Handlers) replayed(ctx context.Context, m messaging.Message, orderID string) (done bool, err error) {
-	r, ok, err := h.store.StoredReply(ctx, m.ID)
-	if err != nil || !ok {
-		return false, err
-	}
-	return true, h.publish(ctx, m, orderID, r)
-}
-
-func (h *Handlers) publish(ctx context.Context, m messaging.Message, orderID string, r Reply) error {
-	if _, err := h.pub.PublishEvent(ctx, r.Subject, ReplyID(m.ID), r.Msg, messaging.WithSubject(orderID), messaging.CausedBy(m)); err != nil {
-		return fmt.Errorf("reply to %s: %w", m.ID, err)
-	}
-	return nil
+	}, nil
 }
 
 func isParcelError(err error) bool {
 	return errors.Is(err, domain.ErrUnsupportedDestination) || errors.Is(err, domain.ErrBadItem) ||
 		errors.Is(err, domain.ErrEmptyParcel) || errors.Is(err, ErrUnknownProduct)
-}
-
-func injectedFailure(ctx context.Context, f Faults, cmd *shippingv1.CreateShipment) string {
-	if f.Hook != nil {
-		if err := f.Hook(ctx, cmd); err != nil {
-			return err.Error()
-		}
-	}
-	if f.FailRate > 0 && rand.Float64() < f.FailRate {
-		return "carrier refused the parcel (injected failure)"
-	}
-	return ""
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func addressFrom(a *commonv1.Address) domain.Address {

@@ -1,0 +1,91 @@
+package participant
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/eventshop/eventshop/pkg/auth"
+	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/service"
+)
+
+// Runner is a built service: what Program.New returns.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Program is the command line of a participant run on its own: the flags every
+// participant shares (NATS, shared database, OIDC, telemetry, log level) plus its own.
+type Program struct {
+	// Name is the service's name, e.g. "payment". Required.
+	Name string
+	// OIDCUsage says what a token is required for when -oidc-issuer is set.
+	OIDCUsage string
+	// Flags registers the service's own flags on fs. Required.
+	Flags func(fs *flag.FlagSet)
+	// SharedDSN receives -read-dsn when -db-dsn was not given. Required.
+	SharedDSN func(dsn string)
+	// New builds the service from the flags read and the shared dependencies.
+	// Required.
+	New func(ctx context.Context, deps Deps) (Runner, error)
+}
+
+// Run parses args (flags or SHOP_* environment variables), sets up telemetry, connects
+// to NATS, builds the service and runs it until SIGINT, SIGTERM or the end of ctx. It
+// returns flag.ErrHelp for -h, or the error of any step.
+func (p Program) Run(ctx context.Context, args []string) error {
+	var (
+		startCfg     service.Config
+		natsURL      string
+		readDSN      string
+		oidcIssuer   string
+		oidcAudience string
+	)
+	fs := flag.NewFlagSet(p.Name, flag.ContinueOnError)
+	p.Flags(fs)
+	startCfg.RegisterFlags(fs)
+	fs.StringVar(&natsURL, "nats-url", nats.DefaultURL, "NATS JetStream URL")
+	fs.StringVar(&readDSN, "read-dsn", "", "database shared by the services (e.g. postgres://...); used when -db-dsn is not given")
+	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL; "+p.OIDCUsage)
+	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
+	fs.Usage = config.Usage(fs)
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	if readDSN != "" && !given(fs, "db-dsn") {
+		p.SharedDSN(readDSN)
+	}
+
+	return startCfg.Run(ctx, p.Name, func(ctx context.Context, logger *slog.Logger) error {
+		nc, err := nats.Connect(natsURL, nats.Name(p.Name), nats.MaxReconnects(-1))
+		if err != nil {
+			return fmt.Errorf("nats connect: %w", err)
+		}
+		defer nc.Drain()
+
+		deps := Deps{Logger: logger, NATS: nc}
+		if oidcIssuer != "" {
+			v, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: oidcIssuer, Audience: oidcAudience})
+			if err != nil {
+				return err
+			}
+			deps.Verifier = v
+		}
+		svc, err := p.New(ctx, deps)
+		if err != nil {
+			return err
+		}
+		return svc.Run(ctx)
+	})
+}
+
+// given reports whether the flag was set, on the command line or from its variable.
+func given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
