@@ -198,4 +198,3 @@ func offer(ctx context.Context, rate float64, d time.Duration, do func(context.C
 	r.cpuPerReq = cpu / time.Duration(len(ok))
 	return r
 }
-
