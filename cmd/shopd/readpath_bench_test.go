@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	"github.com/eventshop/eventshop/pkg/resilience"
 )
 
 // Read-path load: the fixed rate that must hold, how the ceiling is searched for, and
@@ -68,11 +68,14 @@ func BenchmarkReadPath(b *testing.B) {
 	for _, id := range ids {
 		s.awaitStatus(id, orderv1.OrderStatus_ORDER_STATUS_COMPLETED)
 	}
-	// Plain gRPC clients: pkg/resilience's bulkhead would turn the load generator's
-	// own queue into errors, and its retries would hide the server's.
+	// Clients that neither shed nor retry: a bulkhead would turn the load
+	// generator's own queue into errors, and retries would hide the server's.
 	clients := make([]orderv1.OrderServiceClient, readClients)
 	for i := range clients {
-		cc, err := grpc.NewClient(s.Addr("order"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := resilience.Dial(s.Addr("order"),
+			resilience.WithBulkhead(1<<20, time.Minute),
+			resilience.WithRetry(1, time.Millisecond, time.Millisecond, time.Millisecond),
+			resilience.WithBreaker(0, 0))
 		if err != nil {
 			b.Fatal(err)
 		}
