@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"flag"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/eventshop/eventshop/deploy/manifest"
 	"github.com/eventshop/eventshop/gateway"
+	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/pkg/service"
 	"github.com/eventshop/eventshop/pkg/telemetry"
 	"github.com/eventshop/eventshop/services/cart"
@@ -35,18 +37,21 @@ var (
 )
 
 // mains are the deployable binaries: the Configs whose RegisterFlags their main may
-// call (by the name of its variable there), and the listen flag.
+// call (by the name of its variable there), and the listen flag. A participant's
+// main hands its Config to participant.Program, whose RegisterFlags defines every
+// flag the binary parses.
 var mains = []struct {
 	name, main, listen string
 	registers          map[string]func(*flag.FlagSet)
+	program            func(*flag.FlagSet)
 }{
-	{"catalog", "../services/catalog/cmd/catalog/main.go", "grpc-addr", registers(new(catalog.Config).RegisterFlags)},
-	{"cart", "../services/cart/cmd/cart/main.go", "grpc-addr", registers(new(cart.Config).RegisterFlags)},
-	{"order", "../services/order/cmd/order/main.go", "grpc-addr", registers(new(order.Config).RegisterFlags)},
-	{"payment", "../services/payment/cmd/payment/main.go", "grpc-addr", registers(new(payment.Config).RegisterFlags)},
-	{"inventory", "../services/inventory/cmd/inventory/main.go", "grpc-addr", registers(new(inventory.Config).RegisterFlags)},
-	{"shipping", "../services/shipping/cmd/shipping/main.go", "grpc-addr", registers(new(shipping.Config).RegisterFlags)},
-	{"gateway", "../gateway/cmd/gateway/main.go", "http-addr", registers(new(gateway.Config).RegisterFlags)},
+	{"catalog", "../services/catalog/cmd/catalog/main.go", "grpc-addr", registers(new(catalog.Config).RegisterFlags), nil},
+	{"cart", "../services/cart/cmd/cart/main.go", "grpc-addr", registers(new(cart.Config).RegisterFlags), nil},
+	{"order", "../services/order/cmd/order/main.go", "grpc-addr", registers(new(order.Config).RegisterFlags), nil},
+	{"payment", "../services/payment/cmd/payment/main.go", "grpc-addr", nil, participant.Program{Flags: new(payment.Config).RegisterFlags}.RegisterFlags},
+	{"inventory", "../services/inventory/cmd/inventory/main.go", "grpc-addr", nil, participant.Program{Flags: new(inventory.Config).RegisterFlags}.RegisterFlags},
+	{"shipping", "../services/shipping/cmd/shipping/main.go", "grpc-addr", nil, participant.Program{Flags: new(shipping.Config).RegisterFlags}.RegisterFlags},
+	{"gateway", "../gateway/cmd/gateway/main.go", "http-addr", registers(new(gateway.Config).RegisterFlags), nil},
 }
 
 // registers names the Configs as the mains do: the binary's own Config "cfg", the
@@ -66,7 +71,13 @@ func binaries(t *testing.T) map[string]manifest.Binary {
 	t.Helper()
 	bins := map[string]manifest.Binary{}
 	for _, m := range mains {
-		fs, err := manifest.BinaryFlags(m.main, "fs", m.registers)
+		var fs *flag.FlagSet
+		var err error
+		if m.program != nil {
+			fs, err = programFlags(m.main, m.program)
+		} else {
+			fs, err = manifest.BinaryFlags(m.main, "fs", m.registers)
+		}
 		if err != nil {
 			t.Fatalf("flags of %s: %v", m.name, err)
 		}
@@ -77,6 +88,21 @@ func binaries(t *testing.T) map[string]manifest.Binary {
 		bins[m.name] = b
 	}
 	return bins
+}
+
+// programFlags returns the flags program defines, after checking that main defines
+// none of its own beside it.
+func programFlags(main string, program func(*flag.FlagSet)) (*flag.FlagSet, error) {
+	extra, _, err := manifest.MainFlags(main, "fs")
+	if err != nil {
+		return nil, err
+	}
+	if len(extra) > 0 {
+		return nil, fmt.Errorf("%s defines flags %v outside participant.Program", main, extra)
+	}
+	fs := flag.NewFlagSet(main, flag.ContinueOnError)
+	program(fs)
+	return fs, nil
 }
 
 // healthPaths returns the /healthz-style paths the Go files of dir register.

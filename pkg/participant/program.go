@@ -38,24 +38,13 @@ type Program struct {
 // to NATS, builds the service and runs it until SIGINT, SIGTERM or the end of ctx. It
 // returns flag.ErrHelp for -h, or the error of any step.
 func (p Program) Run(ctx context.Context, args []string) error {
-	var (
-		startCfg     service.Config
-		natsURL      string
-		readDSN      string
-		oidcIssuer   string
-		oidcAudience string
-	)
 	fs := flag.NewFlagSet(p.Name, flag.ContinueOnError)
-	p.Flags(fs)
-	startCfg.RegisterFlags(fs)
-	fs.StringVar(&natsURL, "nats-url", nats.DefaultURL, "NATS JetStream URL")
-	fs.StringVar(&readDSN, "read-dsn", "", "database shared by the services (e.g. postgres://...); used when -db-dsn is not given")
-	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL; "+p.OIDCUsage)
-	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
+	v := p.register(fs)
 	fs.Usage = config.Usage(fs)
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
+	startCfg, natsURL, readDSN, oidcIssuer, oidcAudience := v.startCfg, v.natsURL, v.readDSN, v.oidcIssuer, v.oidcAudience
 	if readDSN != "" && !given(fs, "db-dsn") {
 		p.SharedDSN(readDSN)
 	}
@@ -81,6 +70,31 @@ func (p Program) Run(ctx context.Context, args []string) error {
 		}
 		return svc.Run(ctx)
 	})
+}
+
+// programFlags holds what the flags every participant shares were set to.
+type programFlags struct {
+	startCfg     service.Config
+	natsURL      string
+	readDSN      string
+	oidcIssuer   string
+	oidcAudience string
+}
+
+// RegisterFlags defines every flag of the program on fs, the service's own and the
+// shared ones, with their defaults: what Run parses, for tools that check
+// deployments against the binary's flags.
+func (p Program) RegisterFlags(fs *flag.FlagSet) { p.register(fs) }
+
+func (p Program) register(fs *flag.FlagSet) *programFlags {
+	v := &programFlags{}
+	p.Flags(fs)
+	v.startCfg.RegisterFlags(fs)
+	fs.StringVar(&v.natsURL, "nats-url", nats.DefaultURL, "NATS JetStream URL")
+	fs.StringVar(&v.readDSN, "read-dsn", "", "database shared by the services (e.g. postgres://...); used when -db-dsn is not given")
+	fs.StringVar(&v.oidcIssuer, "oidc-issuer", "", "OIDC issuer URL; "+p.OIDCUsage)
+	fs.StringVar(&v.oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
+	return v
 }
 
 // given reports whether the flag was set, on the command line or from its variable.
