@@ -155,7 +155,10 @@ func run(ctx context.Context, cfg Config, stderr io.Writer) (*Report, error) {
 		if err := r.startShop(ctx); err != nil {
 			return nil, err
 		}
-		defer r.shop.Close()
+		defer func() {
+			r.shop.Close()
+			os.RemoveAll(r.dataDir) // the in-process shop's data: audited by now
+		}()
 	} else {
 		r.base, r.issuer, r.dataDir = strings.TrimRight(cfg.Target, "/"), cfg.Issuer, cfg.DataDir
 	}
@@ -215,6 +218,12 @@ func (r *runner) startShop(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	started := false
+	defer func() {
+		if !started {
+			os.RemoveAll(dir)
+		}
+	}()
 	m := shop.NewMain()
 	m.Stdout, m.Stderr = io.Discard, io.Discard
 	args := []string{"-data-dir", dir, "-nats-port", "0", "-issuer-addr", "127.0.0.1:0", "-log-level", "error",
@@ -237,6 +246,7 @@ func (r *runner) startShop(ctx context.Context) error {
 		return fmt.Errorf("start shop: %w", err)
 	}
 	r.shop, r.base, r.issuer, r.dataDir = m, m.StorefrontURL(), m.IssuerURL(), dir
+	started = true
 	return nil
 }
 
