@@ -139,9 +139,10 @@ func runPlotBench(args []string, stderr io.Writer) error {
 	top := plot.New()
 	top.Title.Text = *title + ": completed orders/s"
 	top.X.Label.Text = "buyers at once"
-	top.Y.Label.Text = "sagas/s (log)"
-	top.X.Scale, top.Y.Scale = plot.LogScale{}, plot.LogScale{}
-	top.X.Tick.Marker, top.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
+	top.Y.Label.Text = "sagas/s"
+	top.Y.Min = 0
+	top.X.Scale = plot.LogScale{}
+	top.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	if err := addLines(top, "after", series(runs[1], "sagas/s"), after, "before", series(runs[0], "sagas/s"), before); err != nil {
 		return err
 	}
