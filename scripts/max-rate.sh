@@ -30,7 +30,7 @@ for r in $RATES; do
 	report=$OUT/rate-$r.json
 	ok=1
 	"$bin" -scenario steady -rate "$r" -duration "$DURATION" -orders 0 -mix ok=100 -final-wait 60s -json >"$report" 2>"$OUT/rate-$r.log" || ok=0
-	read -r p99 thr < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["place_to_final"]["p99_ms"], r["throughput_orders_per_s"])' "$report" 2>/dev/null || echo "inf 0")
+	read -r p99 thr < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(round(r["place_to_final"]["p99_ms"], 1), round(r["throughput_orders_per_s"], 1))' "$report" 2>/dev/null || echo "inf 0")
 	printf 'rate %4s/s: completed %6s/s, place→final p99 %8s ms' "$r" "$thr" "$p99"
 	if [[ $ok == 1 ]] && python3 -c 'import sys; p,t,r,b=map(float,sys.argv[1:]); sys.exit(0 if p<=b and t>=0.9*r else 1)' "$p99" "$thr" "$r" "$P99_MS"; then
 		echo "  held"
