@@ -8,6 +8,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/pkg/sqldb/sqltest"
+	"github.com/eventshop/eventshop/services/order/domain"
 )
 
 // pending reports whether s has a notification waiting, without waiting for one.
@@ -109,6 +110,43 @@ func TestProjectorPublishesCommittedOrders(t *testing.T) {
 		r.waitFor(t, last)
 		if pending(otherSub) {
 			t.Fatal("an order without events was notified")
+		}
+	})
+}
+
+// An event that means nothing to the order (a saga step its decoder maps to nil)
+// moves the row's version but tells no watcher: there is nothing new to show.
+func TestProjectorNotifiesOnlyVisibleChanges(t *testing.T) {
+	sqltest.ForEach(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := testCtx(t)
+		store := eventstore.NewMemory()
+		hub := NewHub()
+		const stepType = "test.v1.SagaStepStarted"
+		p := newTestProjector(t, db, store, WithHub(hub), WithDecoder(func(e eventstore.Event) (domain.Event, error) {
+			if e.Type == stepType {
+				return nil, nil
+			}
+			return decode(e)
+		}))
+		r := startProjector(t, p)
+		rng := rand.New(rand.NewPCG(9, 9))
+		a := orderID(rng, 1)
+		h := history(t, rng, a, "user-1")
+		sub := hub.Subscribe(a)
+		defer sub.Close()
+		r.waitFor(t, appendEvent(ctx, t, store, a, 1, h[0], epoch))
+		if !pending(sub) {
+			t.Fatal("placing the order notified no watcher")
+		}
+		if _, err := store.Append(ctx, Category+"-"+a, 1, eventstore.Event{ID: a + "-step", Type: stepType, Time: epoch}); err != nil {
+			t.Fatal(err)
+		}
+		r.waitFor(t, head(ctx, t, store))
+		if o, err := NewQueries(db).GetOrder(ctx, a); err != nil || o.GetVersion() != 2 {
+			t.Fatalf("row after the step: %v, %v; want version 2", o, err)
+		}
+		if pending(sub) {
+			t.Fatal("a step that changes nothing shown notified a watcher")
 		}
 	})
 }

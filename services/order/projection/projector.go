@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -57,6 +59,10 @@ type Projector struct {
 	now       func() time.Time
 	decode    func(eventstore.Event) (domain.Event, error)
 	hub       *Hub
+	// shown collects, during one applyBatch, the orders whose visible state the
+	// batch changed: watchers are told of those only, not of a saga step that only
+	// moved an order's version. A projector applies one batch at a time.
+	shown map[string]bool
 
 	// beforeCommit, when set (tests only), runs after the read-model writes of a
 	// transaction and before its commit; an error rolls the transaction back.
@@ -337,6 +343,7 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 	from := p.Position()
 	last := evs[len(evs)-1]
 	err := p.db.InTx(ctx, func(tx *sql.Tx) error {
+		p.shown = map[string]bool{} // again on a retried transaction
 		for _, e := range evs {
 			if err := p.applyTraced(ctx, tx, e); err != nil {
 				return fmt.Errorf("projection: apply %s v%d (%s): %w", e.Stream, e.Version, e.Type, err)
@@ -361,24 +368,11 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 	p.applied += int64(len(evs))
 	p.mu.Unlock()
 	p.setPosition(last.Position, last.Time)
-	if p.hub != nil {
+	if p.hub != nil && len(p.shown) > 0 {
 		// After the commit, so a notified watcher reads the change.
-		p.hub.Publish(changedOrders(evs)...)
+		p.hub.Publish(slices.Collect(maps.Keys(p.shown))...)
 	}
 	return nil
-}
-
-// changedOrders returns the distinct order ids of evs' streams.
-func changedOrders(evs []eventstore.Event) []string {
-	ids := make([]string, 0, len(evs))
-	seen := make(map[string]bool, len(evs))
-	for _, e := range evs {
-		if _, id, err := eventstore.ParseStream(e.Stream); err == nil && !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	}
-	return ids
 }
 
 func (p *Projector) setPosition(pos eventstore.Position, t time.Time) {
@@ -499,6 +493,9 @@ func (p *Projector) apply(ctx context.Context, tx *sql.Tx, e eventstore.Event) e
 		p.logUnknown(ctx, e, err)
 		_, err := p.update(ctx, tx, orderID, e, ``)
 		return err
+	}
+	if ev != nil {
+		p.shown[orderID] = true
 	}
 	switch ev := ev.(type) {
 	case nil:
