@@ -46,7 +46,8 @@ build() {
 		(cd "services/$s" && go build -o "$BIN/$s" "./cmd/$s")
 	done
 	(cd gateway && go build -o "$BIN/gateway" ./cmd/gateway)
-	# A distribution's nats-server may be too old for multi-subject consumers (2.10+),
+	# A distribution's nats-server may be too old for the event store's batch direct gets
+	# (2.11+) and multi-subject consumers (2.10+),
 	# so the pinned one is installed into GOPATH/bin and used unless SPLIT_NATS_SERVER
 	# names another.
 	[[ -x $NATS_SERVER ]] || (cd / && GOWORK=off go install github.com/nats-io/nats-server/v2@v2.15.2)
