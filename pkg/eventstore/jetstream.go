@@ -404,10 +404,10 @@ func (s *JetStream) committed(ctx context.Context, st jetstream.Stream, stream, 
 		ok    bool
 		found bool
 	)
-	err := s.scan(ctx, st, subject, 1, true, func(m jetstream.Msg, seq uint64) (bool, error) {
+	err := s.commits(ctx, st, subject, func(m *jetstream.RawStreamMsg) (bool, error) {
 		var err error
-		v, ok, found, err = match(m.Headers())
-		return !found && seq < last.Sequence, err
+		v, ok, found, err = match(m.Header)
+		return !found && m.Sequence < last.Sequence, err
 	})
 	if err != nil {
 		return 0, false, fmt.Errorf("eventstore: look for a retried append in %s: %w", stream, err)
@@ -452,40 +452,23 @@ func (s *JetStream) ReadStream(ctx context.Context, stream string, from Version)
 	if from == 0 {
 		from = 1
 	}
-	subject := subjectOf(category, id)
 	var out []Event
 	var h head
-	seq := uint64(1)
-	for {
-		msgs, err := jetstreamext.GetBatch(ctx, s.js, st.CachedInfo().Config.Name, s.readBatchSz,
-			jetstreamext.GetBatchSubject(subject), jetstreamext.GetBatchSeq(seq))
+	err = s.commits(ctx, st, subjectOf(category, id), func(m *jetstream.RawStreamMsg) (bool, error) {
+		evs, err := commitEvents(stream, m.Header, m.Data, m.Sequence)
 		if err != nil {
-			return nil, fmt.Errorf("eventstore: read %s: %w", stream, err)
+			return false, err
 		}
-		n := 0
-		for m, err := range msgs {
-			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				break
+		for _, e := range evs {
+			if e.Version >= from {
+				out = append(out, e)
 			}
-			if err != nil {
-				return nil, fmt.Errorf("eventstore: read %s: %w", stream, err)
-			}
-			n++
-			evs, err := commitEvents(stream, m.Header, m.Data, m.Sequence)
-			if err != nil {
-				return nil, err
-			}
-			for _, e := range evs {
-				if e.Version >= from {
-					out = append(out, e)
-				}
-			}
-			h = head{version: evs[len(evs)-1].Version, seq: m.Sequence}
-			seq = m.Sequence + 1
 		}
-		if n < s.readBatchSz {
-			break
-		}
+		h = head{version: evs[len(evs)-1].Version, seq: m.Sequence}
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eventstore: read %s: %w", stream, err)
 	}
 	if h.seq == 0 {
 		s.remember(stream, head{}, true)
@@ -493,6 +476,37 @@ func (s *JetStream) ReadStream(ctx context.Context, stream string, from Version)
 	}
 	s.remember(stream, h, true)
 	return out, nil
+}
+
+// commits passes the commits on subject to fn in order, until fn returns false or
+// an error, with batch direct gets of up to readBatchSize messages each: served by
+// any replica, no consumer created.
+func (s *JetStream) commits(ctx context.Context, st jetstream.Stream, subject string, fn func(m *jetstream.RawStreamMsg) (bool, error)) error {
+	for seq := uint64(1); ; {
+		msgs, err := jetstreamext.GetBatch(ctx, s.js, st.CachedInfo().Config.Name, s.readBatchSz,
+			jetstreamext.GetBatchSubject(subject), jetstreamext.GetBatchSeq(seq))
+		if err != nil {
+			return err
+		}
+		n := 0
+		for m, err := range msgs {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			n++
+			more, err := fn(m)
+			if err != nil || !more {
+				return err
+			}
+			seq = m.Sequence + 1
+		}
+		if n < s.readBatchSz {
+			return nil
+		}
+	}
 }
 
 // commitEvents decodes one commit message into events with stream, versions and
@@ -522,13 +536,12 @@ func commitEvents(stream string, hdr nats.Header, data []byte, seq uint64) ([]Ev
 
 // scan delivers the messages of filter from sequence start, in order, to fn until fn
 // returns false or an error, or ctx ends.
-func (s *JetStream) scan(ctx context.Context, st jetstream.Stream, filter string, start uint64, headersOnly bool, fn func(m jetstream.Msg, seq uint64) (bool, error)) error {
+func (s *JetStream) scan(ctx context.Context, st jetstream.Stream, filter string, start uint64, fn func(m jetstream.Msg, seq uint64) (bool, error)) error {
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{filter},
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       max(start, 1),
 		InactiveThreshold: time.Minute,
-		HeadersOnly:       headersOnly,
 	}
 	cons, err := st.OrderedConsumer(ctx, cfg)
 	if err != nil {
@@ -593,7 +606,7 @@ func (s *JetStream) ReadCategory(ctx context.Context, category string, after Pos
 		return nil, nil
 	}
 	var out []Event
-	err = s.scan(ctx, st, category+".events.>", startSeq, false, func(m jetstream.Msg, seq uint64) (bool, error) {
+	err = s.scan(ctx, st, category+".events.>", startSeq, func(m jetstream.Msg, seq uint64) (bool, error) {
 		evs, err := commitEvents("", m.Headers(), m.Data(), seq)
 		if err != nil {
 			return false, err
@@ -627,7 +640,7 @@ func (s *JetStream) SubscribeCategory(ctx context.Context, category string, afte
 	if err != nil {
 		return err
 	}
-	err = s.scan(ctx, st, category+".events.>", uint64(after)>>16, false, func(m jetstream.Msg, seq uint64) (bool, error) {
+	err = s.scan(ctx, st, category+".events.>", uint64(after)>>16, func(m jetstream.Msg, seq uint64) (bool, error) {
 		evs, err := commitEvents("", m.Headers(), m.Data(), seq)
 		if err != nil {
 			return false, err
