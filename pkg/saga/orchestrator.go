@@ -306,7 +306,7 @@ func (o *Orchestrator[T]) resume(ctx context.Context) (pos eventstore.Position, 
 			if err != nil {
 				continue
 			}
-			if isSagaEvent(ev.Type) {
+			if IsEvent(ev.Type) {
 				open[id] = !terminal(ev.Type)
 			}
 		}
@@ -583,11 +583,11 @@ func (o *Orchestrator[T]) load(ctx context.Context, id string) (*state, error) {
 	st := newState(id, len(o.names))
 	started := false
 	for _, ev := range evs {
-		if !isSagaEvent(ev.Type) {
+		if !IsEvent(ev.Type) {
 			st.version = ev.Version // another writer's event in a shared stream
 			continue
 		}
-		m, err := decodeEvent(ev)
+		m, err := DecodeEvent(ev)
 		if err != nil {
 			return nil, err
 		}
@@ -623,16 +623,14 @@ func (o *Orchestrator[T]) observe(ctx context.Context, ev eventstore.Event) erro
 	if err != nil {
 		return nil
 	}
-	if !isSagaEvent(ev.Type) {
-		o.passed(id, ev.Version)
-		return nil
-	}
+	// Another writer's event in a shared stream only moves the version.
+	own := IsEvent(ev.Type)
 	o.mu.Lock()
 	e, foreign := o.sagas[id], o.foreign[id]
 	if foreign && terminal(ev.Type) {
 		delete(o.foreign, id)
 	}
-	if foreign || (e == nil && terminal(ev.Type)) {
+	if foreign || (e == nil && (terminal(ev.Type) || !own)) {
 		o.mu.Unlock()
 		return nil
 	}
@@ -656,43 +654,25 @@ func (o *Orchestrator[T]) observe(ctx context.Context, ev eventstore.Event) erro
 		return nil // already known, or loaded on next use
 	case ev.Version == e.st.version+1:
 		st := e.st.clone()
-		m, err := decodeEvent(ev)
-		if err == nil {
-			err = st.apply(m, ev.Time, o.names)
-		}
-		if err != nil {
-			e.st = nil
-			return nil
+		if own {
+			m, err := DecodeEvent(ev)
+			if err == nil {
+				err = st.apply(m, ev.Time, o.names)
+			}
+			if err != nil {
+				e.st = nil
+				return nil
+			}
 		}
 		st.version = ev.Version
 		e.st = st
 	default:
 		e.st = nil
 	}
-	o.notify()
+	if own {
+		o.notify()
+	}
 	return nil
-}
-
-// passed notes another writer's event at version v of tracked saga id's stream:
-// the cached state stays good for one more version, or is reloaded on next use.
-func (o *Orchestrator[T]) passed(id string, v eventstore.Version) {
-	o.mu.Lock()
-	e := o.sagas[id]
-	o.mu.Unlock()
-	if e == nil {
-		return
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	switch {
-	case e.gone || e.st == nil || v <= e.st.version:
-	case v == e.st.version+1:
-		st := e.st.clone()
-		st.version = v
-		e.st = st
-	default:
-		e.st = nil
-	}
 }
 
 // nextWake is the earliest instant something is due for a tracked saga, or zero.

@@ -275,8 +275,10 @@ func init() {
 	}
 }
 
-// decodeEvent decodes a stored saga event.
-func decodeEvent(e eventstore.Event) (proto.Message, error) {
+// DecodeEvent returns the saga log event stored in e, for readers of a stream the
+// saga shares (WithCategory). It returns an error for a type that is not a saga
+// event (see IsEvent) or a payload that does not unmarshal.
+func DecodeEvent(e eventstore.Event) (proto.Message, error) {
 	newMsg, ok := events[e.Type]
 	if !ok {
 		return nil, fmt.Errorf("saga: unknown event type %q at %s v%d", e.Type, e.Stream, e.Version)
@@ -288,8 +290,9 @@ func decodeEvent(e eventstore.Event) (proto.Message, error) {
 	return m, nil
 }
 
-// isSagaEvent reports whether eventType is one of the saga log's own events.
-func isSagaEvent(eventType string) bool {
+// IsEvent reports whether eventType (an eventstore.Event's Type) is one of the saga
+// log's own events, as opposed to another writer's in a shared stream.
+func IsEvent(eventType string) bool {
 	_, ok := events[eventType]
 	return ok
 }

@@ -353,7 +353,7 @@ func (s *Service) wireSaga(ctx context.Context, cfg Config, js jetstream.JetStre
 	if err != nil {
 		return fmt.Errorf("order: %w", err)
 	}
-	s.follower = app.NewSagaFollower(orch, repo, store, tr,
+	s.follower = app.NewSagaFollower(orch, store, tr,
 		app.WithCheckpoints(checkpoints, time.Second), app.WithFollowerLogger(s.logger))
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
 
@@ -97,7 +98,7 @@ func (c *Codec) Encode(e domain.Event) (eventstore.Event, error) {
 // that does not unmarshal, ErrUnknownSchema for a version it cannot lift, and an
 // upcaster's error wrapped.
 func (c *Codec) Decode(se eventstore.Event) (domain.Event, error) {
-	if isSagaEvent(se.Type) {
+	if saga.IsEvent(se.Type) {
 		return orderEventOf(se)
 	}
 	e, err := domain.NewEvent(se.Type)

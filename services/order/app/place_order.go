@@ -137,7 +137,7 @@ func (h PlaceOrder) Handle(ctx context.Context, cmd PlaceOrderCommand) (*domain.
 		return nil, fmt.Errorf("place order: %w", err)
 	}
 	params.OrderID = orderID
-	o, err := h.repo.CreateWith(ctx, orderID, func(o *domain.Order) ([]domain.Event, error) {
+	o, err := h.repo.Create(ctx, orderID, func(o *domain.Order) ([]domain.Event, error) {
 		return o.Place(params)
 	}, h.start)
 	if errors.Is(err, errExists) {

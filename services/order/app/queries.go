@@ -73,12 +73,11 @@ func (q Queries) History(ctx context.Context, userID, orderID string) ([]History
 	var o domain.Order
 	out := make([]HistoryEntry, 0, len(events))
 	for _, re := range events {
-		if re.Event == nil {
-			o.Pass() // a saga step that changes nothing the order shows
-			continue
-		}
-		if err := o.Apply(re.Event); err != nil {
+		if err := fold(&o, re.Event); err != nil {
 			return nil, fmt.Errorf("history of order %q: event %d: %w", orderID, re.Version, err)
+		}
+		if re.Event == nil {
+			continue // a saga step the order does not show
 		}
 		out = append(out, HistoryEntry{
 			Version:    re.Version,
@@ -112,9 +111,7 @@ func (q Queries) At(ctx context.Context, userID, orderID string, version int64) 
 		if re.Version > version {
 			break
 		}
-		if re.Event == nil {
-			o.Pass()
-		} else if err := o.Apply(re.Event); err != nil {
+		if err := fold(o, re.Event); err != nil {
 			return OrderAt{}, fmt.Errorf("order %q at %d: event %d: %w", orderID, version, re.Version, err)
 		}
 		if re.Version == 1 {

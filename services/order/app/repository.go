@@ -158,13 +158,7 @@ func (r *Repository) load(ctx context.Context, id string, useSnapshot bool) (*do
 			o = snap
 		}
 	}
-	found, err := r.replay(ctx, id, o.Version(), func(e domain.Event) error {
-		if e == nil {
-			o.Pass() // a saga step that changes nothing the order shows
-			return nil
-		}
-		return o.Apply(e)
-	})
+	found, err := r.replay(ctx, id, o.Version(), func(e domain.Event) error { return fold(o, e) })
 	if err != nil {
 		return nil, err
 	}
@@ -289,24 +283,19 @@ func (r *Repository) Update(ctx context.Context, id string, decide func(o *domai
 // errExists reports that Create found the order's stream already there.
 var errExists = errors.New("order exists")
 
-// Create is Update for an order id that is new unless a retry placed it already:
-// decide sees the zero Order without reading the store, and its events are appended
-// expecting no stream. It returns errExists (wrapped) when the stream exists, and
-// otherwise what Update returns.
-func (r *Repository) Create(ctx context.Context, id string, decide func(o *domain.Order) ([]domain.Event, error)) (*domain.Order, error) {
-	return r.CreateWith(ctx, id, decide, nil)
-}
-
 // NewStreamAppend stores the first events of a new order's stream: decided are the
 // order events, stored their encoded form. It returns errExists when the stream
 // exists.
 type NewStreamAppend func(ctx context.Context, id string, decided []domain.Event, stored []eventstore.Event) error
 
-// CreateWith is Create storing the events with appendNew, e.g. together with the
-// start of the order's saga (SagaStartAppend); nil appends them alone. An order
-// created through appendNew is not cached, since appendNew may have stored more
-// than the order's events.
-func (r *Repository) CreateWith(ctx context.Context, id string, decide func(o *domain.Order) ([]domain.Event, error), appendNew NewStreamAppend) (*domain.Order, error) {
+// Create is Update for an order id that is new unless a retry placed it already:
+// decide sees the zero Order without reading the store, and its events are stored
+// expecting no stream, by appendNew when set (e.g. together with the start of the
+// order's saga, SagaStartAppend), else alone. An order created through appendNew is
+// not cached, since appendNew may have stored more than the order's events. It
+// returns errExists (wrapped) when the stream exists, and otherwise what Update
+// returns.
+func (r *Repository) Create(ctx context.Context, id string, decide func(o *domain.Order) ([]domain.Event, error), appendNew NewStreamAppend) (*domain.Order, error) {
 	o := &domain.Order{}
 	events, err := decide(o)
 	if err != nil {

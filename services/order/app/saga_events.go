@@ -2,7 +2,6 @@ package app
 
 import (
 	"fmt"
-	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -13,6 +12,7 @@ import (
 	sagav1 "github.com/eventshop/eventshop/gen/go/eventshop/saga/v1"
 	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
 	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
 
@@ -33,10 +33,6 @@ import (
 // Every other saga event (a step started, a retry, a compensation) means nothing to
 // the order and only counts as a version of its stream.
 
-const sagaEventPrefix = "eventshop.saga.v1."
-
-func isSagaEvent(typ string) bool { return strings.HasPrefix(typ, sagaEventPrefix) }
-
 // orderEventOf returns the order event that the saga event se means, or nil when it
 // means none. It returns domain.ErrInvalidEvent (wrapped) for a payload or a stored
 // reply that does not decode.
@@ -48,7 +44,7 @@ func orderEventOf(se eventstore.Event) (domain.Event, error) {
 	bad := func(err error) error {
 		return fmt.Errorf("decode %s v%d (%s): %w: %w", se.Stream, se.Version, se.Type, domain.ErrInvalidEvent, err)
 	}
-	ev, err := decodeSagaEvent(se)
+	ev, err := saga.DecodeEvent(se)
 	if err != nil {
 		return nil, bad(err)
 	}
@@ -87,4 +83,14 @@ func orderEventOf(se eventstore.Event) (domain.Event, error) {
 		return &orderv1.OrderCompleted{OrderId: orderID}, nil
 	}
 	return nil, nil
+}
+
+// fold applies e to o, or counts it when it is nil: a step of the order's saga that
+// changes nothing the order shows (Codec.Decode) still moves its version.
+func fold(o *domain.Order, e domain.Event) error {
+	if e == nil {
+		o.Pass()
+		return nil
+	}
+	return o.Apply(e)
 }

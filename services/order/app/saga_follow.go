@@ -44,7 +44,6 @@ type OrderOrchestrator = saga.Orchestrator[*orderv1.OrderSagaData]
 // compensation, which participants deduplicate by id.
 type SagaFollower struct {
 	orch *OrderOrchestrator
-	repo *Repository
 	// store holds both categories.
 	store eventstore.Store
 	// send delivers the compensation of a step a user's cancellation interrupted.
@@ -103,11 +102,11 @@ func WithFollowerLogger(l *slog.Logger) FollowerOption {
 }
 
 // NewSagaFollower returns a follower; it panics on a nil dependency.
-func NewSagaFollower(orch *OrderOrchestrator, repo *Repository, store eventstore.Store, send saga.Transport, opts ...FollowerOption) *SagaFollower {
-	if orch == nil || repo == nil || store == nil || send == nil {
+func NewSagaFollower(orch *OrderOrchestrator, store eventstore.Store, send saga.Transport, opts ...FollowerOption) *SagaFollower {
+	if orch == nil || store == nil || send == nil {
 		panic("saga follower: nil dependency")
 	}
-	f := &SagaFollower{orch: orch, repo: repo, store: store, send: send, logger: slog.Default(), workers: DefaultFollowerWorkers}
+	f := &SagaFollower{orch: orch, store: store, send: send, logger: slog.Default(), workers: DefaultFollowerWorkers}
 	for _, o := range opts {
 		o(f)
 	}
@@ -202,7 +201,7 @@ func (f *SagaFollower) onOrderEvent(ctx context.Context, e eventstore.Event) err
 	if err != nil {
 		return nil
 	}
-	ev, err := decodeSagaEvent(e)
+	ev, err := saga.DecodeEvent(e)
 	if err != nil {
 		f.logger.ErrorContext(ctx, "undecodable saga event", "order_id", id, "error", err)
 		return nil
@@ -254,26 +253,6 @@ func (f *SagaFollower) undoInterrupted(ctx context.Context, id string, i int, na
 	return f.send.Send(ctx, saga.Command{
 		ID: fmt.Sprintf("%s/%d/undo/cancelled", id, i), SagaID: id, Step: name, Compensation: true, Attempt: 1, Request: req,
 	})
-}
-
-// decodeSagaEvent returns the saga event e holds, nil for another type.
-func decodeSagaEvent(e eventstore.Event) (proto.Message, error) {
-	var m proto.Message
-	switch e.Type {
-	case string(proto.MessageName(&sagav1.StepSucceeded{})):
-		m = &sagav1.StepSucceeded{}
-	case string(proto.MessageName(&sagav1.StepFailed{})):
-		m = &sagav1.StepFailed{}
-	case string(proto.MessageName(&sagav1.StepTimedOut{})):
-		m = &sagav1.StepTimedOut{}
-	case string(proto.MessageName(&sagav1.SagaCancelled{})):
-		m = &sagav1.SagaCancelled{}
-	case string(proto.MessageName(&sagav1.SagaCompleted{})):
-		m = &sagav1.SagaCompleted{}
-	default:
-		return nil, nil
-	}
-	return m, proto.Unmarshal(e.Data, m)
 }
 
 // decodeReply decodes a reply stored in a saga event by its full type name.

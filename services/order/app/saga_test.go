@@ -93,7 +93,7 @@ func startSagaOn(t *testing.T, store eventstore.Store, script participants, opts
 		}
 		return nil
 	}
-	follower := app.NewSagaFollower(env.orch, env.repo, store, env.tr, opts...)
+	follower := app.NewSagaFollower(env.orch, store, env.tr, opts...)
 	wg.Go(func() { _ = env.orch.Run(ctx) })
 	wg.Go(func() { _ = follower.Run(ctx) })
 	env.stop = func() { cancel(); wg.Wait() }
@@ -105,7 +105,7 @@ func startSagaOn(t *testing.T, store eventstore.Store, script participants, opts
 func (e *sagaEnv) place(t *testing.T) string {
 	t.Helper()
 	id := newID(t)
-	if _, err := e.repo.CreateWith(t.Context(), id, func(o *domain.Order) ([]domain.Event, error) {
+	if _, err := e.repo.Create(t.Context(), id, func(o *domain.Order) ([]domain.Event, error) {
 		return o.Place(placeParams(id, "alice"))
 	}, app.SagaStartAppend(e.orch)); err != nil {
 		t.Fatal(err)
@@ -167,6 +167,28 @@ func TestOrderSagaCompletesAndRecordsEveryStep(t *testing.T) {
 	}
 	if _, err := store.ReadStream(t.Context(), saga.StreamName(id), 1); err == nil {
 		t.Error("a separate saga stream was written")
+	}
+	// The history shows the order's own facts only, at the stream's versions, and
+	// the order at the stream's last version is the completed one.
+	q := app.NewQueries(env.repo)
+	h, err := q.History(t.Context(), "alice", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range h {
+		types = append(types, strings.TrimPrefix(e.Type, "eventshop.order.v1."))
+	}
+	wantTypes := []string{"OrderPlaced", "OrderPaymentAuthorized", "OrderInventoryReserved", "OrderShipmentCreated", "OrderPaymentCaptured", "OrderCompleted"}
+	if !slices.Equal(types, wantTypes) {
+		t.Fatalf("history %v, want %v", types, wantTypes)
+	}
+	if last := h[len(h)-1].Version; last != int64(len(evs)) {
+		t.Errorf("OrderCompleted at version %d, want the stream's last, %d", last, len(evs))
+	}
+	at, err := q.At(t.Context(), "alice", id, int64(len(evs)))
+	if err != nil || at.Order.State() != domain.StateCompleted || at.Order.Version() != int64(len(evs)) {
+		t.Fatalf("order at the last version: %v, %v", at.Order, err)
 	}
 	if o.PaymentID() != "pay-1" || o.ReservationID() != "res-1" || o.ShipmentID() != "ship-1" || o.TrackingID() != "TRACK-1" || !o.PaymentCaptured() {
 		t.Fatalf("completed order misses a step: %+v", o.Snapshot())
