@@ -145,10 +145,7 @@ func (s *Server) GetOrder(ctx context.Context, req *orderv1.GetOrderRequest) (*o
 	if s.reads == nil {
 		return nil, s.toStatus(ctx, errNoReadModel)
 	}
-	o, err := s.reads.GetOrder(ctx, req.GetOrderId())
-	if err == nil && (o == nil || o.GetUserId() != user) {
-		err = app.ErrNotFound
-	}
+	o, err := s.readOwn(ctx, user, req.GetOrderId())
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}

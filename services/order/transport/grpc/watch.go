@@ -130,7 +130,7 @@ func (s *Server) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.Order
 	id := req.GetOrderId()
 	sub := s.changes.Subscribe(id)
 	defer sub.Close()
-	o, err := s.watchRead(ctx, user, id)
+	o, err := s.readOwn(ctx, user, id)
 	if errors.Is(err, app.ErrNotFound) {
 		// The projection may lag the write (a client watches right after placing):
 		// the event store says whether the caller's order exists, and the row follows.
@@ -158,7 +158,7 @@ func (s *Server) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.Order
 				return s.toStatus(ctx, errWatchClosed)
 			}
 		}
-		o, err = s.watchRead(ctx, user, id)
+		o, err = s.readOwn(ctx, user, id)
 		if errors.Is(err, app.ErrNotFound) {
 			continue // not projected yet
 		}
@@ -168,9 +168,10 @@ func (s *Server) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.Order
 	}
 }
 
-// watchRead returns user's order id from the read model; app.ErrNotFound (and no
-// order) when the read model has no such order or it is another user's.
-func (s *Server) watchRead(ctx context.Context, user, id string) (*orderv1.Order, error) {
+// readOwn returns user's order id from the read model; app.ErrNotFound (and no
+// order) when the read model has no such order or it is another user's, so a
+// stranger cannot tell the two apart.
+func (s *Server) readOwn(ctx context.Context, user, id string) (*orderv1.Order, error) {
 	o, err := s.reads.GetOrder(ctx, id)
 	if err != nil {
 		return nil, err
