@@ -281,7 +281,11 @@ func (c *BatchConsumer) process(ctx context.Context, msgs []jetstream.Msg) {
 		return
 	}
 
-	stopKeepAlive := c.keepAlive(hctx, items)
+	handed := make([]jetstream.Msg, len(items))
+	for i, it := range items {
+		handed[i] = it.msg
+	}
+	stopKeepAlive := keepAlive(hctx, c.cfg.AckWait, handed...)
 	outs := c.safeBatch(hctx, items)
 	stopKeepAlive()
 	cancel()
@@ -405,38 +409,7 @@ func (c *BatchConsumer) settle(ctx, settleCtx context.Context, it *item, o Outco
 }
 
 func (c *BatchConsumer) finish(ctx context.Context, it *item, start time.Time) {
-	if it.outcome != "" {
-		it.span.SetAttributes(attribute.String("error.type", it.outcome))
-	}
-	it.span.End()
-	recordDuration(ctx, meterInstruments().process, start, it.outcome,
-		attribute.String("messaging.operation.name", "process"),
-		attribute.String("messaging.destination.name", it.d.Destination),
-		attribute.String("messaging.consumer.group.name", c.cfg.Durable))
-}
-
-// keepAlive tells the server every message of the batch is still being worked on,
-// more often than AckWait, until the returned stop is called or ctx is done.
-func (c *BatchConsumer) keepAlive(ctx context.Context, items []*item) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(c.cfg.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				for _, it := range items {
-					_ = it.msg.InProgress()
-				}
-			}
-		}
-	})
-	return func() { close(done); wg.Wait() }
+	finishProcess(ctx, it.span, c.cfg.Durable, it.d.Destination, start, it.outcome)
 }
 
 // startProcess starts the consumer span of one delivered message.

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // ConsumerConfig describes one durable consumer. Zero values take the defaults.
@@ -216,16 +217,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	start, outcome := time.Now(), ""
 	ctx = otel.GetTextMapPropagator().Extract(ctx, headerCarrier(msg.Headers()))
 	ctx, span := startProcess(ctx, c.cfg.Durable, m, len(msg.Data()))
-	defer span.End()
-	defer func() {
-		if outcome != "" {
-			span.SetAttributes(attribute.String("error.type", outcome))
-		}
-		recordDuration(ctx, meterInstruments().process, start, outcome,
-			attribute.String("messaging.operation.name", "process"),
-			attribute.String("messaging.destination.name", m.Destination),
-			attribute.String("messaging.consumer.group.name", c.cfg.Durable))
-	}()
+	defer func() { finishProcess(ctx, span, c.cfg.Durable, m.Destination, start, outcome) }()
 	if m.Attempt > c.cfg.MaxDeliver {
 		settleCtx, cancel := c.settleContext(ctx)
 		defer cancel()
@@ -253,7 +245,7 @@ func (c *Consumer) process(ctx context.Context, msg jetstream.Msg) {
 	}
 
 	hctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
-	stopKeepAlive := c.keepAlive(hctx, msg)
+	stopKeepAlive := keepAlive(hctx, c.cfg.AckWait, msg)
 	err := safeHandle(hctx, h, m, msg.Data())
 	stopKeepAlive()
 	cancel()
@@ -310,15 +302,13 @@ func (c *Consumer) backoff(attempt int) time.Duration {
 	return c.cfg.Backoff[max(i, 0)]
 }
 
-// keepAlive tells the server the message is still being worked on, more often than
-// AckWait, until the returned stop is called or ctx is done.
-func (c *Consumer) keepAlive(ctx context.Context, msg jetstream.Msg) (stop func()) {
+// keepAlive tells the server that msgs are still being worked on, more often than
+// ackWait, until the returned stop is called or ctx is done.
+func keepAlive(ctx context.Context, ackWait time.Duration, msgs ...jetstream.Msg) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(c.cfg.AckWait / 3)
+	wg.Go(func() {
+		t := time.NewTicker(ackWait / 3)
 		defer t.Stop()
 		for {
 			select {
@@ -327,11 +317,26 @@ func (c *Consumer) keepAlive(ctx context.Context, msg jetstream.Msg) (stop func(
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				_ = msg.InProgress()
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
 			}
 		}
-	}()
+	})
 	return func() { close(done); wg.Wait() }
+}
+
+// finishProcess ends a message's consumer span and records its processing time,
+// with outcome ("" for success) as its error type.
+func finishProcess(ctx context.Context, span trace.Span, durable, destination string, start time.Time, outcome string) {
+	if outcome != "" {
+		span.SetAttributes(attribute.String("error.type", outcome))
+	}
+	span.End()
+	recordDuration(ctx, meterInstruments().process, start, outcome,
+		attribute.String("messaging.operation.name", "process"),
+		attribute.String("messaging.destination.name", destination),
+		attribute.String("messaging.consumer.group.name", durable))
 }
 
 // deadLetter copies the message with its headers to dlq.<subject>, adds why, and only
