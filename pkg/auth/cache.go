@@ -1,11 +1,11 @@
 package auth
 
 import (
-	"container/list"
 	"crypto/sha256"
 	"slices"
-	"sync"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // Defaults of the verified-token cache (VerifierConfig.CacheSize and CacheTTL).
@@ -21,8 +21,8 @@ const (
 
 // tokenCache remembers tokens that passed every check of Verify, so that the same
 // bearer token arriving at every hop of a request, and on every request of a session,
-// costs one signature check instead of one per call. It is a bounded map with least
-// recently used eviction, safe for concurrent use.
+// costs one signature check instead of one per call. It is bounded, with least
+// recently used eviction (hashicorp/golang-lru), and safe for concurrent use.
 //
 // Keys are SHA-256 digests of the whole raw token: a token that differs in any byte
 // (signature, payload or header) misses and is verified in full. An entry answers
@@ -31,42 +31,32 @@ const (
 // cached token is never accepted where verification would refuse it, and a token in
 // the leeway after its expiry is verified afresh on every use.
 type tokenCache struct {
-	size int
-	ttl  time.Duration
-
-	mu    sync.Mutex
-	byKey map[[sha256.Size]byte]*list.Element
-	order list.List // of *cacheEntry, most recently used first
+	ttl     time.Duration
+	entries *lru.Cache[[sha256.Size]byte, *cacheEntry]
 }
 
 type cacheEntry struct {
-	key         [sha256.Size]byte
 	claims      *Claims
 	from, until time.Time
 }
 
+// newTokenCache returns a cache of size (at least 1) entries.
 func newTokenCache(size int, ttl time.Duration) *tokenCache {
-	return &tokenCache{size: size, ttl: ttl, byKey: make(map[[sha256.Size]byte]*list.Element, size)}
+	entries, _ := lru.New[[sha256.Size]byte, *cacheEntry](max(size, 1)) // errs only for a size below 1
+	return &tokenCache{ttl: ttl, entries: entries}
 }
 
 // get returns a copy of the claims cached for raw if they are valid at now.
 func (c *tokenCache) get(raw string, now time.Time) (*Claims, bool) {
 	key := sha256.Sum256([]byte(raw))
-	c.mu.Lock()
-	el, ok := c.byKey[key]
+	e, ok := c.entries.Get(key)
 	if !ok {
-		c.mu.Unlock()
 		return nil, false
 	}
-	e := el.Value.(*cacheEntry)
 	if now.Before(e.from) || !now.Before(e.until) {
-		c.order.Remove(el)
-		delete(c.byKey, key)
-		c.mu.Unlock()
+		c.entries.Remove(key)
 		return nil, false
 	}
-	c.order.MoveToFront(el)
-	c.mu.Unlock()
 	// Digests of different tokens do not collide in practice; comparing costs little
 	// and makes the answer not depend on that.
 	if e.claims.Token != raw {
@@ -85,27 +75,10 @@ func (c *tokenCache) put(claims *Claims, now, validFrom, exp time.Time) {
 	if !now.Before(until) {
 		return // inside its leeway: verify on every use until it is refused
 	}
-	e := &cacheEntry{key: sha256.Sum256([]byte(claims.Token)), claims: cloneClaims(claims), from: validFrom, until: until}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.byKey[e.key]; ok {
-		el.Value = e
-		c.order.MoveToFront(el)
-		return
-	}
-	for c.order.Len() >= c.size {
-		oldest := c.order.Back()
-		c.order.Remove(oldest)
-		delete(c.byKey, oldest.Value.(*cacheEntry).key)
-	}
-	c.byKey[e.key] = c.order.PushFront(e)
+	c.entries.Add(sha256.Sum256([]byte(claims.Token)), &cacheEntry{claims: cloneClaims(claims), from: validFrom, until: until})
 }
 
-func (c *tokenCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
-}
+func (c *tokenCache) len() int { return c.entries.Len() }
 
 // cloneClaims copies c deeply enough that a caller appending to or editing its
 // slices cannot change what the cache hands the next caller.
