@@ -164,26 +164,29 @@ func (o *Orchestrator[T]) stream(id string) string { return o.category + "-" + i
 // first step's Do error, or the store's error. A failed Send is not an error: the
 // command is recorded and Run sends it again.
 func (o *Orchestrator[T]) Start(ctx context.Context, id string, data T) error {
-	return o.StartWith(ctx, id, data, eventstore.NoStream)
+	_, err := o.StartWith(ctx, id, data, eventstore.NoStream)
+	return err
 }
 
 // StartWith is Start on a stream that may hold other events (see WithCategory): the
 // leading events, which are not the saga's, are appended first in the same commit
 // as SagaStarted and the first step, expecting the stream at version expected.
 // Writing the fact that starts a saga and the saga's start as one append means no
-// crash can leave one without the other. It returns ErrAlreadyStarted when the saga
+// crash can leave one without the other. It returns the stream's version after the
+// append, so the caller may keep its own state of the stream without reading it
+// back. It returns ErrAlreadyStarted when the saga
 // exists, the store's *eventstore.WrongExpectedVersionError when the stream is not
 // at expected but holds no saga, and Start's other errors.
-func (o *Orchestrator[T]) StartWith(ctx context.Context, id string, data T, expected eventstore.Version, leading ...eventstore.Event) error {
+func (o *Orchestrator[T]) StartWith(ctx context.Context, id string, data T, expected eventstore.Version, leading ...eventstore.Event) (eventstore.Version, error) {
 	if _, _, err := eventstore.ParseStream(o.stream(id)); err != nil {
-		return fmt.Errorf("%w %q: %w", ErrInvalidID, id, err)
+		return 0, fmt.Errorf("%w %q: %w", ErrInvalidID, id, err)
 	}
 	raw, err := proto.Marshal(data)
 	if err != nil {
-		return fmt.Errorf("saga: start %s: marshal data: %w", id, err)
+		return 0, fmt.Errorf("saga: start %s: marshal data: %w", id, err)
 	}
 	if _, err := o.def.Steps[0].Do(data); err != nil {
-		return fmt.Errorf("saga: start %s: step %s: %w", id, o.names[0], err)
+		return 0, fmt.Errorf("saga: start %s: step %s: %w", id, o.names[0], err)
 	}
 	now := o.clock.Now()
 	b := &batch{st: newState(id, len(o.names)), now: now, leading: leading}
@@ -199,14 +202,14 @@ func (o *Orchestrator[T]) StartWith(ctx context.Context, id string, data T, expe
 	if err := o.commit(ctx, e, b, expected); err != nil {
 		if errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 			if _, lerr := o.load(ctx, id); !errors.Is(lerr, errUnknown) || o.isForeign(id) {
-				return fmt.Errorf("%w: %s", ErrAlreadyStarted, id)
+				return 0, fmt.Errorf("%w: %s", ErrAlreadyStarted, id)
 			}
 		}
 		o.untrack(id, e)
-		return fmt.Errorf("saga: start %s: %w", id, err)
+		return 0, fmt.Errorf("saga: start %s: %w", id, err)
 	}
 	o.notify()
-	return nil
+	return b.st.version, nil
 }
 
 // HandleReply moves the saga r answers. A reply is ignored (nil is returned) when

@@ -20,8 +20,12 @@ func foreign(id string) eventstore.Event {
 // interleave with its transitions, and resumes from that stream.
 func TestSagaInASharedStream(t *testing.T) {
 	h := newHarness(t, testDefinition(3, 1), saga.WithCategory("order"))
-	if err := h.o.StartWith(h.ctx, "s1", newData("s1"), eventstore.NoStream, foreign("placed")); err != nil {
+	v, err := h.o.StartWith(h.ctx, "s1", newData("s1"), eventstore.NoStream, foreign("placed"))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if v != 3 {
+		t.Fatalf("StartWith returned version %d, want 3 (the leading event, SagaStarted, StepStarted)", v)
 	}
 	evs, err := h.store.ReadStream(h.ctx, "order-s1", 1)
 	if err != nil {
@@ -64,13 +68,13 @@ func TestSagaInASharedStream(t *testing.T) {
 
 	// The saga exists: a second start says so; a stream the aggregate holds alone
 	// is a conflict, not a started saga.
-	if err := h.o.StartWith(h.ctx, "s1", newData("s1"), eventstore.NoStream, foreign("placed-again")); !errors.Is(err, saga.ErrAlreadyStarted) {
+	if _, err := h.o.StartWith(h.ctx, "s1", newData("s1"), eventstore.NoStream, foreign("placed-again")); !errors.Is(err, saga.ErrAlreadyStarted) {
 		t.Fatalf("second StartWith = %v, want ErrAlreadyStarted", err)
 	}
 	if _, err := h.store.Append(h.ctx, "order-s2", eventstore.NoStream, foreign("other")); err != nil {
 		t.Fatal(err)
 	}
-	err = h.o.StartWith(h.ctx, "s2", newData("s2"), eventstore.NoStream, foreign("placed-s2"))
+	_, err = h.o.StartWith(h.ctx, "s2", newData("s2"), eventstore.NoStream, foreign("placed-s2"))
 	if !errors.Is(err, eventstore.ErrWrongExpectedVersion) || errors.Is(err, saga.ErrAlreadyStarted) {
 		t.Fatalf("StartWith on a stream without a saga = %v, want a version conflict", err)
 	}

@@ -124,9 +124,6 @@ func (h PlaceOrder) Handle(ctx context.Context, cmd PlaceOrderCommand) (*domain.
 		return nil, fmt.Errorf("place order: idempotency key is empty: %w", domain.ErrInvalidOrder)
 	}
 	orderID := OrderIDFor(cmd.UserID, cmd.IdempotencyKey)
-	if o, ok := h.repo.cached(orderID); ok {
-		return h.placed(ctx, o) // a retry this instance placed
-	}
 	params, err := h.price(ctx, cmd)
 	if err != nil {
 		// A retry of a request that was placed gets its order even while the

@@ -49,9 +49,14 @@ func (q Queries) CheckOwner(ctx context.Context, userID, orderID string) error {
 	if userID == "" {
 		return ErrUnauthenticated
 	}
-	o, err := q.repo.Load(ctx, orderID)
-	if err != nil {
-		return err
+	// An order's owner never changes, so a cached order (one this instance just
+	// placed, typically) answers as well as the store.
+	o, ok := q.repo.cached(orderID)
+	if !ok {
+		var err error
+		if o, err = q.repo.Load(ctx, orderID); err != nil {
+			return err
+		}
 	}
 	if !o.OwnedBy(userID) {
 		return fmt.Errorf("order %q: %w", orderID, ErrNotFound)

@@ -284,17 +284,17 @@ func (r *Repository) Update(ctx context.Context, id string, decide func(o *domai
 var errExists = errors.New("order exists")
 
 // NewStreamAppend stores the first events of a new order's stream: decided are the
-// order events, stored their encoded form. It returns errExists when the stream
-// exists.
-type NewStreamAppend func(ctx context.Context, id string, decided []domain.Event, stored []eventstore.Event) error
+// order events, stored their encoded form. It returns the stream's version after the
+// append, which may count events of its own besides them, and errExists when the
+// stream exists.
+type NewStreamAppend func(ctx context.Context, id string, decided []domain.Event, stored []eventstore.Event) (eventstore.Version, error)
 
 // Create is Update for an order id that is new unless a retry placed it already:
 // decide sees the zero Order without reading the store, and its events are stored
 // expecting no stream, by appendNew when set (e.g. together with the start of the
-// order's saga, SagaStartAppend), else alone. An order created through appendNew is
-// not cached, since appendNew may have stored more than the order's events. It
-// returns errExists (wrapped) when the stream exists, and otherwise what Update
-// returns.
+// order's saga, SagaStartAppend), else alone; the events appendNew stores besides
+// the order's count as versions of it. It returns errExists (wrapped) when the
+// stream exists, and otherwise what Update returns.
 func (r *Repository) Create(ctx context.Context, id string, decide func(o *domain.Order) ([]domain.Event, error), appendNew NewStreamAppend) (*domain.Order, error) {
 	o := &domain.Order{}
 	events, err := decide(o)
@@ -309,9 +309,14 @@ func (r *Repository) Create(ctx context.Context, id string, decide func(o *domai
 		return nil, err
 	}
 	if appendNew != nil {
-		if err := appendNew(ctx, id, events, stored); err != nil {
+		v, err := appendNew(ctx, id, events, stored)
+		if err != nil {
 			return nil, fmt.Errorf("create order %q: %w", id, err)
 		}
+		for o.Version() < int64(v) {
+			o.Pass()
+		}
+		r.remember(o)
 		return o, nil
 	}
 	_, err = r.store.Append(ctx, StreamName(id), eventstore.NoStream, stored...)

@@ -301,15 +301,15 @@ func (s SagaCancel) CancelForUser(ctx context.Context, o *domain.Order, reason s
 // start of its saga as one commit, so no crash can leave a placed order without
 // its saga. It reports errExists when the order's stream exists.
 func SagaStartAppend(orch *OrderOrchestrator) NewStreamAppend {
-	return func(ctx context.Context, id string, decided []domain.Event, stored []eventstore.Event) error {
+	return func(ctx context.Context, id string, decided []domain.Event, stored []eventstore.Event) (eventstore.Version, error) {
 		placed, ok := decided[0].(*orderv1.OrderPlaced)
 		if !ok || len(decided) != 1 {
-			return fmt.Errorf("start the saga of order %s: want one OrderPlaced, got %d events: %w", id, len(decided), domain.ErrInvalidOrder)
+			return 0, fmt.Errorf("start the saga of order %s: want one OrderPlaced, got %d events: %w", id, len(decided), domain.ErrInvalidOrder)
 		}
-		err := orch.StartWith(ctx, id, sagaData(placed), eventstore.NoStream, stored...)
+		v, err := orch.StartWith(ctx, id, sagaData(placed), eventstore.NoStream, stored...)
 		if errors.Is(err, saga.ErrAlreadyStarted) || errors.Is(err, eventstore.ErrWrongExpectedVersion) {
-			return errExists
+			return 0, errExists
 		}
-		return err
+		return v, err
 	}
 }
