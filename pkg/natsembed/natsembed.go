@@ -130,6 +130,9 @@ func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 	}
+	if s.srv != nil {
+		base = append(base, nats.InProcessServer(s.srv))
+	}
 	return nats.Connect(s.url, append(base, opts...)...)
 }
 

@@ -1,12 +1,14 @@
 // Package sqldb opens the SQL databases that hold read models and service state:
 // SQLite (pure Go, embedded mode) or PostgreSQL (distributed mode) behind one *sql.DB,
-// with embedded numbered migrations, a transaction helper and statements prepared once
-// (Stmts). Write SQL once with $1 placeholders. Pools, durability: see README.md.
+// with embedded numbered migrations and a transaction helper. Write SQL once with $1
+// placeholders, as text: each connection compiles a statement once. Pools, compiled
+// statements, durability: see README.md.
 package sqldb
 
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -15,7 +17,6 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
-	_ "modernc.org/sqlite"             // registers driver "sqlite"
 )
 
 // Dialect names the SQL database behind a DB.
@@ -86,11 +87,15 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	driver := "sqlite"
+	var db *sql.DB
 	if dialect == Postgres {
-		driver = "pgx"
+		db, err = sql.Open("pgx", driverDSN)
+	} else {
+		var c driver.Connector
+		if c, err = newCachingConnector(driverDSN); err == nil {
+			db = sql.OpenDB(c)
+		}
 	}
-	db, err := sql.Open(driver, driverDSN)
 	if err != nil {
 		return nil, fmt.Errorf("sqldb: open %s: %w", dialect, err)
 	}

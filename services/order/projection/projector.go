@@ -45,14 +45,11 @@ var errCheckpointMoved = errors.New("projection: checkpoint moved under the proj
 // the aggregate version and an event applies only to version-1, so a repeat is a no-op
 // anyway. A Projector is safe for concurrent use; Run it once.
 type Projector struct {
-	db    *sqldb.DB
-	store eventstore.Store
-	name  string
-	t     tables
-	sql   applySQL
-	// stmts holds the statements of this projector's tables, prepared once; a
-	// rebuild's projector closes them with its scratch tables.
-	stmts     *sqldb.Stmts
+	db        *sqldb.DB
+	store     eventstore.Store
+	name      string
+	t         tables
+	sql       applySQL
 	batchSize int
 	log       *slog.Logger
 	meter     metric.MeterProvider
@@ -141,15 +138,13 @@ func NewProjector(db *sqldb.DB, store eventstore.Store, opts ...Option) (*Projec
 	return p, nil
 }
 
-// Close stops reporting the lag gauge and closes the prepared statements; call it
-// when the projector is done (Run then fails with sqldb.ErrStmtsClosed). It returns
-// the errors of unregistering and closing, joined.
+// Close stops reporting the lag gauge; call it when the projector is done. It returns
+// the error of unregistering.
 func (p *Projector) Close() error {
-	var err error
 	if p.gauge != nil {
-		err = p.gauge.Unregister()
+		return p.gauge.Unregister()
 	}
-	return errors.Join(err, p.stmts.Close())
+	return nil
 }
 
 // applySQL is the text of the statements that apply events to one set of tables,
@@ -179,31 +174,13 @@ WHERE name = $3 AND position = $4`,
 	}
 }
 
-// exec runs query in tx as a prepared statement.
-func (p *Projector) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	st, err := p.stmts.InTx(ctx, tx, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
-}
-
-// queryRow runs query in tx as a prepared statement and scans its one row into dest.
-func (p *Projector) queryRow(ctx context.Context, tx *sql.Tx, query string, args []any, dest ...any) error {
-	st, err := p.stmts.InTx(ctx, tx, query)
-	if err != nil {
-		return err
-	}
-	return st.QueryRowContext(ctx, args...).Scan(dest...)
-}
-
 func newProjector(db *sqldb.DB, store eventstore.Store, t tables, opts ...Option) *Projector {
 	if db == nil || store == nil {
 		panic("projection: nil db or store")
 	}
 	p := &Projector{
 		db: db, store: store, name: DefaultName, t: t, batchSize: DefaultBatchSize,
-		sql: newApplySQL(t), stmts: sqldb.NewStmts(db),
+		sql: newApplySQL(t),
 		log: slog.Default(), now: time.Now, decode: decode,
 		advanced: make(chan struct{}), unknown: map[string]bool{},
 	}
@@ -349,7 +326,7 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 				return fmt.Errorf("projection: apply %s v%d (%s): %w", e.Stream, e.Version, e.Type, err)
 			}
 		}
-		res, err := p.exec(ctx, tx, p.sql.saveCheckpoint, int64(last.Position), p.now().UnixNano(), p.name, int64(from))
+		res, err := tx.ExecContext(ctx, p.sql.saveCheckpoint, int64(last.Position), p.now().UnixNano(), p.name, int64(from))
 		if err != nil {
 			return fmt.Errorf("projection: save checkpoint: %w", err)
 		}
@@ -558,7 +535,7 @@ func (p *Projector) insertPlaced(ctx context.Context, tx *sql.Tx, orderID string
 		return err
 	}
 	at := e.Time.UnixNano()
-	_, err = p.exec(ctx, tx, p.sql.insertPlaced,
+	_, err = tx.ExecContext(ctx, p.sql.insertPlaced,
 		orderID, ev.GetUserId(), int32(orderv1.OrderStatus_ORDER_STATUS_PENDING), string(lj), ev.GetTotal().GetCurrencyCode(),
 		ev.GetSubtotal().GetMinorUnits(), ev.GetShippingCost().GetMinorUnits(), ev.GetTotal().GetMinorUnits(), string(aj), at)
 	return err
@@ -571,7 +548,7 @@ func (p *Projector) update(ctx context.Context, tx *sql.Tx, orderID string, e ev
 	if set != "" {
 		set += ", "
 	}
-	res, err := p.exec(ctx, tx, `UPDATE `+p.t.orders+` SET `+set+`updated_at = $1, version = $2 WHERE id = $3 AND version = $4`,
+	res, err := tx.ExecContext(ctx, `UPDATE `+p.t.orders+` SET `+set+`updated_at = $1, version = $2 WHERE id = $3 AND version = $4`,
 		append([]any{e.Time.UnixNano(), int64(e.Version), orderID, int64(e.Version) - 1}, args...)...)
 	if err != nil {
 		return false, err
@@ -584,7 +561,7 @@ func (p *Projector) update(ctx context.Context, tx *sql.Tx, orderID string, e ev
 		return true, nil
 	}
 	var have int64
-	err = p.queryRow(ctx, tx, p.sql.version, []any{orderID}, &have)
+	err = tx.QueryRowContext(ctx, p.sql.version, orderID).Scan(&have)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return false, err
 	}
@@ -601,7 +578,7 @@ func (p *Projector) update(ctx context.Context, tx *sql.Tx, orderID string, e ev
 // countSale adds a just-completed order's lines to sales_by_product.
 func (p *Projector) countSale(ctx context.Context, tx *sql.Tx, orderID string) error {
 	var raw string
-	if err := p.queryRow(ctx, tx, p.sql.lines, []any{orderID}, &raw); err != nil {
+	if err := tx.QueryRowContext(ctx, p.sql.lines, orderID).Scan(&raw); err != nil {
 		return err
 	}
 	var lines []lineJSON
@@ -609,7 +586,7 @@ func (p *Projector) countSale(ctx context.Context, tx *sql.Tx, orderID string) e
 		return fmt.Errorf("order %s lines: %w", orderID, err)
 	}
 	for _, l := range lines {
-		_, err := p.exec(ctx, tx, p.sql.countSale,
+		_, err := tx.ExecContext(ctx, p.sql.countSale,
 			l.ProductID, l.LineTotal.Currency, l.Name, int64(l.Quantity), l.LineTotal.Units)
 		if err != nil {
 			return err

@@ -37,12 +37,12 @@ const DefaultSalesLimit = 100
 
 // Queries answers the order service's read requests from the read models. It is safe
 // for concurrent use and reads whatever tables are live, so it keeps serving while
-// Rebuild replays and after it swaps: its statements are prepared once (see
-// sqldb.Stmts) and name the live tables, which the database resolves again after a
-// swap, whichever process made it.
+// Rebuild replays and after it swaps: its statements name the live tables, which the
+// database resolves again after a swap, whichever process made it, even for the
+// compiled statements each connection keeps (see sqldb).
 type Queries struct {
-	stmts *sqldb.Stmts
-	sql   querySQL
+	db  *sqldb.DB
+	sql querySQL
 }
 
 // querySQL is the text of every query, built once per set of tables.
@@ -93,7 +93,7 @@ func NewQueries(db *sqldb.DB) *Queries {
 	if db == nil {
 		panic("projection: nil db")
 	}
-	return &Queries{stmts: sqldb.NewStmts(db), sql: newQuerySQL(liveTables)}
+	return &Queries{db: db, sql: newQuerySQL(liveTables)}
 }
 
 const orderColumns = `id, user_id, status, lines, currency, subtotal, shipping, total, address,
@@ -104,11 +104,7 @@ const orderColumns = `id, user_id, status, lines, currency, subtotal, shipping, 
 // side; see Projector.WaitFor) and the database error otherwise. The caller checks
 // that the order belongs to the user asking.
 func (q *Queries) GetOrder(ctx context.Context, id string) (*orderv1.Order, error) {
-	st, err := q.stmts.Prepared(ctx, q.sql.get)
-	if err != nil {
-		return nil, fmt.Errorf("projection: get order %q: %w", id, err)
-	}
-	o, _, err := scanOrder(st.QueryRowContext(ctx, id))
+	o, _, err := scanOrder(q.db.QueryRowContext(ctx, q.sql.get, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get order %q: %w", id, ErrNotFound)
 	}
@@ -146,11 +142,7 @@ func (q *Queries) ListOrdersByUser(ctx context.Context, userID string, status or
 	}
 	args = append(args, pageSize+1)
 
-	st, err := q.stmts.Prepared(ctx, q.sql.list[listShape(filtered, pageToken != "")])
-	if err != nil {
-		return nil, "", fmt.Errorf("projection: list orders of %q: %w", userID, err)
-	}
-	rows, err := st.QueryContext(ctx, args...)
+	rows, err := q.db.QueryContext(ctx, q.sql.list[listShape(filtered, pageToken != "")], args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("projection: list orders of %q: %w", userID, err)
 	}
@@ -183,11 +175,7 @@ func (q *Queries) SalesByProduct(ctx context.Context, limit int) ([]*orderv1.Pro
 	if limit <= 0 {
 		limit = DefaultSalesLimit
 	}
-	st, err := q.stmts.Prepared(ctx, q.sql.sales)
-	if err != nil {
-		return nil, fmt.Errorf("projection: sales by product: %w", err)
-	}
-	rows, err := st.QueryContext(ctx, limit)
+	rows, err := q.db.QueryContext(ctx, q.sql.sales, limit)
 	if err != nil {
 		return nil, fmt.Errorf("projection: sales by product: %w", err)
 	}

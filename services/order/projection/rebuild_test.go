@@ -87,15 +87,11 @@ func TestRebuildWhileProjectorRuns(t *testing.T) {
 		store := eventstore.NewMemory()
 		g := generate(ctx, t, store, 1, 150)
 		r := startProjector(t, newTestProjector(t, db, store, WithBatchSize(16)))
-		// The queries' statements are prepared against the tables each swap drops;
+		// The queries' statements are compiled against the tables each swap drops;
 		// they must read the swapped-in ones afterwards.
 		r.waitFor(t, head(ctx, t, store))
 		q := NewQueries(db)
 		checkOrders(ctx, t, q, g.histories)
-		prepared := q.stmts.Len()
-		if prepared == 0 {
-			t.Fatal("queries prepared no statements")
-		}
 		for range 2 {
 			if err := Rebuild(ctx, db, store, nil); err != nil {
 				t.Fatal(err)
@@ -108,9 +104,6 @@ func TestRebuildWhileProjectorRuns(t *testing.T) {
 		}
 		r.waitFor(t, head(ctx, t, store))
 		checkOrders(ctx, t, q, g.histories)
-		if q.stmts.Len() != prepared {
-			t.Errorf("queries prepared %d statements, then %d after the swaps; want the same ones reused", prepared, q.stmts.Len())
-		}
 		checkSales(ctx, t, q, wantSales(t, g.histories))
 		if n := countRows(ctx, t, db, "orders"); n != len(g.histories) {
 			t.Errorf("orders = %d, want %d", n, len(g.histories))

@@ -3,7 +3,7 @@ package sqldb_test
 import (
 	"context"
 	"database/sql"
-	"errors"
+	"strings"
 	"sync"
 	"testing"
 
@@ -11,31 +11,27 @@ import (
 	"github.com/eventshop/eventshop/pkg/sqldb/sqltest"
 )
 
-// A prepared statement follows its table's name: after the table is dropped and
-// another renamed into its place (a read-model rebuild's swap), the same statement
-// reads and writes the new table, inside transactions and out.
-func TestStmtsFollowATableSwap(t *testing.T) {
+// A compiled statement follows its table's name: after the table is dropped and
+// another renamed into its place (a read-model rebuild's swap), the same SQL reads
+// and writes the new table on every pooled connection, inside transactions and out.
+// On SQLite the statements are the connection's cached ones (stmtcache.go); on
+// PostgreSQL pgx's statement cache.
+func TestCompiledStatementsFollowATableSwap(t *testing.T) {
 	sqltest.ForEach(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := context.Background()
 		exec(t, db, `CREATE TABLE kv (k TEXT PRIMARY KEY, v BIGINT NOT NULL)`)
 		exec(t, db, `INSERT INTO kv VALUES ('a', 1)`)
-		stmts := sqldb.NewStmts(db)
-		t.Cleanup(func() { stmts.Close() })
 		const get, put = `SELECT v FROM kv WHERE k = $1`, `UPDATE kv SET v = $1 WHERE k = $2`
 
 		read := func() int64 {
 			t.Helper()
-			st, err := stmts.Prepared(ctx, get)
-			if err != nil {
-				t.Fatal(err)
-			}
 			var v int64
-			if err := st.QueryRowContext(ctx, "a").Scan(&v); err != nil {
+			if err := db.QueryRowContext(ctx, get, "a").Scan(&v); err != nil {
 				t.Fatal(err)
 			}
 			return v
 		}
-		// Use the statements on several pooled connections at once before the swap.
+		// Compile the statement on several pooled connections at once before the swap.
 		var wg sync.WaitGroup
 		for range 4 {
 			wg.Go(func() {
@@ -65,11 +61,7 @@ func TestStmtsFollowATableSwap(t *testing.T) {
 			}
 		}
 		if err := db.InTx(ctx, func(tx *sql.Tx) error {
-			st, err := stmts.InTx(ctx, tx, put)
-			if err != nil {
-				return err
-			}
-			_, err = st.ExecContext(ctx, 3, "a")
+			_, err := tx.ExecContext(ctx, put, 3, "a")
 			return err
 		}); err != nil {
 			t.Fatalf("update in a transaction after the swap: %v", err)
@@ -77,35 +69,23 @@ func TestStmtsFollowATableSwap(t *testing.T) {
 		if v := read(); v != 3 {
 			t.Fatalf("after the update: v = %d, want 3", v)
 		}
-		if n := stmts.Len(); n != 2 {
-			t.Errorf("%d statements prepared, want 2", n)
-		}
 	})
 }
 
-// A statement that cannot be prepared yet (its table does not exist) is not
-// remembered: once the table exists it prepares. After Close nothing prepares.
-func TestStmtsPrepareOnFirstUseAndClose(t *testing.T) {
+// A statement that cannot be compiled yet (its table does not exist) fails with the
+// driver's error and is not remembered: once the table exists it runs.
+func TestStatementOnAMissingTableRunsOnceItExists(t *testing.T) {
 	db := sqltest.Open(t, sqldb.SQLite)
 	ctx := context.Background()
-	stmts := sqldb.NewStmts(db)
 	const q = `SELECT COUNT(*) FROM later`
-	if _, err := stmts.Prepared(ctx, q); err == nil {
-		t.Fatal("prepared a statement on a missing table")
+	var n int
+	if err := db.QueryRowContext(ctx, q).Scan(&n); err == nil || !strings.Contains(err.Error(), "no such table") {
+		t.Fatalf("query on a missing table: %v, want no such table", err)
 	}
 	exec(t, db, `CREATE TABLE later (id BIGINT)`)
-	st, err := stmts.Prepared(ctx, q)
-	if err != nil {
-		t.Fatalf("after the table exists: %v", err)
-	}
-	if again, _ := stmts.Prepared(ctx, q); again != st {
-		t.Error("the same text prepared twice")
-	}
-	if err := stmts.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stmts.Prepared(ctx, q); !errors.Is(err, sqldb.ErrStmtsClosed) {
-		t.Fatalf("after Close: %v, want ErrStmtsClosed", err)
+	exec(t, db, `INSERT INTO later VALUES (1)`)
+	if err := db.QueryRowContext(ctx, q).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("after the table exists: %d, %v", n, err)
 	}
 }
 
