@@ -124,7 +124,10 @@ func (s *Server) ClientURL() string { return s.url }
 func (s *Server) Embedded() bool { return s.srv != nil }
 
 // Connect opens a client connection that keeps reconnecting forever: a broker restart
-// must never silently end a long-running service's subscriptions.
+// must never silently end a long-running service's subscriptions. To an embedded
+// server it connects in-process (no socket): every command, reply and event of the
+// embedded shop crosses this connection, and over loopback TCP each one cost a write
+// and a read system call on both sides.
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	base := []nats.Option{
 		nats.MaxReconnects(-1),

@@ -1,10 +1,14 @@
 package projection
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/pkg/sqldb/sqltest"
@@ -147,6 +151,84 @@ func TestProjectorNotifiesOnlyVisibleChanges(t *testing.T) {
 		}
 		if pending(sub) {
 			t.Fatal("a step that changes nothing shown notified a watcher")
+		}
+	})
+}
+
+// Saga steps that change nothing shown ride along in the update of the event before
+// them in the same batch: the row ends at the last one's version and time. Replayed
+// over a row that already holds the visible event (a checkpoint restored from before
+// it), the run still ends at its last version rather than stopping short, which would
+// make every later event of the order look like a gap.
+func TestProjectorFoldsPassingSteps(t *testing.T) {
+	sqltest.ForEach(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := testCtx(t)
+		store := eventstore.NewMemory()
+		const stepType = "test.v1.SagaStepStarted"
+		decoder := WithDecoder(func(e eventstore.Event) (domain.Event, error) {
+			if e.Type == stepType {
+				return nil, nil
+			}
+			return decode(e)
+		})
+		rng := rand.New(rand.NewPCG(5, 5))
+		a := orderID(rng, 1)
+		h := history(t, rng, a, "user-1")
+		for len(h) < 2 {
+			h = history(t, rng, a, "user-1")
+		}
+		stream := Category + "-" + a
+		ev := func(v int, e domain.Event, at time.Time) eventstore.Event {
+			if e == nil {
+				return eventstore.Event{ID: fmt.Sprintf("%s-%d", a, v), Type: stepType, Time: at}
+			}
+			data, err := proto.Marshal(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return eventstore.Event{ID: fmt.Sprintf("%s-%d", a, v), Type: domain.EventType(e), Data: data, Time: at,
+				Metadata: map[string]string{"schema-version": "1"}}
+		}
+		t1, t2 := epoch, epoch.Add(time.Minute)
+		if _, err := store.Append(ctx, stream, 0, ev(1, h[0], t1), ev(2, nil, t1), ev(3, nil, t1)); err != nil {
+			t.Fatal(err)
+		}
+		beforeSecond := head(ctx, t, store)
+		if _, err := store.Append(ctx, stream, 3, ev(4, h[1], t2), ev(5, nil, t2.Add(time.Second))); err != nil {
+			t.Fatal(err)
+		}
+		row := func() (version int64, updated int64) {
+			t.Helper()
+			if err := db.QueryRowContext(ctx, `SELECT version, updated_at FROM orders WHERE id = $1`, a).Scan(&version, &updated); err != nil {
+				t.Fatal(err)
+			}
+			return version, updated
+		}
+
+		r := startProjector(t, newTestProjector(t, db, store, decoder, WithBatchSize(16)))
+		r.waitFor(t, head(ctx, t, store))
+		if v, at := row(); v != 5 || at != t2.Add(time.Second).UnixNano() {
+			t.Fatalf("row at version %d, updated %d; want 5, %d", v, at, t2.Add(time.Second).UnixNano())
+		}
+		if err := r.stop(t); err != nil {
+			t.Fatal(err)
+		}
+
+		// The row holds version 4 and the checkpoint says only up to version 3.
+		if _, err := db.ExecContext(ctx, `UPDATE orders SET version = 4 WHERE id = $1`, a); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, `UPDATE projection_checkpoints SET position = $1 WHERE name = $2`, int64(beforeSecond), DefaultName); err != nil {
+			t.Fatal(err)
+		}
+		r = startProjector(t, newTestProjector(t, db, store, decoder, WithBatchSize(16)))
+		r.waitFor(t, head(ctx, t, store))
+		if v, _ := row(); v != 5 {
+			t.Fatalf("after the replay the row is at version %d, want 5", v)
+		}
+		o, err := NewQueries(db).GetOrder(ctx, a)
+		if err != nil || o.GetStatus() == orderv1.OrderStatus_ORDER_STATUS_PENDING {
+			t.Fatalf("order after the replay: %v, %v; want it past PENDING", o, err)
 		}
 	})
 }

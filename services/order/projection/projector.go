@@ -151,16 +151,17 @@ func (p *Projector) Close() error {
 // built once per projector. update statements are built per event type from
 // updateSQL, a handful of shapes.
 type applySQL struct {
-	insertPlaced, version, lines, countSale, saveCheckpoint string
+	insertPlaced, version, bump, lines, countSale, saveCheckpoint string
 }
 
 func newApplySQL(t tables) applySQL {
 	s := t.sales
 	return applySQL{
 		insertPlaced: `INSERT INTO ` + t.orders + ` (id, user_id, status, lines, currency, subtotal, shipping, total, address, created_at, updated_at, version)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, 1)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
 ON CONFLICT (id) DO NOTHING`,
 		version: `SELECT version FROM ` + t.orders + ` WHERE id = $1`,
+		bump:    `UPDATE ` + t.orders + ` SET version = $1, updated_at = $2 WHERE id = $3 AND version = $4`,
 		lines:   `SELECT lines FROM ` + t.orders + ` WHERE id = $1`,
 		countSale: `INSERT INTO ` + s + ` (product_id, currency, name, units, revenue, order_count)
 VALUES ($1, $2, $3, $4, $5, 1)
@@ -321,8 +322,19 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 	last := evs[len(evs)-1]
 	err := p.db.InTx(ctx, func(tx *sql.Tx) error {
 		p.shown = map[string]bool{} // again on a retried transaction
-		for _, e := range evs {
-			if err := p.applyTraced(ctx, tx, e); err != nil {
+		for i := 0; i < len(evs); i++ {
+			e := evs[i]
+			// Saga steps that change nothing the order shows, right behind this
+			// event in its stream, ride along in its row update: most of an order's
+			// transitions arrive in such runs (a step's completion with the next
+			// step's start), and a statement per event was most of the projector's
+			// cost.
+			through := e
+			for i+1 < len(evs) && evs[i+1].Stream == e.Stream && evs[i+1].Version == through.Version+1 && p.passes(evs[i+1]) {
+				i++
+				through = evs[i]
+			}
+			if err := p.applyTraced(ctx, tx, e, through); err != nil {
 				return fmt.Errorf("projection: apply %s v%d (%s): %w", e.Stream, e.Version, e.Type, err)
 			}
 		}
@@ -422,13 +434,13 @@ type liveKey struct{}
 // W3C trace context in its metadata), so an order's trace reaches its read model. Only
 // events applied as they arrive get a span: catching up or rebuilding would add spans
 // to long-finished traces, one per stored event. Events without trace context get none.
-func (p *Projector) applyTraced(ctx context.Context, tx *sql.Tx, e eventstore.Event) error {
+func (p *Projector) applyTraced(ctx context.Context, tx *sql.Tx, e eventstore.Event, through eventstore.Event) error {
 	if ctx.Value(liveKey{}) == nil {
-		return p.apply(ctx, tx, e)
+		return p.apply(ctx, tx, e, through)
 	}
 	parent := otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(e.Metadata))
 	if !trace.SpanContextFromContext(parent).IsRemote() {
-		return p.apply(ctx, tx, e)
+		return p.apply(ctx, tx, e, through)
 	}
 	ctx, span := otel.Tracer(instrumentation).Start(parent, "project "+e.Type,
 		trace.WithSpanKind(trace.SpanKindConsumer),
@@ -440,7 +452,7 @@ func (p *Projector) applyTraced(ctx context.Context, tx *sql.Tx, e eventstore.Ev
 			attribute.Int64("eventstore.version", int64(e.Version)),
 		))
 	defer span.End()
-	err := p.apply(ctx, tx, e)
+	err := p.apply(ctx, tx, e, through)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "apply failed")
@@ -456,8 +468,16 @@ func dbSystem(d sqldb.Dialect) string {
 	return string(d)
 }
 
-// apply folds one event into the read model inside tx.
-func (p *Projector) apply(ctx context.Context, tx *sql.Tx, e eventstore.Event) error {
+// passes reports whether e is a step of the order's saga that changes nothing the
+// order shows.
+func (p *Projector) passes(e eventstore.Event) bool {
+	ev, err := p.decode(e)
+	return err == nil && ev == nil
+}
+
+// apply folds one event into the read model inside tx, leaving the order's row at the
+// version of through: e, or the last of the passing events after it (see applyBatch).
+func (p *Projector) apply(ctx context.Context, tx *sql.Tx, e eventstore.Event, through eventstore.Event) error {
 	_, orderID, err := eventstore.ParseStream(e.Stream)
 	if err != nil {
 		return err
@@ -468,7 +488,7 @@ func (p *Projector) apply(ctx context.Context, tx *sql.Tx, e eventstore.Event) e
 		// it cannot read: the order's version still moves on, or every later
 		// event of the order would be refused.
 		p.logUnknown(ctx, e, err)
-		_, err := p.update(ctx, tx, orderID, e, ``)
+		_, err := p.update(ctx, tx, orderID, e, through, ``)
 		return err
 	}
 	if ev != nil {
@@ -477,42 +497,42 @@ func (p *Projector) apply(ctx context.Context, tx *sql.Tx, e eventstore.Event) e
 	switch ev := ev.(type) {
 	case nil:
 		// A step of the order's saga that changes nothing the order shows.
-		_, err = p.update(ctx, tx, orderID, e, ``)
+		_, err = p.update(ctx, tx, orderID, e, through, ``)
 	case *orderv1.OrderPlaced:
-		return p.insertPlaced(ctx, tx, orderID, e, ev)
+		return p.insertPlaced(ctx, tx, orderID, e, through, ev)
 	case *orderv1.OrderPaymentAuthorized:
-		_, err = p.update(ctx, tx, orderID, e, `status = $5, payment_id = $6`, int32(orderv1.OrderStatus_ORDER_STATUS_PAYMENT_AUTHORIZED), ev.GetPaymentId())
+		_, err = p.update(ctx, tx, orderID, e, through, `status = $5, payment_id = $6`, int32(orderv1.OrderStatus_ORDER_STATUS_PAYMENT_AUTHORIZED), ev.GetPaymentId())
 	case *orderv1.OrderInventoryReserved:
-		_, err = p.update(ctx, tx, orderID, e, `status = $5`, int32(orderv1.OrderStatus_ORDER_STATUS_INVENTORY_RESERVED))
+		_, err = p.update(ctx, tx, orderID, e, through, `status = $5`, int32(orderv1.OrderStatus_ORDER_STATUS_INVENTORY_RESERVED))
 	case *orderv1.OrderShipmentCreated:
-		_, err = p.update(ctx, tx, orderID, e, `status = $5, shipment_id = $6, tracking_id = $7`,
+		_, err = p.update(ctx, tx, orderID, e, through, `status = $5, shipment_id = $6, tracking_id = $7`,
 			int32(orderv1.OrderStatus_ORDER_STATUS_SHIPMENT_CREATED), ev.GetShipmentId(), ev.GetTrackingId())
 	case *orderv1.OrderPaymentCaptured:
-		_, err = p.update(ctx, tx, orderID, e, `status = $5`, int32(orderv1.OrderStatus_ORDER_STATUS_PAYMENT_CAPTURED))
+		_, err = p.update(ctx, tx, orderID, e, through, `status = $5`, int32(orderv1.OrderStatus_ORDER_STATUS_PAYMENT_CAPTURED))
 	case *orderv1.OrderCancelling:
-		_, err = p.update(ctx, tx, orderID, e, `status = $5, cancel_reason = $6`, int32(orderv1.OrderStatus_ORDER_STATUS_CANCELLING), ev.GetReason())
+		_, err = p.update(ctx, tx, orderID, e, through, `status = $5, cancel_reason = $6`, int32(orderv1.OrderStatus_ORDER_STATUS_CANCELLING), ev.GetReason())
 	case *orderv1.OrderCancelled:
 		// The reason recorded when cancelling started stands unless this one says more.
 		status := int32(orderv1.OrderStatus_ORDER_STATUS_CANCELLED)
 		if ev.GetReason() == "" {
-			_, err = p.update(ctx, tx, orderID, e, `status = $5`, status)
+			_, err = p.update(ctx, tx, orderID, e, through, `status = $5`, status)
 		} else {
-			_, err = p.update(ctx, tx, orderID, e, `status = $5, cancel_reason = $6`, status, ev.GetReason())
+			_, err = p.update(ctx, tx, orderID, e, through, `status = $5, cancel_reason = $6`, status, ev.GetReason())
 		}
 	case *orderv1.OrderCompleted:
 		var ok bool
-		ok, err = p.update(ctx, tx, orderID, e, `status = $5`, int32(orderv1.OrderStatus_ORDER_STATUS_COMPLETED))
+		ok, err = p.update(ctx, tx, orderID, e, through, `status = $5`, int32(orderv1.OrderStatus_ORDER_STATUS_COMPLETED))
 		if err == nil && ok {
 			err = p.countSale(ctx, tx, orderID)
 		}
 	default:
 		p.logUnknown(ctx, e, errors.New("no read-model mapping"))
-		_, err = p.update(ctx, tx, orderID, e, ``)
+		_, err = p.update(ctx, tx, orderID, e, through, ``)
 	}
 	return err
 }
 
-func (p *Projector) insertPlaced(ctx context.Context, tx *sql.Tx, orderID string, e eventstore.Event, ev *orderv1.OrderPlaced) error {
+func (p *Projector) insertPlaced(ctx context.Context, tx *sql.Tx, orderID string, e eventstore.Event, through eventstore.Event, ev *orderv1.OrderPlaced) error {
 	if e.Version != 1 {
 		p.log.WarnContext(ctx, "projection skipped OrderPlaced that does not start its stream",
 			"projection", p.name, "stream", e.Stream, "version", uint64(e.Version))
@@ -535,44 +555,58 @@ func (p *Projector) insertPlaced(ctx context.Context, tx *sql.Tx, orderID string
 		return err
 	}
 	at := e.Time.UnixNano()
-	_, err = tx.ExecContext(ctx, p.sql.insertPlaced,
+	res, err := tx.ExecContext(ctx, p.sql.insertPlaced,
 		orderID, ev.GetUserId(), int32(orderv1.OrderStatus_ORDER_STATUS_PENDING), string(lj), ev.GetTotal().GetCurrencyCode(),
-		ev.GetSubtotal().GetMinorUnits(), ev.GetShippingCost().GetMinorUnits(), ev.GetTotal().GetMinorUnits(), string(aj), at)
-	return err
+		ev.GetSubtotal().GetMinorUnits(), ev.GetShippingCost().GetMinorUnits(), ev.GetTotal().GetMinorUnits(), string(aj), at, int64(through.Version))
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 1 {
+		return err
+	}
+	return p.settle(ctx, tx, orderID, e, through)
 }
 
-// update moves the order row from version e.Version-1 to e.Version, setting set
-// (columns with parameters from $5 on) too, and reports whether it did. A row already
-// at e.Version or later means the event was applied before: nothing to do.
-func (p *Projector) update(ctx context.Context, tx *sql.Tx, orderID string, e eventstore.Event, set string, args ...any) (bool, error) {
+// update moves the order row from version e.Version-1 to that of through (e, or the
+// last passing event folded in with it), setting set (columns with parameters from $5
+// on) too, and reports whether it did. A row already at e.Version or later means the
+// event was applied before: see settle.
+func (p *Projector) update(ctx context.Context, tx *sql.Tx, orderID string, e, through eventstore.Event, set string, args ...any) (bool, error) {
 	if set != "" {
 		set += ", "
 	}
 	res, err := tx.ExecContext(ctx, `UPDATE `+p.t.orders+` SET `+set+`updated_at = $1, version = $2 WHERE id = $3 AND version = $4`,
-		append([]any{e.Time.UnixNano(), int64(e.Version), orderID, int64(e.Version) - 1}, args...)...)
+		append([]any{through.Time.UnixNano(), int64(through.Version), orderID, int64(e.Version) - 1}, args...)...)
 	if err != nil {
 		return false, err
 	}
 	n, err := res.RowsAffected()
-	if err != nil {
-		return false, err
+	if err != nil || n == 1 {
+		return n == 1, err
 	}
-	if n == 1 {
-		return true, nil
-	}
+	return false, p.settle(ctx, tx, orderID, e, through)
+}
+
+// settle handles an event that did not apply to the order's row: one applied before
+// leaves nothing to do but to move a row that stopped inside the run e..through on to
+// its end; a row behind e is logged and left.
+func (p *Projector) settle(ctx context.Context, tx *sql.Tx, orderID string, e, through eventstore.Event) error {
 	var have int64
-	err = tx.QueryRowContext(ctx, p.sql.version, orderID).Scan(&have)
+	err := tx.QueryRowContext(ctx, p.sql.version, orderID).Scan(&have)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return false, err
+		return err
 	}
-	if have < int64(e.Version) {
+	switch {
+	case have < int64(e.Version):
 		// Positions and versions both come from the store, so this means its history
 		// has a hole (or began without OrderPlaced). Keep going: stopping would freeze
 		// every other order's view too.
 		p.log.WarnContext(ctx, "projection skipped an event that does not follow the order's row",
 			"projection", p.name, "stream", e.Stream, "version", uint64(e.Version), "row_version", have)
+	case have < int64(through.Version):
+		_, err = tx.ExecContext(ctx, p.sql.bump, int64(through.Version), through.Time.UnixNano(), orderID, have)
 	}
-	return false, nil
+	return err
 }
 
 // countSale adds a just-completed order's lines to sales_by_product.
