@@ -29,7 +29,8 @@ type Config struct {
 	OTLPTLS bool
 	// SampleRatio is the share of new traces recorded, in [0, 1]; a request that
 	// arrives with a sampling decision keeps it. RegisterFlags defaults it to 1; a
-	// Config built in code that leaves it 0 starts no trace of its own.
+	// Config built in code that leaves it 0 starts no trace of its own. A process
+	// with no exporter records no trace of its own whatever the ratio.
 	SampleRatio float64
 }
 
@@ -39,7 +40,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "OTLP/gRPC collector for spans, host:port or URL (e.g. 127.0.0.1:4317); empty exports none")
 	fs.BoolVar(&c.OTLPTLS, "otlp-tls", false, "dial the OTLP collector with TLS")
-	fs.Float64Var(&c.SampleRatio, "trace-sample", 1, "share of new traces sampled, 0..1 (incoming decisions are kept)")
+	fs.Float64Var(&c.SampleRatio, "trace-sample", 1, "share of new traces sampled, 0..1 (incoming decisions are kept; none without an exporter)")
 	fs.StringVar(&c.Environment, "deployment-environment", DefaultEnvironment, "deployment.environment.name reported with every span and metric")
 }
 

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -130,7 +131,8 @@ func TestSamplerFollowsConfigAndParent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "s", SampleRatio: tt.ratio})
+			tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "s", SampleRatio: tt.ratio},
+				telemetry.WithSyncSpanExporter(tracetest.NewInMemoryExporter()))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -145,6 +147,31 @@ func TestSamplerFollowsConfigAndParent(t *testing.T) {
 				t.Fatalf("sampled = %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// With no exporter nothing would see a span, so a process records none of its own
+// traces, whatever the ratio; they still get ids (for logs and the services called),
+// and a caller's sampled trace is still recorded.
+func TestWithoutExporterNewTracesAreNotRecorded(t *testing.T) {
+	tel, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: "s", SampleRatio: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	_, span := tel.Tracer("test").Start(context.Background(), "op")
+	span.End()
+	if span.IsRecording() || span.SpanContext().IsSampled() || !span.SpanContext().IsValid() {
+		t.Fatalf("new trace: recording %v, sampled %v, valid %v; want an unrecorded trace with ids",
+			span.IsRecording(), span.SpanContext().IsSampled(), span.SpanContext().IsValid())
+	}
+	parent := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled, Remote: true,
+	})
+	_, child := tel.Tracer("test").Start(trace.ContextWithRemoteSpanContext(context.Background(), parent), "op")
+	child.End()
+	if !child.SpanContext().IsSampled() {
+		t.Fatal("a sampled caller's trace was dropped")
 	}
 }
 
