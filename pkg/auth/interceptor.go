@@ -140,8 +140,7 @@ func (c *interceptorConfig) statusOf(ctx context.Context, method string, err err
 // bearerToken returns the token of the "authorization" metadata, "" when there is
 // none, or errNotBearer when the header is unusable.
 func bearerToken(ctx context.Context) (string, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization") // no copy of the whole metadata
 	switch len(vals) {
 	case 0:
 		return "", nil

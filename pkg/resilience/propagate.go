@@ -16,15 +16,17 @@ var PropagatedHeaders = []string{"x-canary"}
 // propagate returns ctx with PropagatedHeaders of the incoming call added to the
 // outgoing metadata, unless the caller already set them.
 func propagate(ctx context.Context) context.Context {
-	in, ok := metadata.FromIncomingContext(ctx)
-	if !ok {
-		return ctx
-	}
-	out, _ := metadata.FromOutgoingContext(ctx)
+	// Looked up one by one: copying the incoming and outgoing metadata whole, on
+	// every call made, allocated more than the call's own headers.
 	for _, h := range PropagatedHeaders {
-		if vs := in.Get(h); len(vs) > 0 && len(out.Get(h)) == 0 {
-			ctx = metadata.AppendToOutgoingContext(ctx, h, vs[0])
+		vs := metadata.ValueFromIncomingContext(ctx, h)
+		if len(vs) == 0 {
+			continue
 		}
+		if out, ok := metadata.FromOutgoingContext(ctx); ok && len(out.Get(h)) > 0 {
+			continue
+		}
+		ctx = metadata.AppendToOutgoingContext(ctx, h, vs[0])
 	}
 	return ctx
 }
