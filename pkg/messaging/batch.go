@@ -389,7 +389,7 @@ func (c *BatchConsumer) settle(ctx, settleCtx context.Context, it *item, o Outco
 		err = fmt.Errorf("messaging: reply to %s: %w", m.ID, it.pubErr)
 	}
 	if err == nil {
-		if aerr := it.msg.DoubleAck(settleCtx); aerr != nil {
+		if aerr := it.msg.Ack(); aerr != nil { // see Consumer.process: plain ack on purpose
 			c.cfg.Logger.WarnContext(it.d.ctx, "ack failed, message will be redelivered",
 				"consumer", c.cfg.Durable, "id", m.ID, "error", aerr)
 		}
