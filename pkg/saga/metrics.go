@@ -48,8 +48,15 @@ func newMetrics(mp metric.MeterProvider, definition string) *metrics {
 	ms.stuck, _ = m.Int64UpDownCounter("saga.stuck",
 		metric.WithDescription("Unfinished sagas past their stuck deadline tracked by this instance."))
 	ms.ignored, _ = m.Int64Counter("saga.replies.ignored",
-		metric.WithDescription("Replies ignored: duplicate, late, or for an unknown or ended saga."))
+		metric.WithDescription("Replies ignored: duplicate, late, for an unknown or ended saga, or answering no command (reason=uncaused)."))
 	return ms
+}
+
+// ignore counts an ignored reply; reason is "uncaused" for a reply that names no
+// command (forged, or from a participant that does not say what it answers), and
+// "unmatched" for the others.
+func (m *metrics) ignore(ctx context.Context, reason string) {
+	m.ignored.Add(ctx, 1, m.attrs, metric.WithAttributes(attribute.String("reason", reason)))
 }
 
 func (m *metrics) step(ctx context.Context, c metric.Int64Counter, step string) {

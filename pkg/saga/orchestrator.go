@@ -108,11 +108,12 @@ var _ ReplyReceiver = (*Orchestrator[*emptypb.Empty])(nil)
 // entry is one tracked saga; mu serialises everything this instance does to it.
 type entry struct {
 	mu      sync.Mutex
-	st      *state    // nil: reload from the store before use
-	unsent  bool      // the command in progress may not have been sent
-	stuck   bool      // reported stuck by this instance
-	gone    bool      // no longer tracked
-	retryAt time.Time // when to try loading again after a failed load
+	st      *state             // nil: reload from the store before use
+	unsent  bool               // the command in progress may not have been sent
+	sentAt  eventstore.Version // the saga's version when this instance last sent its command
+	stuck   bool               // reported stuck by this instance
+	gone    bool               // no longer tracked
+	retryAt time.Time          // when to try loading again after a failed load
 }
 
 // batch collects the events of one transition, applied to a scratch state as they
@@ -213,25 +214,44 @@ func (o *Orchestrator[T]) StartWith(ctx context.Context, id string, data T, expe
 }
 
 // HandleReply moves the saga r answers. A reply is ignored (nil is returned) when
-// its saga is unknown, of another definition or ended, when it answers no step or
-// compensation in progress (a duplicate, or a late reply to a finished one), or when
-// its type means nothing to the step in progress. It returns the store's error when
-// the saga could not be read or the transition not recorded; delivering the reply
-// again is then safe.
+// it names no command it answers (no causation id: the saga trusts only answers to
+// what it asked, so a message merely of the right type, correlated with the saga,
+// cannot move it), when its saga is unknown, of another definition or ended, when it
+// answers no step or compensation in progress (a duplicate, or a late reply to a
+// finished one), or when its type means nothing to the step in progress. It returns
+// the store's error when the saga could not be read or the transition not recorded;
+// delivering the reply again is then safe.
 func (o *Orchestrator[T]) HandleReply(ctx context.Context, r Reply) error {
+	if r.CausationID == "" {
+		o.metrics.ignore(ctx, "uncaused")
+		return nil
+	}
+	return o.handle(ctx, r, false)
+}
+
+// Interrupt feeds the saga a message that comes from this process itself, not from
+// the bus, such as a user's cancellation: it needs no causation id and is matched by
+// its type alone against the step or compensation in progress, as a reply would be.
+// Never pass it anything a remote party sent. Errors and ignored messages are as for
+// HandleReply.
+func (o *Orchestrator[T]) Interrupt(ctx context.Context, r Reply) error {
+	return o.handle(ctx, r, true)
+}
+
+func (o *Orchestrator[T]) handle(ctx context.Context, r Reply, trusted bool) error {
 	if r.SagaID == "" || r.Msg == nil || o.isForeign(r.SagaID) {
-		o.metrics.ignored.Add(ctx, 1, o.metrics.attrs)
+		o.metrics.ignore(ctx, "unmatched")
 		return nil
 	}
 	changed, err := o.drive(ctx, r.SagaID, nil, func(b *batch) {
 		b.cause = r.ID
-		o.decideReply(b, r)
+		o.decideReply(b, r, trusted)
 	})
 	if errors.Is(err, errUnknown) {
 		err = nil
 	}
 	if !changed && err == nil {
-		o.metrics.ignored.Add(ctx, 1, o.metrics.attrs)
+		o.metrics.ignore(ctx, "unmatched")
 	}
 	if err != nil {
 		return fmt.Errorf("saga: reply %s to %s: %w", r.ID, r.SagaID, err)
@@ -321,7 +341,9 @@ func (o *Orchestrator[T]) resume(ctx context.Context) (pos eventstore.Position, 
 			continue
 		}
 		_, err := o.drive(ctx, id, func(e *entry) bool {
-			if e.st.waiting {
+			// A saga this instance started or moved while the scan ran has had its
+			// command sent already; sending it again would only make a duplicate.
+			if e.st.waiting && e.sentAt != e.st.version {
 				resumed++
 				o.send(ctx, e)
 			}
@@ -535,6 +557,7 @@ func (o *Orchestrator[T]) send(ctx context.Context, e *entry) {
 		return
 	}
 	e.unsent = false
+	e.sentAt = e.st.version
 }
 
 // chores are Tick's work besides timers: resend, and report a saga gone stuck.
@@ -771,11 +794,12 @@ func (o *Orchestrator[T]) emit(b *batch, ev proto.Message) {
 	}
 }
 
-// decideReply is the transition for a reply.
-func (o *Orchestrator[T]) decideReply(b *batch, r Reply) {
+// decideReply is the transition for a reply; a trusted one (Interrupt) answers
+// whatever is in progress.
+func (o *Orchestrator[T]) decideReply(b *batch, r Reply, trusted bool) {
 	st := b.st
 	typ := typeOf(r.Msg)
-	answers := r.CausationID == "" || st.ids[r.CausationID]
+	answers := trusted || st.ids[r.CausationID]
 	switch {
 	case !answers:
 	case st.status == Running:
@@ -793,7 +817,7 @@ func (o *Orchestrator[T]) decideReply(b *batch, r Reply) {
 				Step: int32(st.comp), StepName: step.Name, ReplyId: r.ID, ReplyType: rt, Reply: rb,
 			})
 			o.compensate(b)
-		} else if lookup(step.UndoFailedOn, typ) != nil && st.waiting && (r.CausationID == "" || r.CausationID == st.lastID) {
+		} else if lookup(step.UndoFailedOn, typ) != nil && st.waiting && (trusted || r.CausationID == st.lastID) {
 			a := st.undos[st.comp]
 			o.emit(b, &sagav1.CompensationFailed{
 				Step: int32(st.comp), StepName: step.Name, Attempt: int32(a), ReplyId: r.ID,

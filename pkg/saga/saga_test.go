@@ -235,16 +235,24 @@ func TestReplyForUnknownSagaIsIgnored(t *testing.T) {
 	}
 }
 
-func TestReplyWithoutCausationIsMatchedByType(t *testing.T) {
+// A reply that names no command it answers is ignored, however well it fits the step
+// in progress (the right type, the saga's id): that is what a forger could send.
+// Nothing is appended, and the real answer still moves the saga.
+func TestReplyWithoutCausationIsIgnored(t *testing.T) {
 	h := newHarness(t, testDefinition(2, 1))
 	h.start("s1")
-	h.one()
-	// The wrong type for step a changes nothing; the right one moves it.
+	c := h.one()
+	version := h.state("s1").Version
 	for _, msg := range []proto.Message{wrapperspb.UInt64(1), wrapperspb.Int64(5)} {
-		if err := h.o.HandleReply(h.ctx, saga.Reply{SagaID: "s1", ID: "x", Msg: msg}); err != nil {
+		if err := h.o.HandleReply(h.ctx, saga.Reply{SagaID: "s1", ID: "forged", Msg: msg}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	h.none()
+	if st := h.state("s1"); st.Version != version || st.Step != 0 || st.Status != saga.Running {
+		t.Fatalf("an uncaused reply moved the saga: %+v (version was %d)", st, version)
+	}
+	h.ok(c, 5)
 	wantCommand(t, h.one(), "b", false, 1)
 }
 

@@ -40,9 +40,9 @@ type Reply struct {
 	SagaID string
 	// ID is the reply's own id (ce-id), recorded in the log.
 	ID string
-	// CausationID is the id of the command answered (ce-causationid). When set, a
-	// reply to anything but the step or compensation in progress is ignored; when
-	// empty the reply is matched by type alone.
+	// CausationID is the id of the command answered (ce-causationid). A reply to
+	// anything but the step or compensation in progress is ignored, and so is one
+	// without a causation id.
 	CausationID string
 	Msg         proto.Message
 }

@@ -284,7 +284,7 @@ var _ SagaCanceller = SagaCancel{}
 func (s SagaCancel) CancelForUser(ctx context.Context, o *domain.Order, reason string) (bool, error) {
 	id := o.ID()
 	cancel := &orderv1.OrderCancelling{OrderId: id, Reason: reason, RequestedByUser: true}
-	if err := s.Orch.HandleReply(ctx, saga.Reply{SagaID: id, ID: "user-cancel/" + id, Msg: cancel}); err != nil {
+	if err := s.Orch.Interrupt(ctx, saga.Reply{SagaID: id, ID: "user-cancel/" + id, Msg: cancel}); err != nil {
 		return false, err
 	}
 	st, err := s.Orch.Get(ctx, id)
