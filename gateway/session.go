@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -228,13 +231,39 @@ func (g *Gateway) redirectURL(r *http.Request) string {
 	return g.login.redirect
 }
 
-// safeNext keeps a post-login redirect on this site.
+// safeNext keeps a post-login redirect on this site: it returns next only when it is
+// a path on this origin, and "/" otherwise. Browsers forgive a lot on the way from a
+// Location header to a URL (they drop tabs and newlines, read a backslash as a slash,
+// and take "//host" or "https:host" as another site), so next must parse as a bare
+// path, with no scheme, host or user, that starts with exactly one slash, and contain
+// no control, format or separator character nor backslash, raw or decoded, and no raw
+// space.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if next == "" || len(next) > 2048 || next[0] != '/' {
+		return "/"
+	}
+	decoded, err := url.PathUnescape(next)
+	if err != nil {
+		return "/"
+	}
+	if strings.Contains(next, " ") {
+		return "/"
+	}
+	// Checked decoded too, in case the value is encoded once more than it should be.
+	for _, s := range []string{next, decoded} {
+		if strings.HasPrefix(s, "//") || strings.Contains(s, "\\") || !utf8.ValidString(s) ||
+			strings.ContainsFunc(s, notPrintable) {
+			return "/"
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next
 }
+
+func notPrintable(r rune) bool { return !unicode.IsPrint(r) }
 
 // handleLogin starts the flow: a fresh state (bound to this browser by a cookie),
 // nonce and PKCE verifier, then a redirect to the issuer.

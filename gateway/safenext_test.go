@@ -1,0 +1,36 @@
+package gateway
+
+import (
+	"strings"
+	"testing"
+)
+
+// The post-login redirect stays on this site for every way a browser can be talked
+// into leaving it, and keeps an ordinary path (with its query) as it is.
+func TestSafeNext(t *testing.T) {
+	for _, tt := range []struct{ next, want string }{
+		{"/cart", "/cart"},
+		{"/products?category=coffee&query=french+press", "/products?category=coffee&query=french+press"},
+		{"/orders/abc?x=%20y", "/orders/abc?x=%20y"},
+		{"", "/"},
+		{"cart", "/"},
+		{"//evil.example", "/"},
+		{"/\\evil.example", "/"},
+		{"\\\\evil.example", "/"},
+		{"/\t/evil.example/", "/"},
+		{"/\n/evil.example/", "/"},
+		{"/%09/evil.example/", "/"},
+		{"/%2F/evil.example", "/"},
+		{"/%5Cevil.example", "/"},
+		{"https:evil.example", "/"},
+		{"https://evil.example/", "/"},
+		{"/ /evil.example", "/"},
+		{"/\u2028/evil.example", "/"},
+		{"/\xff", "/"},
+		{"/" + strings.Repeat("a", 3000), "/"},
+	} {
+		if got := safeNext(tt.next); got != tt.want {
+			t.Errorf("safeNext(%q) = %q, want %q", tt.next, got, tt.want)
+		}
+	}
+}
