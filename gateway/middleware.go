@@ -4,15 +4,20 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -25,7 +30,7 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 	"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 
 // securityHeaders sets the headers every response carries.
-func securityHeaders(next http.Handler) http.Handler {
+func securityHeaders(https bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", contentSecurityPolicy)
@@ -34,10 +39,46 @@ func securityHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "strict-origin-when-cross-origin")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-		if r.TLS != nil {
+		// Behind a proxy or mesh that terminates TLS the request arrives in plain
+		// HTTP, so the public URL says whether browsers reach the shop over https.
+		if https || r.TLS != nil {
 			h.Set("Strict-Transport-Security", "max-age=31536000")
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// validUTF8 answers 400 to a request whose path or query is not valid UTF-8 once
+// decoded, naming the part: nothing behind the gateway can carry such text (a
+// protobuf string must be UTF-8), so it used to fail deep inside as an internal error.
+func (g *Gateway) validUTF8(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bad := ""
+		if !utf8.ValidString(r.URL.Path) {
+			bad = "path"
+		} else if q, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			bad = "query"
+		} else {
+			for _, k := range slices.Sorted(maps.Keys(q)) {
+				if !utf8.ValidString(k) || slices.ContainsFunc(q[k], func(v string) bool { return !utf8.ValidString(v) }) {
+					bad = "query parameter " + strconv.Quote(strings.ToValidUTF8(k, "\ufffd"))
+					break
+				}
+			}
+		}
+		if bad == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		msg := "the request's " + bad + " is not valid UTF-8 (or not well-formed percent-encoding)"
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			st, _ := status.New(codes.InvalidArgument, msg).WithDetails(&errdetails.BadRequest{
+				FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: bad, Description: "must be valid UTF-8"}},
+			})
+			writeError(w, http.StatusBadRequest, st)
+			return
+		}
+		g.renderError(w, r, http.StatusBadRequest, "The address is not valid: its "+bad+" is not valid UTF-8.")
 	})
 }
 

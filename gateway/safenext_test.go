@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -31,6 +33,20 @@ func TestSafeNext(t *testing.T) {
 	} {
 		if got := safeNext(tt.next); got != tt.want {
 			t.Errorf("safeNext(%q) = %q, want %q", tt.next, got, tt.want)
+		}
+	}
+}
+
+// Strict-Transport-Security is sent when the shop's public URL is https, even though
+// TLS ends in front of the gateway (the request arrives in plain HTTP), and not for a
+// plain-HTTP shop.
+func TestHSTSFollowsThePublicURL(t *testing.T) {
+	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	for _, https := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		securityHeaders(https, ok).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+		if got := rec.Header().Get("Strict-Transport-Security"); (got != "") != https {
+			t.Errorf("public URL https=%v: Strict-Transport-Security %q", https, got)
 		}
 	}
 }

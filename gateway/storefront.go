@@ -79,7 +79,7 @@ func (g *Gateway) routes(api http.Handler) http.Handler {
 	mux.Handle("/", page(func(w http.ResponseWriter, r *http.Request) {
 		g.renderError(w, r, http.StatusNotFound, "There is no such page.")
 	}))
-	return g.metrics.middleware(securityHeaders(mux))
+	return g.metrics.middleware(securityHeaders(strings.HasPrefix(g.cfg.PublicURL, "https://"), g.validUTF8(mux)))
 }
 
 // handleReady answers 200 only when every deployed upstream reports SERVING.

@@ -1,0 +1,52 @@
+package gateway_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// Text that is not UTF-8 in a path or query is refused at the edge with 400 naming
+// the part, on the API (JSON) and the storefront (a page), instead of failing inside
+// as an internal error; the user's orders are untouched.
+func TestInvalidUTF8IsABadRequest(t *testing.T) {
+	s := startShop(t, shopOptions{})
+	alice := s.token("alice")
+	id := s.placeOrder(alice, "utf8-key-1")
+	// The order's stream ends when it is final; compare the list after that.
+	if r := s.api("GET", "/api/v1/orders/"+id+"/events", alice, nil); !strings.Contains(string(r.body), `"terminal":true`) {
+		t.Fatalf("order events: %d %s", r.code, r.body)
+	}
+	before := s.api("GET", "/api/v1/orders", alice, nil)
+
+	for _, tt := range []struct{ path, field string }{
+		{"/api/v1/orders/%ff", "path"},
+		{"/api/v1/search/products?query=%ff%fe", `query parameter "query"`},
+		{"/api/v1/orders?pageToken=abc%ff", `query parameter "pageToken"`},
+		{"/api/v1/orders/" + id + "?%ff=1", "query parameter"},
+	} {
+		r := s.api("GET", tt.path, alice, nil)
+		if r.code != http.StatusBadRequest {
+			t.Errorf("GET %s: %d %s, want 400", tt.path, r.code, r.body)
+			continue
+		}
+		var body struct {
+			Error struct {
+				Fields []struct{ Field string } `json:"fields"`
+			} `json:"error"`
+		}
+		if err := json.Unmarshal(r.body, &body); err != nil || len(body.Error.Fields) != 1 || !strings.HasPrefix(body.Error.Fields[0].Field, tt.field) {
+			t.Errorf("GET %s: body %s, want the field %q named", tt.path, r.body, tt.field)
+		}
+	}
+	b := s.login("alice")
+	for _, p := range []string{"/orders/%ff", "/products?query=%ff%fe"} {
+		if r := b.get(p); r.code != http.StatusBadRequest || !strings.Contains(string(r.body), "UTF-8") {
+			t.Errorf("GET %s: %d, want a 400 page saying why", p, r.code)
+		}
+	}
+	if after := s.api("GET", "/api/v1/orders", alice, nil); after.code != http.StatusOK || !strings.Contains(string(after.body), id) || string(after.body) != string(before.body) {
+		t.Errorf("orders changed: %s -> %s", before.body, after.body)
+	}
+}
