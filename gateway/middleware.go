@@ -226,14 +226,22 @@ func newLimiters(cfg Config) *limiters {
 }
 
 // clientIP is the TCP peer, or the last X-Forwarded-For hop when the gateway is
-// told it sits behind a proxy (the last hop is the one the proxy itself added).
+// told it sits behind a proxy: the last hop is the one the proxy itself added, and
+// the hops before it are whatever the client claimed. Every X-Forwarded-For line
+// counts, in order (a proxy may add its own line after the client's instead of
+// appending to it), and a last hop that is not an IP address is not trusted.
 func (l *limiters) clientIP(r *http.Request) string {
 	if l.trustForwarded {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			parts := strings.Split(xff, ",")
-			if ip := strings.TrimSpace(parts[len(parts)-1]); ip != "" {
-				return ip
+		var last string
+		for _, line := range r.Header.Values("X-Forwarded-For") {
+			for hop := range strings.SplitSeq(line, ",") {
+				if hop = strings.TrimSpace(hop); hop != "" {
+					last = hop
+				}
 			}
+		}
+		if ip := net.ParseIP(last); ip != nil {
+			return ip.String()
 		}
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)

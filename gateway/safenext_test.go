@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -48,5 +49,50 @@ func TestHSTSFollowsThePublicURL(t *testing.T) {
 		if got := rec.Header().Get("Strict-Transport-Security"); (got != "") != https {
 			t.Errorf("public URL https=%v: Strict-Transport-Security %q", https, got)
 		}
+	}
+}
+
+// Behind a proxy the client IP is the last hop of all X-Forwarded-For lines: a
+// client that sends its own line (or several) before the proxy's cannot choose the
+// address it is limited by.
+func TestClientIPReadsEveryForwardedLine(t *testing.T) {
+	l := newLimiters(Config{TrustForwardedFor: true, IPRate: 1, IPBurst: 3, UserRate: 1, UserBurst: 1})
+	for _, tt := range []struct {
+		lines []string
+		want  string
+	}{
+		{[]string{"203.0.113.7"}, "203.0.113.7"},
+		{[]string{"1.1.1.1, 203.0.113.7"}, "203.0.113.7"},
+		{[]string{"1.1.1.1", "203.0.113.7"}, "203.0.113.7"},
+		{[]string{"1.1.1.1, 2.2.2.2", "203.0.113.7, "}, "203.0.113.7"},
+		{[]string{"1.1.1.1", "not-an-ip"}, "192.0.2.1"},
+		{nil, "192.0.2.1"},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.RemoteAddr = "192.0.2.1:4444"
+		for _, v := range tt.lines {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		if got := l.clientIP(r); got != tt.want {
+			t.Errorf("X-Forwarded-For %q: client %q, want %q", tt.lines, got, tt.want)
+		}
+	}
+
+	// As an attacker would: a fresh forged first line on every request, the proxy's
+	// line the same. The limit still applies.
+	h := l.perIP(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	limited := 0
+	for i := range 10 {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Add("X-Forwarded-For", fmt.Sprintf("10.0.0.%d", i))
+		r.Header.Add("X-Forwarded-For", "203.0.113.9")
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited < 6 {
+		t.Errorf("%d of 10 requests over a burst of 3 refused, want at least 6", limited)
 	}
 }
