@@ -184,7 +184,7 @@ func (g *Gateway) apiHandler() (http.Handler, error) {
 			// A watch refused before its first event answers the JSON error of any
 			// other call, which API clients handle; none opens an empty stream.
 			ctx := metadata.AppendToOutgoingContext(r.Context(), "authorization", r.Header.Get("Authorization"))
-			g.streamOrderEvents(ctx, w, id, func(w http.ResponseWriter, err error) bool {
+			g.streamOrderEvents(ctx, w, claims.Subject, id, func(w http.ResponseWriter, err error) bool {
 				g.grpcErrorHandler(r.Context(), nil, nil, w, r, err)
 				return true
 			})

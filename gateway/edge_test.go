@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/eventshop/eventshop/gateway"
 )
 
 // Text that is not UTF-8 in a path or query is refused at the edge with 400 naming
@@ -48,5 +51,66 @@ func TestInvalidUTF8IsABadRequest(t *testing.T) {
 	}
 	if after := s.api("GET", "/api/v1/orders", alice, nil); after.code != http.StatusOK || !strings.Contains(string(after.body), id) || string(after.body) != string(before.body) {
 		t.Errorf("orders changed: %s -> %s", before.body, after.body)
+	}
+}
+
+// The order-status stream needs a login, opens only for the caller's own order, and
+// one user holds at most gateway.MaxOrderStreamsPerUser open at once; closing one
+// frees its slot, and another user is not held back.
+func TestOrderStreamsAreLimited(t *testing.T) {
+	s := startShop(t, shopOptions{})
+	s.stop["payment"]() // the order stays in progress, so its streams stay open
+	alice, bob := s.token("alice"), s.token("bob")
+	id := s.placeOrder(alice, "streams-key-1")
+	path := "/api/v1/orders/" + id + "/events"
+
+	open := func(token string) (*http.Response, error) {
+		req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		return http.DefaultClient.Do(req)
+	}
+	if r := s.api("GET", path, "", nil); r.code != http.StatusUnauthorized {
+		t.Errorf("anonymous stream: %d, want 401", r.code)
+	}
+	if r := s.api("GET", "/api/v1/orders/00000000-0000-4000-8000-000000000000/events", alice, nil); r.code != http.StatusNotFound {
+		t.Errorf("stream of an unknown order: %d, want 404", r.code)
+	}
+	if r := s.api("GET", path, bob, nil); r.code != http.StatusNotFound {
+		t.Errorf("bob's stream of alice's order: %d, want 404", r.code)
+	}
+	var held []*http.Response
+	defer func() {
+		for _, r := range held {
+			r.Body.Close()
+		}
+	}()
+	for i := range gateway.MaxOrderStreamsPerUser {
+		r, err := open(alice)
+		if err != nil || r.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %v %v", i, r.StatusCode, err)
+		}
+		held = append(held, r)
+	}
+	if r := s.api("GET", path, alice, nil); r.code != http.StatusTooManyRequests {
+		t.Fatalf("stream over the cap: %d %s, want 429", r.code, r.body)
+	}
+	held[0].Body.Close()
+	held = held[1:]
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := open(alice)
+		if err == nil && r.StatusCode == http.StatusOK {
+			held = append(held, r)
+			break
+		}
+		if err == nil {
+			r.Body.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a closed stream's slot never came back: %v %v", r.StatusCode, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -210,11 +210,45 @@ func (k *keyedLimiter) reserve(key string, now time.Time) time.Duration {
 	return 0
 }
 
-// limiters are the gateway's per-IP and per-user rate limits.
+// limiters are the gateway's per-IP and per-user rate limits, and the cap on each
+// user's open order streams.
 type limiters struct {
 	ip, user       *keyedLimiter
 	trustForwarded bool
 	rejected       atomic.Int64
+
+	streamsMu sync.Mutex
+	streams   map[string]int // open order streams by user
+}
+
+// MaxOrderStreamsPerUser bounds the order-status streams one user holds open at once
+// through the gateway (a browser tab on an order page holds one). A stream costs a
+// connection, a goroutine and a watch in the order service for minutes, so one user
+// must not be able to open them by the hundred.
+const MaxOrderStreamsPerUser = 8
+
+// openStream takes one of user's order-stream slots and returns its release, or
+// answers 429 and returns nil when the user holds MaxOrderStreamsPerUser already.
+func (l *limiters) openStream(w http.ResponseWriter, user string) (release func()) {
+	l.streamsMu.Lock()
+	defer l.streamsMu.Unlock()
+	if l.streams[user] >= MaxOrderStreamsPerUser {
+		l.rejected.Add(1)
+		w.Header().Set("Retry-After", "10")
+		writeError(w, http.StatusTooManyRequests, status.Newf(codes.ResourceExhausted, "too many open order streams for this user (at most %d)", MaxOrderStreamsPerUser))
+		return nil
+	}
+	l.streams[user]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.streamsMu.Lock()
+			defer l.streamsMu.Unlock()
+			if l.streams[user]--; l.streams[user] <= 0 {
+				delete(l.streams, user)
+			}
+		})
+	}
 }
 
 func newLimiters(cfg Config) *limiters {
@@ -222,6 +256,7 @@ func newLimiters(cfg Config) *limiters {
 		ip:             newKeyedLimiter(cfg.IPRate, cfg.IPBurst),
 		user:           newKeyedLimiter(cfg.UserRate, cfg.UserBurst),
 		trustForwarded: cfg.TrustForwardedFor,
+		streams:        map[string]int{},
 	}
 }
 

@@ -673,7 +673,10 @@ func (g *Gateway) handleOrderEvents(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "login required", http.StatusUnauthorized)
 		return
 	}
-	g.streamOrderEvents(callCtx(r, sess), w, r.PathValue("id"), func(w http.ResponseWriter, err error) bool {
+	if !g.limits.allowUser(w, sess.claims) {
+		return
+	}
+	g.streamOrderEvents(callCtx(r, sess), w, sess.claims.Subject, r.PathValue("id"), func(w http.ResponseWriter, err error) bool {
 		code := orderEventsRefusal(err)
 		if code != 0 {
 			http.Error(w, http.StatusText(code), code)
@@ -689,11 +692,17 @@ func (g *Gateway) handleOrderEvents(w http.ResponseWriter, r *http.Request) {
 // its first event, refuse may answer instead (it reports whether it did); otherwise
 // the stream opens and ends at once. The resilient client guards only the stream's
 // establishment, so an open stream holds no bulkhead slot that unary calls need.
-func (g *Gateway) streamOrderEvents(ctx context.Context, w http.ResponseWriter, id string, refuse func(http.ResponseWriter, error) bool) {
+// Each stream takes one of user's MaxOrderStreamsPerUser slots while it is open.
+func (g *Gateway) streamOrderEvents(ctx context.Context, w http.ResponseWriter, user, id string, refuse func(http.ResponseWriter, error) bool) {
 	if g.ups.order == nil {
 		http.Error(w, "order service unavailable", http.StatusServiceUnavailable)
 		return
 	}
+	release := g.limits.openStream(w, user)
+	if release == nil {
+		return
+	}
+	defer release()
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
