@@ -72,8 +72,6 @@ type Verifier struct {
 	leeway   time.Duration
 	now      func() time.Time
 	client   *http.Client
-	// keyCtx outlives every request: go-oidc uses it for background key refreshes.
-	keyCtx context.Context
 
 	// discovering admits one discovery attempt at a time, yet lets waiters give up
 	// when their own context ends (a mutex would not).
@@ -87,10 +85,9 @@ type Verifier struct {
 // on the first Verify (or Ready) and is retried on later calls until it succeeds. In
 // the all-in-one runner the issuer and the services start together, and a service
 // must not die because the issuer answered a few hundred milliseconds late; until it
-// answers, Verify fails with ErrIssuerUnavailable. Keys are cached (go-oidc's
-// RemoteKeySet) and refetched when no cached key verifies a token; concurrent
-// refetches are merged into one. ctx carries values, not cancellation, into those
-// fetches. Tokens that pass every check are remembered until they expire (at most
+// answers, Verify fails with ErrIssuerUnavailable. Keys are cached and fetched again
+// only for a token under a key id not seen yet, at most once per MinKeyRefresh;
+// concurrent fetches are merged into one. Tokens that pass every check are remembered until they expire (at most
 // CacheTTL, at most CacheSize of them), so the same token is verified once, not at
 // every call and every hop; see tokenCache. NewVerifier returns an error if Issuer is
 // empty or not an http(s) URL.
@@ -133,7 +130,6 @@ func NewVerifier(ctx context.Context, cfg VerifierConfig) (*Verifier, error) {
 		leeway:      cfg.Leeway,
 		now:         cfg.Now,
 		client:      cfg.HTTPClient,
-		keyCtx:      oidc.ClientContext(context.WithoutCancel(ctx), cfg.HTTPClient),
 		discovering: make(chan struct{}, 1),
 	}, nil
 }
@@ -175,7 +171,7 @@ func (v *Verifier) tokenVerifier(ctx context.Context) (*oidc.IDTokenVerifier, er
 	if err := provider.Claims(&meta); err != nil || meta.JWKSURI == "" {
 		return nil, fmt.Errorf("%w: discovery document has no jwks_uri", ErrIssuerUnavailable)
 	}
-	keys := fetchAwareKeySet{oidc.NewRemoteKeySet(v.keyCtx, meta.JWKSURI)}
+	keys := fetchAwareKeySet{newJWKSKeySet(meta.JWKSURI, v.client, v.now)}
 	idv := oidc.NewVerifier(v.issuer, keys, &oidc.Config{
 		SupportedSigningAlgs: allowedAlgs,
 		// Audience, expiry and nbf are checked in Verify, which needs typed errors and
@@ -192,14 +188,14 @@ func (v *Verifier) tokenVerifier(ctx context.Context) (*oidc.IDTokenVerifier, er
 // dead issuer (retryable) is told apart from a bad signature (final).
 type fetchFailedKey struct{}
 
-// fetchAwareKeySet records key fetch failures of the wrapped go-oidc RemoteKeySet.
-type fetchAwareKeySet struct{ inner *oidc.RemoteKeySet }
+// fetchAwareKeySet records key fetch failures of the wrapped key set.
+type fetchAwareKeySet struct{ inner oidc.KeySet }
 
 var _ oidc.KeySet = fetchAwareKeySet{}
 
 func (k fetchAwareKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
 	payload, err := k.inner.VerifySignature(ctx, jwt)
-	// RemoteKeySet wraps (%w) only fetch failures; a signature that no key verifies
+	// jwksKeySet wraps (%w) only fetch failures; a signature that no key verifies
 	// and a malformed token come back as plain errors.
 	if err != nil && errors.Unwrap(err) != nil {
 		if flag, ok := ctx.Value(fetchFailedKey{}).(*atomic.Bool); ok {
