@@ -28,10 +28,10 @@ import (
 
 // Scopes and roles the API requires.
 const (
-	ScopeCart        = "cart"
-	ScopeOrdersRead  = "orders:read"
-	ScopeOrdersWrite = "orders:write"
-	RoleAdmin        = "admin"
+	ScopeCart        = auth.ScopeCart
+	ScopeOrdersRead  = auth.ScopeOrdersRead
+	ScopeOrdersWrite = auth.ScopeOrdersWrite
+	RoleAdmin        = auth.RoleAdmin
 )
 
 // access is what a route requires and which upstream serves it.

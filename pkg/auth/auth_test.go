@@ -304,7 +304,8 @@ func TestHealthAndReflectionNeedNoToken(t *testing.T) {
 
 func TestPublicMethods(t *testing.T) {
 	iss := startIssuer(t, devissuer.Config{})
-	cc := dial(t, startServer(t, newVerifier(t, iss.URL(), nil), nil, auth.WithPublicMethods(catalogPrefix)))
+	getProduct := catalogPrefix + "GetProduct"
+	cc := dial(t, startServer(t, newVerifier(t, iss.URL(), nil), nil, auth.WithAccess(auth.Access{getProduct: {Public: true}})))
 
 	p, err := whoAmI(t.Context(), cc, "")
 	if err != nil {
@@ -322,9 +323,42 @@ func TestPublicMethods(t *testing.T) {
 		t.Fatalf("public method with bob's token: subject %q, err %v", p.GetName(), err)
 	}
 
-	// Methods outside the public prefixes still need a token.
-	_, err = whoAmI(t.Context(), dial(t, startServer(t, newVerifier(t, iss.URL(), nil), nil, auth.WithPublicMethods("/eventshop.cart."))), "")
+	// A method that is listed but not public still needs a token.
+	_, err = whoAmI(t.Context(), dial(t, startServer(t, newVerifier(t, iss.URL(), nil), nil, auth.WithAccess(auth.Access{getProduct: {}}))), "")
 	wantStatus(t, err, codes.Unauthenticated, "missing bearer token")
+}
+
+// Each service enforces its own table: the scope and role a method needs, and no
+// method that the table does not list, whatever token comes.
+func TestAccessTableScopesAndRoles(t *testing.T) {
+	iss := startIssuer(t, devissuer.Config{})
+	getProduct := catalogPrefix + "GetProduct"
+	serve := func(a auth.Access) *grpc.ClientConn {
+		return dial(t, startServer(t, newVerifier(t, iss.URL(), nil), nil, auth.WithAccess(a)))
+	}
+	writer := login(t, iss, "alice", "openid", "orders:write")
+	reader := login(t, iss, "alice", "openid", "orders:read")
+	admin := login(t, iss, "admin")
+
+	scoped := serve(auth.Access{getProduct: {Scope: "orders:write"}})
+	if _, err := whoAmI(t.Context(), scoped, writer); err != nil {
+		t.Fatalf("token with the scope: %v", err)
+	}
+	_, err := whoAmI(t.Context(), scoped, reader)
+	wantStatus(t, err, codes.PermissionDenied, `missing scope "orders:write"`)
+
+	roled := serve(auth.Access{getProduct: {Role: "admin"}})
+	if _, err := whoAmI(t.Context(), roled, admin); err != nil {
+		t.Fatalf("admin: %v", err)
+	}
+	_, err = whoAmI(t.Context(), roled, writer)
+	wantStatus(t, err, codes.PermissionDenied, `missing role "admin"`)
+
+	unlisted := serve(auth.Access{catalogPrefix + "ListProducts": {Public: true}})
+	_, err = whoAmI(t.Context(), unlisted, admin)
+	wantStatus(t, err, codes.PermissionDenied, "not open to callers")
+	_, err = whoAmI(t.Context(), unlisted, "")
+	wantStatus(t, err, codes.PermissionDenied, "not open to callers")
 }
 
 func TestForwardCredentialsCarriesIdentityToNextService(t *testing.T) {

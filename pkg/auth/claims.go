@@ -33,6 +33,14 @@ type Claims struct {
 	Token string
 }
 
+// The scopes and role the shop's services and gateway require.
+const (
+	ScopeCart        = "cart"
+	ScopeOrdersRead  = "orders:read"
+	ScopeOrdersWrite = "orders:write"
+	RoleAdmin        = "admin"
+)
+
 // HasScope reports whether the scope was granted.
 func (c *Claims) HasScope(scope string) bool {
 	return c != nil && slices.Contains(c.Scopes, scope)

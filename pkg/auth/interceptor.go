@@ -24,16 +24,33 @@ var errNotBearer = errors.New("authorization header is not a bearer token")
 type InterceptorOption func(*interceptorConfig)
 
 type interceptorConfig struct {
-	public []string
+	access Access
 	logger *slog.Logger
 }
 
-// WithPublicMethods makes methods whose full name ("/pkg.Service/Method") starts with
-// one of prefixes callable without a token, e.g. "/eventshop.catalog.v1.CatalogService/".
-// A token presented on a public method is still verified: an invalid one is rejected,
-// a valid one puts claims in the context.
-func WithPublicMethods(prefixes ...string) InterceptorOption {
-	return func(c *interceptorConfig) { c.public = append(c.public, prefixes...) }
+// Rule says who may call one gRPC method.
+type Rule struct {
+	// Public methods need no token. A token presented anyway is still verified: an
+	// invalid one is rejected, a valid one puts claims in the context.
+	Public bool
+	// Scope, when set, must be one of the token's scopes.
+	Scope string
+	// Role, when set, must be one of the token's roles.
+	Role string
+}
+
+// Access is a service's table of who may call what: full method name
+// ("/pkg.Service/Method", the generated *_FullMethodName constants) to Rule. Each
+// service enforces its own, whatever a gateway in front of it checked: a token with
+// only orders:read cannot place an order at the order service's port either.
+type Access map[string]Rule
+
+// WithAccess makes the interceptors enforce a: a method it does not list is refused
+// with PermissionDenied (closed until someone decides who may call it), a listed one
+// needs a valid token unless Public, and the Rule's scope and role. Without it every
+// method needs a valid token and nothing more. Health and reflection are always open.
+func WithAccess(a Access) InterceptorOption {
+	return func(c *interceptorConfig) { c.access = a }
 }
 
 // WithLogger sets where rejected tokens are logged (at debug level; an unreachable
@@ -95,13 +112,18 @@ func (c *interceptorConfig) authenticate(ctx context.Context, v *Verifier, metho
 	if hasPrefix(method, alwaysOpen) {
 		return ctx, nil
 	}
+	rule, listed := c.access[method]
+	if c.access != nil && !listed {
+		c.logger.WarnContext(ctx, "request refused: method not in the access table", "method", method)
+		return nil, status.Errorf(codes.PermissionDenied, "%s is not open to callers", method)
+	}
 	raw, err := bearerToken(ctx)
 	if err != nil {
 		c.logger.DebugContext(ctx, "request rejected", "method", method, "error", err)
 		return nil, status.Error(codes.Unauthenticated, err.Error())
 	}
 	if raw == "" {
-		if hasPrefix(method, c.public) {
+		if rule.Public {
 			return ctx, nil
 		}
 		return nil, status.Error(codes.Unauthenticated, ErrMissingToken.Error())
@@ -109,6 +131,14 @@ func (c *interceptorConfig) authenticate(ctx context.Context, v *Verifier, metho
 	claims, err := v.Verify(ctx, raw)
 	if err != nil {
 		return nil, c.statusOf(ctx, method, err)
+	}
+	if !rule.Public {
+		if rule.Scope != "" && !claims.HasScope(rule.Scope) {
+			return nil, status.Errorf(codes.PermissionDenied, "missing scope %q", rule.Scope)
+		}
+		if rule.Role != "" && !claims.HasRole(rule.Role) {
+			return nil, status.Errorf(codes.PermissionDenied, "missing role %q", rule.Role)
+		}
 	}
 	return ContextWithClaims(ctx, claims), nil
 }

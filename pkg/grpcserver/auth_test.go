@@ -24,7 +24,10 @@ func TestAuthRunsBeforeValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := start(t, grpcserver.WithVerifier(v, auth.WithPublicMethods("/eventshop.catalog.v1.CatalogService/ListCategories")))
+	h := start(t, grpcserver.WithVerifier(v, auth.WithAccess(auth.Access{
+		catalogv1.CatalogService_ListCategories_FullMethodName: {Public: true},
+		catalogv1.CatalogService_GetProduct_FullMethodName:     {},
+	})))
 	client := catalogv1.NewCatalogServiceClient(h.conn)
 
 	// Without a token an invalid request learns nothing about its validity.

@@ -94,7 +94,7 @@ func WithAuthInterceptors(unary grpc.UnaryServerInterceptor, stream grpc.StreamS
 
 // WithVerifier authenticates every call with the bearer token verified by v (see
 // auth.UnaryServerInterceptor); opts typically name public methods with
-// auth.WithPublicMethods. A nil v leaves the server unauthenticated.
+// auth.WithAccess. A nil v leaves the server unauthenticated.
 func WithVerifier(v *auth.Verifier, opts ...auth.InterceptorOption) Option {
 	return func(o *options) {
 		if v == nil {

@@ -241,8 +241,9 @@ type Wiring struct {
 	HealthName string
 	// Register registers the query services on the gRPC server.
 	Register func(*grpc.Server)
-	// PublicMethods are callable without a token (full method names).
-	PublicMethods []string
+	// Access says who may call each method of the participant's gRPC service; a
+	// method it does not list is refused (see auth.WithAccess).
+	Access auth.Access
 	// Tasks run next to the consumer until the service stops, e.g. a sweeper.
 	Tasks []func(ctx context.Context)
 }
@@ -272,7 +273,7 @@ func (s *Service) Start(ctx context.Context, w Wiring) error {
 	s.server = grpcserver.New(
 		grpcserver.WithLogger(s.logger),
 		grpcserver.WithDrainTimeout(s.cfg.DrainTimeout),
-		grpcserver.WithVerifier(s.verifier, auth.WithPublicMethods(w.PublicMethods...), auth.WithLogger(s.logger)),
+		grpcserver.WithVerifier(s.verifier, auth.WithAccess(w.Access), auth.WithLogger(s.logger)),
 	)
 	if w.Register != nil {
 		w.Register(s.server.GRPC())

@@ -176,7 +176,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	srv := grpcserver.New(
 		grpcserver.WithLogger(logger),
 		grpcserver.WithDrainTimeout(cfg.DrainTimeout),
-		grpcserver.WithVerifier(deps.Verifier, auth.WithLogger(logger)),
+		grpcserver.WithVerifier(deps.Verifier, auth.WithAccess(Access), auth.WithLogger(logger)),
 	)
 	cartv1.RegisterCartServiceServer(srv.GRPC(), grpctransport.NewServer(carts, logger))
 
@@ -204,4 +204,13 @@ func (s *Service) Run(ctx context.Context) error {
 	err := s.server.Serve(ctx, s.lis)
 	s.logger.InfoContext(ctx, "cart stopped", "error", err)
 	return err
+}
+
+// Access: every cart method needs the cart scope (and acts on the caller's own cart).
+var Access = auth.Access{
+	cartv1.CartService_GetCart_FullMethodName:            {Scope: auth.ScopeCart},
+	cartv1.CartService_AddItem_FullMethodName:            {Scope: auth.ScopeCart},
+	cartv1.CartService_UpdateItemQuantity_FullMethodName: {Scope: auth.ScopeCart},
+	cartv1.CartService_RemoveItem_FullMethodName:         {Scope: auth.ScopeCart},
+	cartv1.CartService_EmptyCart_FullMethodName:          {Scope: auth.ScopeCart},
 }

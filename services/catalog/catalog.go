@@ -25,8 +25,14 @@ import (
 // DefaultGRPCAddr is where the catalog listens unless configured otherwise.
 const DefaultGRPCAddr = "127.0.0.1:9401"
 
-// PublicMethods are the RPCs callable without a token: the whole catalog service.
-const PublicMethods = "/eventshop.catalog.v1.CatalogService/"
+// Access: the whole catalog is public; a token presented is still verified.
+var Access = auth.Access{
+	catalogv1.CatalogService_ListProducts_FullMethodName:   {Public: true},
+	catalogv1.CatalogService_GetProduct_FullMethodName:     {Public: true},
+	catalogv1.CatalogService_SearchProducts_FullMethodName: {Public: true},
+	catalogv1.CatalogService_GetProducts_FullMethodName:    {Public: true},
+	catalogv1.CatalogService_ListCategories_FullMethodName: {Public: true},
+}
 
 // Config configures the catalog service.
 type Config struct {
@@ -105,7 +111,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	srv := grpcserver.New(
 		grpcserver.WithLogger(logger),
 		grpcserver.WithDrainTimeout(cfg.DrainTimeout),
-		grpcserver.WithVerifier(deps.Verifier, auth.WithPublicMethods(PublicMethods), auth.WithLogger(logger)),
+		grpcserver.WithVerifier(deps.Verifier, auth.WithAccess(Access), auth.WithLogger(logger)),
 	)
 	catalogv1.RegisterCatalogServiceServer(srv.GRPC(), grpctransport.NewServer(cat))
 

@@ -40,8 +40,13 @@ const (
 	DefaultRetention = participant.DefaultRetention
 )
 
-// PublicMethods are callable without a token: the storefront shows stock levels.
-const PublicMethods = "/eventshop.inventory.v1.InventoryService/GetStock"
+// Access: one product's stock level is public (the storefront shows it); listing and
+// setting stock are for admins.
+var Access = auth.Access{
+	inventoryv1.InventoryService_GetStock_FullMethodName:  {Public: true},
+	inventoryv1.InventoryService_ListStock_FullMethodName: {Role: auth.RoleAdmin},
+	inventoryv1.InventoryService_SetStock_FullMethodName:  {Role: auth.RoleAdmin},
+}
 
 // ConsumerName is the durable consumer of the inventory commands, named by the
 // participant shell after the service. Renaming it is a deliberate replay of every
@@ -158,8 +163,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 		Register: func(srv *grpc.Server) {
 			inventoryv1.RegisterInventoryServiceServer(srv, grpctransport.NewServer(s.app, s.logger))
 		},
-		PublicMethods: []string{PublicMethods},
-		Tasks:         []func(context.Context){s.sweep},
+		Access: Access,
+		Tasks:  []func(context.Context){s.sweep},
 	})
 	if err != nil {
 		return nil, err

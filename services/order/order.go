@@ -291,7 +291,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 	s.server = grpcserver.New(
 		grpcserver.WithLogger(logger),
 		grpcserver.WithDrainTimeout(cfg.DrainTimeout),
-		grpcserver.WithVerifier(deps.Verifier, auth.WithLogger(logger)),
+		grpcserver.WithVerifier(deps.Verifier, auth.WithAccess(Access), auth.WithLogger(logger)),
 	)
 	orderv1.RegisterOrderServiceServer(s.server.GRPC(), grpctransport.NewServer(
 		placeOrder,
@@ -566,4 +566,17 @@ func RebuildProjections(ctx context.Context, cfg Config, deps Deps) error {
 		return fmt.Errorf("order: projections rebuild: %w", err)
 	}
 	return nil
+}
+
+// Access: reading one's orders needs orders:read, placing and cancelling
+// orders:write, the sales figures the admin role.
+var Access = auth.Access{
+	orderv1.OrderService_PlaceOrder_FullMethodName:         {Scope: auth.ScopeOrdersWrite},
+	orderv1.OrderService_CancelOrder_FullMethodName:        {Scope: auth.ScopeOrdersWrite},
+	orderv1.OrderService_GetOrder_FullMethodName:           {Scope: auth.ScopeOrdersRead},
+	orderv1.OrderService_WatchOrder_FullMethodName:         {Scope: auth.ScopeOrdersRead},
+	orderv1.OrderService_ListOrders_FullMethodName:         {Scope: auth.ScopeOrdersRead},
+	orderv1.OrderService_GetOrderHistory_FullMethodName:    {Scope: auth.ScopeOrdersRead},
+	orderv1.OrderService_GetOrderAt_FullMethodName:         {Scope: auth.ScopeOrdersRead},
+	orderv1.OrderService_ListSalesByProduct_FullMethodName: {Role: auth.RoleAdmin},
 }

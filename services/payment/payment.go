@@ -134,9 +134,16 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 		Register: func(s *grpc.Server) {
 			paymentv1.RegisterPaymentServiceServer(s, grpctransport.NewServer(h, p.Logger()))
 		},
+		Access: Access,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &Service{shell: p}, nil
+}
+
+// Access: a payment is read with orders:read.
+var Access = auth.Access{
+	paymentv1.PaymentService_GetPayment_FullMethodName:        {Scope: auth.ScopeOrdersRead},
+	paymentv1.PaymentService_GetPaymentByOrder_FullMethodName: {Scope: auth.ScopeOrdersRead},
 }

@@ -39,8 +39,12 @@ const (
 	DefaultRetention = participant.DefaultRetention
 )
 
-// PublicMethods are callable without a token: quoting a delivery before login.
-const PublicMethods = "/eventshop.shipping.v1.ShippingService/GetQuote"
+// Access: quoting a delivery is public (before login); a shipment is read with
+// orders:read.
+var Access = auth.Access{
+	shippingv1.ShippingService_GetQuote_FullMethodName:    {Public: true},
+	shippingv1.ShippingService_GetShipment_FullMethodName: {Scope: auth.ScopeOrdersRead},
+}
 
 // ConsumerName is the durable consumer of the shipping commands, named by the
 // participant shell after the service. Renaming it is a deliberate replay of every
@@ -143,7 +147,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 		Register: func(s *grpc.Server) {
 			shippingv1.RegisterShippingServiceServer(s, grpctransport.NewServer(h, p.Logger()))
 		},
-		PublicMethods: []string{PublicMethods},
+		Access: Access,
 	})
 	if err != nil {
 		return nil, err
