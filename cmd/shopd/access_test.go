@@ -118,3 +118,58 @@ func TestScopelessTokenIsRefusedAtEveryPort(t *testing.T) {
 	}
 	s.audit()
 }
+
+// As bob would try it, with his own valid token: alice's payment (by order and by
+// id) and shipment answer NotFound at the payment and shipping ports, exactly as an
+// order that does not exist; alice and an admin read them; nothing changes.
+func TestNobodyReadsAnotherUsersPaymentOrShipment(t *testing.T) {
+	s := startSagaShop(t)
+	id := s.place("tok_visa", 1)
+	s.awaitFinal(id)
+	login := func(user string) context.Context {
+		tok, err := s.Issuer().Login(context.Background(), user, user+"-password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+tok)
+	}
+	alice, bob, admin := s.ctx, login("bob"), login("admin")
+	payments := paymentv1.NewPaymentServiceClient(dial(t, s.Addr("payment")))
+	shipments := shippingv1.NewShippingServiceClient(dial(t, s.Addr("shipping")))
+
+	p, err := payments.GetPaymentByOrder(alice, &paymentv1.GetPaymentByOrderRequest{OrderId: id})
+	if err != nil {
+		t.Fatalf("alice's own payment: %v", err)
+	}
+	if _, err := shipments.GetShipment(alice, &shippingv1.GetShipmentRequest{OrderId: id}); err != nil {
+		t.Fatalf("alice's own shipment: %v", err)
+	}
+	for _, who := range []struct {
+		name string
+		ctx  context.Context
+		want codes.Code
+	}{{"bob", bob, codes.NotFound}, {"admin", admin, codes.OK}} {
+		_, err := payments.GetPaymentByOrder(who.ctx, &paymentv1.GetPaymentByOrderRequest{OrderId: id})
+		if status.Code(err) != who.want {
+			t.Errorf("%s: GetPaymentByOrder(alice's order): %v, want %v", who.name, err, who.want)
+		}
+		_, err = payments.GetPayment(who.ctx, &paymentv1.GetPaymentRequest{PaymentId: p.GetPayment().GetId()})
+		if status.Code(err) != who.want {
+			t.Errorf("%s: GetPayment(alice's payment): %v, want %v", who.name, err, who.want)
+		}
+		_, err = shipments.GetShipment(who.ctx, &shippingv1.GetShipmentRequest{OrderId: id})
+		if status.Code(err) != who.want {
+			t.Errorf("%s: GetShipment(alice's order): %v, want %v", who.name, err, who.want)
+		}
+	}
+	// Bob learns nothing more than for an order that does not exist.
+	_, missing := payments.GetPaymentByOrder(bob, &paymentv1.GetPaymentByOrderRequest{OrderId: "00000000-0000-4000-8000-000000000000"})
+	_, foreign := payments.GetPaymentByOrder(bob, &paymentv1.GetPaymentByOrderRequest{OrderId: id})
+	if status.Code(missing) != status.Code(foreign) {
+		t.Errorf("a missing order answers %v, alice's %v: bob can tell them apart", missing, foreign)
+	}
+	if after := s.payment(id); after.GetStatus() != p.GetPayment().GetStatus() || after.GetCaptured().GetMinorUnits() != p.GetPayment().GetCaptured().GetMinorUnits() {
+		t.Errorf("payment changed: %v -> %v", p.GetPayment(), after)
+	}
+	s.audit()
+}

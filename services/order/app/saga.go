@@ -124,7 +124,7 @@ func OrderSaga(cfg SagaConfig) saga.Definition[*orderv1.OrderSagaData] {
 				Name: "authorize_payment",
 				Do: func(d *orderv1.OrderSagaData) (saga.Request, error) {
 					return saga.Request{Subject: SubjectAuthorizePayment, Msg: &paymentv1.AuthorizePayment{
-						OrderId: d.GetOrderId(), Amount: d.GetTotal(), PaymentToken: d.GetPaymentToken(),
+						OrderId: d.GetOrderId(), Amount: d.GetTotal(), PaymentToken: d.GetPaymentToken(), UserId: d.GetUserId(),
 					}}, nil
 				},
 				SucceededOn: []proto.Message{&paymentv1.PaymentAuthorized{}},
@@ -156,7 +156,7 @@ func OrderSaga(cfg SagaConfig) saga.Definition[*orderv1.OrderSagaData] {
 				Name: "create_shipment",
 				Do: func(d *orderv1.OrderSagaData) (saga.Request, error) {
 					return saga.Request{Subject: SubjectCreateShipment, Msg: &shippingv1.CreateShipment{
-						OrderId: d.GetOrderId(), Address: d.GetShippingAddress(), Items: d.GetItems(),
+						OrderId: d.GetOrderId(), Address: d.GetShippingAddress(), Items: d.GetItems(), UserId: d.GetUserId(),
 					}}, nil
 				},
 				SucceededOn: []proto.Message{&shippingv1.ShipmentCreated{}},
@@ -245,6 +245,7 @@ func sagaData(ev *orderv1.OrderPlaced) *orderv1.OrderSagaData {
 		Total:           ev.GetTotal(),
 		ShippingAddress: ev.GetShippingAddress(),
 		PaymentToken:    ev.GetPaymentToken(),
+		UserId:          ev.GetUserId(),
 	}
 	for _, l := range ev.GetLines() {
 		d.Items = append(d.Items, &commonv1.LineItem{ProductId: l.GetProductId(), Quantity: l.GetQuantity()})

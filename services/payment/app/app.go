@@ -163,6 +163,7 @@ func (h *Handlers) AuthorizePayment(ctx context.Context, m messaging.Message, cm
 		now := h.now().UTC()
 		if decline != nil {
 			p := domain.Declined(newID(), orderID, amount.Currency, decline.Code, decline.Reason, now)
+			p.UserID = cmd.GetUserId()
 			if err := tx.SavePayment(ctx, p); err != nil {
 				return Reply{}, err
 			}
@@ -172,6 +173,7 @@ func (h *Handlers) AuthorizePayment(ctx context.Context, m messaging.Message, cm
 		if err != nil {
 			return Reply{}, err
 		}
+		p.UserID = cmd.GetUserId()
 		if err := tx.SavePayment(ctx, p); err != nil {
 			return Reply{}, err
 		}

@@ -76,8 +76,11 @@ func (m Money) positive() error {
 // Payment holds the running amounts of one order's payment. Amounts are in minor
 // units of Currency; 0 <= Refunded <= Captured <= Authorized always holds.
 type Payment struct {
-	ID            string
-	OrderID       string
+	ID      string
+	OrderID string
+	// UserID owns the order; only they and admins may read the payment. Empty for
+	// payments made before it was recorded: those are for admins only.
+	UserID        string
 	Status        Status
 	Currency      string
 	Authorized    int64

@@ -87,12 +87,12 @@ func (t txStore) SavePayment(ctx context.Context, p domain.Payment) error {
 		return err
 	}
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO payments
-	(id, order_id, status, currency, authorized, captured, refunded, card_brand, decline_code, decline_reason, create_time, update_time)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	(id, order_id, status, currency, authorized, captured, refunded, card_brand, decline_code, decline_reason, create_time, update_time, user_id)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 	ON CONFLICT (id) DO UPDATE SET status = excluded.status, authorized = excluded.authorized,
 	captured = excluded.captured, refunded = excluded.refunded, update_time = excluded.update_time`,
 		p.ID, p.OrderID, int(p.Status), p.Currency, p.Authorized, p.Captured, p.Refunded, p.CardBrand,
-		p.DeclineCode, p.DeclineReason, p.CreateTime.UnixMicro(), p.UpdateTime.UnixMicro())
+		p.DeclineCode, p.DeclineReason, p.CreateTime.UnixMicro(), p.UpdateTime.UnixMicro(), p.UserID)
 	if err != nil {
 		return fmt.Errorf("save payment %s: %w", p.ID, err)
 	}
@@ -104,9 +104,9 @@ func loadPayment(ctx context.Context, q querier, where string, arg string) (*dom
 	var status int
 	var created, updated int64
 	err := q.QueryRowContext(ctx, `SELECT id, order_id, status, currency, authorized, captured, refunded,
-	card_brand, decline_code, decline_reason, create_time, update_time FROM payments `+where, arg).
+	card_brand, decline_code, decline_reason, create_time, update_time, user_id FROM payments `+where, arg).
 		Scan(&p.ID, &p.OrderID, &status, &p.Currency, &p.Authorized, &p.Captured, &p.Refunded,
-			&p.CardBrand, &p.DeclineCode, &p.DeclineReason, &created, &updated)
+			&p.CardBrand, &p.DeclineCode, &p.DeclineReason, &created, &updated, &p.UserID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

@@ -195,6 +195,7 @@ func (h *Handlers) CreateShipment(ctx context.Context, _ messaging.Message, cmd 
 			return Reply{}, err
 		}
 		if created {
+			s.UserID = cmd.GetUserId()
 			if err := tx.SaveShipment(ctx, s); err != nil {
 				return Reply{}, err
 			}

@@ -41,8 +41,11 @@ type Address struct {
 // no tracking id is a tombstone: the order was compensated before any parcel was
 // booked, and it stays so a late create is refused.
 type Shipment struct {
-	ID         string
-	OrderID    string
+	ID      string
+	OrderID string
+	// UserID owns the order; only they and admins may read the shipment (it holds
+	// their address). Empty for shipments made before it was recorded: admins only.
+	UserID     string
 	TrackingID string
 	Status     Status
 	Address    Address

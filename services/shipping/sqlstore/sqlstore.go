@@ -70,12 +70,12 @@ func (t txStore) ShipmentByOrder(ctx context.Context, orderID string) (*domain.S
 
 func (t txStore) SaveShipment(ctx context.Context, s domain.Shipment) error {
 	_, err := t.tx.ExecContext(ctx, `INSERT INTO shipments
-	(order_id, id, tracking_id, status, name, street, city, postal_code, country_code, cost_minor, currency, create_time, update_time)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+	(order_id, id, tracking_id, status, name, street, city, postal_code, country_code, cost_minor, currency, create_time, update_time, user_id)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 	ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, update_time = excluded.update_time`,
 		s.OrderID, s.ID, s.TrackingID, int(s.Status), s.Address.Name, s.Address.Street, s.Address.City,
 		s.Address.PostalCode, s.Address.CountryCode, s.Cost, domain.Currency,
-		s.CreateTime.UnixMicro(), s.UpdateTime.UnixMicro())
+		s.CreateTime.UnixMicro(), s.UpdateTime.UnixMicro(), s.UserID)
 	if err != nil {
 		return fmt.Errorf("save shipment of order %s: %w", s.OrderID, err)
 	}
@@ -87,9 +87,9 @@ func shipmentByOrder(ctx context.Context, q querier, orderID string) (*domain.Sh
 	var status int
 	var created, updated int64
 	err := q.QueryRowContext(ctx, `SELECT order_id, id, tracking_id, status, name, street, city, postal_code,
-	country_code, cost_minor, create_time, update_time FROM shipments WHERE order_id = $1`, orderID).
+	country_code, cost_minor, create_time, update_time, user_id FROM shipments WHERE order_id = $1`, orderID).
 		Scan(&s.OrderID, &s.ID, &s.TrackingID, &status, &s.Address.Name, &s.Address.Street, &s.Address.City,
-			&s.Address.PostalCode, &s.Address.CountryCode, &s.Cost, &created, &updated)
+			&s.Address.PostalCode, &s.Address.CountryCode, &s.Cost, &created, &updated, &s.UserID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}

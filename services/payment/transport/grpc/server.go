@@ -5,6 +5,7 @@ package grpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"google.golang.org/grpc/codes"
@@ -13,6 +14,7 @@ import (
 
 	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
+	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/services/payment/app"
 	"github.com/eventshop/eventshop/services/payment/domain"
 )
@@ -38,18 +40,26 @@ func NewServer(h *app.Handlers, logger *slog.Logger) *Server {
 	return &Server{app: h, logger: logger}
 }
 
-// GetPayment returns one payment; NotFound for an unknown id.
+// GetPayment returns one payment to its order's owner or an admin; NotFound for an
+// unknown id and for anyone else's payment.
 func (s *Server) GetPayment(ctx context.Context, req *paymentv1.GetPaymentRequest) (*paymentv1.GetPaymentResponse, error) {
 	p, err := s.app.Payment(ctx, req.GetPaymentId())
+	if err == nil && !auth.MayRead(ctx, p.UserID) {
+		err = fmt.Errorf("payment %s: %w", req.GetPaymentId(), domain.ErrNotFound)
+	}
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}
 	return &paymentv1.GetPaymentResponse{Payment: toProto(p)}, nil
 }
 
-// GetPaymentByOrder returns an order's payment; NotFound when it has none.
+// GetPaymentByOrder returns an order's payment to the order's owner or an admin;
+// NotFound when it has none, and for anyone else's order.
 func (s *Server) GetPaymentByOrder(ctx context.Context, req *paymentv1.GetPaymentByOrderRequest) (*paymentv1.GetPaymentByOrderResponse, error) {
 	p, err := s.app.PaymentByOrder(ctx, req.GetOrderId())
+	if err == nil && !auth.MayRead(ctx, p.UserID) {
+		err = fmt.Errorf("order %s: %w", req.GetOrderId(), domain.ErrNotFound)
+	}
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}

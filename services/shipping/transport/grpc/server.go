@@ -5,6 +5,7 @@ package grpc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -14,6 +15,7 @@ import (
 
 	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
+	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/services/shipping/app"
 	"github.com/eventshop/eventshop/services/shipping/domain"
@@ -54,9 +56,13 @@ func (s *Server) GetQuote(ctx context.Context, req *shippingv1.GetQuoteRequest) 
 	}, nil
 }
 
-// GetShipment returns an order's shipment, NotFound when it has none.
+// GetShipment returns an order's shipment to the order's owner or an admin; NotFound
+// when it has none, and for anyone else's order.
 func (s *Server) GetShipment(ctx context.Context, req *shippingv1.GetShipmentRequest) (*shippingv1.GetShipmentResponse, error) {
 	sh, err := s.app.Shipment(ctx, req.GetOrderId())
+	if err == nil && !auth.MayRead(ctx, sh.UserID) {
+		err = fmt.Errorf("order %s: %w", req.GetOrderId(), domain.ErrNotFound)
+	}
 	if err != nil {
 		return nil, s.toStatus(ctx, err)
 	}

@@ -35,7 +35,10 @@ type OrderSagaData struct {
 	// Set from PaymentAuthorized; the capture and the void name it.
 	PaymentId string `protobuf:"bytes,6,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
 	// Set from ShipmentCreated; the shipment cancellation names it.
-	ShipmentId    string `protobuf:"bytes,7,opt,name=shipment_id,json=shipmentId,proto3" json:"shipment_id,omitempty"`
+	ShipmentId string `protobuf:"bytes,7,opt,name=shipment_id,json=shipmentId,proto3" json:"shipment_id,omitempty"`
+	// The order's owner, passed to the participants so they answer reads of their
+	// records to the owner only.
+	UserId        string `protobuf:"bytes,8,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -119,11 +122,18 @@ func (x *OrderSagaData) GetShipmentId() string {
 	return ""
 }
 
+func (x *OrderSagaData) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
 var File_eventshop_order_v1_saga_proto protoreflect.FileDescriptor
 
 const file_eventshop_order_v1_saga_proto_rawDesc = "" +
 	"\n" +
-	"\x1deventshop/order/v1/saga.proto\x12\x12eventshop.order.v1\x1a eventshop/common/v1/common.proto\"\xbf\x02\n" +
+	"\x1deventshop/order/v1/saga.proto\x12\x12eventshop.order.v1\x1a eventshop/common/v1/common.proto\"\xd8\x02\n" +
 	"\rOrderSagaData\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x123\n" +
 	"\x05items\x18\x02 \x03(\v2\x1d.eventshop.common.v1.LineItemR\x05items\x120\n" +
@@ -133,7 +143,8 @@ const file_eventshop_order_v1_saga_proto_rawDesc = "" +
 	"\n" +
 	"payment_id\x18\x06 \x01(\tR\tpaymentId\x12\x1f\n" +
 	"\vshipment_id\x18\a \x01(\tR\n" +
-	"shipmentIdBBZ@github.com/eventshop/eventshop/gen/go/eventshop/order/v1;orderv1b\x06proto3"
+	"shipmentId\x12\x17\n" +
+	"\auser_id\x18\b \x01(\tR\x06userIdBBZ@github.com/eventshop/eventshop/gen/go/eventshop/order/v1;orderv1b\x06proto3"
 
 var (
 	file_eventshop_order_v1_saga_proto_rawDescOnce sync.Once

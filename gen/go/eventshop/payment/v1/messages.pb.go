@@ -25,10 +25,13 @@ const (
 
 // AuthorizePayment holds amount on the card (cmd.payment.authorize).
 type AuthorizePayment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	Amount        *v1.Money              `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
-	PaymentToken  string                 `protobuf:"bytes,3,opt,name=payment_token,json=paymentToken,proto3" json:"payment_token,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	OrderId      string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Amount       *v1.Money              `protobuf:"bytes,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	PaymentToken string                 `protobuf:"bytes,3,opt,name=payment_token,json=paymentToken,proto3" json:"payment_token,omitempty"`
+	// The order's owner: only they (or an admin) may read the payment. Empty in
+	// commands sent before it existed; such a payment is for admins only.
+	UserId        string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -80,6 +83,13 @@ func (x *AuthorizePayment) GetAmount() *v1.Money {
 func (x *AuthorizePayment) GetPaymentToken() string {
 	if x != nil {
 		return x.PaymentToken
+	}
+	return ""
+}
+
+func (x *AuthorizePayment) GetUserId() string {
+	if x != nil {
+		return x.UserId
 	}
 	return ""
 }
@@ -684,11 +694,12 @@ var File_eventshop_payment_v1_messages_proto protoreflect.FileDescriptor
 
 const file_eventshop_payment_v1_messages_proto_rawDesc = "" +
 	"\n" +
-	"#eventshop/payment/v1/messages.proto\x12\x14eventshop.payment.v1\x1a\x1bbuf/validate/validate.proto\x1a eventshop/common/v1/common.proto\"\xa1\x01\n" +
+	"#eventshop/payment/v1/messages.proto\x12\x14eventshop.payment.v1\x1a\x1bbuf/validate/validate.proto\x1a eventshop/common/v1/common.proto\"\xc4\x01\n" +
 	"\x10AuthorizePayment\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12:\n" +
 	"\x06amount\x18\x02 \x01(\v2\x1a.eventshop.common.v1.MoneyB\x06\xbaH\x03\xc8\x01\x01R\x06amount\x12,\n" +
-	"\rpayment_token\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\fpaymentToken\"\x99\x01\n" +
+	"\rpayment_token\x18\x03 \x01(\tB\a\xbaH\x04r\x02\x10\x01R\fpaymentToken\x12!\n" +
+	"\auser_id\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x06userId\"\x99\x01\n" +
 	"\x0eCapturePayment\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12&\n" +
 	"\n" +

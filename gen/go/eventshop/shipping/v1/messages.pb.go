@@ -25,10 +25,13 @@ const (
 
 // CreateShipment books a parcel for an order (cmd.shipping.create).
 type CreateShipment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	Address       *v1.Address            `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Items         []*v1.LineItem         `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	Address *v1.Address            `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Items   []*v1.LineItem         `protobuf:"bytes,3,rep,name=items,proto3" json:"items,omitempty"`
+	// The order's owner: only they (or an admin) may read the shipment. Empty in
+	// commands sent before it existed; such a shipment is for admins only.
+	UserId        string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -82,6 +85,13 @@ func (x *CreateShipment) GetItems() []*v1.LineItem {
 		return x.Items
 	}
 	return nil
+}
+
+func (x *CreateShipment) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
 }
 
 // CancelShipment cancels an order's parcel (cmd.shipping.cancel).
@@ -308,11 +318,12 @@ var File_eventshop_shipping_v1_messages_proto protoreflect.FileDescriptor
 
 const file_eventshop_shipping_v1_messages_proto_rawDesc = "" +
 	"\n" +
-	"$eventshop/shipping/v1/messages.proto\x12\x15eventshop.shipping.v1\x1a\x1bbuf/validate/validate.proto\x1a eventshop/common/v1/common.proto\"\xb4\x01\n" +
+	"$eventshop/shipping/v1/messages.proto\x12\x15eventshop.shipping.v1\x1a\x1bbuf/validate/validate.proto\x1a eventshop/common/v1/common.proto\"\xd7\x01\n" +
 	"\x0eCreateShipment\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12>\n" +
 	"\aaddress\x18\x02 \x01(\v2\x1c.eventshop.common.v1.AddressB\x06\xbaH\x03\xc8\x01\x01R\aaddress\x12=\n" +
-	"\x05items\x18\x03 \x03(\v2\x1d.eventshop.common.v1.LineItemB\b\xbaH\x05\x92\x01\x02\b\x01R\x05items\"V\n" +
+	"\x05items\x18\x03 \x03(\v2\x1d.eventshop.common.v1.LineItemB\b\xbaH\x05\x92\x01\x02\b\x01R\x05items\x12!\n" +
+	"\auser_id\x18\x04 \x01(\tB\b\xbaH\x05r\x03\x18\x80\x02R\x06userId\"V\n" +
 	"\x0eCancelShipment\x12#\n" +
 	"\border_id\x18\x01 \x01(\tB\b\xbaH\x05r\x03\xb0\x01\x01R\aorderId\x12\x1f\n" +
 	"\vshipment_id\x18\x02 \x01(\tR\n" +
