@@ -13,7 +13,7 @@ GOTEST_FLAGS ?= -count=1 -timeout 20m
 BENCH ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all run test race lint fmt vet buf-lint generate check-generate tools vendor-protos bench bench-saga bench-saga-sync bench-steady bench-read tidy clean
+.PHONY: all run test race lint fmt vet buf-lint generate check-generate tools vendor-protos bench bench-saga bench-saga-sync bench-steady bench-read tidy clean fuzz
 
 all: lint test
 
@@ -24,6 +24,11 @@ run:
 ## test: test every module of the workspace.
 test:
 	go test $(GOTEST_FLAGS) $(PKGS)
+	@scripts/fuzz.sh
+
+## fuzz: run every fuzz target for FUZZTIME each (default 1m; make test runs them 3s each).
+fuzz:
+	FUZZTIME=$${FUZZTIME:-1m} scripts/fuzz.sh
 
 race:
 	go test $(GOTEST_FLAGS) -race $(PKGS)

@@ -3,6 +3,7 @@ module github.com/eventshop/eventshop/gateway
 go 1.26.0
 
 require (
+	buf.build/go/protovalidate v1.4.0
 	github.com/eventshop/eventshop/gen/go v0.0.0
 	github.com/eventshop/eventshop/pkg v0.0.0
 	go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp v0.72.0
@@ -10,7 +11,6 @@ require (
 
 require (
 	buf.build/gen/go/bufbuild/protovalidate/protocolbuffers/go v1.36.12-20260825204119-511051f7f437.2 // indirect
-	buf.build/go/protovalidate v1.4.0 // indirect
 	cel.dev/cel-go v0.32.0 // indirect
 	cel.dev/expr v0.25.3 // indirect
 	github.com/antithesishq/antithesis-sdk-go v0.8.0-default-no-op // indirect

@@ -51,7 +51,17 @@ type Message struct {
 // messageFrom reads the CloudEvents attributes of a delivery. A missing or malformed
 // ce-time is left zero rather than failing: the payload is still usable.
 func messageFrom(m jetstream.Msg) Message {
-	h := m.Headers()
+	msg := attributes(m.Headers(), m.Subject())
+	if md, err := m.Metadata(); err == nil {
+		msg.Attempt = int(md.NumDelivered)
+	}
+	return msg
+}
+
+// attributes reads the CloudEvents attributes from the headers of a message that
+// arrived on subject; whatever the headers hold (they come from the bus, anyone's
+// bytes), it returns a Message and never fails.
+func attributes(h nats.Header, subject string) Message {
 	msg := Message{
 		ID:            h.Get(HeaderID),
 		Type:          h.Get(HeaderType),
@@ -59,15 +69,12 @@ func messageFrom(m jetstream.Msg) Message {
 		Subject:       h.Get(HeaderSubject),
 		CausationID:   h.Get(HeaderCausationID),
 		CorrelationID: h.Get(HeaderCorrelationID),
-		Destination:   m.Subject(),
+		Destination:   subject,
 		Header:        h,
 		Attempt:       1,
 	}
 	if t, err := time.Parse(time.RFC3339Nano, h.Get(HeaderTime)); err == nil {
 		msg.Time = t
-	}
-	if md, err := m.Metadata(); err == nil {
-		msg.Attempt = int(md.NumDelivered)
 	}
 	return msg
 }
