@@ -60,7 +60,7 @@ args() {
 	common="-nats-url $NATS_URL -oidc-issuer $issuer -log-level WARN"
 	case $1 in
 	nats) echo "$NATS_SERVER -a 127.0.0.1 -p $NATS_PORT -m $NATS_MONITOR_PORT -js -sd $SPLIT_DIR/nats" ;;
-	devissuer) echo "$BIN/devissuer -addr $ISSUER_ADDR" ;;
+	devissuer) echo "$BIN/devissuer -addr $ISSUER_ADDR -key-file $SPLIT_DIR/issuer-key.pem" ;;
 	catalog) echo "$BIN/catalog -grpc-addr $(addr catalog) -oidc-issuer $issuer -log-level WARN" ;;
 	cart) echo "$BIN/cart -grpc-addr $(addr cart) -catalog-addr $(addr catalog) $common" ;;
 	payment) echo "$BIN/payment -grpc-addr $(addr payment) -read-dsn $dsn $common" ;;

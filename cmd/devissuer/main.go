@@ -31,12 +31,13 @@ func run(args []string) error {
 	fs := flag.NewFlagSet("devissuer", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:9400", "listen address")
 	audience := fs.String("audience", "eventshop", "audience put in access tokens")
+	keyFile := fs.String("key-file", "", "keep the signing key in this file (created 0600 on first start), so tokens survive a restart; empty: a new key per start")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	iss, err := devissuer.Start(ctx, devissuer.Config{Addr: *addr, Audience: *audience, Logger: slog.Default()})
+	iss, err := devissuer.Start(ctx, devissuer.Config{Addr: *addr, Audience: *audience, KeyFile: *keyFile, Logger: slog.Default()})
 	if err != nil {
 		return err
 	}

@@ -153,7 +153,11 @@ func (m *Main) Run(ctx context.Context) error {
 
 	m.issuerURL = m.OIDCIssuer
 	if m.issuerURL == "" {
-		m.issuer, err = devissuer.Start(ctx, devissuer.Config{Addr: m.IssuerAddr, Logger: m.logger.With("component", "devissuer")})
+		m.issuer, err = devissuer.Start(ctx, devissuer.Config{
+			Addr: m.IssuerAddr, Logger: m.logger.With("component", "devissuer"),
+			// Under the data dir, so a restart (or a crash) signs nobody out.
+			KeyFile: filepath.Join(m.DataDir, "issuer-key.pem"),
+		})
 		if err != nil {
 			return fmt.Errorf("dev issuer: %w", err)
 		}

@@ -29,7 +29,6 @@ package devissuer
 import (
 	"context"
 	"crypto/rand"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,7 +39,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
 )
@@ -139,6 +137,10 @@ type Config struct {
 	Clients []Client
 	// AccessTokenTTL defaults to DefaultAccessTokenTTL.
 	AccessTokenTTL time.Duration
+	// KeyFile keeps the signing key (PKCS#8 PEM, mode 0600), created on first start:
+	// tokens issued before a restart stay valid after it. Empty means a new key at
+	// every start, which signs everyone out whenever the issuer restarts.
+	KeyFile string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -181,9 +183,9 @@ func Start(ctx context.Context, cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	key, err := loadOrCreateKey(cfg.KeyFile)
 	if err != nil {
-		return nil, fmt.Errorf("devissuer: signing key: %w", err)
+		return nil, err
 	}
 	var cryptoKey [32]byte // encrypts opaque tokens; we issue none, but op requires it
 	if _, err := rand.Read(cryptoKey[:]); err != nil {
@@ -199,7 +201,7 @@ func Start(ctx context.Context, cfg Config) (*Issuer, error) {
 		issuerURL = "http://" + ln.Addr().String()
 	}
 
-	store := newStorage(cfg, issuerURL, signingKey{id: uuid.NewString(), key: key})
+	store := newStorage(cfg, issuerURL, key)
 	provider, err := op.NewProvider(&op.Config{
 		CryptoKey:          cryptoKey,
 		CodeMethodS256:     true,
