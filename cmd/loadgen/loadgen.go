@@ -365,7 +365,11 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		r.measureCeiling(ctx, rep)
 	}
 	if src, ok := r.auditSources(); ok {
-		a, err := audit.Run(ctx, src)
+		// The audit runs even when the load was stopped (Ctrl-C cancels ctx): what
+		// was done by then must still hold. It reads databases and is bounded here.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+		defer cancel()
+		a, err := audit.Run(actx, src)
 		if err != nil {
 			rep.Failures = append(rep.Failures, "audit: "+err.Error())
 		} else {

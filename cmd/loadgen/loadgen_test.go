@@ -214,3 +214,23 @@ func TestChaosAgainstProcessesRunsTheRestartCommand(t *testing.T) {
 		t.Errorf("fault log %q, want the 4 faults", r.faultLog)
 	}
 }
+
+// Stopped early, as Ctrl-C does, a run still audits the shop it loaded: the audit
+// must not inherit the cancelled context of the load.
+func TestStoppedRunStillAudits(t *testing.T) {
+	cfg := testConfig(t, "steady")
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(3*time.Second, cancel)
+	rep, err := run(ctx, cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range rep.Failures {
+		if strings.HasPrefix(f, "audit:") {
+			t.Fatalf("the audit of a stopped run failed: %s", f)
+		}
+	}
+	if rep.Audit == nil || len(rep.Audit.Violations) != 0 {
+		t.Fatalf("audit %+v, want one with no violation", rep.Audit)
+	}
+}
