@@ -59,7 +59,7 @@ var _ shopAPI = (*shopClient)(nil)
 // shopClient is a storefront user of the gateway's JSON API with a bearer token.
 type shopClient struct {
 	base  string
-	token string
+	cred  *credential
 	http  *http.Client
 	stats *stats
 }
@@ -78,23 +78,39 @@ func (e *statusError) Error() string {
 // call sends in (nil for none) and decodes the answer into out, recording latency
 // and errors under op.
 func (c *shopClient) call(ctx context.Context, op, method, path string, in, out proto.Message) error {
-	var body io.Reader
+	var body []byte
 	if in != nil {
 		b, err := protojson.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
-		body = bytes.NewReader(b)
+		body = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	token := c.cred.current()
+	err := c.send(ctx, op, method, path, body, token, out)
+	var se *statusError
+	if errors.As(err, &se) && se.code == http.StatusUnauthorized {
+		if fresh, ok := c.cred.renew(ctx, token); ok {
+			err = c.send(ctx, op, method, path, body, fresh, out)
+		}
+	}
+	return err
+}
+
+func (c *shopClient) send(ctx context.Context, op, method, path string, body []byte, token string, out proto.Message) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if in != nil {
+	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	start := time.Now()
 	resp, err := c.http.Do(req)
@@ -169,7 +185,7 @@ func (c *shopClient) watchOrder(ctx context.Context, id string) (orderv1.OrderSt
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", opWatchOrder, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Authorization", "Bearer "+c.cred.current())
 	start := time.Now()
 	// The shared client's timeout bounds a whole exchange, too short for a stream
 	// that lasts until the saga ends; ctx bounds this one.

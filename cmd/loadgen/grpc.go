@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -77,18 +78,28 @@ var _ shopAPI = (*grpcClient)(nil)
 // token in the authorization metadata, as the gateway forwards it.
 type grpcClient struct {
 	svc   *grpcServices
-	token string
+	cred  *credential
 	stats *stats
 }
 
 // call runs one RPC under op, recording its latency, or its error by gRPC code
 // ("gRPC Unavailable"); a call ended by the caller's own context is not counted.
 func (c *grpcClient) call(ctx context.Context, op string, rpc func(ctx context.Context) error) error {
-	if c.token != "" {
-		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+c.token)
+	withToken := func(t string) context.Context {
+		if t == "" {
+			return ctx
+		}
+		return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+t)
 	}
+	token := c.cred.current()
 	start := time.Now()
-	err := rpc(ctx)
+	err := rpc(withToken(token))
+	if status.Code(err) == codes.Unauthenticated {
+		if fresh, ok := c.cred.renew(ctx, token); ok {
+			start = time.Now()
+			err = rpc(withToken(fresh))
+		}
+	}
 	if err == nil {
 		c.stats.observe(op, time.Since(start))
 		return nil

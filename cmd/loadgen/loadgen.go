@@ -250,11 +250,11 @@ func (r *runner) startShop(ctx context.Context) error {
 	return nil
 }
 
-func (r *runner) client(token string) shopAPI {
+func (r *runner) client(cred *credential) shopAPI {
 	if r.grpc != nil {
-		return &grpcClient{svc: r.grpc, token: token, stats: r.stats}
+		return &grpcClient{svc: r.grpc, cred: cred, stats: r.stats}
 	}
-	return &shopClient{base: r.base, token: token, stats: r.stats, http: &http.Client{
+	return &shopClient{base: r.base, cred: cred, stats: r.stats, http: &http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute},
 	}}
@@ -269,25 +269,32 @@ func (r *runner) login(ctx context.Context) error {
 			sf = c
 		}
 	}
-	tok := func(user string) (string, error) {
-		t, err := devissuer.LoginAt(ctx, r.issuer, sf, user, user+"-password")
-		if err != nil {
-			return "", fmt.Errorf("login %s: %w", user, err)
+	tok := func(user string) (*credential, error) {
+		login := func(ctx context.Context) (string, error) {
+			t, err := devissuer.LoginAt(ctx, r.issuer, sf, user, user+"-password")
+			if err != nil {
+				return "", fmt.Errorf("login %s: %w", user, err)
+			}
+			return t, nil
 		}
-		return t, nil
+		t, err := login(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &credential{login: login, token: t}, nil
 	}
 	for _, u := range []string{"alice", "bob"} {
-		t, err := tok(u)
+		c, err := tok(u)
 		if err != nil {
 			return err
 		}
-		r.users = append(r.users, r.client(t))
+		r.users = append(r.users, r.client(c))
 	}
-	t, err := tok("admin")
+	c, err := tok("admin")
 	if err != nil {
 		return err
 	}
-	r.admin = r.client(t)
+	r.admin = r.client(c)
 	products, err := r.admin.listProducts(ctx)
 	if err != nil {
 		return err
