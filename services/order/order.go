@@ -521,6 +521,11 @@ func readErr(err error) error {
 		return fmt.Errorf("%w: %w", app.ErrNotFound, err)
 	case errors.Is(err, projection.ErrInvalidPageToken):
 		return fmt.Errorf("%w: %w", app.ErrInvalidPageToken, err)
+	case sqldb.IsUnavailable(err):
+		// The read model's database is restarting or out of reach: an outage of a
+		// dependency, answered so that callers' breakers to this service stay closed
+		// (placing orders never touches the read model).
+		return fmt.Errorf("%w: read model: %w", app.ErrUnavailable, err)
 	}
 	return err
 }
