@@ -259,6 +259,40 @@ func (o *Orchestrator[T]) handle(ctx context.Context, r Reply, trusted bool) err
 	return nil
 }
 
+// ResumeSaga is Resume for one saga: it makes this instance drive saga id; it loads the saga if it does not track
+// it, and sends the command the saga waits on unless this instance sent it. It is for
+// a caller that learns of a saga it did not start here, or whose start failed after
+// the store had kept it (an error on the way back from an append that succeeded): a
+// retried request that finds its saga started calls it, so the saga does not wait for
+// the next restart. The command id is the same as before, so participants take a
+// command sent twice once. It returns nil for an unknown or ended saga, and the
+// store's error otherwise.
+func (o *Orchestrator[T]) ResumeSaga(ctx context.Context, id string) error {
+	if o.isForeign(id) {
+		return nil
+	}
+	_, err := o.drive(ctx, id, func(e *entry) bool {
+		o.sendUnsent(ctx, e)
+		return false
+	}, nil)
+	if errors.Is(err, errUnknown) {
+		return nil
+	}
+	return err
+}
+
+// sendUnsent sends the command e's saga waits on unless this instance sent it at the
+// saga's current version, and reports whether it sent: a saga this instance started
+// or moved has had its command sent already, and sending it again would only make a
+// duplicate.
+func (o *Orchestrator[T]) sendUnsent(ctx context.Context, e *entry) bool {
+	if !e.st.waiting || e.sentAt == e.st.version {
+		return false
+	}
+	o.send(ctx, e)
+	return true
+}
+
 // Tick does what is due at the clock's now for every saga this instance tracks:
 // time out attempts, start retries after their backoff, resend commands whose Send
 // failed, and report sagas that became stuck. Run calls it; tests call it after
@@ -341,11 +375,8 @@ func (o *Orchestrator[T]) resume(ctx context.Context) (pos eventstore.Position, 
 			continue
 		}
 		_, err := o.drive(ctx, id, func(e *entry) bool {
-			// A saga this instance started or moved while the scan ran has had its
-			// command sent already; sending it again would only make a duplicate.
-			if e.st.waiting && e.sentAt != e.st.version {
+			if o.sendUnsent(ctx, e) {
 				resumed++
-				o.send(ctx, e)
 			}
 			return false
 		}, nil)

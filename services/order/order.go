@@ -282,7 +282,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		if err := s.wireSaga(ctx, cfg, js, store, repo); err != nil {
 			return nil, err
 		}
-		placeOrder = placeOrder.WithSagaStart(app.SagaStartAppend(s.orch))
+		placeOrder = placeOrder.WithSagaStart(app.SagaStartAppend(s.orch)).WithSagaResume(s.orch.ResumeSaga)
 		cancelOrder = cancelOrder.WithSagaCanceller(app.SagaCancel{Orch: s.orch}).
 			WithBeforeSaga(s.cancelHook(func(h *CancelHooks) func(context.Context, string) { return h.BeforeSaga })).
 			WithBeforeRecord(s.cancelHook(func(h *CancelHooks) func(context.Context, string) { return h.BeforeRecord }))

@@ -84,6 +84,17 @@ type PlaceOrder struct {
 	// start stores OrderPlaced together with the start of the order's saga; nil
 	// stores it alone.
 	start NewStreamAppend
+	// resume makes sure the saga of an order placed before is being driven.
+	resume func(ctx context.Context, orderID string) error
+}
+
+// WithSagaResume returns h calling resume for an order a retried request finds
+// placed already (saga.Orchestrator.ResumeSaga): when the first request's append was
+// stored but failed on the way back, nothing sent the saga's first command, and the
+// retry is what gets it going instead of the next restart.
+func (h PlaceOrder) WithSagaResume(resume func(ctx context.Context, orderID string) error) PlaceOrder {
+	h.resume = resume
+	return h
 }
 
 // WithSagaStart returns h storing each new order with start, which starts the
@@ -141,6 +152,11 @@ func (h PlaceOrder) Handle(ctx context.Context, cmd PlaceOrderCommand) (*domain.
 		// An earlier request with this key placed it: answer with that order,
 		// whatever this one priced.
 		o, err = h.repo.Load(ctx, orderID)
+		if err == nil && h.resume != nil {
+			if rerr := h.resume(ctx, orderID); rerr != nil {
+				return nil, fmt.Errorf("order %s placed, driving its fulfilment failed (retry with the same key): %w: %w", orderID, ErrUnavailable, rerr)
+			}
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("place order: %w", err)
