@@ -282,7 +282,7 @@ func (g *Gateway) grpcErrorHandler(ctx context.Context, _ *runtime.ServeMux, _ r
 	st := status.Convert(err)
 	code := runtime.HTTPStatusFromCode(st.Code())
 	if st.Code() == codes.Internal || st.Code() == codes.Unknown {
-		g.logger.ErrorContext(ctx, "upstream internal error", "path", r.URL.Path, "err", st.Message())
+		g.logger.ErrorContext(ctx, "upstream internal error", "path", r.URL.Path, "error", st.Message())
 		st = status.New(st.Code(), "internal error")
 	}
 	writeError(w, code, st)

@@ -26,21 +26,21 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultHTTPAddr       = "127.0.0.1:8080"
-	DefaultCatalogAddr    = "127.0.0.1:9401"
-	DefaultCartAddr       = "127.0.0.1:9402"
-	DefaultOrderAddr      = "127.0.0.1:9403"
-	DefaultPaymentAddr    = "127.0.0.1:9404"
-	DefaultInventoryAddr  = "127.0.0.1:9405"
-	DefaultShippingAddr   = "127.0.0.1:9406"
-	DefaultClientID       = "storefront"
-	DefaultMaxBodyBytes   = 64 << 10
-	DefaultIPRate         = 50
-	DefaultIPBurst        = 100
-	DefaultUserRate       = 20
-	DefaultUserBurst      = 40
-	DefaultSessionTTL     = time.Hour
-	DefaultShutdownTimout = 10 * time.Second
+	DefaultHTTPAddr        = "127.0.0.1:8080"
+	DefaultCatalogAddr     = "127.0.0.1:9401"
+	DefaultCartAddr        = "127.0.0.1:9402"
+	DefaultOrderAddr       = "127.0.0.1:9403"
+	DefaultPaymentAddr     = "127.0.0.1:9404"
+	DefaultInventoryAddr   = "127.0.0.1:9405"
+	DefaultShippingAddr    = "127.0.0.1:9406"
+	DefaultClientID        = "storefront"
+	DefaultMaxBodyBytes    = 64 << 10
+	DefaultIPRate          = 50
+	DefaultIPBurst         = 100
+	DefaultUserRate        = 20
+	DefaultUserBurst       = 40
+	DefaultSessionTTL      = time.Hour
+	DefaultShutdownTimeout = 10 * time.Second
 )
 
 // Config configures the gateway. An empty upstream address means the service is not
@@ -108,7 +108,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.TrustForwardedFor, "trust-forwarded-for", false, "take the client IP from X-Forwarded-For (behind a proxy only)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest request body accepted")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", DefaultSessionTTL, "storefront session lifetime")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimout, "how long in-flight requests may finish at shutdown")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "how long in-flight requests may finish at shutdown")
 }
 
 // Validate returns an error describing each invalid field.
@@ -167,7 +167,7 @@ func (c Config) withDefaults() Config {
 		c.SessionTTL = DefaultSessionTTL
 	}
 	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = DefaultShutdownTimout
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	return c
 }

@@ -101,7 +101,7 @@ func (g *Gateway) render(w http.ResponseWriter, r *http.Request, code int, page 
 	}
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", d); err != nil {
-		g.logger.ErrorContext(r.Context(), "render page", "page", page, "err", err)
+		g.logger.ErrorContext(r.Context(), "render page", "page", page, "error", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}

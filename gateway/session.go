@@ -275,7 +275,7 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request) {
 	redirect := g.redirectURL(r)
 	_, oc, err := g.login.config(r.Context(), redirect)
 	if err != nil {
-		g.logger.WarnContext(r.Context(), "oidc discovery failed", "err", err)
+		g.logger.WarnContext(r.Context(), "oidc discovery failed", "error", err)
 		g.renderError(w, r, http.StatusServiceUnavailable, "The login service is unavailable right now.")
 		return
 	}
@@ -303,7 +303,7 @@ func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
 	state := q.Get("state")
 	c, err := r.Cookie(loginCookie)
 	if err != nil || state == "" || subtle.ConstantTimeCompare([]byte(c.Value), []byte(state)) != 1 {
-		g.logger.InfoContext(ctx, "login callback rejected", "err", errLoginState)
+		g.logger.InfoContext(ctx, "login callback rejected", "error", errLoginState)
 		g.renderError(w, r, http.StatusBadRequest, "This login link is not valid for this browser. Please log in again.")
 		return
 	}
@@ -320,21 +320,21 @@ func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	tok, err := oc.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(p.verifier))
 	if err != nil {
-		g.logger.WarnContext(ctx, "code exchange failed", "err", err)
+		g.logger.WarnContext(ctx, "code exchange failed", "error", err)
 		g.renderError(w, r, http.StatusUnauthorized, "Login failed: the issuer did not accept the code.")
 		return
 	}
 	if rawID, ok := tok.Extra("id_token").(string); ok && rawID != "" {
 		idt, err := provider.Verifier(&oidc.Config{ClientID: g.login.clientID}).Verify(ctx, rawID)
 		if err != nil || idt.Nonce != p.nonce {
-			g.logger.WarnContext(ctx, "id token rejected", "err", err)
+			g.logger.WarnContext(ctx, "id token rejected", "error", err)
 			g.renderError(w, r, http.StatusUnauthorized, "Login failed: the identity token is not valid.")
 			return
 		}
 	}
 	claims, err := g.verifier.Verify(ctx, tok.AccessToken)
 	if err != nil {
-		g.logger.WarnContext(ctx, "access token rejected", "err", err)
+		g.logger.WarnContext(ctx, "access token rejected", "error", err)
 		g.renderError(w, r, http.StatusUnauthorized, "Login failed: the access token is not valid for this shop.")
 		return
 	}

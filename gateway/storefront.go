@@ -161,7 +161,7 @@ func (g *Gateway) failed(w http.ResponseWriter, r *http.Request, sess *session, 
 			g.renderError(w, r, http.StatusServiceUnavailable, "A service this page needs is unavailable right now. Please try again shortly.")
 			return true
 		}
-		g.logger.ErrorContext(r.Context(), "page upstream error", "path", r.URL.Path, "err", err)
+		g.logger.ErrorContext(r.Context(), "page upstream error", "path", r.URL.Path, "error", err)
 		g.renderError(w, r, http.StatusInternalServerError, "Something went wrong on our side.")
 	}
 	return true

@@ -330,7 +330,7 @@ func (m *Main) serve(ctx context.Context, s *service, run func(context.Context) 
 		defer m.wg.Done()
 		defer close(s.done)
 		if err := run(ctx); err != nil {
-			m.logger.Error("service stopped", "service", name, "err", err)
+			m.logger.Error("service stopped", "service", name, "error", err)
 			m.errMu.Lock()
 			m.errs = append(m.errs, fmt.Errorf("%s: %w", name, err))
 			m.errMu.Unlock()

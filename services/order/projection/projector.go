@@ -637,7 +637,7 @@ func (p *Projector) logUnknown(ctx context.Context, e eventstore.Event, err erro
 	p.mu.Unlock()
 	if !seen {
 		p.log.WarnContext(ctx, "projection skips events it cannot read", "projection", p.name,
-			"type", e.Type, "stream", e.Stream, "version", uint64(e.Version), "err", err)
+			"type", e.Type, "stream", e.Stream, "version", uint64(e.Version), "error", err)
 	}
 }
 
