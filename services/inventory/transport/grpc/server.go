@@ -1,7 +1,7 @@
-// Package grpc serves the stock queries and the admin's stock changes over gRPC:
+// Package grpctransport serves the stock queries and the admin's stock changes over gRPC:
 // proto <-> domain mapping, the admin check, and the one table that turns domain
 // errors into status codes.
-package grpc
+package grpctransport
 
 import (
 	"context"

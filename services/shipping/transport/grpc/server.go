@@ -1,6 +1,6 @@
-// Package grpc serves the shipping queries over gRPC: proto <-> domain mapping and the
+// Package grpctransport serves the shipping queries over gRPC: proto <-> domain mapping and the
 // one table that turns domain errors into status codes.
-package grpc
+package grpctransport
 
 import (
 	"context"
