@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cartv1 "github.com/eventshop/eventshop/gen/go/eventshop/cart/v1"
+	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/services/cart/app"
 	"github.com/eventshop/eventshop/services/cart/domain"
 )
@@ -155,14 +156,7 @@ func (s *KVStore) Update(ctx context.Context, userID string, fn func(*domain.Car
 // spread out instead of colliding again in lockstep.
 func backoff(ctx context.Context, attempt int) error {
 	limit := min(2*time.Millisecond<<attempt, 100*time.Millisecond)
-	t := time.NewTimer(rand.N(limit) + time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return resilience.Sleep(ctx, rand.N(limit)+time.Millisecond)
 }
 
 func toProto(c *domain.Cart) *cartv1.Cart {
