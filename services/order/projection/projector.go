@@ -320,6 +320,11 @@ ON CONFLICT (name) DO NOTHING`, p.name, p.now().UnixNano()); err != nil {
 func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) error {
 	from := p.Position()
 	last := evs[len(evs)-1]
+	// Each event is decoded once: the look-ahead below and apply both need it.
+	decoded := make([]decodedEvent, len(evs))
+	for i, e := range evs {
+		decoded[i].ev, decoded[i].err = p.decode(e)
+	}
 	err := p.db.InTx(ctx, func(tx *sql.Tx) error {
 		p.shown = map[string]bool{} // again on a retried transaction
 		for i := 0; i < len(evs); i++ {
@@ -330,11 +335,12 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 			// step's start), and a statement per event was most of the projector's
 			// cost.
 			through := e
-			for i+1 < len(evs) && evs[i+1].Stream == e.Stream && evs[i+1].Version == through.Version+1 && p.passes(evs[i+1]) {
+			d := decoded[i]
+			for i+1 < len(evs) && evs[i+1].Stream == e.Stream && evs[i+1].Version == through.Version+1 && decoded[i+1].passes() {
 				i++
 				through = evs[i]
 			}
-			if err := p.applyTraced(ctx, tx, e, through); err != nil {
+			if err := p.applyTraced(ctx, tx, e, d, through); err != nil {
 				return fmt.Errorf("projection: apply %s v%d (%s): %w", e.Stream, e.Version, e.Type, err)
 			}
 		}
@@ -434,13 +440,13 @@ type liveKey struct{}
 // W3C trace context in its metadata), so an order's trace reaches its read model. Only
 // events applied as they arrive get a span: catching up or rebuilding would add spans
 // to long-finished traces, one per stored event. Events without trace context get none.
-func (p *Projector) applyTraced(ctx context.Context, tx *sql.Tx, e eventstore.Event, through eventstore.Event) error {
+func (p *Projector) applyTraced(ctx context.Context, tx *sql.Tx, e eventstore.Event, d decodedEvent, through eventstore.Event) error {
 	if ctx.Value(liveKey{}) == nil {
-		return p.apply(ctx, tx, e, through)
+		return p.apply(ctx, tx, e, d, through)
 	}
 	parent := otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(e.Metadata))
 	if !trace.SpanContextFromContext(parent).IsRemote() {
-		return p.apply(ctx, tx, e, through)
+		return p.apply(ctx, tx, e, d, through)
 	}
 	ctx, span := otel.Tracer(instrumentation).Start(parent, "project "+e.Type,
 		trace.WithSpanKind(trace.SpanKindConsumer),
@@ -452,7 +458,7 @@ func (p *Projector) applyTraced(ctx context.Context, tx *sql.Tx, e eventstore.Ev
 			attribute.Int64("eventstore.version", int64(e.Version)),
 		))
 	defer span.End()
-	err := p.apply(ctx, tx, e, through)
+	err := p.apply(ctx, tx, e, d, through)
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "apply failed")
@@ -468,21 +474,24 @@ func dbSystem(d sqldb.Dialect) string {
 	return string(d)
 }
 
-// passes reports whether e is a step of the order's saga that changes nothing the
-// order shows.
-func (p *Projector) passes(e eventstore.Event) bool {
-	ev, err := p.decode(e)
-	return err == nil && ev == nil
+// decodedEvent is an event as the projector's decoder read it.
+type decodedEvent struct {
+	ev  domain.Event
+	err error
 }
+
+// passes reports whether the event is a step of the order's saga that changes
+// nothing the order shows.
+func (d decodedEvent) passes() bool { return d.err == nil && d.ev == nil }
 
 // apply folds one event into the read model inside tx, leaving the order's row at the
 // version of through: e, or the last of the passing events after it (see applyBatch).
-func (p *Projector) apply(ctx context.Context, tx *sql.Tx, e eventstore.Event, through eventstore.Event) error {
+func (p *Projector) apply(ctx context.Context, tx *sql.Tx, e eventstore.Event, d decodedEvent, through eventstore.Event) error {
 	_, orderID, err := eventstore.ParseStream(e.Stream)
 	if err != nil {
 		return err
 	}
-	ev, err := p.decode(e)
+	ev, err := d.ev, d.err
 	if err != nil {
 		// A type this version does not know (written by a newer one) or a payload
 		// it cannot read: the order's version still moves on, or every later
