@@ -27,11 +27,7 @@ func TestTokensSurviveARestart(t *testing.T) {
 		m := NewMain()
 		var out bytes.Buffer
 		m.Stdout, m.Stderr = &out, &out
-		args := []string{"-data-dir", dir, "-nats-port", "0", "-issuer-addr", issuerAddr, "-log-level", "error", "-gateway-http-addr", "127.0.0.1:0"}
-		for _, svc := range []string{"catalog", "cart", "order", "payment", "inventory", "shipping"} {
-			args = append(args, "-"+svc+"-grpc-addr", "127.0.0.1:0")
-		}
-		if err := m.ParseFlags(args); err != nil {
+		if err := m.ParseFlags(shopArgs(dir, issuerAddr)); err != nil {
 			t.Fatal(err)
 		}
 		if err := m.Run(context.Background()); err != nil {

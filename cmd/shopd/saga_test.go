@@ -56,16 +56,23 @@ func withFlags(flags ...string) shopOption {
 }
 
 // startSagaShop runs the real shopd program with every service on a random port.
+// shopArgs are the flags of a test shop on dir with its issuer on issuerAddr and
+// everything else on free loopback ports.
+func shopArgs(dir, issuerAddr string) []string {
+	args := []string{"-data-dir", dir, "-nats-port", "0", "-issuer-addr", issuerAddr, "-log-level", "error", "-gateway-http-addr", "127.0.0.1:0"}
+	for _, svc := range []string{"catalog", "cart", "order", "payment", "inventory", "shipping"} {
+		args = append(args, "-"+svc+"-grpc-addr", "127.0.0.1:0")
+	}
+	return args
+}
+
 func startSagaShop(t testing.TB, opts ...shopOption) *sagaShop {
 	t.Helper()
 	m := NewMain()
 	var stdout, stderr bytes.Buffer
 	m.Stdout, m.Stderr = &stdout, &stderr
 	dir := t.TempDir()
-	args := []string{"-data-dir", dir, "-nats-port", "0", "-issuer-addr", "127.0.0.1:0", "-log-level", "error", "-gateway-http-addr", "127.0.0.1:0"}
-	for _, svc := range []string{"catalog", "cart", "order", "payment", "inventory", "shipping"} {
-		args = append(args, "-"+svc+"-grpc-addr", "127.0.0.1:0")
-	}
+	args := shopArgs(dir, "127.0.0.1:0")
 	for _, o := range opts {
 		o(m, &args)
 	}
