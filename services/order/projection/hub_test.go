@@ -118,6 +118,18 @@ func TestProjectorPublishesCommittedOrders(t *testing.T) {
 	})
 }
 
+// stepType is an event type withPassingSteps decodes to nil: a saga step that
+// changes nothing the order shows.
+const stepType = "test.v1.SagaStepStarted"
+
+// withPassingSteps decodes stepType events to nil and the others as usual.
+var withPassingSteps = WithDecoder(func(e eventstore.Event) (domain.Event, error) {
+	if e.Type == stepType {
+		return nil, nil
+	}
+	return decode(e)
+})
+
 // An event that means nothing to the order (a saga step its decoder maps to nil)
 // moves the row's version but tells no watcher: there is nothing new to show.
 func TestProjectorNotifiesOnlyVisibleChanges(t *testing.T) {
@@ -125,13 +137,7 @@ func TestProjectorNotifiesOnlyVisibleChanges(t *testing.T) {
 		ctx := testCtx(t)
 		store := eventstore.NewMemory()
 		hub := NewHub()
-		const stepType = "test.v1.SagaStepStarted"
-		p := newTestProjector(t, db, store, WithHub(hub), WithDecoder(func(e eventstore.Event) (domain.Event, error) {
-			if e.Type == stepType {
-				return nil, nil
-			}
-			return decode(e)
-		}))
+		p := newTestProjector(t, db, store, WithHub(hub), withPassingSteps)
 		r := startProjector(t, p)
 		rng := rand.New(rand.NewPCG(9, 9))
 		a := orderID(rng, 1)
@@ -164,13 +170,6 @@ func TestProjectorFoldsPassingSteps(t *testing.T) {
 	sqltest.ForEach(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := testCtx(t)
 		store := eventstore.NewMemory()
-		const stepType = "test.v1.SagaStepStarted"
-		decoder := WithDecoder(func(e eventstore.Event) (domain.Event, error) {
-			if e.Type == stepType {
-				return nil, nil
-			}
-			return decode(e)
-		})
 		rng := rand.New(rand.NewPCG(5, 5))
 		a := orderID(rng, 1)
 		h := history(t, rng, a, "user-1")
@@ -205,7 +204,7 @@ func TestProjectorFoldsPassingSteps(t *testing.T) {
 			return version, updated
 		}
 
-		r := startProjector(t, newTestProjector(t, db, store, decoder, WithBatchSize(16)))
+		r := startProjector(t, newTestProjector(t, db, store, withPassingSteps, WithBatchSize(16)))
 		r.waitFor(t, head(ctx, t, store))
 		if v, at := row(); v != 5 || at != t2.Add(time.Second).UnixNano() {
 			t.Fatalf("row at version %d, updated %d; want 5, %d", v, at, t2.Add(time.Second).UnixNano())
@@ -221,7 +220,7 @@ func TestProjectorFoldsPassingSteps(t *testing.T) {
 		if _, err := db.ExecContext(ctx, `UPDATE projection_checkpoints SET position = $1 WHERE name = $2`, int64(beforeSecond), DefaultName); err != nil {
 			t.Fatal(err)
 		}
-		r = startProjector(t, newTestProjector(t, db, store, decoder, WithBatchSize(16)))
+		r = startProjector(t, newTestProjector(t, db, store, withPassingSteps, WithBatchSize(16)))
 		r.waitFor(t, head(ctx, t, store))
 		if v, _ := row(); v != 5 {
 			t.Fatalf("after the replay the row is at version %d, want 5", v)
