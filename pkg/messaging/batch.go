@@ -122,10 +122,9 @@ func (b *Bus) NewBatchConsumer(ctx context.Context, cfg BatchConsumerConfig, fn 
 	for _, t := range cfg.Types {
 		types[t] = true
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, withFilter(jetstream.ConsumerConfig{
 		Durable:        cfg.Durable,
 		Description:    "handlers: " + strings.Join(slices.Sorted(slices.Values(cfg.Types)), ", "),
-		FilterSubjects: cfg.Subjects,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        cfg.AckWait,
 		// As for Consumer: one delivery more than attempts, so a message that crashed
@@ -134,7 +133,7 @@ func (b *Bus) NewBatchConsumer(ctx context.Context, cfg BatchConsumerConfig, fn 
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		// Room for every worker's batch plus the one being gathered.
 		MaxAckPending: max(1000, cfg.BatchSize*(cfg.Concurrency+1)),
-	})
+	}, cfg.Subjects))
 	if err != nil {
 		return nil, fmt.Errorf("messaging: declare consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
 	}

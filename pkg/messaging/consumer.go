@@ -142,10 +142,9 @@ func (b *Bus) NewConsumer(ctx context.Context, cfg ConsumerConfig, handlers ...H
 		}
 		byType[h.MessageType()] = h
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, withFilter(jetstream.ConsumerConfig{
 		Durable:        cfg.Durable,
 		Description:    "handlers: " + strings.Join(typeNames(byType), ", "),
-		FilterSubjects: cfg.Subjects,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        cfg.AckWait,
 		// One delivery more than handler attempts: a message whose last attempt
@@ -153,7 +152,7 @@ func (b *Bus) NewConsumer(ctx context.Context, cfg ConsumerConfig, handlers ...H
 		// instead of silently stopping at the server's limit.
 		MaxDeliver:    cfg.MaxDeliver + 1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	}, cfg.Subjects))
 	if err != nil {
 		return nil, fmt.Errorf("messaging: declare consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
 	}
@@ -375,4 +374,17 @@ func (c *Consumer) deadLetter(ctx context.Context, msg jetstream.Msg, m Message,
 	c.cfg.Logger.WarnContext(ctx, "message dead-lettered",
 		"consumer", c.cfg.Durable, "id", m.ID, "type", m.Type, "subject", m.Destination,
 		"attempt", m.Attempt, "reason", reason.Error())
+}
+
+// withFilter sets the consumer's filter. One subject goes in FilterSubject, which the
+// client puts in the create request's subject, where the server's permissions can pin
+// it: a service allowed to create only "…CREATE.COMMANDS.payment-commands.cmd.payment.>"
+// cannot point its consumer at another service's commands.
+func withFilter(c jetstream.ConsumerConfig, subjects []string) jetstream.ConsumerConfig {
+	if len(subjects) == 1 {
+		c.FilterSubject = subjects[0]
+	} else {
+		c.FilterSubjects = subjects
+	}
+	return c
 }

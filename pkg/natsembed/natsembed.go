@@ -36,6 +36,11 @@ type Config struct {
 	// default): a crash of the process loses nothing acknowledged, a crash of the
 	// machine may lose the last writes.
 	SyncAlways bool
+	// Users, when set, are the only clients the embedded server accepts, each with
+	// its permissions (natsauth.Identities.Users); a client without one of their keys
+	// is refused. Empty leaves the server open to any client on Host, which only
+	// tests of single packages should want.
+	Users []*server.NkeyUser
 	// ReadyTimeout bounds how long Start waits for the embedded server.
 	ReadyTimeout time.Duration
 	// Logger receives start and stop messages. Defaults to slog.Default().
@@ -99,6 +104,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 		NoSigs:     true,
 		// Large enough for event payloads with headers, small enough to catch misuse.
 		MaxPayload: 8 << 20,
+		Nkeys:      cfg.Users,
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {

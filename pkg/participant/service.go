@@ -22,6 +22,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"github.com/eventshop/eventshop/pkg/messaging"
+	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/service"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 )
@@ -107,7 +108,7 @@ type Config struct {
 }
 
 // Durable is the name of the participant's durable command consumer.
-func (c Config) Durable() string { return c.Name + "-commands" }
+func (c Config) Durable() string { return natsauth.CommandConsumer(c.Name) }
 
 // Validate returns every problem of the config joined into one error.
 func (c Config) Validate() error {
