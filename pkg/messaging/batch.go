@@ -123,10 +123,10 @@ func (b *Bus) NewBatchConsumer(ctx context.Context, cfg BatchConsumerConfig, fn 
 		types[t] = true
 	}
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, withFilter(jetstream.ConsumerConfig{
-		Durable:        cfg.Durable,
-		Description:    "handlers: " + strings.Join(slices.Sorted(slices.Values(cfg.Types)), ", "),
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        cfg.AckWait,
+		Durable:     cfg.Durable,
+		Description: "handlers: " + strings.Join(slices.Sorted(slices.Values(cfg.Types)), ", "),
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     cfg.AckWait,
 		// As for Consumer: one delivery more than attempts, so a message that crashed
 		// the process on its last attempt is dead-lettered instead of stopping silently.
 		MaxDeliver:    cfg.MaxDeliver + 1,

@@ -143,10 +143,10 @@ func (b *Bus) NewConsumer(ctx context.Context, cfg ConsumerConfig, handlers ...H
 		byType[h.MessageType()] = h
 	}
 	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, withFilter(jetstream.ConsumerConfig{
-		Durable:        cfg.Durable,
-		Description:    "handlers: " + strings.Join(typeNames(byType), ", "),
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        cfg.AckWait,
+		Durable:     cfg.Durable,
+		Description: "handlers: " + strings.Join(typeNames(byType), ", "),
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     cfg.AckWait,
 		// One delivery more than handler attempts: a message whose last attempt
 		// crashed the process comes back once more and is dead-lettered unhandled,
 		// instead of silently stopping at the server's limit.
