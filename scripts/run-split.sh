@@ -41,7 +41,7 @@ addr() { # gRPC address of a service
 build() {
 	mkdir -p "$BIN"
 	echo "run-split: building binaries into $BIN" >&2
-	(cd cmd && go build -o "$BIN/devissuer" ./devissuer)
+	(cd cmd && go build -o "$BIN/devissuer" ./devissuer && go build -o "$BIN/shopd" ./shopd)
 	for s in catalog cart order payment inventory shipping; do
 		(cd "services/$s" && go build -o "$BIN/$s" "./cmd/$s")
 	done
@@ -53,13 +53,26 @@ build() {
 	[[ -x $NATS_SERVER ]] || (cd / && GOWORK=off go install github.com/nats-io/nats-server/v2@v2.15.2)
 }
 
+# nats_config gives each service its own NATS identity (kept across starts) and writes
+# the server's configuration, which admits only those identities, each with the
+# permissions of its role (shopd nats-auth).
+nats_config() {
+	"$BIN/shopd" nats-auth -dir "$SPLIT_DIR/nats-identities" -config "$SPLIT_DIR/nats-auth.conf" >/dev/null
+	cat >"$SPLIT_DIR/nats.conf" <<-EOF
+		listen: 127.0.0.1:$NATS_PORT
+		http: 127.0.0.1:$NATS_MONITOR_PORT
+		jetstream { store_dir: "$SPLIT_DIR/nats" }
+		include nats-auth.conf
+	EOF
+}
+
 # args prints the command line of one process.
 args() {
 	local dsn issuer="http://$ISSUER_ADDR" common
 	dsn=$(cat "$SPLIT_DIR/dsn")
-	common="-nats-url $NATS_URL -oidc-issuer $issuer -log-level WARN"
+	common="-nats-url $NATS_URL -nats-nkey $SPLIT_DIR/nats-identities/$1.nk -oidc-issuer $issuer -log-level WARN"
 	case $1 in
-	nats) echo "$NATS_SERVER -a 127.0.0.1 -p $NATS_PORT -m $NATS_MONITOR_PORT -js -sd $SPLIT_DIR/nats" ;;
+	nats) echo "$NATS_SERVER -c $SPLIT_DIR/nats.conf" ;;
 	devissuer) echo "$BIN/devissuer -addr $ISSUER_ADDR -key-file $SPLIT_DIR/issuer-key.pem" ;;
 	catalog) echo "$BIN/catalog -grpc-addr $(addr catalog) -oidc-issuer $issuer -log-level WARN" ;;
 	cart) echo "$BIN/cart -grpc-addr $(addr cart) -catalog-addr $(addr catalog) $common" ;;
@@ -109,6 +122,7 @@ start() {
 	psql "$PG_URL/postgres" -q -c "CREATE DATABASE $db" >/dev/null
 	echo "$PG_URL/$db?sslmode=disable" >"$SPLIT_DIR/dsn"
 	rm -rf "$SPLIT_DIR/nats" "$SPLIT_DIR"/*.log
+	nats_config
 	for p in nats devissuer "${SERVICES[@]}"; do
 		launch "$p"
 		wait_port "$(port_of "$p")"
@@ -120,6 +134,8 @@ print_env() {
 	echo "SPLIT_GATEWAY=http://$GATEWAY_ADDR"
 	echo "SPLIT_ISSUER=http://$ISSUER_ADDR"
 	echo "SPLIT_DSN=$(cat "$SPLIT_DIR/dsn")"
+	echo "SPLIT_NATS=$NATS_URL"
+	echo "SPLIT_NATS_OPERATOR_NKEY=$SPLIT_DIR/nats-identities/operator.nk"
 }
 
 restart() {

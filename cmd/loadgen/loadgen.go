@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
 	"github.com/eventshop/eventshop/cmd/internal/audit"
 	"github.com/eventshop/eventshop/cmd/internal/jsbench"
@@ -24,6 +25,7 @@ import (
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	"github.com/eventshop/eventshop/pkg/auth/devissuer"
 	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/services/shipping/carrier"
 )
 
@@ -57,6 +59,7 @@ type Config struct {
 	AuditDSN    string        // audit this database (postgres:// URL shared by the services) instead of DataDir
 	Ceiling     bool          // after the load, measure the raw JetStream publish rate of the shop's NATS server
 	NATSURL     string        // NATS server of a running shop, for Ceiling
+	NATSNkey    string        // seed of the shop's operator NATS identity, for Ceiling
 	JSON        bool
 	Progress    bool
 
@@ -92,6 +95,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.RestartCmd, "restart-cmd", "", "chaos with -target: command that kills -9 and restarts the service named as its next argument, adding any further arguments to the new process's flags (card network and shipping faults are switched that way; e.g. \"scripts/run-split.sh restart\")")
 	fs.StringVar(&c.AuditDSN, "audit-dsn", "", "with -target: audit this database URL shared by the services instead of -data-dir")
 	fs.BoolVar(&c.Ceiling, "ceiling", false, "after the load, measure the raw JetStream publish rate of the shop's NATS server and report the throughput as a share of it (the ceiling: that rate / "+strconv.Itoa(jsbench.WritesPerOrder)+" writes per order)")
+	fs.StringVar(&c.NATSNkey, "nats-nkey", "", "with -nats-url: seed file of the shop's operator identity (make run: data/nats-identities/operator.nk)")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "with -target and -ceiling: the running shop's NATS server (make run: nats://127.0.0.1:4223; run-split: nats://127.0.0.1:4233)")
 	fs.BoolVar(&c.JSON, "json", false, "print the final report as JSON")
 	fs.BoolVar(&c.Progress, "progress", isTerminal(os.Stderr), "live progress line on stderr")
@@ -399,14 +403,31 @@ const (
 	ceilingMessages   = 20000
 )
 
+// ceilingServer is the shop's NATS server and how to connect to it as the operator.
+func (r *runner) ceilingServer() (string, []nats.Option, error) {
+	var (
+		op  nats.Option
+		err error
+	)
+	switch {
+	case r.shop != nil:
+		op, err = r.shop.Identities().Option(natsauth.Operator)
+		return r.shop.NATSClientURL(), []nats.Option{op}, err
+	case r.cfg.NATSNkey != "":
+		op, err = natsauth.Option(natsauth.Operator, r.cfg.NATSNkey)
+		return r.cfg.NATSURL, []nats.Option{op}, err
+	}
+	return r.cfg.NATSURL, nil, nil
+}
+
 // measureCeiling measures, after the load and on the same server, the raw JetStream
 // publish rate and reports the run's throughput as a share of the ceiling it allows.
 func (r *runner) measureCeiling(ctx context.Context, rep *Report) {
-	url := r.cfg.NATSURL
-	if r.shop != nil {
-		url = r.shop.NATSClientURL()
+	url, opts, err := r.ceilingServer()
+	var raw float64
+	if err == nil {
+		raw, err = jsbench.PublishRate(ctx, url, ceilingPublishers, ceilingMessages, opts...)
 	}
-	raw, err := jsbench.PublishRate(ctx, url, ceilingPublishers, ceilingMessages)
 	if err != nil {
 		rep.Failures = append(rep.Failures, "ceiling: "+err.Error())
 		return

@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventshop/eventshop/cmd/internal/jsbench"
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/resilience"
 )
 
@@ -56,7 +57,11 @@ func benchSaga(b *testing.B, buyers int) {
 	}
 	b.Cleanup(func() { cc.Close() })
 	s.orders = orderv1.NewOrderServiceClient(cc)
-	raw, err := jsbench.PublishRate(context.Background(), s.NATSClientURL(), 16, 20000)
+	op, err := s.Identities().Option(natsauth.Operator)
+	if err != nil {
+		b.Fatal(err)
+	}
+	raw, err := jsbench.PublishRate(context.Background(), s.NATSClientURL(), 16, 20000, op)
 	if err != nil {
 		b.Fatal(err)
 	}

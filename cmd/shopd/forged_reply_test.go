@@ -4,12 +4,12 @@ import (
 	"context"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	"github.com/eventshop/eventshop/pkg/messaging"
+	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/services/order/app"
 	paymentapp "github.com/eventshop/eventshop/services/payment/app"
 )
@@ -25,11 +25,12 @@ func TestForgedReplyDoesNotMoveTheSaga(t *testing.T) {
 	before := s.stock()
 	id := s.placeHeldAt(ctx, app.StepAuthorizePayment)
 
-	nc, err := nats.Connect(s.NATSClientURL(), nats.Name("forger"))
+	// A compromised payment service: the only identity NATS lets publish payment
+	// replies, so the saga's own check is what stands.
+	nc, err := s.ConnectNATS(natsauth.Payment)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

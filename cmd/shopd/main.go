@@ -43,6 +43,14 @@ func main() {
 		return
 	}
 
+	if len(os.Args) > 1 && os.Args[1] == "nats-auth" {
+		if err := runNATSAuth(ctx, os.Args[2:], os.Stdout, os.Stderr); err != nil {
+			fmt.Fprintln(os.Stderr, "shopd:", err)
+			os.Exit(1)
+		}
+		return
+	}
+
 	if len(os.Args) > 2 && os.Args[1] == "projections" && os.Args[2] == "rebuild" {
 		if err := runRebuild(ctx, os.Args[3:], os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, "shopd:", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/natsembed"
 	"github.com/eventshop/eventshop/services/order"
 )
@@ -24,6 +25,7 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	dataDir := fs.String("data-dir", "data", "shopd data directory")
 	natsURL := fs.String("nats-url", "", "NATS of a running shop (e.g. nats://127.0.0.1:4223); empty opens <data-dir>/nats while shopd is stopped")
+	idsDir := fs.String("nats-identities", "", "directory of the shop's NATS identities; the operator's is used (default <data-dir>/nats-identities)")
 	readDSN := fs.String("read-dsn", "", "order read-model database (default <data-dir>/order-read.db)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: shopd projections rebuild [-data-dir DIR] [-nats-url URL] [-read-dsn DSN]")
@@ -33,12 +35,24 @@ func runRebuild(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	srv, err := natsembed.Start(ctx, natsembed.Config{URL: *natsURL, StoreDir: filepath.Join(*dataDir, "nats"), Logger: logger})
+	if *idsDir == "" {
+		*idsDir = filepath.Join(*dataDir, "nats-identities")
+	}
+	ids, err := natsauth.Ensure(*idsDir)
+	if err != nil {
+		return err
+	}
+	op, err := ids.Option(natsauth.Operator)
+	if err != nil {
+		return err
+	}
+	srv, err := natsembed.Start(ctx, natsembed.Config{URL: *natsURL, StoreDir: filepath.Join(*dataDir, "nats"),
+		Users: ids.Users(), Identity: op, Logger: logger})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	nc, err := srv.Connect(nats.Name("shopd projections rebuild"))
+	nc, err := srv.Connect(nats.Name("shopd projections rebuild"), op)
 	if err != nil {
 		return fmt.Errorf("nats: %w", err)
 	}

@@ -27,6 +27,7 @@ import (
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	"github.com/eventshop/eventshop/pkg/messaging"
+	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/services/order/app"
@@ -86,6 +87,11 @@ func startSagaShop(t testing.TB, opts ...shopOption) *sagaShop {
 	t.Cleanup(func() {
 		if err := m.Close(); err != nil {
 			t.Errorf("close: %v", err)
+		}
+		// Every test of the shop doubles as a test that each service works within
+		// the NATS permissions of its role.
+		if strings.Contains(stderr.String(), "Permissions Violation") {
+			t.Errorf("a service was refused by NATS permissions")
 		}
 		if t.Failed() {
 			t.Logf("shopd log:\n%s", tail(stderr.String(), 8000))
@@ -472,11 +478,11 @@ func TestSagaDuplicateCommand(t *testing.T) {
 	o := s.awaitStatus(id, orderv1.OrderStatus_ORDER_STATUS_COMPLETED)
 	before := s.stock()
 
-	nc, err := nats.Connect(s.NATSClientURL())
+	// As order itself would: only its identity may send commands.
+	nc, err := s.ConnectNATS(natsauth.Order)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

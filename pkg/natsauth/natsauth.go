@@ -227,3 +227,25 @@ func readSeed(path string) (nkeys.KeyPair, error) {
 
 // names reports whether name is one of Names.
 func known(name string) bool { return slices.Contains(Names, name) }
+
+// Connect connects to url as name with the seed in seedFile, after opts; with an empty
+// seedFile it connects without an identity (a server without users). It is how a
+// service run on its own (-nats-nkey) reaches NATS.
+func Connect(url, name, seedFile string, opts ...nats.Option) (*nats.Conn, error) {
+	all := append([]nats.Option{nats.Name(name)}, opts...)
+	if seedFile != "" {
+		as, err := Option(name, seedFile)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, as)
+	}
+	nc, err := nats.Connect(url, all...)
+	if err != nil {
+		return nil, fmt.Errorf("nats %s as %s: %w", url, name, err)
+	}
+	return nc, nil
+}
+
+// SeedFlagUsage describes the -nats-nkey flag of a service run on its own.
+const SeedFlagUsage = "file holding this service's NATS identity seed (shopd nats-auth creates them); empty connects without one"

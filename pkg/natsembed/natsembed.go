@@ -41,6 +41,9 @@ type Config struct {
 	// is refused. Empty leaves the server open to any client on Host, which only
 	// tests of single packages should want.
 	Users []*server.NkeyUser
+	// Identity, when set, is how Start connects to check that an external server
+	// answers (natsauth.Option): a server with users refuses a client without one.
+	Identity nats.Option
 	// ReadyTimeout bounds how long Start waits for the embedded server.
 	ReadyTimeout time.Duration
 	// Logger receives start and stop messages. Defaults to slog.Default().
@@ -67,7 +70,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	}
 	if cfg.URL != "" {
 		s := &Server{url: cfg.URL, logger: logger}
-		nc, err := s.Connect(nats.Timeout(cfg.ReadyTimeout))
+		nc, err := s.Connect(nats.Timeout(cfg.ReadyTimeout), cfg.Identity)
 		if err != nil {
 			return nil, fmt.Errorf("natsembed: connect %s: %w", cfg.URL, err)
 		}
@@ -134,6 +137,7 @@ func (s *Server) Embedded() bool { return s.srv != nil }
 // server it connects in-process (no socket): every command, reply and event of the
 // embedded shop crosses this connection, and over loopback TCP each one cost a write
 // and a read system call on both sides.
+// Nil options are skipped, so an unset identity can be passed as it is.
 func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	base := []nats.Option{
 		nats.MaxReconnects(-1),
@@ -142,7 +146,12 @@ func (s *Server) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	if s.srv != nil {
 		base = append(base, nats.InProcessServer(s.srv))
 	}
-	return nats.Connect(s.url, append(base, opts...)...)
+	for _, o := range opts {
+		if o != nil { // an identity left unset
+			base = append(base, o)
+		}
+	}
+	return nats.Connect(s.url, base...)
 }
 
 // Close shuts an embedded server down and waits for it; it does nothing for an

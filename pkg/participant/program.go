@@ -3,13 +3,13 @@ package participant
 import (
 	"context"
 	"flag"
-	"fmt"
 	"log/slog"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/service"
 )
 
@@ -45,14 +45,17 @@ func (p Program) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	startCfg, natsURL, readDSN, oidcIssuer, oidcAudience := v.startCfg, v.natsURL, v.readDSN, v.oidcIssuer, v.oidcAudience
+	if _, err := natsauth.Option(p.Name, v.natsNkey); v.natsNkey != "" && err != nil {
+		return err
+	}
 	if readDSN != "" && !given(fs, "db-dsn") {
 		p.SharedDSN(readDSN)
 	}
 
 	return startCfg.Run(ctx, p.Name, func(ctx context.Context, logger *slog.Logger) error {
-		nc, err := nats.Connect(natsURL, nats.Name(p.Name), nats.MaxReconnects(-1))
+		nc, err := natsauth.Connect(natsURL, p.Name, v.natsNkey, nats.MaxReconnects(-1))
 		if err != nil {
-			return fmt.Errorf("nats connect: %w", err)
+			return err
 		}
 		defer nc.Drain()
 
@@ -76,6 +79,7 @@ func (p Program) Run(ctx context.Context, args []string) error {
 type programFlags struct {
 	startCfg     service.Config
 	natsURL      string
+	natsNkey     string
 	readDSN      string
 	oidcIssuer   string
 	oidcAudience string
@@ -91,6 +95,7 @@ func (p Program) register(fs *flag.FlagSet) *programFlags {
 	p.Flags(fs)
 	v.startCfg.RegisterFlags(fs)
 	fs.StringVar(&v.natsURL, "nats-url", nats.DefaultURL, "NATS JetStream URL")
+	fs.StringVar(&v.natsNkey, "nats-nkey", "", natsauth.SeedFlagUsage)
 	fs.StringVar(&v.readDSN, "read-dsn", "", "database shared by the services (e.g. postgres://...); used when -db-dsn is not given")
 	fs.StringVar(&v.oidcIssuer, "oidc-issuer", "", "OIDC issuer URL; "+p.OIDCUsage)
 	fs.StringVar(&v.oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")

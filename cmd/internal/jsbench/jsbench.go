@@ -39,12 +39,13 @@ const payloadSize = 300
 // url, with publishers publishing messages in all at once, each awaiting its ack,
 // to a file-backed stream of its own (deleted afterwards), the way the shop's
 // appends and commands do. It returns the first error a publish or the stream
-// met.
-func PublishRate(ctx context.Context, url string, publishers, messages int) (float64, error) {
+// met. opts are added to the connection's (credentials: an identity allowed to create
+// streams, such as the operator's).
+func PublishRate(ctx context.Context, url string, publishers, messages int, opts ...nats.Option) (float64, error) {
 	if publishers < 1 || messages < 1 {
 		return 0, errors.New("jsbench: publishers and messages must be positive")
 	}
-	nc, err := nats.Connect(url, nats.Name("jsbench"))
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("jsbench")}, opts...)...)
 	if err != nil {
 		return 0, fmt.Errorf("jsbench: connect %s: %w", url, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/auth/devissuer"
 	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/natsembed"
 	"github.com/eventshop/eventshop/pkg/telemetry"
 	"github.com/eventshop/eventshop/services/cart"
@@ -42,6 +43,9 @@ type Main struct {
 	NATSURL      string
 	NATSPort     int
 	NATSSync     bool
+	// NATSIdentities is the directory of the services' NATS identities; empty means
+	// <DataDir>/nats-identities. They are created there at first start.
+	NATSIdentities string
 	IssuerAddr   string
 	OIDCIssuer   string
 	OIDCAudience string
@@ -71,7 +75,8 @@ type Main struct {
 	logger    *slog.Logger
 	tel       *telemetry.Telemetry
 	nats      *natsembed.Server
-	nc        *nats.Conn
+	ids       *natsauth.Identities
+	conns     []*nats.Conn
 	issuer    *devissuer.Issuer
 	issuerURL string
 	gateway   *gateway.Gateway
@@ -96,6 +101,7 @@ func (m *Main) FlagSet() *flag.FlagSet {
 	fs.StringVar(&m.DataDir, "data-dir", "data", "directory for the embedded NATS store and SQLite files")
 	fs.StringVar(&m.NATSURL, "nats-url", "", "external NATS JetStream URL; empty starts an embedded server")
 	fs.IntVar(&m.NATSPort, "nats-port", 4223, "port of the embedded NATS server (0 picks one)")
+	fs.StringVar(&m.NATSIdentities, "nats-identities", "", "directory of the services' NATS identities (nkey seeds), created at first start; default <data-dir>/nats-identities")
 	fs.BoolVar(&m.NATSSync, "nats-sync-always", false, "embedded NATS fsyncs every JetStream write before acknowledging it (slower; survives a machine crash)")
 	fs.StringVar(&m.IssuerAddr, "issuer-addr", "127.0.0.1:9400", "listen address of the dev OIDC issuer")
 	fs.StringVar(&m.OIDCIssuer, "oidc-issuer", "", "external OIDC issuer URL; empty starts the dev issuer")
@@ -136,19 +142,35 @@ func (m *Main) Run(ctx context.Context) error {
 	m.cancel = cancel
 	m.runCtx = runCtx
 
+	// Each service reaches NATS as itself, with only its role's permissions; the
+	// embedded server admits no one else.
+	if m.NATSIdentities == "" {
+		m.NATSIdentities = filepath.Join(m.DataDir, "nats-identities")
+	}
+	if m.ids, err = natsauth.Ensure(m.NATSIdentities); err != nil {
+		return err
+	}
+	probe, err := m.ids.Option(natsauth.Operator)
+	if err != nil {
+		return err
+	}
 	m.nats, err = natsembed.Start(ctx, natsembed.Config{
 		URL:        m.NATSURL,
 		StoreDir:   filepath.Join(m.DataDir, "nats"),
 		Port:       m.NATSPort,
 		SyncAlways: m.NATSSync,
+		Users:      m.ids.Users(),
+		Identity:   probe,
 		Logger:     m.logger,
 	})
 	if err != nil {
 		return err
 	}
-	m.nc, err = m.nats.Connect(nats.Name("shopd"))
-	if err != nil {
-		return fmt.Errorf("nats connect: %w", err)
+	ncs := map[string]*nats.Conn{}
+	for _, name := range []string{natsauth.Cart, natsauth.Payment, natsauth.Inventory, natsauth.Shipping, natsauth.Order} {
+		if ncs[name], err = m.ConnectNATS(name); err != nil {
+			return err
+		}
 	}
 
 	m.issuerURL = m.OIDCIssuer
@@ -187,7 +209,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newCart := func(addr string) (runner, error) {
 		cfg := cartCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		return cart.New(cfg, cart.Deps{Logger: deps("cart"), Verifier: verifier, NATS: m.nc})
+		return cart.New(cfg, cart.Deps{Logger: deps("cart"), Verifier: verifier, NATS: ncs["cart"]})
 	}
 	if err := m.build(runCtx, "cart", newCart); err != nil {
 		return err
@@ -198,7 +220,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newPayment := func(addr string) (runner, error) {
 		cfg := payCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		svc, err := payment.New(runCtx, cfg, payment.Deps{Logger: deps("payment"), Verifier: verifier, NATS: m.nc, Provider: m.PaymentProvider})
+		svc, err := payment.New(runCtx, cfg, payment.Deps{Logger: deps("payment"), Verifier: verifier, NATS: ncs["payment"], Provider: m.PaymentProvider})
 		return svc, err
 	}
 	if err := m.build(runCtx, "payment", newPayment); err != nil {
@@ -211,7 +233,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newInventory := func(addr string) (runner, error) {
 		cfg := invCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		svc, err := inventory.New(runCtx, cfg, inventory.Deps{Logger: deps("inventory"), Verifier: verifier, NATS: m.nc})
+		svc, err := inventory.New(runCtx, cfg, inventory.Deps{Logger: deps("inventory"), Verifier: verifier, NATS: ncs["inventory"]})
 		return svc, err
 	}
 	if err := m.build(runCtx, "inventory", newInventory); err != nil {
@@ -224,7 +246,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newShipping := func(addr string) (runner, error) {
 		cfg := shipCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		svc, err := shipping.New(runCtx, cfg, shipping.Deps{Logger: deps("shipping"), Verifier: verifier, NATS: m.nc, Carrier: m.ShippingCarrier})
+		svc, err := shipping.New(runCtx, cfg, shipping.Deps{Logger: deps("shipping"), Verifier: verifier, NATS: ncs["shipping"], Carrier: m.ShippingCarrier})
 		return svc, err
 	}
 	if err := m.build(runCtx, "shipping", newShipping); err != nil {
@@ -242,7 +264,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newOrder := func(addr string) (runner, error) {
 		cfg := ordCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		svc, err := order.New(cfg, order.Deps{Logger: deps("order"), Verifier: verifier, NATS: m.nc})
+		svc, err := order.New(cfg, order.Deps{Logger: deps("order"), Verifier: verifier, NATS: ncs["order"]})
 		return svc, err
 	}
 	if err := m.build(runCtx, "order", newOrder); err != nil {
@@ -450,6 +472,33 @@ func (m *Main) Issuer() *devissuer.Issuer { return m.issuer }
 // NATSClientURL returns the URL of the NATS server in use.
 func (m *Main) NATSClientURL() string { return m.nats.ClientURL() }
 
+// Identities are the NATS identities the services connect with.
+func (m *Main) Identities() *natsauth.Identities { return m.ids }
+
+// ConnectNATS connects to the shop's NATS server as identity name (natsauth.Names:
+// a service, or natsauth.Operator for tools); Close closes the connection.
+func (m *Main) ConnectNATS(name string, opts ...nats.Option) (*nats.Conn, error) {
+	as, err := m.ids.Option(name)
+	if err != nil {
+		return nil, err
+	}
+	// The server refuses what a role may not do by an asynchronous error (a publish
+	// has no answer); log it, or a missing permission would fail silently.
+	logAsync := nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		subject := ""
+		if sub != nil {
+			subject = sub.Subject
+		}
+		m.logger.Error("nats", "identity", name, "subscription", subject, "error", err)
+	})
+	nc, err := m.nats.Connect(append([]nats.Option{nats.Name("shopd " + name), as, logAsync}, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("nats connect as %s: %w", name, err)
+	}
+	m.conns = append(m.conns, nc)
+	return nc, nil
+}
+
 // Addr returns the bound address of a started service by name ("catalog", ...), or
 // "" if it is not running.
 func (m *Main) Addr(name string) string {
@@ -486,8 +535,8 @@ func (m *Main) Close() error {
 			m.errs = append(m.errs, fmt.Errorf("issuer: %w", err))
 		}
 	}
-	if m.nc != nil {
-		m.nc.Close()
+	for _, nc := range m.conns {
+		nc.Close()
 	}
 	if m.nats != nil {
 		m.nats.Close()

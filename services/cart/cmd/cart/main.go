@@ -9,8 +9,11 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/natsembed"
 	"github.com/eventshop/eventshop/pkg/service"
 	"github.com/eventshop/eventshop/services/cart"
@@ -24,6 +27,7 @@ func run(ctx context.Context, args []string) error {
 		startCfg     service.Config
 		natsURL      string
 		natsStore    string
+		natsNkey     string
 		oidcIssuer   string
 		oidcAudience string
 	)
@@ -32,6 +36,7 @@ func run(ctx context.Context, args []string) error {
 	startCfg.RegisterFlags(fs)
 	fs.StringVar(&natsURL, "nats-url", "", "NATS server URL; empty starts an embedded JetStream server")
 	fs.StringVar(&natsStore, "nats-store-dir", "./data/nats-cart", "JetStream store directory of the embedded server (when -nats-url is empty)")
+	fs.StringVar(&natsNkey, "nats-nkey", "", natsauth.SeedFlagUsage+" (with -nats-url)")
 	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL whose tokens identify users (required)")
 	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
 	fs.Usage = config.Usage(fs)
@@ -53,12 +58,18 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("cart: %w", err)
 		}
-		ns, err := natsembed.Start(ctx, natsembed.Config{URL: natsURL, StoreDir: natsStore})
+		var as nats.Option // none: the cart's own embedded server, or an open one
+		if natsNkey != "" {
+			if as, err = natsauth.Option(natsauth.Cart, natsNkey); err != nil {
+				return fmt.Errorf("cart: %w", err)
+			}
+		}
+		ns, err := natsembed.Start(ctx, natsembed.Config{URL: natsURL, StoreDir: natsStore, Identity: as})
 		if err != nil {
 			return fmt.Errorf("cart: nats: %w", err)
 		}
 		defer ns.Close()
-		nc, err := ns.Connect()
+		nc, err := ns.Connect(nats.Name(natsauth.Cart), as)
 		if err != nil {
 			return fmt.Errorf("cart: nats: %w", err)
 		}

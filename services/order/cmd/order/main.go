@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/service"
 	"github.com/eventshop/eventshop/services/order"
 )
@@ -29,6 +30,7 @@ func run(ctx context.Context, args []string) error {
 		cfg          order.Config
 		startCfg     service.Config
 		natsURL      string
+		natsNkey     string
 		oidcIssuer   string
 		oidcAudience string
 	)
@@ -36,6 +38,7 @@ func run(ctx context.Context, args []string) error {
 	cfg.RegisterFlags(fs)
 	startCfg.RegisterFlags(fs)
 	fs.StringVar(&natsURL, "nats-url", nats.DefaultURL, "NATS server with JetStream (event store, snapshots)")
+	fs.StringVar(&natsNkey, "nats-nkey", "", natsauth.SeedFlagUsage)
 	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL whose tokens identify callers (required to serve)")
 	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
 	fs.Usage = func() {
@@ -47,9 +50,9 @@ func run(ctx context.Context, args []string) error {
 	}
 
 	return startCfg.Run(ctx, "order", func(ctx context.Context, logger *slog.Logger) error {
-		nc, err := nats.Connect(natsURL, nats.Name("order"))
+		nc, err := natsauth.Connect(natsURL, natsauth.Order, natsNkey, nats.MaxReconnects(-1))
 		if err != nil {
-			return fmt.Errorf("nats %s: %w", natsURL, err)
+			return err
 		}
 		defer nc.Drain()
 
