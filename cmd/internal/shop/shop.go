@@ -39,17 +39,17 @@ import (
 // Main is the shopd program with its configuration, so tests can run the real thing
 // on random ports.
 type Main struct {
-	DataDir      string
-	NATSURL      string
-	NATSPort     int
-	NATSSync     bool
+	DataDir  string
+	NATSURL  string
+	NATSPort int
+	NATSSync bool
 	// NATSIdentities is the directory of the services' NATS identities; empty means
 	// <DataDir>/nats-identities. They are created there at first start.
 	NATSIdentities string
-	IssuerAddr   string
-	OIDCIssuer   string
-	OIDCAudience string
-	LogLevel     string
+	IssuerAddr     string
+	OIDCIssuer     string
+	OIDCAudience   string
+	LogLevel       string
 
 	Catalog   catalog.Config
 	Cart      cart.Config
