@@ -16,6 +16,7 @@ import (
 
 	"github.com/eventshop/eventshop/deploy/manifest"
 	"github.com/eventshop/eventshop/gateway"
+	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/pkg/service"
 	"github.com/eventshop/eventshop/pkg/telemetry"
@@ -62,6 +63,8 @@ func registers(cfg func(*flag.FlagSet)) map[string]func(*flag.FlagSet) {
 		"cfg":      cfg,
 		"startCfg": new(service.Config).RegisterFlags,
 		"telCfg":   new(telemetry.Config).RegisterFlags,
+		// How services run on their own reach NATS: identity and CA.
+		"natsFlags": new(natsauth.ClientFlags).RegisterFlags,
 	}
 }
 
@@ -255,7 +258,7 @@ func TestStagesShiftWeights(t *testing.T) {
 // Configs they register; it only keeps them visible (a Config is where shopd sets them).
 func TestMainFlagsOutsideConfig(t *testing.T) {
 	for _, m := range mains {
-		names, calls, err := manifest.MainFlags(m.main, "fs", "cfg", "startCfg", "telCfg")
+		names, calls, err := manifest.MainFlags(m.main, "fs", "cfg", "startCfg", "telCfg", "natsFlags")
 		if err != nil {
 			t.Error(err)
 		}

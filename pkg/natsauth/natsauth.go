@@ -20,6 +20,7 @@ package natsauth
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -228,16 +229,59 @@ func readSeed(path string) (nkeys.KeyPair, error) {
 // names reports whether name is one of Names.
 func known(name string) bool { return slices.Contains(Names, name) }
 
-// Connect connects to url as name with the seed in seedFile, after opts; with an empty
-// seedFile it connects without an identity (a server without users). It is how a
-// service run on its own (-nats-nkey) reaches NATS.
-func Connect(url, name, seedFile string, opts ...nats.Option) (*nats.Conn, error) {
-	all := append([]nats.Option{nats.Name(name)}, opts...)
-	if seedFile != "" {
-		as, err := Option(name, seedFile)
+// ClientFlags say how a service run on its own proves who it is to NATS and checks
+// the server's certificate: the flags -nats-nkey and -nats-ca (SHOP_NATS_NKEY,
+// SHOP_NATS_CA).
+type ClientFlags struct {
+	// Nkey is the file holding the service's seed; empty connects without an
+	// identity (a server without users).
+	Nkey string
+	// CA is a PEM file of the authority that signed the server's certificate, for
+	// tls:// URLs; empty trusts the system's authorities.
+	CA string
+}
+
+// RegisterFlags defines -nats-nkey and -nats-ca on fs.
+func (f *ClientFlags) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&f.Nkey, "nats-nkey", "", "file holding this service's NATS identity seed (shopd nats-auth creates them); empty connects without one")
+	fs.StringVar(&f.CA, "nats-ca", "", "PEM file of the CA that signed the NATS server's certificate (tls:// URLs); empty trusts the system's")
+}
+
+// Option connects as name with the flags' seed and CA; nil when neither is set. It
+// returns an error if the seed file holds no valid user seed.
+func (f ClientFlags) Option(name string) (nats.Option, error) {
+	var opts []nats.Option
+	if f.Nkey != "" {
+		as, err := Option(name, f.Nkey)
 		if err != nil {
 			return nil, err
 		}
+		opts = append(opts, as)
+	}
+	if f.CA != "" {
+		opts = append(opts, nats.RootCAs(f.CA))
+	}
+	if len(opts) == 0 {
+		return nil, nil
+	}
+	return func(o *nats.Options) error {
+		for _, opt := range opts {
+			if err := opt(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil
+}
+
+// Connect connects to url as name, with the flags' identity and CA after opts.
+func (f ClientFlags) Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
+	as, err := f.Option(name)
+	if err != nil {
+		return nil, err
+	}
+	all := append([]nats.Option{nats.Name(name)}, opts...)
+	if as != nil {
 		all = append(all, as)
 	}
 	nc, err := nats.Connect(url, all...)
@@ -246,6 +290,3 @@ func Connect(url, name, seedFile string, opts ...nats.Option) (*nats.Conn, error
 	}
 	return nc, nil
 }
-
-// SeedFlagUsage describes the -nats-nkey flag of a service run on its own.
-const SeedFlagUsage = "file holding this service's NATS identity seed (shopd nats-auth creates them); empty connects without one"

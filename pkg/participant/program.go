@@ -45,7 +45,7 @@ func (p Program) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	startCfg, natsURL, readDSN, oidcIssuer, oidcAudience := v.startCfg, v.natsURL, v.readDSN, v.oidcIssuer, v.oidcAudience
-	if _, err := natsauth.Option(p.Name, v.natsNkey); v.natsNkey != "" && err != nil {
+	if _, err := v.nats.Option(p.Name); err != nil {
 		return err
 	}
 	if readDSN != "" && !given(fs, "db-dsn") {
@@ -53,7 +53,7 @@ func (p Program) Run(ctx context.Context, args []string) error {
 	}
 
 	return startCfg.Run(ctx, p.Name, func(ctx context.Context, logger *slog.Logger) error {
-		nc, err := natsauth.Connect(natsURL, p.Name, v.natsNkey, nats.MaxReconnects(-1))
+		nc, err := v.nats.Connect(natsURL, p.Name, nats.MaxReconnects(-1))
 		if err != nil {
 			return err
 		}
@@ -79,7 +79,7 @@ func (p Program) Run(ctx context.Context, args []string) error {
 type programFlags struct {
 	startCfg     service.Config
 	natsURL      string
-	natsNkey     string
+	nats         natsauth.ClientFlags
 	readDSN      string
 	oidcIssuer   string
 	oidcAudience string
@@ -95,7 +95,7 @@ func (p Program) register(fs *flag.FlagSet) *programFlags {
 	p.Flags(fs)
 	v.startCfg.RegisterFlags(fs)
 	fs.StringVar(&v.natsURL, "nats-url", nats.DefaultURL, "NATS JetStream URL")
-	fs.StringVar(&v.natsNkey, "nats-nkey", "", natsauth.SeedFlagUsage)
+	v.nats.RegisterFlags(fs)
 	fs.StringVar(&v.readDSN, "read-dsn", "", "database shared by the services (e.g. postgres://...); used when -db-dsn is not given")
 	fs.StringVar(&v.oidcIssuer, "oidc-issuer", "", "OIDC issuer URL; "+p.OIDCUsage)
 	fs.StringVar(&v.oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")

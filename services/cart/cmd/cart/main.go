@@ -27,7 +27,7 @@ func run(ctx context.Context, args []string) error {
 		startCfg     service.Config
 		natsURL      string
 		natsStore    string
-		natsNkey     string
+		natsFlags    natsauth.ClientFlags
 		oidcIssuer   string
 		oidcAudience string
 	)
@@ -36,7 +36,7 @@ func run(ctx context.Context, args []string) error {
 	startCfg.RegisterFlags(fs)
 	fs.StringVar(&natsURL, "nats-url", "", "NATS server URL; empty starts an embedded JetStream server")
 	fs.StringVar(&natsStore, "nats-store-dir", "./data/nats-cart", "JetStream store directory of the embedded server (when -nats-url is empty)")
-	fs.StringVar(&natsNkey, "nats-nkey", "", natsauth.SeedFlagUsage+" (with -nats-url)")
+	natsFlags.RegisterFlags(fs)
 	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL whose tokens identify users (required)")
 	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
 	fs.Usage = config.Usage(fs)
@@ -58,11 +58,9 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return fmt.Errorf("cart: %w", err)
 		}
-		var as nats.Option // none: the cart's own embedded server, or an open one
-		if natsNkey != "" {
-			if as, err = natsauth.Option(natsauth.Cart, natsNkey); err != nil {
-				return fmt.Errorf("cart: %w", err)
-			}
+		as, err := natsFlags.Option(natsauth.Cart) // nil: the cart's own embedded server, or an open one
+		if err != nil {
+			return fmt.Errorf("cart: %w", err)
 		}
 		ns, err := natsembed.Start(ctx, natsembed.Config{URL: natsURL, StoreDir: natsStore, Identity: as})
 		if err != nil {

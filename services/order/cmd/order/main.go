@@ -30,7 +30,7 @@ func run(ctx context.Context, args []string) error {
 		cfg          order.Config
 		startCfg     service.Config
 		natsURL      string
-		natsNkey     string
+		natsFlags    natsauth.ClientFlags
 		oidcIssuer   string
 		oidcAudience string
 	)
@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string) error {
 	cfg.RegisterFlags(fs)
 	startCfg.RegisterFlags(fs)
 	fs.StringVar(&natsURL, "nats-url", nats.DefaultURL, "NATS server with JetStream (event store, snapshots)")
-	fs.StringVar(&natsNkey, "nats-nkey", "", natsauth.SeedFlagUsage)
+	natsFlags.RegisterFlags(fs)
 	fs.StringVar(&oidcIssuer, "oidc-issuer", "", "OIDC issuer URL whose tokens identify callers (required to serve)")
 	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience tokens must carry")
 	fs.Usage = func() {
@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string) error {
 	}
 
 	return startCfg.Run(ctx, "order", func(ctx context.Context, logger *slog.Logger) error {
-		nc, err := natsauth.Connect(natsURL, natsauth.Order, natsNkey, nats.MaxReconnects(-1))
+		nc, err := natsFlags.Connect(natsURL, natsauth.Order, nats.MaxReconnects(-1))
 		if err != nil {
 			return err
 		}
