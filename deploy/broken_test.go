@@ -43,11 +43,17 @@ func TestBrokenFixturesFail(t *testing.T) {
 		{"canary-port", "flagger", "canaries", "port 9403 (target port http) is no container port of order-v1"},
 		{"bad-addr", "k8s", "binaries", "-catalog-addr=catalogue:9401 names no Service port"},
 		{"metrics-port", "k8s", "binaries", "-metrics-addr=0.0.0.0:9465 listens on no port of the container"},
+		{"nats-no-tls", "k8s", "nats", "client connections without TLS"},
+		{"nats-no-tls", "k8s", "nats", "admits any client: no users included from a Secret"},
+		{"nats-no-policy", "k8s", "nats", "no NetworkPolicy limits who reaches the NATS pods"},
+		{"nats-no-identity", "k8s", "nats", "Deployment payment-v1 container payment: SHOP_NATS_NKEY is not a file from a Secret"},
+		{"nats-monitor-service", "k8s", "nats", "Service nats exposes the NATS monitor port"},
+		{"nats-plain-url", "k8s", "nats", `connects to NATS at "nats://nats.eventshop-infra.svc.cluster.local:4222", not tls://`},
 	}
 	realK8s, realIstio := build(t, "k8s/overlays/prod"), build(t, "../istio/canary-10")
 	flaggerK8s := build(t, "k8s/overlays/prod-flagger")
 	for _, tt := range tests {
-		t.Run(tt.fixture, func(t *testing.T) {
+		t.Run(tt.fixture+"/"+tt.check, func(t *testing.T) {
 			broken := build(t, "testdata/broken/"+tt.fixture)
 			var s *manifest.Set
 			switch tt.side {

@@ -152,6 +152,7 @@ func checkAll(s *manifest.Set, bins map[string]manifest.Binary) map[string]error
 		"binaries":   manifest.CheckBinaries(s, bins),
 		"callers":    manifest.CheckCallers(s, bins, ingressPrincipal),
 		"canaries":   manifest.CheckCanaries(s),
+		"nats":       manifest.CheckNATS(s),
 	}
 }
 
@@ -263,28 +264,5 @@ func TestMainFlagsOutsideConfig(t *testing.T) {
 			t.Error(err)
 		}
 		t.Logf("%s registers %v, defines itself %v", m.name, calls, names)
-	}
-}
-
-// NATS's monitor port shows every connection, subject and consumer of the shop; no
-// Service may expose it (an operator port-forwards to a pod instead).
-func TestNATSMonitorPortOnNoService(t *testing.T) {
-	b, err := os.ReadFile("k8s/infra/nats.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := manifest.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(s.Services) == 0 {
-		t.Fatal("no NATS Service decoded")
-	}
-	for _, svc := range s.Services {
-		for _, p := range svc.Spec.Ports {
-			if p.Port == 8222 || p.TargetPort.String() == "monitor" {
-				t.Errorf("Service %s exposes the NATS monitor port (%s)", svc.Name, p.Name)
-			}
-		}
 	}
 }

@@ -21,6 +21,7 @@ import (
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	netv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -51,6 +52,7 @@ type Set struct {
 	Jobs            []*batchv1.Job
 	PDBs            []*policyv1.PodDisruptionBudget
 	HPAs            []*autoscalingv2.HorizontalPodAutoscaler
+	NetworkPolicies []*netv1.NetworkPolicy
 
 	Gateways               []*Istio[*networkingv1.Gateway]
 	VirtualServices        []*Istio[*networkingv1.VirtualService]
@@ -78,6 +80,7 @@ func (s *Set) Merge(o *Set) *Set {
 		Jobs:                   append(append([]*batchv1.Job(nil), s.Jobs...), o.Jobs...),
 		PDBs:                   append(append([]*policyv1.PodDisruptionBudget(nil), s.PDBs...), o.PDBs...),
 		HPAs:                   append(append([]*autoscalingv2.HorizontalPodAutoscaler(nil), s.HPAs...), o.HPAs...),
+		NetworkPolicies:        append(append([]*netv1.NetworkPolicy(nil), s.NetworkPolicies...), o.NetworkPolicies...),
 		Gateways:               append(append([]*Istio[*networkingv1.Gateway](nil), s.Gateways...), o.Gateways...),
 		VirtualServices:        append(append([]*Istio[*networkingv1.VirtualService](nil), s.VirtualServices...), o.VirtualServices...),
 		DestinationRules:       append(append([]*Istio[*networkingv1.DestinationRule](nil), s.DestinationRules...), o.DestinationRules...),
@@ -148,6 +151,8 @@ func (s *Set) add(doc []byte) error {
 		return strictInto(doc, &s.PDBs)
 	case "autoscaling/v2/HorizontalPodAutoscaler":
 		return strictInto(doc, &s.HPAs)
+	case "networking.k8s.io/v1/NetworkPolicy":
+		return strictInto(doc, &s.NetworkPolicies)
 	case "networking.istio.io/v1/Gateway":
 		return istioInto(doc, &s.Gateways)
 	case "networking.istio.io/v1/VirtualService":
