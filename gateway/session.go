@@ -31,18 +31,34 @@ const (
 	loginTTL      = 10 * time.Minute
 )
 
-// loginScopes are requested at login: what the storefront pages need.
-var loginScopes = []string{oidc.ScopeOpenID, "profile", "email", ScopeCart, ScopeOrdersRead, ScopeOrdersWrite}
+// loginScopes are requested at login: what the storefront pages need, and
+// offline_access for a refresh token, so a session outlives its short access token.
+var loginScopes = []string{oidc.ScopeOpenID, "profile", "email", oidc.ScopeOfflineAccess, ScopeCart, ScopeOrdersRead, ScopeOrdersWrite}
+
+// renewBefore is how long before its access token expires a session renews it, so
+// a call in flight never carries a token that expires on the way.
+const renewBefore = 30 * time.Second
 
 // session is a logged-in browser. csrf is its synchronizer token: every
 // state-changing form carries it and it never leaves the page it is rendered into.
 type session struct {
 	id      string
 	csrf    string
-	token   string
 	claims  *auth.Claims
 	expires time.Time
 	flash   string // guarded by sessionStore.mu
+
+	mu sync.Mutex // one renewal at a time: each refresh token works once
+	// tok is the access token the services get, with its expiry and the refresh
+	// token that renews it (empty when the issuer gave none).
+	tok *oauth2.Token
+}
+
+// accessToken is the session's current access token.
+func (s *session) accessToken() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tok.AccessToken
 }
 
 // pendingLogin is an authorization request in flight, keyed by its state.
@@ -72,12 +88,12 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (s *sessionStore) create(token string, claims *auth.Claims, expiry time.Time) *session {
+func (s *sessionStore) create(tok *oauth2.Token, claims *auth.Claims) *session {
 	exp := time.Now().Add(s.ttl)
-	if !expiry.IsZero() && expiry.Before(exp) {
-		exp = expiry
+	if tok.RefreshToken == "" && !tok.Expiry.IsZero() && tok.Expiry.Before(exp) {
+		exp = tok.Expiry // nothing to renew it with
 	}
-	sess := &session{id: randomToken(), csrf: randomToken(), token: token, claims: claims, expires: exp}
+	sess := &session{id: randomToken(), csrf: randomToken(), tok: tok, claims: claims, expires: exp}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pruneLocked(time.Now())
@@ -153,13 +169,71 @@ func (s *sessionStore) pruneLocked(now time.Time) {
 	}
 }
 
-// sessionFrom returns the request's live session, or nil.
+// sessionFrom returns the request's live session, or nil. A session whose access
+// token is about to expire renews it first with its refresh token; one the issuer
+// no longer renews (revoked, expired) ends here.
 func (g *Gateway) sessionFrom(r *http.Request) *session {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
 		return nil
 	}
-	return g.sessions.get(c.Value)
+	sess := g.sessions.get(c.Value)
+	if sess == nil {
+		return nil
+	}
+	if err := g.renew(r.Context(), sess); err != nil {
+		g.logger.InfoContext(r.Context(), "session ended: access token not renewed", "error", err)
+		g.sessions.delete(sess.id)
+		return nil
+	}
+	return sess
+}
+
+// renew replaces the session's access token when it expires within renewBefore.
+func (g *Gateway) renew(ctx context.Context, sess *session) error {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	if sess.tok.Expiry.IsZero() || time.Until(sess.tok.Expiry) > renewBefore {
+		return nil
+	}
+	if sess.tok.RefreshToken == "" || g.login == nil {
+		return errors.New("no refresh token")
+	}
+	_, oc, err := g.login.config(ctx, g.login.redirect)
+	if err != nil {
+		return err
+	}
+	tok, err := oc.TokenSource(ctx, &oauth2.Token{RefreshToken: sess.tok.RefreshToken}).Token()
+	if err != nil {
+		return err
+	}
+	claims, err := g.verifier.Verify(ctx, tok.AccessToken)
+	if err != nil {
+		return err
+	}
+	if claims.Subject != sess.claims.Subject {
+		return fmt.Errorf("renewed token is for %q, not %q", claims.Subject, sess.claims.Subject)
+	}
+	if tok.RefreshToken == "" {
+		tok.RefreshToken = sess.tok.RefreshToken // issuers may keep the same one
+	}
+	sess.tok = tok
+	return nil
+}
+
+// revoke revokes the session's refresh token at the issuer (RFC 7009), so logout
+// ends the session there too: what is left is its access token, valid until it
+// expires (minutes). Best effort: the session is gone from the gateway anyway.
+func (g *Gateway) revoke(ctx context.Context, sess *session) {
+	sess.mu.Lock()
+	refresh := sess.tok.RefreshToken
+	sess.mu.Unlock()
+	if refresh == "" || g.login == nil {
+		return
+	}
+	if err := g.login.revoke(ctx, refresh); err != nil {
+		g.logger.WarnContext(ctx, "refresh token not revoked at logout", "error", err)
+	}
 }
 
 // secureCookies is true when browsers reach the gateway over TLS.
@@ -212,6 +286,37 @@ func (o *oidcLogin) config(ctx context.Context, redirect string) (*oidc.Provider
 		RedirectURL:  redirect,
 		Scopes:       loginScopes,
 	}, nil
+}
+
+// revoke posts token to the issuer's revocation endpoint, authenticated as the
+// client.
+func (o *oidcLogin) revoke(ctx context.Context, token string) error {
+	provider, _, err := o.config(ctx, o.redirect)
+	if err != nil {
+		return err
+	}
+	var meta struct {
+		Endpoint string `json:"revocation_endpoint"`
+	}
+	if err := provider.Claims(&meta); err != nil || meta.Endpoint == "" {
+		return fmt.Errorf("issuer names no revocation endpoint (%v)", err)
+	}
+	form := url.Values{"token": {token}, "token_type_hint": {"refresh_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, meta.Endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(o.clientID), url.QueryEscape(o.secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("revocation: %s", resp.Status)
+	}
+	return nil
 }
 
 // redirectURL is where the issuer sends the browser back. Without a configured
@@ -338,7 +443,7 @@ func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
 		g.renderError(w, r, http.StatusUnauthorized, "Login failed: the access token is not valid for this shop.")
 		return
 	}
-	sess := g.sessions.create(tok.AccessToken, claims, tok.Expiry)
+	sess := g.sessions.create(tok, claims)
 	g.setCookie(w, r, sessionCookie, sess.id, "/", 0)
 	http.Redirect(w, r, p.next, http.StatusSeeOther)
 }
@@ -352,6 +457,7 @@ func (g *Gateway) handleLogout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		g.sessions.delete(sess.id)
+		g.revoke(r.Context(), sess)
 	}
 	g.setCookie(w, r, sessionCookie, "", "/", -1)
 	http.Redirect(w, r, "/", http.StatusSeeOther)

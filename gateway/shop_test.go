@@ -50,6 +50,8 @@ type shopOptions struct {
 	without []string
 	// tweak edits the gateway's config before New.
 	tweak func(*gateway.Config)
+	// accessTTL is the issuer's access token lifetime (its default when zero).
+	accessTTL time.Duration
 }
 
 // defaults returns a service Config as its flags would set it, for fields a test
@@ -82,12 +84,16 @@ func startShop(t testing.TB, opts shopOptions) *shop {
 			clients[i].RedirectURIs = []string{gwURL + "/auth/callback"}
 		}
 	}
-	s.issuer, err = devissuer.Start(ctx, devissuer.Config{Clients: clients, Logger: logger})
+	s.issuer, err = devissuer.Start(ctx, devissuer.Config{Clients: clients, Logger: logger, AccessTokenTTL: opts.accessTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.issuer.Close() })
-	verifier, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: s.issuer.URL(), Audience: s.issuer.Audience()})
+	vc := auth.VerifierConfig{Issuer: s.issuer.URL(), Audience: s.issuer.Audience()}
+	if opts.accessTTL > 0 {
+		vc.Leeway = 100 * time.Millisecond // so a test sees expiry soon after accessTTL
+	}
+	verifier, err := auth.NewVerifier(ctx, vc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func callCtx(r *http.Request, sess *session) context.Context {
 	if sess == nil {
 		return r.Context()
 	}
-	return metadata.AppendToOutgoingContext(r.Context(), "authorization", "Bearer "+sess.token)
+	return metadata.AppendToOutgoingContext(r.Context(), "authorization", "Bearer "+sess.accessToken())
 }
 
 // requireUser returns the session, or redirects to login (after checking the

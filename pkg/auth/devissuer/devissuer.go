@@ -48,8 +48,15 @@ import (
 const DefaultAudience = "eventshop"
 
 // DefaultAccessTokenTTL is the access token lifetime when Config.AccessTokenTTL is
-// zero: long enough for a storefront session, short enough to exercise expiry.
-const DefaultAccessTokenTTL = time.Hour
+// zero. Services verify tokens offline, so a token stays usable until it expires
+// even after logout: this is that window. Clients that asked for offline_access
+// (the storefront does) renew it with their refresh token.
+const DefaultAccessTokenTTL = 10 * time.Minute
+
+// DefaultRefreshTokenTTL is how long a refresh token may be used when
+// Config.RefreshTokenTTL is zero. Each use returns a new one and retires the old;
+// logout revokes it at once.
+const DefaultRefreshTokenTTL = 12 * time.Hour
 
 // Demo scopes granted to the default users and clients.
 var demoScopes = []string{"openid", "profile", "email", "cart", "orders:read", "orders:write"}
@@ -137,6 +144,10 @@ type Config struct {
 	Clients []Client
 	// AccessTokenTTL defaults to DefaultAccessTokenTTL.
 	AccessTokenTTL time.Duration
+	// RefreshTokenTTL defaults to DefaultRefreshTokenTTL. Refresh tokens are kept in
+	// memory: a restart of the issuer ends them (the user logs in again once the
+	// access token expires).
+	RefreshTokenTTL time.Duration
 	// KeyFile keeps the signing key (PKCS#8 PEM, mode 0600), created on first start:
 	// tokens issued before a restart stay valid after it. Empty means a new key at
 	// every start, which signs everyone out whenever the issuer restarts.
@@ -176,6 +187,9 @@ func Start(ctx context.Context, cfg Config) (*Issuer, error) {
 	if cfg.AccessTokenTTL <= 0 {
 		cfg.AccessTokenTTL = DefaultAccessTokenTTL
 	}
+	if cfg.RefreshTokenTTL <= 0 {
+		cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -187,7 +201,7 @@ func Start(ctx context.Context, cfg Config) (*Issuer, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cryptoKey [32]byte // encrypts opaque tokens; we issue none, but op requires it
+	var cryptoKey [32]byte // op requires it; our opaque refresh tokens are random, not encrypted
 	if _, err := rand.Read(cryptoKey[:]); err != nil {
 		return nil, fmt.Errorf("devissuer: crypto key: %w", err)
 	}
@@ -203,12 +217,13 @@ func Start(ctx context.Context, cfg Config) (*Issuer, error) {
 
 	store := newStorage(cfg, issuerURL, key)
 	provider, err := op.NewProvider(&op.Config{
-		CryptoKey:          cryptoKey,
-		CodeMethodS256:     true,
-		AuthMethodPost:     true,
-		SupportedUILocales: []language.Tag{language.English},
-		SupportedScopes:    store.supportedScopes(),
-		SupportedClaims:    append(slices.Clone(op.DefaultSupportedClaims), "scope", "roles", "client_id"),
+		CryptoKey:             cryptoKey,
+		CodeMethodS256:        true,
+		AuthMethodPost:        true,
+		GrantTypeRefreshToken: true,
+		SupportedUILocales:    []language.Tag{language.English},
+		SupportedScopes:       store.supportedScopes(),
+		SupportedClaims:       append(slices.Clone(op.DefaultSupportedClaims), "scope", "roles", "client_id"),
 	}, store, op.StaticIssuer(issuerURL),
 		op.WithAllowInsecure(), // dev only: plain HTTP on loopback
 		op.WithLogger(cfg.Logger),
@@ -291,4 +306,18 @@ func (i *Issuer) Close() error {
 		}
 	})
 	return i.closeErr
+}
+
+// RefreshTokens is how many live refresh tokens subject holds: the sessions that
+// can still renew their access without a login.
+func (i *Issuer) RefreshTokens(subject string) int {
+	i.store.mu.Lock()
+	defer i.store.mu.Unlock()
+	n := 0
+	for _, t := range i.store.refresh {
+		if t.subject == subject && time.Now().Before(t.expires) {
+			n++
+		}
+	}
+	return n
 }

@@ -234,3 +234,61 @@ func TestCodeExchangeEnforcesPKCE(t *testing.T) {
 		t.Fatalf("right verifier: %d %v", status, out)
 	}
 }
+
+func storefrontClient(t *testing.T) devissuer.Client {
+	t.Helper()
+	for _, c := range devissuer.DefaultClients() {
+		if c.ID == "storefront" {
+			return c
+		}
+	}
+	t.Fatal("no storefront client")
+	return devissuer.Client{}
+}
+
+func TestRefreshTokensRenewOnceAndDieAtRevocation(t *testing.T) {
+	iss := start(t, devissuer.Config{AccessTokenTTL: time.Minute})
+	sf := storefrontClient(t)
+	ctx := t.Context()
+
+	plain, err := devissuer.LoginTokensAt(ctx, iss.URL(), sf, "alice", "alice-password", "openid", "cart")
+	if err != nil || plain.Refresh != "" {
+		t.Fatalf("login without offline_access: refresh %q, %v; want none", plain.Refresh, err)
+	}
+	first, err := devissuer.LoginTokensAt(ctx, iss.URL(), sf, "alice", "alice-password", "openid", "cart", "offline_access")
+	if err != nil || first.Refresh == "" {
+		t.Fatalf("login with offline_access: %+v, %v; want a refresh token", first, err)
+	}
+	next, err := devissuer.RefreshAt(ctx, iss.URL(), sf, first.Refresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := verify(t, iss, next.Access); c.Subject != "alice" || !c.HasScope("cart") || c.HasScope("orders:write") {
+		t.Fatalf("refreshed claims %+v: want alice with the scopes of her login", c)
+	}
+	if next.Refresh == "" || next.Refresh == first.Refresh {
+		t.Fatal("a refresh must hand out a new refresh token")
+	}
+	if _, err := devissuer.RefreshAt(ctx, iss.URL(), sf, first.Refresh); err == nil {
+		t.Fatal("a used refresh token renewed again")
+	}
+	if n := iss.RefreshTokens("alice"); n != 1 {
+		t.Fatalf("alice holds %d refresh tokens, want 1", n)
+	}
+
+	// Only the client it was issued to may revoke it.
+	other := devissuer.Client{ID: "shop-cli", Secret: "shop-cli-secret"}
+	_ = devissuer.RevokeAt(ctx, iss.URL(), other, next.Refresh)
+	if n := iss.RefreshTokens("alice"); n != 1 {
+		t.Fatal("another client revoked alice's refresh token")
+	}
+	if err := devissuer.RevokeAt(ctx, iss.URL(), sf, next.Refresh); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := devissuer.RefreshAt(ctx, iss.URL(), sf, next.Refresh); err == nil {
+		t.Fatal("a revoked refresh token renewed")
+	}
+	if n := iss.RefreshTokens("alice"); n != 0 {
+		t.Fatalf("alice holds %d refresh tokens after revocation, want 0", n)
+	}
+}

@@ -40,8 +40,22 @@ func (i *Issuer) Login(ctx context.Context, username, password string, scopes ..
 // example one started by another process), acting as client c, which must have a
 // redirect URI. It returns ErrInvalidCredentials for a wrong username or password.
 func LoginAt(ctx context.Context, issuerURL string, c Client, username, password string, scopes ...string) (string, error) {
+	t, err := LoginTokensAt(ctx, issuerURL, c, username, password, scopes...)
+	return t.Access, err
+}
+
+// Tokens is what a token endpoint returned: an access token and, for a login that
+// asked for offline_access or a refresh, the refresh token to renew it with.
+type Tokens struct {
+	Access  string
+	Refresh string
+}
+
+// LoginTokensAt is LoginAt returning the refresh token too (ask for scope
+// offline_access to get one).
+func LoginTokensAt(ctx context.Context, issuerURL string, c Client, username, password string, scopes ...string) (Tokens, error) {
 	if len(c.RedirectURIs) == 0 {
-		return "", errors.New("devissuer: login needs a client with redirect URIs")
+		return Tokens{}, errors.New("devissuer: login needs a client with redirect URIs")
 	}
 	if len(scopes) == 0 {
 		scopes = []string{"openid"}
@@ -53,7 +67,7 @@ func LoginAt(ctx context.Context, issuerURL string, c Client, username, password
 	}
 	meta, err := discover(ctx, issuerURL)
 	if err != nil {
-		return "", err
+		return Tokens{}, err
 	}
 	redirectURI := c.RedirectURIs[0]
 	verifier, state := randomString(), randomString()
@@ -86,15 +100,15 @@ func LoginAt(ctx context.Context, issuerURL string, c Client, username, password
 	}.Encode()
 	resp, err := get(ctx, hc, authURL)
 	if err != nil {
-		return "", fmt.Errorf("devissuer: authorize: %w", err)
+		return Tokens{}, fmt.Errorf("devissuer: authorize: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("devissuer: authorize: %w", redirectError(resp))
+		return Tokens{}, fmt.Errorf("devissuer: authorize: %w", redirectError(resp))
 	}
 	loginURL := resp.Request.URL // where the redirects ended: the login page
 	requestID := loginURL.Query().Get("authRequestID")
 	if requestID == "" {
-		return "", fmt.Errorf("devissuer: authorize ended at %s, not the login page", loginURL.Redacted())
+		return Tokens{}, fmt.Errorf("devissuer: authorize ended at %s, not the login page", loginURL.Redacted())
 	}
 
 	resp, err = postForm(ctx, hc, loginURL.String(), url.Values{
@@ -103,28 +117,28 @@ func LoginAt(ctx context.Context, issuerURL string, c Client, username, password
 		"password":      {password},
 	}, "", "")
 	if err != nil {
-		return "", fmt.Errorf("devissuer: login: %w", err)
+		return Tokens{}, fmt.Errorf("devissuer: login: %w", err)
 	}
 	switch {
 	case resp.StatusCode == http.StatusUnauthorized:
-		return "", ErrInvalidCredentials
+		return Tokens{}, ErrInvalidCredentials
 	case resp.StatusCode < 300 || resp.StatusCode > 399:
-		return "", fmt.Errorf("devissuer: login: unexpected status %s", resp.Status)
+		return Tokens{}, fmt.Errorf("devissuer: login: unexpected status %s", resp.Status)
 	}
 	callback, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil {
-		return "", fmt.Errorf("devissuer: login: bad redirect: %w", err)
+		return Tokens{}, fmt.Errorf("devissuer: login: bad redirect: %w", err)
 	}
 	q := callback.Query()
 	if e := q.Get("error"); e != "" {
-		return "", fmt.Errorf("devissuer: login: %s: %s", e, q.Get("error_description"))
+		return Tokens{}, fmt.Errorf("devissuer: login: %s: %s", e, q.Get("error_description"))
 	}
 	if q.Get("state") != state {
-		return "", errors.New("devissuer: login: state mismatch in redirect")
+		return Tokens{}, errors.New("devissuer: login: state mismatch in redirect")
 	}
 	code := q.Get("code")
 	if code == "" {
-		return "", errors.New("devissuer: login: redirect carries no code")
+		return Tokens{}, errors.New("devissuer: login: redirect carries no code")
 	}
 
 	form := url.Values{
@@ -136,7 +150,46 @@ func LoginAt(ctx context.Context, issuerURL string, c Client, username, password
 	if c.Secret == "" {
 		form.Set("client_id", c.ID)
 	}
-	return token(ctx, meta.TokenEndpoint, form, c.ID, c.Secret)
+	return tokens(ctx, meta.TokenEndpoint, form, c.ID, c.Secret)
+}
+
+// RefreshAt exchanges refresh for new tokens at the issuer, as client c; the
+// refresh token used is retired. It returns an error if the issuer refuses it
+// (revoked, already used or expired).
+func RefreshAt(ctx context.Context, issuerURL string, c Client, refresh string) (Tokens, error) {
+	meta, err := discover(ctx, issuerURL)
+	if err != nil {
+		return Tokens{}, err
+	}
+	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}
+	if c.Secret == "" {
+		form.Set("client_id", c.ID)
+	}
+	return tokens(ctx, meta.TokenEndpoint, form, c.ID, c.Secret)
+}
+
+// RevokeAt revokes token (a refresh token: RFC 7009) at the issuer, as client c.
+// Revoking an unknown token succeeds, as the RFC says.
+func RevokeAt(ctx context.Context, issuerURL string, c Client, token string) error {
+	meta, err := discover(ctx, issuerURL)
+	if err != nil {
+		return err
+	}
+	if meta.RevocationEndpoint == "" {
+		return errors.New("devissuer: discovery: no revocation endpoint")
+	}
+	form := url.Values{"token": {token}, "token_type_hint": {"refresh_token"}}
+	if c.Secret == "" {
+		form.Set("client_id", c.ID)
+	}
+	resp, err := postForm(ctx, http.DefaultClient, meta.RevocationEndpoint, form, c.ID, c.Secret)
+	if err != nil {
+		return fmt.Errorf("devissuer: revoke: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("devissuer: revoke: status %s: %.200s", resp.Status, resp.body)
+	}
+	return nil
 }
 
 // ClientCredentials obtains an access token for a client with the client
@@ -153,7 +206,8 @@ func (i *Issuer) ClientCredentials(ctx context.Context, clientID, secret string,
 	if len(scopes) > 0 {
 		form.Set("scope", strings.Join(scopes, " "))
 	}
-	return token(ctx, meta.TokenEndpoint, form, clientID, secret)
+	t, err := tokens(ctx, meta.TokenEndpoint, form, clientID, secret)
+	return t.Access, err
 }
 
 func (i *Issuer) loginClient() *client {
@@ -176,6 +230,7 @@ func (i *Issuer) loginClient() *client {
 type discovery struct {
 	AuthorizationEndpoint string `json:"authorization_endpoint"`
 	TokenEndpoint         string `json:"token_endpoint"`
+	RevocationEndpoint    string `json:"revocation_endpoint"`
 }
 
 // discover reads the endpoints from the discovery document, as any client would.
@@ -197,29 +252,30 @@ func discover(ctx context.Context, issuerURL string) (discovery, error) {
 	return d, nil
 }
 
-// token posts a token request and returns the access token.
-func token(ctx context.Context, endpoint string, form url.Values, clientID, secret string) (string, error) {
+// tokens posts a token request and returns the tokens.
+func tokens(ctx context.Context, endpoint string, form url.Values, clientID, secret string) (Tokens, error) {
 	resp, err := postForm(ctx, http.DefaultClient, endpoint, form, clientID, secret)
 	if err != nil {
-		return "", fmt.Errorf("devissuer: token: %w", err)
+		return Tokens{}, fmt.Errorf("devissuer: token: %w", err)
 	}
 	var tr struct {
 		AccessToken      string `json:"access_token"`
+		RefreshToken     string `json:"refresh_token"`
 		Error            string `json:"error"`
 		ErrorDescription string `json:"error_description"`
 	}
 	if err := json.Unmarshal(resp.body, &tr); err != nil {
-		return "", fmt.Errorf("devissuer: token: status %s: %w", resp.Status, err)
+		return Tokens{}, fmt.Errorf("devissuer: token: status %s: %w", resp.Status, err)
 	}
 	switch {
 	case tr.Error == "invalid_client":
-		return "", fmt.Errorf("%w: %s", ErrInvalidCredentials, tr.ErrorDescription)
+		return Tokens{}, fmt.Errorf("%w: %s", ErrInvalidCredentials, tr.ErrorDescription)
 	case tr.Error != "":
-		return "", fmt.Errorf("devissuer: token: %s: %s", tr.Error, tr.ErrorDescription)
+		return Tokens{}, fmt.Errorf("devissuer: token: %s: %s", tr.Error, tr.ErrorDescription)
 	case resp.StatusCode != http.StatusOK || tr.AccessToken == "":
-		return "", fmt.Errorf("devissuer: token: status %s without access token", resp.Status)
+		return Tokens{}, fmt.Errorf("devissuer: token: status %s without access token", resp.Status)
 	}
-	return tr.AccessToken, nil
+	return Tokens{Access: tr.AccessToken, Refresh: tr.RefreshToken}, nil
 }
 
 // response is an http.Response whose (bounded) body has been read and closed.

@@ -32,6 +32,7 @@ type storage struct {
 	issuer   string
 	audience string
 	ttl      time.Duration
+	refTTL   time.Duration
 	users    map[string]User
 	clients  map[string]*client
 	key      signingKey
@@ -40,6 +41,7 @@ type storage struct {
 	requests map[string]*authRequest // by id
 	codes    map[string]string       // code -> auth request id
 	tokens   map[string]issuedToken  // by token id (the JWT's jti)
+	refresh  map[string]refreshToken // by the token itself (opaque, random)
 }
 
 var (
@@ -62,12 +64,14 @@ func newStorage(cfg Config, issuer string, key signingKey) *storage {
 		issuer:   issuer,
 		audience: cfg.Audience,
 		ttl:      cfg.AccessTokenTTL,
+		refTTL:   cfg.RefreshTokenTTL,
 		users:    map[string]User{},
 		clients:  map[string]*client{},
 		key:      key,
 		requests: map[string]*authRequest{},
 		codes:    map[string]string{},
 		tokens:   map[string]issuedToken{},
+		refresh:  map[string]refreshToken{},
 	}
 	for _, u := range cfg.Users {
 		s.users[u.Username] = u
@@ -80,7 +84,7 @@ func newStorage(cfg Config, issuer string, key signingKey) *storage {
 
 // supportedScopes lists, for discovery, the standard scopes plus every client scope.
 func (s *storage) supportedScopes() []string {
-	scopes := []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail}
+	scopes := []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopeOfflineAccess}
 	for _, c := range s.clients {
 		for _, sc := range c.Scopes {
 			if !slices.Contains(scopes, sc) {
@@ -88,7 +92,7 @@ func (s *storage) supportedScopes() []string {
 			}
 		}
 	}
-	slices.Sort(scopes[3:])
+	slices.Sort(scopes[4:])
 	return scopes
 }
 
@@ -112,7 +116,7 @@ func (s *storage) checkLogin(id, username, password string) error {
 	req.authTime = time.Now()
 	req.done = true
 	req.scopes = slices.DeleteFunc(req.scopes, func(sc string) bool {
-		return sc != oidc.ScopeOpenID && !slices.Contains(u.Scopes, sc)
+		return sc != oidc.ScopeOpenID && sc != oidc.ScopeOfflineAccess && !slices.Contains(u.Scopes, sc)
 	})
 	return nil
 }
@@ -163,6 +167,11 @@ func (s *storage) pruneLocked() {
 			delete(s.tokens, id)
 		}
 	}
+	for tok, t := range s.refresh {
+		if now.After(t.expires) {
+			delete(s.refresh, tok)
+		}
+	}
 }
 
 // AuthRequestByID returns a snapshot, so op never reads a request while login writes it.
@@ -211,15 +220,29 @@ func (s *storage) DeleteAuthRequest(_ context.Context, id string) error {
 
 // CreateAccessToken records the token so userinfo and introspection can find it.
 func (s *storage) CreateAccessToken(_ context.Context, r op.TokenRequest) (string, time.Time, error) {
-	var clientID string
+	clientID, err := requestClient(r)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, t := s.issueLocked(r, clientID)
+	return id, t.expires, nil
+}
+
+func requestClient(r op.TokenRequest) (string, error) {
 	switch r := r.(type) {
 	case *authRequest:
-		clientID = r.clientID
+		return r.clientID, nil
 	case *clientCredentialsRequest:
-		clientID = r.clientID
-	default:
-		return "", time.Time{}, fmt.Errorf("unsupported token request %T", r)
+		return r.clientID, nil
+	case *refreshRequest:
+		return r.clientID, nil
 	}
+	return "", fmt.Errorf("unsupported token request %T", r)
+}
+
+func (s *storage) issueLocked(r op.TokenRequest, clientID string) (string, issuedToken) {
 	id := uuid.NewString()
 	t := issuedToken{
 		subject:  r.GetSubject(),
@@ -228,26 +251,77 @@ func (s *storage) CreateAccessToken(_ context.Context, r op.TokenRequest) (strin
 		audience: slices.Clone(r.GetAudience()),
 		expires:  time.Now().Add(s.ttl),
 	}
+	s.tokens[id] = t
+	return id, t
+}
+
+// refreshToken is an issued refresh token. It is used once: a refresh returns a new
+// one and retires it, so a stolen copy works at most until its owner's next refresh.
+type refreshToken struct {
+	subject  string
+	clientID string
+	scopes   []string
+	audience []string
+	authTime time.Time
+	amr      []string
+	expires  time.Time
+}
+
+// CreateAccessAndRefreshTokens issues an access token and a new refresh token, for
+// a login that asked for offline_access or for a refresh (current is then the
+// refresh token used, which it retires).
+func (s *storage) CreateAccessAndRefreshTokens(_ context.Context, r op.TokenRequest, current string) (string, string, time.Time, error) {
+	clientID, err := requestClient(r)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	rt := refreshToken{
+		subject: r.GetSubject(), clientID: clientID,
+		scopes: slices.Clone(r.GetScopes()), audience: slices.Clone(r.GetAudience()),
+		expires: time.Now().Add(s.refTTL),
+	}
+	switch r := r.(type) {
+	case *authRequest:
+		rt.authTime, rt.amr = r.GetAuthTime(), r.GetAMR()
+	case *refreshRequest:
+		rt.authTime, rt.amr = r.authTime, r.amr
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tokens[id] = t
-	return id, t.expires, nil
+	if current != "" {
+		if _, ok := s.refresh[current]; !ok {
+			return "", "", time.Time{}, op.ErrInvalidRefreshToken // revoked meanwhile
+		}
+		delete(s.refresh, current)
+	}
+	id, t := s.issueLocked(r, clientID)
+	token := randomString()
+	s.refresh[token] = rt
+	return id, token, t.expires, nil
 }
 
-// errNoRefresh is returned by the refresh token methods: no client is granted
-// refresh_token, so op never asks for one; a login is cheap in development.
-var errNoRefresh = errors.New("refresh tokens are not supported by the dev issuer")
-
-func (s *storage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
-	return "", "", time.Time{}, errNoRefresh
+// TokenRequestByRefreshToken returns the grant behind a live refresh token, or
+// op.ErrInvalidRefreshToken.
+func (s *storage) TokenRequestByRefreshToken(_ context.Context, token string) (op.RefreshTokenRequest, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt, ok := s.refresh[token]
+	if !ok || time.Now().After(rt.expires) {
+		return nil, op.ErrInvalidRefreshToken
+	}
+	return &refreshRequest{refreshToken: rt}, nil
 }
 
-func (s *storage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
-	return nil, errNoRefresh
-}
-
-func (s *storage) GetRefreshTokenInfo(context.Context, string, string) (string, string, error) {
-	return "", "", op.ErrInvalidRefreshToken
+// GetRefreshTokenInfo names the user and the token (its own id) of a refresh token
+// of clientID, for revocation; op.ErrInvalidRefreshToken for anything else.
+func (s *storage) GetRefreshTokenInfo(_ context.Context, clientID, token string) (string, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt, ok := s.refresh[token]
+	if !ok || rt.clientID != clientID {
+		return "", "", op.ErrInvalidRefreshToken
+	}
+	return rt.subject, token, nil
 }
 
 func (s *storage) TerminateSession(_ context.Context, userID, clientID string) error {
@@ -258,14 +332,27 @@ func (s *storage) TerminateSession(_ context.Context, userID, clientID string) e
 			delete(s.tokens, id)
 		}
 	}
+	for tok, t := range s.refresh {
+		if t.subject == userID && t.clientID == clientID {
+			delete(s.refresh, tok)
+		}
+	}
 	return nil
 }
 
-// RevokeToken forgets an access token for userinfo and introspection. Services
-// verify JWTs offline, so they accept it until it expires.
+// RevokeToken revokes a refresh token at once (logout), or forgets an access token
+// for userinfo and introspection: services verify JWTs offline, so they accept an
+// access token until it expires (DefaultAccessTokenTTL is that window).
 func (s *storage) RevokeToken(_ context.Context, tokenOrID, _ string, clientID string) *oidc.Error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if rt, ok := s.refresh[tokenOrID]; ok {
+		if rt.clientID != clientID {
+			return oidc.ErrInvalidClient().WithDescription("token was not issued to this client")
+		}
+		delete(s.refresh, tokenOrID)
+		return nil
+	}
 	t, ok := s.tokens[tokenOrID]
 	if !ok {
 		return nil // unknown tokens count as revoked (RFC 7009)
@@ -500,6 +587,21 @@ func (r *clientCredentialsRequest) GetSubject() string    { return r.clientID }
 func (r *clientCredentialsRequest) GetAudience() []string { return r.audience }
 func (r *clientCredentialsRequest) GetScopes() []string   { return r.scopes }
 
+// refreshRequest is a refresh_token grant: the grant of the login it continues.
+type refreshRequest struct{ refreshToken }
+
+var _ op.RefreshTokenRequest = (*refreshRequest)(nil)
+
+func (r *refreshRequest) GetAMR() []string       { return r.amr }
+func (r *refreshRequest) GetAudience() []string  { return r.audience }
+func (r *refreshRequest) GetAuthTime() time.Time { return r.authTime }
+func (r *refreshRequest) GetClientID() string    { return r.clientID }
+func (r *refreshRequest) GetScopes() []string    { return r.scopes }
+func (r *refreshRequest) GetSubject() string     { return r.subject }
+
+// SetCurrentScopes narrows the grant when a refresh asks for fewer scopes.
+func (r *refreshRequest) SetCurrentScopes(scopes []string) { r.scopes = scopes }
+
 // client adapts a configured Client to op.Client.
 type client struct {
 	Client
@@ -539,7 +641,8 @@ func (c *client) ResponseTypes() []oidc.ResponseType {
 func (c *client) GrantTypes() []oidc.GrantType {
 	var g []oidc.GrantType
 	if len(c.Client.RedirectURIs) > 0 {
-		g = append(g, oidc.GrantTypeCode)
+		// A login that asks for offline_access gets a refresh token.
+		g = append(g, oidc.GrantTypeCode, oidc.GrantTypeRefreshToken)
 	}
 	if c.ClientCredentials {
 		g = append(g, oidc.GrantTypeClientCredentials)
