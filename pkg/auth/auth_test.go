@@ -354,6 +354,18 @@ func TestAccessTableScopesAndRoles(t *testing.T) {
 	_, err = whoAmI(t.Context(), roled, writer)
 	wantStatus(t, err, codes.PermissionDenied, `missing role "admin"`)
 
+	// For service identities only: a client-credentials token, never a user.
+	serviceOnly := serve(auth.Access{getProduct: {Role: auth.RoleService}})
+	robot, err := iss.ClientCredentials(t.Context(), "shop-cli", "shop-cli-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := whoAmI(t.Context(), serviceOnly, robot); err != nil {
+		t.Fatalf("service identity: %v", err)
+	}
+	_, err = whoAmI(t.Context(), serviceOnly, admin)
+	wantStatus(t, err, codes.PermissionDenied, `missing role "service"`)
+
 	unlisted := serve(auth.Access{catalogPrefix + "ListProducts": {Public: true}})
 	_, err = whoAmI(t.Context(), unlisted, admin)
 	wantStatus(t, err, codes.PermissionDenied, "not open to callers")

@@ -39,6 +39,11 @@ const (
 	ScopeOrdersRead  = "orders:read"
 	ScopeOrdersWrite = "orders:write"
 	RoleAdmin        = "admin"
+	// RoleService marks service identities (client-credentials tokens): a method
+	// whose Rule requires it is for other services only, never for a user, however
+	// privileged. No RPC of the shop needs it today: every call between services
+	// reads public data (prices, quotes) or carries the user's own token.
+	RoleService = "service"
 )
 
 // MayRead reports whether the caller in ctx may read a record owned by owner: its

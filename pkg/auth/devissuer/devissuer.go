@@ -124,7 +124,7 @@ func DefaultClients() []Client {
 			Secret:            "shop-cli-secret",
 			ClientCredentials: true,
 			Scopes:            []string{"cart", "orders:read", "orders:write"},
-			Roles:             []string{"service"},
+			Roles:             []string{"service"}, // auth.RoleService
 		},
 	}
 }
