@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every service as its own process on loopback, the way Kubernetes runs them:
-# one NATS JetStream server, one PostgreSQL database (fresh per start), the dev OIDC
+# one NATS JetStream server (or a cluster of three with SPLIT_NATS_NODES=3, streams and
+# buckets at three replicas), one PostgreSQL database (fresh per start), the dev OIDC
 # issuer, catalog, cart, payment, inventory, shipping, order and the gateway.
 #
 #   scripts/run-split.sh            start everything, stop it all on Ctrl-C
@@ -8,7 +9,8 @@
 #   scripts/run-split.sh restart S [FLAGS]
 #                                   kill -9 service S and start it again (chaos), with
 #                                   FLAGS added for this start only (faults, e.g.
-#                                   restart payment -provider-fail-rate 1)
+#                                   restart payment -provider-fail-rate 1); on a
+#                                   cluster S may be a node: nats-1, nats-2, nats-3
 #   scripts/run-split.sh stop       stop everything started
 #   scripts/run-split.sh env        print the gateway, issuer and database of the run
 #
@@ -18,8 +20,11 @@ cd "$(dirname "$0")/.."
 
 SPLIT_DIR=${SPLIT_DIR:-bin/split}
 PG_URL=${SPLIT_PG_URL:-postgres://postgres@127.0.0.1:5432}
-NATS_PORT=${SPLIT_NATS_PORT:-4233}
+NATS_PORT=${SPLIT_NATS_PORT:-4233} # node i of a cluster: NATS_PORT + i - 1
 NATS_MONITOR_PORT=${SPLIT_NATS_MONITOR_PORT:-8233} # NATS monitoring: /jsz?consumers=true
+NATS_CLUSTER_PORT=${SPLIT_NATS_CLUSTER_PORT:-6233}
+NATS_NODES=${SPLIT_NATS_NODES:-1}
+[[ $NATS_NODES == 1 || $NATS_NODES == 3 ]] || { echo "run-split: SPLIT_NATS_NODES is 1 or 3" >&2; exit 2; }
 BASE_PORT=${SPLIT_BASE_PORT:-9500} # issuer; services on the next ports
 GATEWAY_ADDR=${SPLIT_GATEWAY_ADDR:-127.0.0.1:8090}
 SERVICES=(catalog cart payment inventory shipping order gateway)
@@ -28,6 +33,13 @@ mkdir -p "$SPLIT_DIR"
 SPLIT_DIR=$(cd "$SPLIT_DIR" && pwd)
 BIN=$SPLIT_DIR/bin
 NATS_URL=nats://127.0.0.1:$NATS_PORT
+REPLICAS=1
+NATS_PROCS=(nats)
+if [[ $NATS_NODES == 3 ]]; then
+	NATS_URL=nats://127.0.0.1:$NATS_PORT,nats://127.0.0.1:$((NATS_PORT + 1)),nats://127.0.0.1:$((NATS_PORT + 2))
+	REPLICAS=3
+	NATS_PROCS=(nats-1 nats-2 nats-3)
+fi
 NATS_SERVER=${SPLIT_NATS_SERVER:-$(go env GOPATH)/bin/nats-server}
 ISSUER_ADDR=127.0.0.1:$BASE_PORT
 addr() { # gRPC address of a service
@@ -58,12 +70,48 @@ build() {
 # permissions of its role (shopd nats-auth).
 nats_config() {
 	"$BIN/shopd" nats-auth -dir "$SPLIT_DIR/nats-identities" -config "$SPLIT_DIR/nats-auth.conf" >/dev/null
-	cat >"$SPLIT_DIR/nats.conf" <<-EOF
-		listen: 127.0.0.1:$NATS_PORT
-		http: 127.0.0.1:$NATS_MONITOR_PORT
-		jetstream { store_dir: "$SPLIT_DIR/nats" }
-		include nats-auth.conf
-	EOF
+	if [[ $NATS_NODES == 1 ]]; then
+		cat >"$SPLIT_DIR/nats.conf" <<-EOF
+			listen: 127.0.0.1:$NATS_PORT
+			http: 127.0.0.1:$NATS_MONITOR_PORT
+			jetstream { store_dir: "$SPLIT_DIR/nats" }
+			include nats-auth.conf
+		EOF
+		return
+	fi
+	local i routes=""
+	for i in 1 2 3; do routes+="nats://127.0.0.1:$((NATS_CLUSTER_PORT + i - 1)), "; done
+	for i in 1 2 3; do
+		cat >"$SPLIT_DIR/nats-$i.conf" <<-EOF
+			server_name: nats-$i
+			listen: 127.0.0.1:$((NATS_PORT + i - 1))
+			http: 127.0.0.1:$((NATS_MONITOR_PORT + i - 1))
+			jetstream { store_dir: "$SPLIT_DIR/nats/$i" }
+			cluster {
+			  name: eventshop
+			  listen: 127.0.0.1:$((NATS_CLUSTER_PORT + i - 1))
+			  routes: [ ${routes%, } ]
+			}
+			include nats-auth.conf
+		EOF
+	done
+}
+
+# wait_jetstream waits (bounded) until every NATS node reports JetStream ready, so a
+# cluster has its meta leader before the services declare their streams.
+wait_jetstream() {
+	local i n port
+	for ((n = 0; n < NATS_NODES; n++)); do
+		port=$((NATS_MONITOR_PORT + n))
+		for i in $(seq 1 150); do
+			if exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+				printf 'GET /healthz?js-enabled-only=true HTTP/1.0\r\n\r\n' >&3
+				if head -1 <&3 | grep -q ' 200 '; then exec 3<&-; break; fi
+				exec 3<&-
+			fi
+			sleep 0.2
+		done
+	done
 }
 
 # args prints the command line of one process.
@@ -73,13 +121,14 @@ args() {
 	common="-nats-url $NATS_URL -nats-nkey $SPLIT_DIR/nats-identities/$1.nk -oidc-issuer $issuer -log-level WARN"
 	case $1 in
 	nats) echo "$NATS_SERVER -c $SPLIT_DIR/nats.conf" ;;
+	nats-[123]) echo "$NATS_SERVER -c $SPLIT_DIR/$1.conf" ;;
 	devissuer) echo "$BIN/devissuer -addr $ISSUER_ADDR -key-file $SPLIT_DIR/issuer-key.pem" ;;
 	catalog) echo "$BIN/catalog -grpc-addr $(addr catalog) -oidc-issuer $issuer -log-level WARN" ;;
-	cart) echo "$BIN/cart -grpc-addr $(addr cart) -catalog-addr $(addr catalog) $common" ;;
-	payment) echo "$BIN/payment -grpc-addr $(addr payment) -read-dsn $dsn $common" ;;
-	inventory) echo "$BIN/inventory -grpc-addr $(addr inventory) -catalog-addr $(addr catalog) -read-dsn $dsn $common" ;;
-	shipping) echo "$BIN/shipping -grpc-addr $(addr shipping) -catalog-addr $(addr catalog) -read-dsn $dsn $common" ;;
-	order) echo "$BIN/order -grpc-addr $(addr order) -catalog-addr $(addr catalog) -shipping-addr $(addr shipping) -read-dsn $dsn $common ${SPLIT_ORDER_FLAGS:-}" ;;
+	cart) echo "$BIN/cart -grpc-addr $(addr cart) -catalog-addr $(addr catalog) $common -stream-replicas $REPLICAS" ;;
+	payment) echo "$BIN/payment -grpc-addr $(addr payment) -read-dsn $dsn $common -stream-replicas $REPLICAS" ;;
+	inventory) echo "$BIN/inventory -grpc-addr $(addr inventory) -catalog-addr $(addr catalog) -read-dsn $dsn $common -stream-replicas $REPLICAS" ;;
+	shipping) echo "$BIN/shipping -grpc-addr $(addr shipping) -catalog-addr $(addr catalog) -read-dsn $dsn $common -stream-replicas $REPLICAS" ;;
+	order) echo "$BIN/order -grpc-addr $(addr order) -catalog-addr $(addr catalog) -shipping-addr $(addr shipping) -read-dsn $dsn $common -stream-replicas $REPLICAS ${SPLIT_ORDER_FLAGS:-}" ;;
 	gateway) echo "$BIN/gateway -http-addr $GATEWAY_ADDR -oidc-issuer $issuer -oidc-client-secret storefront-secret \
 -catalog-addr $(addr catalog) -cart-addr $(addr cart) -order-addr $(addr order) -payment-addr $(addr payment) \
 -inventory-addr $(addr inventory) -shipping-addr $(addr shipping) -log-level WARN ${SPLIT_GATEWAY_FLAGS:-}" ;;
@@ -109,6 +158,7 @@ wait_port() {
 port_of() {
 	case $1 in
 	nats) echo "127.0.0.1:$NATS_PORT" ;;
+	nats-[123]) echo "127.0.0.1:$((NATS_PORT + ${1#nats-} - 1))" ;;
 	devissuer) echo "$ISSUER_ADDR" ;;
 	gateway) echo "$GATEWAY_ADDR" ;;
 	*) addr "$1" ;;
@@ -123,7 +173,14 @@ start() {
 	echo "$PG_URL/$db?sslmode=disable" >"$SPLIT_DIR/dsn"
 	rm -rf "$SPLIT_DIR/nats" "$SPLIT_DIR"/*.log
 	nats_config
-	for p in nats devissuer "${SERVICES[@]}"; do
+	for p in "${NATS_PROCS[@]}"; do
+		launch "$p"
+	done
+	for p in "${NATS_PROCS[@]}"; do
+		wait_port "$(port_of "$p")"
+	done
+	wait_jetstream
+	for p in devissuer "${SERVICES[@]}"; do
 		launch "$p"
 		wait_port "$(port_of "$p")"
 	done
@@ -147,10 +204,11 @@ restart() {
 	while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
 	launch "$s" "$@"
 	wait_port "$(port_of "$s")"
+	[[ $s != nats* ]] || wait_jetstream
 }
 
 stop_all() {
-	for p in gateway order shipping inventory payment cart catalog devissuer nats; do
+	for p in gateway order shipping inventory payment cart catalog devissuer nats nats-1 nats-2 nats-3; do
 		if [[ -f $SPLIT_DIR/$p.pid ]]; then
 			kill "$(cat "$SPLIT_DIR/$p.pid")" 2>/dev/null || true
 			rm -f "$SPLIT_DIR/$p.pid"
@@ -170,5 +228,5 @@ start) start ;;
 restart) restart "${@:2}" ;;
 stop) stop_all ;;
 env) print_env ;;
-*) sed -n '2,12p' "$0"; exit 2 ;;
+*) sed -n '2,16p' "$0"; exit 2 ;;
 esac

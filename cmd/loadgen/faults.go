@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/services/payment/provider"
@@ -102,6 +106,12 @@ func (r *runner) chaos(ctx context.Context) {
 			r.restarts[svc]++
 			r.mu.Unlock()
 		}
+		if nodes := strings.Split(r.cfg.NATSNodes, ","); r.cfg.NATSNodes != "" {
+			if !pause() {
+				return
+			}
+			r.killNATSNode(ctx, round, nodes)
+		}
 		if !pause() {
 			return
 		}
@@ -109,6 +119,55 @@ func (r *runner) chaos(ctx context.Context) {
 			r.inject(ctx, round, f, pause)
 		}
 	}
+}
+
+// killNATSNode kills -9 and restarts one node of the NATS cluster: the leader of
+// the order stream when the shop's NATS can be asked (the node whose loss moves the
+// most), else the round's turn.
+func (r *runner) killNATSNode(ctx context.Context, round int, nodes []string) {
+	node, why := nodes[round%len(nodes)], "in turn"
+	if leader := r.streamLeader(ctx, "ES_order"); slices.Contains(nodes, leader) {
+		node, why = leader, "leader of the order stream"
+	}
+	if err := r.restart(context.WithoutCancel(ctx), node); err != nil {
+		r.logFault(fmt.Sprintf("round %d: restart NATS node %s failed: %v", round+1, node, err))
+		return
+	}
+	r.logFault(fmt.Sprintf("round %d: NATS node %s (%s) killed and restarted", round+1, node, why))
+	r.mu.Lock()
+	r.restarts[node]++
+	r.mu.Unlock()
+}
+
+// streamLeader names the server leading stream, "" when it cannot be told.
+func (r *runner) streamLeader(ctx context.Context, stream string) string {
+	if r.cfg.NATSURL == "" {
+		return ""
+	}
+	url, opts, err := r.ceilingServer()
+	if err != nil {
+		return ""
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return ""
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return ""
+	}
+	info, err := st.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		return ""
+	}
+	return info.Cluster.Leader
 }
 
 // chaosFault is one fault of a chaos round. The in-process shop switches it with

@@ -53,6 +53,7 @@ type Config struct {
 
 	ChaosRounds int           // chaos: times each restartable service is restarted
 	ChaosEvery  time.Duration // chaos: pause between two faults
+	NATSNodes   string        // chaos with RestartCmd: NATS nodes to kill, one per round
 	FinalWait   time.Duration // how long placed orders may take to become final
 	ShopFlags   string        // extra shopd flags for the in-process shop
 	RestartCmd  string        // chaos against processes: command run with a service name to kill -9 and restart it
@@ -89,6 +90,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Units, "units", 50, "flash-sale: units of the one product on sale")
 	fs.Int64Var(&c.Restock, "restock", 1000000, "steady and chaos: units set available on the products used first (0 leaves stock alone)")
 	fs.IntVar(&c.ChaosRounds, "chaos-rounds", 2, "chaos: times each service (catalog, cart, payment, inventory, shipping, order) is restarted")
+	fs.StringVar(&c.NATSNodes, "chaos-nats-nodes", "", "chaos with -restart-cmd on a NATS cluster: comma-separated node names (run-cluster: nats-1,nats-2,nats-3); each round kills -9 and restarts one, the order stream's leader when -nats-url tells which")
 	fs.DurationVar(&c.ChaosEvery, "chaos-every", 2*time.Second, "chaos: pause between two faults")
 	fs.DurationVar(&c.FinalWait, "final-wait", 3*time.Minute, "bound for every placed order to become COMPLETED or CANCELLED")
 	fs.StringVar(&c.ShopFlags, "shop-flags", DefaultShopFlags, "extra shopd flags for the in-process shop, space-separated (e.g. \"-shipping-fail-rate 0.02\")")
@@ -185,6 +187,9 @@ func run(ctx context.Context, cfg Config, stderr io.Writer) (*Report, error) {
 	}
 	if cfg.Scenario == "chaos" && r.shop == nil && cfg.RestartCmd == "" {
 		return nil, errors.New("chaos: needs the in-process shop (no -target), or -restart-cmd for processes")
+	}
+	if cfg.NATSNodes != "" && (r.shop != nil || cfg.RestartCmd == "") {
+		return nil, errors.New("-chaos-nats-nodes: needs -target and -restart-cmd (the nodes are processes)")
 	}
 	if err := r.login(ctx); err != nil {
 		return nil, err

@@ -125,6 +125,11 @@ type Event struct {
 var (
 	// ErrWrongExpectedVersion matches (errors.Is) every *WrongExpectedVersionError.
 	ErrWrongExpectedVersion = errors.New("eventstore: wrong expected version")
+	// ErrUnavailable marks (errors.Is) an error of a backend that could not answer
+	// at that moment: no stream leader during a failover, no responders, a timeout,
+	// a connection being re-established. The same call may succeed later, so callers
+	// answer it as retryable, never as an internal fault.
+	ErrUnavailable = errors.New("eventstore: unavailable")
 	// ErrStreamNotFound is returned when reading a stream that has no events.
 	ErrStreamNotFound = errors.New("eventstore: stream not found")
 	// ErrInvalidStream is returned for a malformed stream or category name.

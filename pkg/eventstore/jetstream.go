@@ -308,6 +308,11 @@ func isWrongLastSequence(err error) bool {
 // Retries with an exact expected version are recognised at any time, retries with Any
 // within the stream's duplicate window (see WithDuplicateWindow).
 func (s *JetStream) Append(ctx context.Context, stream string, expected Version, events ...Event) (Version, error) {
+	v, err := s.append(ctx, stream, expected, events)
+	return v, unavailable(err)
+}
+
+func (s *JetStream) append(ctx context.Context, stream string, expected Version, events []Event) (Version, error) {
 	category, id, err := ParseStream(stream)
 	if err != nil {
 		return 0, err
@@ -382,6 +387,27 @@ func (s *JetStream) Append(ctx context.Context, stream string, expected Version,
 	}
 }
 
+// unavailable marks err with ErrUnavailable when it says the server could not answer
+// now rather than that the request was wrong: no responders or no stream response
+// (no leader during a failover), a request timeout, a closed or reconnecting
+// connection (whose buffer is full or off), or JetStream's own "temporarily
+// unavailable" (503). A caller's own deadline stays context.DeadlineExceeded.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, jetstream.ErrNoStreamResponse),
+		errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrConnectionClosed),
+		errors.Is(err, nats.ErrConnectionReconnecting), errors.Is(err, nats.ErrDisconnected),
+		errors.Is(err, nats.ErrReconnectBufExceeded),
+		errors.As(err, &apiErr) && apiErr.Code == 503:
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
 // committed reports whether the commit holding version target of stream has msgID,
 // i.e. whether an append being retried was already stored, and if so the version it
 // returned. last is the stream's last commit.
@@ -438,6 +464,11 @@ func (s *JetStream) duplicateResult(ctx context.Context, st jetstream.Stream, st
 // readBatchSize messages, repeated only for longer streams), served by any replica
 // and creating no consumer: reading an aggregate costs one round trip.
 func (s *JetStream) ReadStream(ctx context.Context, stream string, from Version) ([]Event, error) {
+	evs, err := s.readStream(ctx, stream, from)
+	return evs, unavailable(err)
+}
+
+func (s *JetStream) readStream(ctx context.Context, stream string, from Version) ([]Event, error) {
 	category, id, err := ParseStream(stream)
 	if err != nil {
 		return nil, err
@@ -586,6 +617,11 @@ func (s *JetStream) scan(ctx context.Context, st jetstream.Stream, filter string
 // ReadCategory implements Store.ReadCategory; it returns the errors documented there,
 // plus wrapped JetStream errors.
 func (s *JetStream) ReadCategory(ctx context.Context, category string, after Position, limit int) ([]Event, error) {
+	evs, err := s.readCategory(ctx, category, after, limit)
+	return evs, unavailable(err)
+}
+
+func (s *JetStream) readCategory(ctx context.Context, category string, after Position, limit int) ([]Event, error) {
 	if err := ValidateCategory(category); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package eventstore_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -67,5 +68,43 @@ func deleteStreams(t *testing.T, js jetstream.JetStream, prefix string) {
 		if err := js.DeleteStream(ctx, name); err != nil {
 			t.Errorf("delete stream %s: %v", name, err)
 		}
+	}
+}
+
+// A broker that cannot answer is an outage the caller may retry, not a fault of the
+// request: the store says so with ErrUnavailable, and only then.
+func TestJetStreamUnavailableWhileTheServerIsDown(t *testing.T) {
+	srv := natstest.Start(t)
+	// No reconnect buffer: while the server is away a publish fails at once instead
+	// of waiting, in the buffer, for the caller's deadline.
+	nc, err := srv.Connect(nats.Timeout(time.Second), nats.ReconnectBufSize(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := eventstore.NewJetStream(js)
+	ctx := context.Background()
+	ev := func(id string) eventstore.Event {
+		return eventstore.Event{ID: id, Type: "test.Happened", Data: []byte("x")}
+	}
+	if _, err := store.Append(ctx, "order-1", eventstore.NoStream, ev("e1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(ctx, "order-1", eventstore.NoStream, ev("e2")); errors.Is(err, eventstore.ErrUnavailable) || !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+		t.Fatalf("a conflict is %v; want ErrWrongExpectedVersion, not ErrUnavailable", err)
+	}
+
+	srv.Close()
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := store.Append(short, "order-1", 1, ev("e3")); !errors.Is(err, eventstore.ErrUnavailable) {
+		t.Fatalf("append with the server down: %v; want ErrUnavailable", err)
+	}
+	if _, err := store.ReadStream(short, "order-1", 1); !errors.Is(err, eventstore.ErrUnavailable) {
+		t.Fatalf("read with the server down: %v; want ErrUnavailable", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/services/order/app"
@@ -45,7 +46,9 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 		return status.Error(codes.OutOfRange, "the order has no such version")
 	case errors.Is(err, app.ErrConcurrency):
 		return status.Error(codes.Aborted, "the order changed concurrently; retry")
-	case errors.Is(err, app.ErrUnavailable):
+	case errors.Is(err, app.ErrUnavailable), errors.Is(err, eventstore.ErrUnavailable):
+		// The event store counts: during a NATS failover it has no leader to answer
+		// for a moment, and the caller's retry will find the new one.
 		s.logger.WarnContext(ctx, "order dependency unavailable", "error", err)
 		// Marked as a dependency's outage, so clients' breakers to this healthy
 		// service stay closed (order reads go on while shipping is down).

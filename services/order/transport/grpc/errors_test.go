@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/services/order/app"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
@@ -31,6 +32,7 @@ func TestToStatus(t *testing.T) {
 		{fmt.Errorf("load: %w", app.ErrNotFound), codes.NotFound, "order not found"},
 		{fmt.Errorf("place: %w", &app.UnknownProductError{Index: 3, ProductID: "nope"}), codes.InvalidArgument, "items[3].product_id"},
 		{fmt.Errorf("price: %w: %w", app.ErrUnavailable, secret), codes.Unavailable, "unavailable"},
+		{fmt.Errorf("place order: saga: start: %w: nats: no response from stream", eventstore.ErrUnavailable), codes.Unavailable, "unavailable"},
 		{fmt.Errorf("update: %w", app.ErrConcurrency), codes.Aborted, "concurrently"},
 		{app.ErrUnauthenticated, codes.Unauthenticated, ""},
 		{app.ErrVersionOutOfRange, codes.OutOfRange, ""},
