@@ -73,21 +73,39 @@ var idempotentMethods = []string{
 	"/grpc.health.v1.Health/Check",
 }
 
+// orderGroups gives the order service's writes, reads and watches a breaker and
+// bulkhead each: they depend on different things (the event store; the read model;
+// the projection's push), so a read model that is down never blocks placing orders,
+// and a flood of watches never starves reads.
+func orderGroups(method string) string {
+	switch method {
+	case orderv1.OrderService_PlaceOrder_FullMethodName, orderv1.OrderService_CancelOrder_FullMethodName:
+		return "writes"
+	case orderv1.OrderService_WatchOrder_FullMethodName:
+		return "watch"
+	}
+	return "" // reads
+}
+
 func dialUpstreams(cfg Config, logger *slog.Logger, tp trace.TracerProvider) (*upstreams, error) {
 	u := &upstreams{by: map[string]*upstream{}}
-	for _, d := range []struct{ name, addr, service string }{
-		{upCatalog, cfg.CatalogAddr, catalogv1.CatalogService_ServiceDesc.ServiceName},
-		{upCart, cfg.CartAddr, cartv1.CartService_ServiceDesc.ServiceName},
-		{upOrder, cfg.OrderAddr, orderv1.OrderService_ServiceDesc.ServiceName},
-		{upPayment, cfg.PaymentAddr, paymentv1.PaymentService_ServiceDesc.ServiceName},
-		{upInventory, cfg.InventoryAddr, inventoryv1.InventoryService_ServiceDesc.ServiceName},
-		{upShipping, cfg.ShippingAddr, shippingv1.ShippingService_ServiceDesc.ServiceName},
+	for _, d := range []struct {
+		name, addr, service string
+		groups              func(string) string
+	}{
+		{upCatalog, cfg.CatalogAddr, catalogv1.CatalogService_ServiceDesc.ServiceName, nil},
+		{upCart, cfg.CartAddr, cartv1.CartService_ServiceDesc.ServiceName, nil},
+		{upOrder, cfg.OrderAddr, orderv1.OrderService_ServiceDesc.ServiceName, orderGroups},
+		{upPayment, cfg.PaymentAddr, paymentv1.PaymentService_ServiceDesc.ServiceName, nil},
+		{upInventory, cfg.InventoryAddr, inventoryv1.InventoryService_ServiceDesc.ServiceName, nil},
+		{upShipping, cfg.ShippingAddr, shippingv1.ShippingService_ServiceDesc.ServiceName, nil},
 	} {
 		up := &upstream{name: d.name, addr: d.addr, service: d.service}
 		if d.addr != "" {
 			conn, err := resilience.Dial(d.addr,
 				resilience.WithName(d.name),
 				resilience.WithIdempotentMethods(idempotentMethods...),
+				resilience.WithMethodGroups(d.groups),
 				resilience.WithLogger(logger),
 				resilience.WithTracerProvider(tp),
 			)

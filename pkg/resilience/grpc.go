@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,7 +25,7 @@ import (
 // returns grpc.NewClient's error for a malformed target or conflicting options.
 func Dial(target string, opts ...Option) (*grpc.ClientConn, error) {
 	cfg := newConfig(target, opts)
-	p := newPolicy(cfg)
+	p := newGroups(cfg)
 	name := cfg.name
 	dialOpts := make([]grpc.DialOption, 0, 4+len(cfg.dialOpts))
 	dialOpts = append(dialOpts,
@@ -42,6 +43,51 @@ func Dial(target string, opts ...Option) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("resilience: dial %s: %w", name, err)
 	}
 	return cc, nil
+}
+
+// groups is the policies of one connection, one per method group (WithMethodGroups),
+// made on first use.
+type groups struct {
+	cfg    config
+	main   *Policy
+	mu     sync.Mutex
+	byName map[string]*Policy
+}
+
+func newGroups(cfg config) *groups {
+	return &groups{cfg: cfg, main: newPolicy(cfg), byName: map[string]*Policy{}}
+}
+
+func (g *groups) policy(method string) *Policy {
+	if g.cfg.group == nil {
+		return g.main
+	}
+	name := g.cfg.group(method)
+	if name == "" {
+		return g.main
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	p, ok := g.byName[name]
+	if !ok {
+		cfg := g.cfg
+		cfg.name = g.cfg.name + "/" + name
+		p = newPolicy(cfg)
+		g.byName[name] = p
+	}
+	return p
+}
+
+func (g *groups) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		return g.policy(method).unary(ctx, method, req, reply, cc, invoker, opts...)
+	}
+}
+
+func (g *groups) StreamClientInterceptor() grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		return g.policy(method).stream(ctx, desc, cc, method, streamer, opts...)
+	}
 }
 
 // idempotentOption marks one call as safe to retry; gRPC itself ignores it.

@@ -456,3 +456,38 @@ func TestStreamEstablishmentTimeoutCounts(t *testing.T) {
 	_, err = c.Watch(context.Background(), &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
 	assertCircuitOpen(t, err)
 }
+
+// A group of methods failing opens its own breaker only: with Check in a group of its
+// own, failed checks leave Watch (the target's main group) open for calls, and the
+// other way round the main group's breaker stays closed.
+func TestMethodGroupsHaveTheirOwnBreakers(t *testing.T) {
+	hs, addr := startHealth(t)
+	hs.otherwise(fail(codes.Unavailable))
+	logs := &syncBuffer{}
+	c := dial(t, addr, resilience.WithBreaker(1, time.Hour),
+		resilience.WithLogger(slog.New(slog.NewTextHandler(logs, nil))),
+		resilience.WithMethodGroups(func(method string) string {
+			if method == healthpb.Health_Check_FullMethodName {
+				return "checks"
+			}
+			return ""
+		}))
+	if err := check(context.Background(), c); status.Code(err) != codes.Unavailable || errors.Is(err, resilience.ErrCircuitOpen) {
+		t.Fatalf("check: %v, want the server's Unavailable", err)
+	}
+	err := check(context.Background(), c)
+	if st, _ := status.FromError(err); !errors.Is(err, resilience.ErrCircuitOpen) || !strings.Contains(st.Message(), "health/checks: circuit open") {
+		t.Fatalf("second check: %v, want the checks group's circuit open", err)
+	}
+	if logs.count("health/checks") == 0 {
+		t.Fatalf("the opened breaker is not reported as the group's:\n%s", logs.buf.String())
+	}
+	w, err := c.Watch(context.Background(), &healthpb.HealthCheckRequest{})
+	if err != nil {
+		t.Fatalf("watch, in the main group, refused by the checks' breaker: %v", err)
+	}
+	if _, err := w.Recv(); err != nil {
+		t.Fatalf("first message: %v", err)
+	}
+	close(hs.watchNext)
+}

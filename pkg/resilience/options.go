@@ -48,6 +48,8 @@ type config struct {
 	dialOpts []grpc.DialOption
 	logger   *slog.Logger
 	tracer   trace.TracerProvider
+
+	group func(fullMethod string) string
 }
 
 func defaultConfig() config {
@@ -99,6 +101,15 @@ func WithBulkhead(maxConcurrent int, maxWait time.Duration) Option {
 		c.maxConcurrent = maxConcurrent
 		c.maxWait = maxWait
 	}
+}
+
+// WithMethodGroups gives each group of a connection's methods its own bulkhead and
+// breaker: group maps a full method name ("/pkg.Service/Method") to its group, and
+// methods of one group share them ("" is the target's main group). A dependency that
+// fails only some methods (a read model while writes go on) then opens only their
+// breaker. Each group reports as target "<name>/<group>". Used by Dial.
+func WithMethodGroups(group func(fullMethod string) string) Option {
+	return func(c *config) { c.group = group }
 }
 
 // WithBreaker opens the target's circuit after consecutiveFailures failures in a row
