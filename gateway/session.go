@@ -204,6 +204,13 @@ func (g *Gateway) renew(ctx context.Context, sess *session) error {
 		return err
 	}
 	tok, err := oc.TokenSource(ctx, &oauth2.Token{RefreshToken: sess.tok.RefreshToken}).Token()
+	var refused *oauth2.RetrieveError
+	if err != nil && !errors.As(err, &refused) && time.Now().Before(sess.tok.Expiry) {
+		// The issuer could not be reached; the token still works for a while, so
+		// keep the session and try again on the next request.
+		g.logger.WarnContext(ctx, "access token not renewed yet", "error", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -231,6 +238,9 @@ func (g *Gateway) revoke(ctx context.Context, sess *session) {
 	if refresh == "" || g.login == nil {
 		return
 	}
+	// The browser may go before the issuer answers; the revocation must not.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	if err := g.login.revoke(ctx, refresh); err != nil {
 		g.logger.WarnContext(ctx, "refresh token not revoked at logout", "error", err)
 	}
