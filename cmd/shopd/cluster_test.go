@@ -21,8 +21,8 @@ import (
 	"github.com/eventshop/eventshop/pkg/natsauth"
 )
 
-// natsCluster is three nats-server processes with routes on loopback, admitting the
-// shop's identities.
+// natsCluster is one nats-server process, or three with routes on loopback, admitting
+// the shop's identities.
 type natsCluster struct {
 	t     *testing.T
 	bin   string
@@ -42,13 +42,13 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-func startNATSCluster(t *testing.T) *natsCluster {
+func startNATSCluster(t *testing.T, nodes int) *natsCluster {
 	t.Helper()
 	bin := os.Getenv("SHOP_TEST_NATS_SERVER")
 	if bin == "" {
-		t.Skip("set SHOP_TEST_NATS_SERVER to a nats-server binary (2.11+) to run the shop on a 3-node NATS cluster")
+		t.Skip("set SHOP_TEST_NATS_SERVER to a nats-server binary (2.11+) to run the shop against nats-server processes it kills")
 	}
-	c := &natsCluster{t: t, bin: bin, dir: t.TempDir(), procs: make([]*exec.Cmd, 3)}
+	c := &natsCluster{t: t, bin: bin, dir: t.TempDir(), procs: make([]*exec.Cmd, nodes)}
 	var err error
 	if c.ids, err = natsauth.Ensure(filepath.Join(c.dir, "ids")); err != nil {
 		t.Fatal(err)
@@ -57,19 +57,24 @@ func startNATSCluster(t *testing.T) *natsCluster {
 		t.Fatal(err)
 	}
 	var routes []string
-	ports := make([]int, 3)
-	for i := range 3 {
+	ports := make([]int, nodes)
+	for i := range nodes {
 		ports[i] = freePort(t)
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)))
 	}
-	for i := range 3 {
+	for i := range nodes {
 		c.urls = append(c.urls, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
+		cluster := ""
+		if nodes > 1 {
+			cluster = fmt.Sprintf("cluster { name: shoptest, listen: %s, routes: [%s] }",
+				strings.TrimPrefix(routes[i], "nats://"), strings.Join(routes, ", "))
+		}
 		conf := fmt.Sprintf(`server_name: n%d
 listen: 127.0.0.1:%d
 jetstream { store_dir: %q }
-cluster { name: shoptest, listen: %s, routes: [%s] }
+%s
 include auth.conf
-`, i, ports[i], filepath.Join(c.dir, fmt.Sprintf("js%d", i)), strings.TrimPrefix(routes[i], "nats://"), strings.Join(routes, ", "))
+`, i, ports[i], filepath.Join(c.dir, fmt.Sprintf("js%d", i)), cluster)
 		if err := os.WriteFile(filepath.Join(c.dir, fmt.Sprintf("n%d.conf", i)), []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +193,7 @@ func (s *sagaShop) placeThroughFailover(t *testing.T) string {
 // placed meanwhile still complete, the node comes back, and the books balance. While
 // the stream has no leader the shop answers Unavailable (retryable), never Internal.
 func TestShopOnANATSClusterSurvivesALeaderKill(t *testing.T) {
-	cl := startNATSCluster(t)
+	cl := startNATSCluster(t, 3)
 	flags := []string{"-nats-url", strings.Join(cl.urls, ","), "-nats-identities", cl.ids.Dir()}
 	for _, svc := range []string{"order", "cart", "payment", "inventory", "shipping"} {
 		flags = append(flags, "-"+svc+"-stream-replicas", "3")
@@ -212,6 +217,35 @@ func TestShopOnANATSClusterSurvivesALeaderKill(t *testing.T) {
 	}
 	cl.start(victim)
 	for range 2 {
+		ids = append(ids, s.placeThroughFailover(t))
+	}
+	for _, id := range ids {
+		s.awaitStatus(id, orderv1.OrderStatus_ORDER_STATUS_COMPLETED)
+	}
+	if after := s.stock(); after != [3]int64{before[0] - int64(len(ids)), before[1], before[2] + int64(len(ids))} {
+		t.Fatalf("stock %v -> %v after %d orders", before, after, len(ids))
+	}
+	s.audit()
+}
+
+// The shop against one nats-server that is killed (SIGKILL) and started again: while
+// it is down PlaceOrder answers Unavailable, never Internal; once it is back every
+// order completes from what the server kept on disk, and the books balance.
+func TestShopSurvivesANATSServerKill(t *testing.T) {
+	srv := startNATSCluster(t, 1)
+	s := startSagaShop(t, withFlags("-nats-url", srv.urls[0], "-nats-identities", srv.ids.Dir()))
+	before := s.stock()
+	ids := []string{s.place("tok_visa", 1)}
+	s.awaitStatus(ids[0], orderv1.OrderStatus_ORDER_STATUS_COMPLETED)
+
+	srv.kill(0)
+	_, err := s.tryPlace("tok_visa", 1)
+	if c := status.Code(err); c != codes.Unavailable && c != codes.DeadlineExceeded {
+		t.Fatalf("PlaceOrder with NATS down: %v, want Unavailable", err)
+	}
+	srv.start(0)
+	srv.awaitJetStream()
+	for range 3 {
 		ids = append(ids, s.placeThroughFailover(t))
 	}
 	for _, id := range ids {
