@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,9 @@ const (
 	hdrStream  = "Eventstore-Stream"
 	hdrVersion = "Eventstore-Version"
 	hdrCount   = "Eventstore-Count"
+	// hdrNumPending, on a batch direct get's answer, counts the matching messages
+	// after this one.
+	hdrNumPending = "Nats-Num-Pending"
 
 	// DefaultDuplicateWindow is how long JetStream remembers commit ids. A retry of
 	// an Any append later than this is treated as a new append and stored again. A
@@ -47,6 +51,9 @@ const (
 	// headCacheSize bounds the per-stream (version, sequence) hints; they are only
 	// hints (the server enforces concurrency), so dropping them all is harmless.
 	headCacheSize = 1 << 16
+	// DefaultOperationTimeout bounds one Append or ReadStream (see WithOperationTimeout).
+	DefaultOperationTimeout = 5 * time.Second
+
 	// maxAttempts bounds retries of an append that keeps losing races (Any) or
 	// meets stale hints.
 	maxAttempts = 100
@@ -69,6 +76,7 @@ type JetStream struct {
 	headsMu     sync.Mutex
 	heads       map[string]head // event stream -> last commit
 	readBatchSz int
+	opTimeout   time.Duration
 }
 
 type head struct {
@@ -101,6 +109,15 @@ func WithDuplicateWindow(d time.Duration) JetStreamOption {
 	return func(s *JetStream) { s.dupWindow = d }
 }
 
+// WithOperationTimeout bounds each Append and ReadStream (default
+// DefaultOperationTimeout; zero or less leaves only the caller's deadline). An
+// operation that runs out of it returns an error matching ErrUnavailable. An append
+// cut short this way may still be stored when the connection comes back: retry it
+// with the same first event ID, which the store recognises.
+func WithOperationTimeout(d time.Duration) JetStreamOption {
+	return func(s *JetStream) { s.opTimeout = d }
+}
+
 // WithReadBatchSize sets how many commits one batch direct get of ReadStream asks
 // for (default 256); a longer stream takes more requests.
 func WithReadBatchSize(n int) JetStreamOption {
@@ -125,6 +142,7 @@ func NewJetStream(js jetstream.JetStream, opts ...JetStreamOption) *JetStream {
 		streams:     map[string]jetstream.Stream{},
 		heads:       map[string]head{},
 		readBatchSz: 256,
+		opTimeout:   DefaultOperationTimeout,
 	}
 	for _, o := range opts {
 		o(s)
@@ -308,8 +326,10 @@ func isWrongLastSequence(err error) bool {
 // Retries with an exact expected version are recognised at any time, retries with Any
 // within the stream's duplicate window (see WithDuplicateWindow).
 func (s *JetStream) Append(ctx context.Context, stream string, expected Version, events ...Event) (Version, error) {
-	v, err := s.append(ctx, stream, expected, events)
-	return v, unavailable(err)
+	opCtx, cancel := s.bound(ctx)
+	defer cancel()
+	v, err := s.append(opCtx, stream, expected, events)
+	return v, s.unavailable(ctx, err)
 }
 
 func (s *JetStream) append(ctx context.Context, stream string, expected Version, events []Event) (Version, error) {
@@ -387,14 +407,29 @@ func (s *JetStream) append(ctx context.Context, stream string, expected Version,
 	}
 }
 
+// bound gives one operation the store's own deadline, so a call never waits on the
+// bus longer than that, whatever deadline its caller has (or has not): while the
+// connection is re-established a request otherwise waits in the client's buffer for
+// as long as the caller does.
+func (s *JetStream) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.opTimeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.opTimeout)
+}
+
 // unavailable marks err with ErrUnavailable when it says the server could not answer
 // now rather than that the request was wrong: no responders or no stream response
-// (no leader during a failover), a request timeout, a closed or reconnecting
-// connection (whose buffer is full or off), or JetStream's own "temporarily
-// unavailable" (503). A caller's own deadline stays context.DeadlineExceeded.
-func unavailable(err error) error {
+// (no leader during a failover), a request timeout, the store's own operation
+// deadline, a closed or reconnecting connection (whose buffer is full or off), or
+// JetStream's own "temporarily unavailable" (503). The deadline of caller (ctx, the
+// caller's context) stays context.DeadlineExceeded.
+func (s *JetStream) unavailable(caller context.Context, err error) error {
 	if err == nil || errors.Is(err, ErrUnavailable) {
 		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) && caller.Err() == nil {
+		return fmt.Errorf("%w: no answer within %s: %w", ErrUnavailable, s.opTimeout, err)
 	}
 	var apiErr *jetstream.APIError
 	switch {
@@ -464,8 +499,10 @@ func (s *JetStream) duplicateResult(ctx context.Context, st jetstream.Stream, st
 // readBatchSize messages, repeated only for longer streams), served by any replica
 // and creating no consumer: reading an aggregate costs one round trip.
 func (s *JetStream) ReadStream(ctx context.Context, stream string, from Version) ([]Event, error) {
-	evs, err := s.readStream(ctx, stream, from)
-	return evs, unavailable(err)
+	opCtx, cancel := s.bound(ctx)
+	defer cancel()
+	evs, err := s.readStream(opCtx, stream, from)
+	return evs, s.unavailable(ctx, err)
 }
 
 func (s *JetStream) readStream(ctx context.Context, stream string, from Version) ([]Event, error) {
@@ -519,24 +556,36 @@ func (s *JetStream) commits(ctx context.Context, st jetstream.Stream, subject st
 		if err != nil {
 			return err
 		}
-		n := 0
+		n, ended, pending := 0, false, ""
 		for m, err := range msgs {
 			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				ended = true
 				break
 			}
 			if err != nil {
 				return err
 			}
 			n++
+			pending = m.Header.Get(hdrNumPending)
 			more, err := fn(m)
 			if err != nil || !more {
 				return err
 			}
 			seq = m.Sequence + 1
 		}
-		if n < s.readBatchSz {
+		switch {
+		case n == s.readBatchSz:
+			continue
+		case ended || (n > 0 && pending == "0"):
 			return nil
 		}
+		// The answer stopped before its end: the request ran out of time, which the
+		// batch reader reports as a quiet end. A short read must never pass for the
+		// whole stream (an aggregate missing its last events, or "not found").
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: batch read of %s stopped after %d commits, %s more pending", ErrUnavailable, subject, n, cmp.Or(pending, "unknown"))
 	}
 }
 
@@ -618,7 +667,7 @@ func (s *JetStream) scan(ctx context.Context, st jetstream.Stream, filter string
 // plus wrapped JetStream errors.
 func (s *JetStream) ReadCategory(ctx context.Context, category string, after Position, limit int) ([]Event, error) {
 	evs, err := s.readCategory(ctx, category, after, limit)
-	return evs, unavailable(err)
+	return evs, s.unavailable(ctx, err)
 }
 
 func (s *JetStream) readCategory(ctx context.Context, category string, after Position, limit int) ([]Event, error) {

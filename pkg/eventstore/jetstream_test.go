@@ -72,39 +72,77 @@ func deleteStreams(t *testing.T, js jetstream.JetStream, prefix string) {
 }
 
 // A broker that cannot answer is an outage the caller may retry, not a fault of the
-// request: the store says so with ErrUnavailable, and only then.
+// request: the store says so with ErrUnavailable, and only then; and it does not wait
+// for the connection to come back longer than its own operation deadline, however
+// long the caller would wait.
 func TestJetStreamUnavailableWhileTheServerIsDown(t *testing.T) {
 	srv := natstest.Start(t)
-	// No reconnect buffer: while the server is away a publish fails at once instead
-	// of waiting, in the buffer, for the caller's deadline.
-	nc, err := srv.Connect(nats.Timeout(time.Second), nats.ReconnectBufSize(-1))
-	if err != nil {
-		t.Fatal(err)
+	connect := func(opts ...nats.Option) jetstream.JetStream {
+		nc, err := srv.Connect(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return js
 	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store := eventstore.NewJetStream(js)
+	// No reconnect buffer: while the server is away a publish fails at once.
+	unbuffered := eventstore.NewJetStream(connect(nats.ReconnectBufSize(-1)))
+	// The client's default: requests wait in the reconnect buffer.
+	buffered := eventstore.NewJetStream(connect(), eventstore.WithOperationTimeout(300*time.Millisecond))
 	ctx := context.Background()
 	ev := func(id string) eventstore.Event {
 		return eventstore.Event{ID: id, Type: "test.Happened", Data: []byte("x")}
 	}
-	if _, err := store.Append(ctx, "order-1", eventstore.NoStream, ev("e1")); err != nil {
+	if _, err := unbuffered.Append(ctx, "order-1", eventstore.NoStream, ev("e1")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Append(ctx, "order-1", eventstore.NoStream, ev("e2")); errors.Is(err, eventstore.ErrUnavailable) || !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
+	if _, err := unbuffered.Append(ctx, "order-1", eventstore.NoStream, ev("e2")); errors.Is(err, eventstore.ErrUnavailable) || !errors.Is(err, eventstore.ErrWrongExpectedVersion) {
 		t.Fatalf("a conflict is %v; want ErrWrongExpectedVersion, not ErrUnavailable", err)
+	}
+	if _, err := buffered.ReadStream(ctx, "order-1", 1); err != nil {
+		t.Fatal(err)
 	}
 
 	srv.Close()
-	short, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if _, err := store.Append(short, "order-1", 1, ev("e3")); !errors.Is(err, eventstore.ErrUnavailable) {
+	if _, err := unbuffered.Append(ctx, "order-1", 1, ev("e3")); !errors.Is(err, eventstore.ErrUnavailable) {
 		t.Fatalf("append with the server down: %v; want ErrUnavailable", err)
 	}
-	if _, err := store.ReadStream(short, "order-1", 1); !errors.Is(err, eventstore.ErrUnavailable) {
-		t.Fatalf("read with the server down: %v; want ErrUnavailable", err)
+	for name, op := range map[string]func() error{
+		"append": func() error { _, err := buffered.Append(ctx, "order-1", 1, ev("e4")); return err },
+		"read":   func() error { _, err := buffered.ReadStream(ctx, "order-1", 1); return err },
+	} {
+		start := time.Now()
+		if err := op(); !errors.Is(err, eventstore.ErrUnavailable) {
+			t.Fatalf("%s, no caller deadline, server down: %v; want ErrUnavailable", name, err)
+		}
+		if waited := time.Since(start); waited > 5*time.Second {
+			t.Fatalf("%s waited %v, want about the store's 300ms", name, waited)
+		}
+	}
+}
+
+// The caller's own deadline is the caller's: it stays DeadlineExceeded.
+func TestJetStreamCallerDeadlineIsNotUnavailable(t *testing.T) {
+	srv := natstest.Start(t)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	store := eventstore.NewJetStream(js)
+	if _, err := store.Append(context.Background(), "order-1", eventstore.NoStream, eventstore.Event{ID: "e1", Type: "t", Data: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err = store.ReadStream(ctx, "order-1", 1)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, eventstore.ErrUnavailable) {
+		t.Fatalf("read past the caller's deadline: %v; want DeadlineExceeded, not ErrUnavailable", err)
 	}
 }
