@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,14 +33,37 @@ type natsCluster struct {
 	procs []*exec.Cmd
 }
 
-func freePort(t *testing.T) int {
+// freeAddr returns a loopback address nothing listens on now.
+func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().String()
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(freeAddr(t))
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
+// awaitAllSold waits for every order of ids to complete, one unit each of the shop's
+// first product, and checks that the stock moved by exactly that from before and
+// that the auditor finds nothing.
+func (s *sagaShop) awaitAllSold(ids []string, before [3]int64) {
+	s.t.Helper()
+	for _, id := range ids {
+		s.awaitStatus(id, orderv1.OrderStatus_ORDER_STATUS_COMPLETED)
+	}
+	n := int64(len(ids))
+	if after := s.stock(); after != [3]int64{before[0] - n, before[1], before[2] + n} {
+		s.t.Fatalf("stock %v -> %v after %d orders", before, after, n)
+	}
+	s.audit()
 }
 
 func startNATSCluster(t *testing.T, nodes int) *natsCluster {
@@ -219,13 +243,7 @@ func TestShopOnANATSClusterSurvivesALeaderKill(t *testing.T) {
 	for range 2 {
 		ids = append(ids, s.placeThroughFailover(t))
 	}
-	for _, id := range ids {
-		s.awaitStatus(id, orderv1.OrderStatus_ORDER_STATUS_COMPLETED)
-	}
-	if after := s.stock(); after != [3]int64{before[0] - int64(len(ids)), before[1], before[2] + int64(len(ids))} {
-		t.Fatalf("stock %v -> %v after %d orders", before, after, len(ids))
-	}
-	s.audit()
+	s.awaitAllSold(ids, before)
 }
 
 // The shop against one nats-server that is killed (SIGKILL) and started again: while
@@ -248,11 +266,5 @@ func TestShopSurvivesANATSServerKill(t *testing.T) {
 	for range 3 {
 		ids = append(ids, s.placeThroughFailover(t))
 	}
-	for _, id := range ids {
-		s.awaitStatus(id, orderv1.OrderStatus_ORDER_STATUS_COMPLETED)
-	}
-	if after := s.stock(); after != [3]int64{before[0] - int64(len(ids)), before[1], before[2] + int64(len(ids))} {
-		t.Fatalf("stock %v -> %v after %d orders", before, after, len(ids))
-	}
-	s.audit()
+	s.awaitAllSold(ids, before)
 }

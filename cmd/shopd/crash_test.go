@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -82,12 +81,7 @@ func startChild(t *testing.T, args []string) (*exec.Cmd, map[string]string) {
 // the same data dir: the token from before still works, every order placed before the
 // crash ends COMPLETED, and the books balance.
 func TestShopdCrashLosesNothing(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuerAddr := ln.Addr().String()
-	ln.Close()
+	issuerAddr := freeAddr(t)
 	dir := t.TempDir()
 	args := shopArgs(dir, issuerAddr)
 

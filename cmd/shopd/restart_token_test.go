@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"testing"
 
 	"google.golang.org/grpc/metadata"
@@ -15,12 +14,7 @@ import (
 // on the same data dir: the dev issuer keeps its signing key there. Before, every
 // start made a new key and signed every client out.
 func TestTokensSurviveARestart(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	issuerAddr := ln.Addr().String()
-	ln.Close()
+	issuerAddr := freeAddr(t)
 	dir := t.TempDir()
 	run := func() *Main {
 		t.Helper()
