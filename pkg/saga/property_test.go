@@ -444,9 +444,17 @@ func (w *world) check(id string) {
 		w.t.Fatal(err)
 	}
 	compensable := map[int]bool{}
+	attempts := map[int]int{}
 	var undoOrder []int
 	for _, e := range st.History {
 		switch e := e.Event.(type) {
+		case *sagav1.StepStarted:
+			attempts[int(e.GetStep())] = max(attempts[int(e.GetStep())], int(e.GetAttempt()))
+		case *sagav1.StepFailed:
+			// After a timed-out attempt, which may still be carried out.
+			if attempts[int(e.GetStep())] > 1 {
+				compensable[int(e.GetStep())] = true
+			}
 		case *sagav1.StepSucceeded:
 			compensable[int(e.GetStep())] = true
 		case *sagav1.StepTimedOut:

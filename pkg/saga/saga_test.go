@@ -131,6 +131,42 @@ func TestTimeoutAfterRetriesCompensates(t *testing.T) {
 	}
 }
 
+// A step whose first attempt timed out and whose retry then failed is compensated
+// too: the first attempt may still be carried out (a participant restarted with the
+// command unacknowledged does it later), and only its compensation, sent now, makes
+// the participant undo it or refuse it when it comes.
+func TestFailureAfterATimedOutAttemptCompensatesTheStep(t *testing.T) {
+	h := newHarness(t, testDefinition(3, 3))
+	h.start("s1")
+	h.ok(h.one(), 7)
+	h.one() // b, attempt 1: no reply
+	h.advance(stepTimeout)
+	h.advance(time.Second)
+	second := h.one()
+	wantCommand(t, second, "b", false, 2)
+	h.reply(second, wrapperspb.Bool(false)) // attempt 2 fails
+	c := h.one()
+	wantCommand(t, c, "b", true, 1)
+	if got := string(c.Msg.(*wrapperspb.BytesValue).GetValue()); got != "undo:b:none" {
+		t.Fatalf("compensation of a step whose timed-out attempt may land: %q", got)
+	}
+	h.undone(c)
+	c = h.one()
+	wantCommand(t, c, "a", true, 1)
+	h.undone(c)
+	if st := h.state("s1"); st.Status != saga.Cancelled {
+		t.Fatalf("status %v", st.Status)
+	}
+
+	// A step that failed at its first attempt did nothing: it is not compensated.
+	h2 := newHarness(t, testDefinition(3, 3))
+	h2.start("s2")
+	h2.ok(h2.one(), 7)
+	h2.reply(h2.one(), wrapperspb.Bool(false))
+	c = h2.one()
+	wantCommand(t, c, "a", true, 1)
+}
+
 func TestCompensationRetriedUntilItSucceeds(t *testing.T) {
 	h := newHarness(t, testDefinition(2, 1))
 	h.start("s1")

@@ -96,14 +96,18 @@ type state struct {
 	done       []bool   // step succeeded
 	undone     []bool   // step compensated
 	replies    []*reply // success reply per step
-	timedOut   int      // step that timed out for good, -1 if none
-	waiting    bool     // a command is out and due is its timeout; else due is a retry time
-	due        time.Time
-	ids        map[string]bool // command ids of the step or compensation in progress
-	lastID     string          // id of the latest attempt in progress
-	reason     string
-	history    []HistoryEvent
-	origin     trace.SpanContext // trace the saga was started in (see tracing.go)
+	// timedOut is the step whose effect is uncertain, -1 if none: it timed out for
+	// good, or failed after an attempt that timed out (that attempt may still be
+	// carried out). Compensation includes it; its participant answers "nothing to
+	// undo" when nothing was done and refuses the late attempt afterwards.
+	timedOut int
+	waiting  bool // a command is out and due is its timeout; else due is a retry time
+	due      time.Time
+	ids      map[string]bool // command ids of the step or compensation in progress
+	lastID   string          // id of the latest attempt in progress
+	reason   string
+	history  []HistoryEvent
+	origin   trace.SpanContext // trace the saga was started in (see tracing.go)
 }
 
 type reply struct {
@@ -174,6 +178,10 @@ func (s *state) apply(ev proto.Message, at time.Time, names []string) error {
 		s.status = Compensating
 		s.step = int(e.GetStep())
 		s.reason = e.GetReason()
+		if s.attempts[s.step] > 1 {
+			// An earlier attempt timed out and may yet be carried out.
+			s.timedOut = s.step
+		}
 		s.idle()
 	case *sagav1.StepTimedOut:
 		if err := checkStep(e.GetStep(), e.GetStepName()); err != nil {
