@@ -429,7 +429,8 @@ func (s *JetStream) unavailable(caller context.Context, err error) error {
 		return err
 	}
 	if errors.Is(err, context.DeadlineExceeded) && caller.Err() == nil {
-		return fmt.Errorf("%w: no answer within %s: %w", ErrUnavailable, s.opTimeout, err)
+		// The store's own deadline, or a JetStream request's: not the caller's.
+		return fmt.Errorf("%w: no answer in time: %w", ErrUnavailable, err)
 	}
 	var apiErr *jetstream.APIError
 	switch {

@@ -226,7 +226,7 @@ func readSeed(path string) (nkeys.KeyPair, error) {
 	return kp, nil
 }
 
-// names reports whether name is one of Names.
+// known reports whether name is one of Names.
 func known(name string) bool { return slices.Contains(Names, name) }
 
 // ClientFlags say how a service run on its own proves who it is to NATS and checks

@@ -45,9 +45,6 @@ func (p Program) Run(ctx context.Context, args []string) error {
 		return err
 	}
 	startCfg, natsURL, readDSN, oidcIssuer, oidcAudience := v.startCfg, v.natsURL, v.readDSN, v.oidcIssuer, v.oidcAudience
-	if _, err := v.nats.Option(p.Name); err != nil {
-		return err
-	}
 	if readDSN != "" && !given(fs, "db-dsn") {
 		p.SharedDSN(readDSN)
 	}
