@@ -265,6 +265,15 @@ func TestInventory(t *testing.T) {
 		decode(t, h.do(t, app.SubjectCommit, "com-4", &inventoryv1.CommitReservation{OrderId: order4}), &inventoryv1.ReservationCommitFailed{})
 		wantStock(t, h.stock(t, "espresso-machine"), 10, 0, 0)
 
+		// A release after a commit gives the sold units back, once: the saga stopped
+		// waiting for a commit that was carried out anyway and compensates the order.
+		decode(t, h.do(t, app.SubjectRelease, "rel-1", &inventoryv1.ReleaseInventory{OrderId: order1}), &inventoryv1.InventoryReleased{})
+		decode(t, h.do(t, app.SubjectRelease, "rel-1b", &inventoryv1.ReleaseInventory{OrderId: order1}), &inventoryv1.InventoryReleased{})
+		wantStock(t, h.stock(t, "mug"), 10, 0, 0)
+		wantStock(t, h.stock(t, "kettle"), 10, 0, 0)
+		decode(t, h.do(t, app.SubjectCommit, "com-1c", &inventoryv1.CommitReservation{OrderId: order1}), &inventoryv1.ReservationCommitFailed{})
+		wantStock(t, h.stock(t, "mug"), 10, 0, 0)
+
 		if _, err := h.client.GetStock(context.Background(), &inventoryv1.GetStockRequest{ProductId: "nothing-here"}); status.Code(err) != codes.NotFound {
 			t.Fatalf("GetStock(unknown) = %v, want NotFound", err)
 		}

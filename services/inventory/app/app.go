@@ -93,6 +93,8 @@ type Tx interface {
 	Untake(ctx context.Context, l domain.Line) error
 	// Sell moves reserved units to sold.
 	Sell(ctx context.Context, l domain.Line) error
+	// Unsell moves sold units back to available.
+	Unsell(ctx context.Context, l domain.Line) error
 	// QueueEvent puts an event in the outbox, published after the commit.
 	QueueEvent(ctx context.Context, e Outgoing) error
 }
@@ -314,8 +316,9 @@ func (h *Handlers) revive(ctx context.Context, tx Tx, r domain.Reservation, now 
 	return revived, "", err
 }
 
-// ReleaseInventory gives the order's held units back and replies InventoryReleased,
-// also when nothing was held (then a tombstone refuses a later reserve). It returns
+// ReleaseInventory gives the order's units back, held or sold (see
+// domain.Reservation.Release), and replies InventoryReleased, also when nothing was
+// held (then a tombstone refuses a later reserve or commit). It returns
 // Permanent for a command without a valid order id.
 func (h *Handlers) ReleaseInventory(_ context.Context, _ messaging.Message, cmd *inventoryv1.ReleaseInventory) (Decision, error) {
 	if err := h.validator.Validate(cmd); err != nil {
@@ -334,9 +337,13 @@ func (h *Handlers) ReleaseInventory(_ context.Context, _ messaging.Message, cmd 
 			}
 			return Reply{Subject: SubjectReleased, Msg: &inventoryv1.InventoryReleased{OrderId: orderID}}, nil
 		}
-		if next, changed := r.Release(now); changed {
+		if next, from, changed := r.Release(now); changed {
+			giveBack := tx.Untake
+			if from == domain.StatusCommitted {
+				giveBack = tx.Unsell
+			}
 			for _, l := range r.Lines {
-				if err := tx.Untake(ctx, l); err != nil {
+				if err := giveBack(ctx, l); err != nil {
 					return Reply{}, err
 				}
 			}

@@ -67,6 +67,17 @@ func (s Stock) Release(q int64) (Stock, error) {
 	return s, nil
 }
 
+// Unsell moves q sold units back to available: the stock of a sale that a
+// cancelled order gives back. It returns ErrInvalidQuantity when fewer than q are sold.
+func (s Stock) Unsell(q int64) (Stock, error) {
+	if q <= 0 || s.Sold < q {
+		return s, fmt.Errorf("%w: unsell %d of %d sold %s", ErrInvalidQuantity, q, s.Sold, s.ProductID)
+	}
+	s.Sold -= q
+	s.Available += q
+	return s, nil
+}
+
 // Commit moves q reserved units to sold. It returns ErrInvalidQuantity when fewer
 // than q are reserved.
 func (s Stock) Commit(q int64) (Stock, error) {
@@ -193,15 +204,20 @@ func (r Reservation) Revive(now time.Time) (Reservation, error) {
 	return r, nil
 }
 
-// Release gives held units back: changed reports whether the stock must move. A
-// committed, released or expired reservation has nothing to give back.
-func (r Reservation) Release(now time.Time) (next Reservation, changed bool) {
-	if r.Status != StatusHeld {
-		return r, false
+// Release gives the order's units back, the compensation of a cancelled order: from
+// is where they come from (reserved for a held reservation, sold for a committed
+// one) and changed whether the stock must move. A committed reservation is given
+// back too because a commit the saga stopped waiting for may still be carried out
+// before the release that compensates it; refusing then would keep the cancelled
+// order's stock sold. A released or expired reservation has nothing to give back.
+func (r Reservation) Release(now time.Time) (next Reservation, from Status, changed bool) {
+	if r.Status != StatusHeld && r.Status != StatusCommitted {
+		return r, r.Status, false
 	}
+	from = r.Status
 	r.Status = StatusReleased
 	r.UpdateTime = now
-	return r, true
+	return r, from, true
 }
 
 // Expire gives held units back once the reservation is past its expiry time: changed

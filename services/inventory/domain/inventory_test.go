@@ -31,12 +31,19 @@ func TestStockMoves(t *testing.T) {
 	if _, err := s.Release(1); !errors.Is(err, domain.ErrInvalidQuantity) {
 		t.Fatalf("release of nothing reserved: %v", err)
 	}
+	s, _ = s.Unsell(1)
+	if s.Available != 8 || s.Sold != 2 || s.Check() != nil {
+		t.Fatalf("after unsell = %+v (%v)", s, s.Check())
+	}
+	if _, err := s.Unsell(3); !errors.Is(err, domain.ErrInvalidQuantity) {
+		t.Fatalf("unsell of more than sold: %v", err)
+	}
 	s, err = s.SetAvailable(20)
-	if err != nil || s.TotalStocked != 23 || s.Check() != nil {
+	if err != nil || s.TotalStocked != 22 || s.Check() != nil {
 		t.Fatalf("restock = %+v, %v", s, err)
 	}
 	s, _ = s.SetAvailable(0)
-	if s.TotalStocked != 3 || s.Check() != nil {
+	if s.TotalStocked != 2 || s.Check() != nil {
 		t.Fatalf("write-off = %+v", s)
 	}
 	if _, err := s.SetAvailable(-1); !errors.Is(err, domain.ErrInvalidQuantity) {
@@ -75,8 +82,8 @@ func TestReservationLife(t *testing.T) {
 	if _, changed, err := c.Commit(now); err != nil || changed {
 		t.Fatalf("repeat commit = %v %v", changed, err)
 	}
-	if _, changed := c.Release(now); changed {
-		t.Fatal("release of a committed reservation changed stock")
+	if rc, from, changed := c.Release(now); !changed || from != domain.StatusCommitted || rc.Status != domain.StatusReleased {
+		t.Fatalf("release of a committed reservation = %+v from %v changed %v; want its sold units back", rc, from, changed)
 	}
 	if _, changed := c.Expire(now.Add(time.Hour)); changed {
 		t.Fatal("a committed reservation expired")
@@ -89,7 +96,7 @@ func TestReservationLife(t *testing.T) {
 	if _, _, err := e.Commit(now); !errors.Is(err, domain.ErrIllegalState) {
 		t.Fatalf("commit after expiry: %v", err)
 	}
-	if _, changed := e.Release(now); changed {
+	if _, _, changed := e.Release(now); changed {
 		t.Fatal("release after expiry gave units back twice")
 	}
 	revived, err := e.Revive(now)
@@ -100,11 +107,11 @@ func TestReservationLife(t *testing.T) {
 		t.Fatalf("revive of a held reservation: %v", err)
 	}
 
-	rel, changed := r.Release(now)
-	if !changed || rel.Status != domain.StatusReleased {
-		t.Fatalf("release = %+v %v", rel, changed)
+	rel, from, changed := r.Release(now)
+	if !changed || from != domain.StatusHeld || rel.Status != domain.StatusReleased {
+		t.Fatalf("release = %+v from %v changed %v", rel, from, changed)
 	}
-	if _, changed := rel.Release(now); changed {
+	if _, _, changed := rel.Release(now); changed {
 		t.Fatal("second release changed stock")
 	}
 	if _, _, err := domain.Tombstone("t", "o2", now).Commit(now); !errors.Is(err, domain.ErrIllegalState) {

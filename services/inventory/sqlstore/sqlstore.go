@@ -264,13 +264,18 @@ func (t txStore) Sell(ctx context.Context, l domain.Line) error {
 	WHERE product_id = $2 AND reserved >= $1`, "sell", l)
 }
 
+func (t txStore) Unsell(ctx context.Context, l domain.Line) error {
+	return t.move(ctx, `UPDATE stock SET sold = sold - $1, available = available + $1
+	WHERE product_id = $2 AND sold >= $1`, "unsell", l)
+}
+
 func (t txStore) move(ctx context.Context, query, verb string, l domain.Line) error {
 	res, err := t.tx.ExecContext(ctx, query, l.Quantity, l.ProductID)
 	if err != nil {
 		return fmt.Errorf("%s %d of %s: %w", verb, l.Quantity, l.ProductID, err)
 	}
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
-		return fmt.Errorf("%s %d of %s: %w: fewer units reserved", verb, l.Quantity, l.ProductID, domain.ErrInvalidQuantity)
+		return fmt.Errorf("%s %d of %s: %w: fewer units than that", verb, l.Quantity, l.ProductID, domain.ErrInvalidQuantity)
 	}
 	return nil
 }

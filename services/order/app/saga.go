@@ -104,7 +104,9 @@ var userCancel = &orderv1.OrderCancelling{}
 //	void_authorization <- release_inventory <- cancel_shipment  <- refund_payment
 //
 // The inventory is committed last, once the money is taken, so a cancelled order
-// never sells stock; a commit that never answers compensates everything before it.
+// never sells stock; a commit that never answers compensates everything before it,
+// and the release that undoes reserve_inventory also gives back units that such a
+// commit sold after all (its timed-out attempt may still be carried out).
 func OrderSaga(cfg SagaConfig) saga.Definition[*orderv1.OrderSagaData] {
 	cfg = cfg.withDefaults()
 	retry := saga.Retry{Attempts: cfg.StepAttempts, Backoff: saga.Backoff{Initial: cfg.Backoff, Max: cfg.MaxBackoff}}
