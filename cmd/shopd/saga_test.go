@@ -47,6 +47,7 @@ type sagaShop struct {
 	ctx     context.Context // carries the user's token
 	orders  orderv1.OrderServiceClient
 	product *catalogv1.Product
+	sources *audit.Sources // the stores audit reads; nil: the SQLite files in dataDir
 }
 
 type shopOption func(m *Main, args *[]string)
@@ -210,7 +211,11 @@ func (s *sagaShop) awaitStep(id string, i int) {
 // any violation.
 func (s *sagaShop) audit() audit.Report {
 	s.t.Helper()
-	r, err := audit.Run(context.Background(), audit.DataDir(s.dataDir))
+	src := audit.DataDir(s.dataDir)
+	if s.sources != nil {
+		src = *s.sources
+	}
+	r, err := audit.Run(context.Background(), src)
 	if err != nil {
 		s.t.Fatal(err)
 	}
