@@ -9,8 +9,10 @@
 #   scripts/run-split.sh restart S [FLAGS]
 #                                   kill -9 service S and start it again (chaos), with
 #                                   FLAGS added for this start only (faults, e.g.
-#                                   restart payment -provider-fail-rate 1); on a
-#                                   cluster S may be a node: nats-1, nats-2, nats-3
+#                                   restart payment -provider-fail-rate 1); S may
+#                                   be nats (one node), nats-1, nats-2, nats-3 (a
+#                                   cluster's nodes) or postgres (restarts the
+#                                   PostgreSQL server: SPLIT_PG_RESTART_CMD)
 #   scripts/run-split.sh stop       stop everything started
 #   scripts/run-split.sh env        print the gateway, issuer and database of the run
 #
@@ -23,8 +25,15 @@ PG_URL=${SPLIT_PG_URL:-postgres://postgres@127.0.0.1:5432}
 NATS_PORT=${SPLIT_NATS_PORT:-4233} # node i of a cluster: NATS_PORT + i - 1
 NATS_MONITOR_PORT=${SPLIT_NATS_MONITOR_PORT:-8233} # NATS monitoring: /jsz?consumers=true
 NATS_CLUSTER_PORT=${SPLIT_NATS_CLUSTER_PORT:-6233}
+# Set at start; restart and stop use what the running shop was started with (a
+# variable written before one command reaches that command only).
 NATS_NODES=${SPLIT_NATS_NODES:-1}
+if [[ ${1:-} != start && ${1:-run} != run && -z ${SPLIT_NATS_NODES:-} && -f $SPLIT_DIR/nats-nodes ]]; then
+	NATS_NODES=$(cat "$SPLIT_DIR/nats-nodes")
+fi
 [[ $NATS_NODES == 1 || $NATS_NODES == 3 ]] || { echo "run-split: SPLIT_NATS_NODES is 1 or 3" >&2; exit 2; }
+# How to restart the PostgreSQL server (chaos); the default is Debian's cluster tool.
+PG_RESTART_CMD=${SPLIT_PG_RESTART_CMD:-pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql 2>/dev/null | sort -V | tail -1) main restart}
 BASE_PORT=${SPLIT_BASE_PORT:-9500} # issuer; services on the next ports
 GATEWAY_ADDR=${SPLIT_GATEWAY_ADDR:-127.0.0.1:8090}
 SERVICES=(catalog cart payment inventory shipping order gateway)
@@ -172,6 +181,7 @@ start() {
 	psql "$PG_URL/postgres" -q -c "CREATE DATABASE $db" >/dev/null
 	echo "$PG_URL/$db?sslmode=disable" >"$SPLIT_DIR/dsn"
 	rm -rf "$SPLIT_DIR/nats" "$SPLIT_DIR"/*.log
+	echo "$NATS_NODES" >"$SPLIT_DIR/nats-nodes"
 	nats_config
 	for p in "${NATS_PROCS[@]}"; do
 		launch "$p"
@@ -198,6 +208,12 @@ print_env() {
 restart() {
 	local s=$1 pid
 	shift
+	if [[ $s == postgres ]]; then
+		# shellcheck disable=SC2086
+		$PG_RESTART_CMD
+		wait_port "${PG_URL##*@}"
+		return
+	fi
 	[[ -f $SPLIT_DIR/$s.pid ]] || { echo "run-split: $s is not running" >&2; return 1; }
 	pid=$(cat "$SPLIT_DIR/$s.pid")
 	kill -9 "$pid" 2>/dev/null || true
@@ -228,5 +244,5 @@ start) start ;;
 restart) restart "${@:2}" ;;
 stop) stop_all ;;
 env) print_env ;;
-*) sed -n '2,16p' "$0"; exit 2 ;;
+*) sed -n '2,18p' "$0"; exit 2 ;;
 esac

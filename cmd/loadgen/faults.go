@@ -17,7 +17,8 @@ import (
 	"github.com/eventshop/eventshop/services/shipping/carrier"
 )
 
-// restartable are the services the chaos scenario stops and starts, in this order.
+// restartable are the services of the in-process shop the chaos scenario can stop
+// and start, and the default -chaos-services, in this order.
 var restartable = []string{"catalog", "cart", "payment", "inventory", "shipping", "order"}
 
 // faultyProvider is the simulated card network with faults switched on and off
@@ -78,8 +79,9 @@ func (f *faultyProvider) Refund(ctx context.Context, key, ref string, amount int
 	return f.sim.Refund(ctx, key, ref, amount)
 }
 
-// chaos restarts each restartable service in turn, ChaosRounds times, and after
-// each round injects every fault of chaosFaults in turn, for ChaosEvery each.
+// chaos restarts each of ChaosServices in turn, ChaosRounds times, and after each
+// round kills a NATS node (NATSNodes) and injects every fault of chaosFaults in
+// turn (ChaosFaults), for ChaosEvery each.
 func (r *runner) chaos(ctx context.Context) {
 	pause := func() bool {
 		select {
@@ -93,7 +95,7 @@ func (r *runner) chaos(ctx context.Context) {
 	r.restarts = map[string]int{}
 	r.mu.Unlock()
 	for round := range r.cfg.ChaosRounds {
-		for _, svc := range restartable {
+		for _, svc := range r.cfg.chaosServices() {
 			if !pause() {
 				return
 			}
@@ -111,6 +113,9 @@ func (r *runner) chaos(ctx context.Context) {
 				return
 			}
 			r.killNATSNode(ctx, round, nodes)
+		}
+		if !r.cfg.ChaosFaults {
+			continue
 		}
 		if !pause() {
 			return

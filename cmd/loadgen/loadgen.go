@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,24 +52,40 @@ type Config struct {
 	Units    int           // flash-sale: units on sale
 	Restock  int64         // steady/chaos: units set on every product first (0: leave stock)
 
-	ChaosRounds int           // chaos: times each restartable service is restarted
-	ChaosEvery  time.Duration // chaos: pause between two faults
-	NATSNodes   string        // chaos with RestartCmd: NATS nodes to kill, one per round
-	FinalWait   time.Duration // how long placed orders may take to become final
-	ShopFlags   string        // extra shopd flags for the in-process shop
-	RestartCmd  string        // chaos against processes: command run with a service name to kill -9 and restart it
-	AuditDSN    string        // audit this database (postgres:// URL shared by the services) instead of DataDir
-	Ceiling     bool          // after the load, measure the raw JetStream publish rate of the shop's NATS server
-	NATSURL     string        // NATS server of a running shop, for Ceiling
-	NATSNkey    string        // seed of the shop's operator NATS identity, for Ceiling
-	JSON        bool
-	Progress    bool
+	ChaosRounds int // chaos: times each of ChaosServices is restarted
+	// ChaosServices are restarted in turn each round: in-process, services of the
+	// shop; with RestartCmd, any name the command knows (a service, "postgres",
+	// "nats", "shopd").
+	ChaosServices string
+	ChaosFaults   bool          // chaos: the card network and shipping faults after each round
+	ChaosEvery    time.Duration // chaos: pause between two faults
+	NATSNodes     string        // chaos with RestartCmd: NATS nodes to kill, one per round
+	FinalWait     time.Duration // how long placed orders may take to become final
+	ShopFlags     string        // extra shopd flags for the in-process shop
+	RestartCmd    string        // chaos against processes: command run with a service name to kill -9 and restart it
+	AuditDSN      string        // audit this database (postgres:// URL shared by the services) instead of DataDir
+	Ceiling       bool          // after the load, measure the raw JetStream publish rate of the shop's NATS server
+	NATSURL       string        // NATS server of a running shop, for Ceiling
+	NATSNkey      string        // seed of the shop's operator NATS identity, for Ceiling
+	JSON          bool
+	Progress      bool
 
 	// Service addresses of a running shop for -mode grpc.
 	CatalogAddr, CartAddr, OrderAddr, InventoryAddr string
 	// addrsSet is whether one of them was given, which in -mode grpc also selects a
 	// running shop.
 	addrsSet bool
+}
+
+// chaosServices lists ChaosServices.
+func (c *Config) chaosServices() []string {
+	var names []string
+	for _, n := range strings.Split(c.ChaosServices, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 func (c *Config) register(fs *flag.FlagSet) {
@@ -89,7 +106,9 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.Buyers, "buyers", 500, "flash-sale: buyers racing for the units")
 	fs.IntVar(&c.Units, "units", 50, "flash-sale: units of the one product on sale")
 	fs.Int64Var(&c.Restock, "restock", 1000000, "steady and chaos: units set available on the products used first (0 leaves stock alone)")
-	fs.IntVar(&c.ChaosRounds, "chaos-rounds", 2, "chaos: times each service (catalog, cart, payment, inventory, shipping, order) is restarted")
+	fs.IntVar(&c.ChaosRounds, "chaos-rounds", 2, "chaos: times each of -chaos-services is restarted")
+	fs.StringVar(&c.ChaosServices, "chaos-services", strings.Join(restartable, ","), "chaos: comma-separated names restarted in turn each round; with -restart-cmd any name it knows (run-split: a service, postgres, nats; run-shopd: shopd)")
+	fs.BoolVar(&c.ChaosFaults, "chaos-faults", true, "chaos: after each round, the card network and shipping faults in turn (needs payment and shipping: in-process, or run-split's -restart-cmd)")
 	fs.StringVar(&c.NATSNodes, "chaos-nats-nodes", "", "chaos with -restart-cmd on a NATS cluster: comma-separated node names (run-cluster: nats-1,nats-2,nats-3); each round kills -9 and restarts one, the order stream's leader when -nats-url tells which")
 	fs.DurationVar(&c.ChaosEvery, "chaos-every", 2*time.Second, "chaos: pause between two faults")
 	fs.DurationVar(&c.FinalWait, "final-wait", 3*time.Minute, "bound for every placed order to become COMPLETED or CANCELLED")
@@ -156,8 +175,16 @@ func run(ctx context.Context, cfg Config, stderr io.Writer) (*Report, error) {
 	if cfg.Mode != "http" && cfg.Mode != "grpc" {
 		return nil, fmt.Errorf("mode %q: want http or grpc", cfg.Mode)
 	}
+	inProcess := cfg.Target == "" && (cfg.Mode == "http" || !cfg.addrsSet)
+	if cfg.Scenario == "chaos" && inProcess {
+		for _, svc := range cfg.chaosServices() {
+			if !slices.Contains(restartable, svc) {
+				return nil, fmt.Errorf("-chaos-services: %q is not a service of the in-process shop (%s); other names need -target and -restart-cmd", svc, strings.Join(restartable, ", "))
+			}
+		}
+	}
 	r := &runner{cfg: cfg, mix: mix, stats: newStats(), stderr: stderr, orders: map[string]placedOrder{}}
-	if cfg.Target == "" && (cfg.Mode == "http" || !cfg.addrsSet) {
+	if inProcess {
 		if err := r.startShop(ctx); err != nil {
 			return nil, err
 		}
@@ -371,7 +398,7 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		}
 	}
 	if r.cfg.Scenario == "chaos" {
-		for _, svc := range restartable {
+		for _, svc := range r.cfg.chaosServices() {
 			if rep.Restarts[svc] < r.cfg.ChaosRounds {
 				rep.Failures = append(rep.Failures, fmt.Sprintf("chaos: %s restarted %d times, want %d", svc, rep.Restarts[svc], r.cfg.ChaosRounds))
 			}

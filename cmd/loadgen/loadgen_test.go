@@ -187,14 +187,11 @@ func TestChaosAgainstProcessesRunsTheRestartCommand(t *testing.T) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$*\" >> "+log+"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r := &runner{cfg: Config{RestartCmd: script + " restart", ChaosRounds: 1, ChaosEvery: time.Millisecond}}
+	cfg := testConfig(t, "chaos")
+	cfg.RestartCmd, cfg.ChaosRounds, cfg.ChaosEvery = script+" restart", 1, time.Millisecond
+	r := &runner{cfg: cfg}
 	r.chaos(context.Background())
-
-	data, err := os.ReadFile(log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := strings.Split(strings.TrimSpace(string(data)), "\n")
+	got := restartCalls(t, log)
 	want := []string{
 		"restart catalog", "restart cart", "restart payment", "restart inventory", "restart shipping", "restart order",
 		"restart payment -provider-fail-rate 1", "restart payment",
@@ -212,6 +209,48 @@ func TestChaosAgainstProcessesRunsTheRestartCommand(t *testing.T) {
 	}
 	if len(r.faultLog) != 4 {
 		t.Errorf("fault log %q, want the 4 faults", r.faultLog)
+	}
+}
+
+func restartCalls(t *testing.T, log string) []string {
+	t.Helper()
+	data, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(data)), "\n")
+}
+
+// -chaos-services names what the restart command restarts, a database or a whole
+// shopd as well as a service, and -chaos-faults=false leaves the fault switches
+// out; the in-process shop refuses a name that is not one of its services, before
+// any load.
+func TestChaosServicesChooseWhatIsRestarted(t *testing.T) {
+	dir := t.TempDir()
+	log := dir + "/calls"
+	script := dir + "/restart"
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$*\" >> "+log+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseConfig([]string{"-scenario", "chaos", "-restart-cmd", script, "-chaos-services", "order, postgres,nats",
+		"-chaos-faults=false", "-chaos-rounds", "2", "-chaos-every", "1ms"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &runner{cfg: cfg}
+	r.chaos(context.Background())
+	want := []string{"order", "postgres", "nats", "order", "postgres", "nats"}
+	if got := restartCalls(t, log); !slices.Equal(got, want) {
+		t.Fatalf("restart command calls %q, want %q", got, want)
+	}
+	if r.restarts["postgres"] != 2 || len(r.faultLog) != 0 {
+		t.Fatalf("restarts %v, faults %q; want postgres twice and no fault", r.restarts, r.faultLog)
+	}
+
+	cfg = testConfig(t, "chaos")
+	cfg.ChaosServices = "order,postgres"
+	if _, err := run(context.Background(), cfg, io.Discard); err == nil || !strings.Contains(err.Error(), `"postgres"`) {
+		t.Fatalf("in-process chaos with postgres: %v, want a refusal naming it", err)
 	}
 }
 
