@@ -151,7 +151,7 @@ istio-validate:
 # --- Load, flash sale and chaos --------------------------------------------------------
 LOADGEN_FLAGS ?= -scenario chaos -orders 2000 -users 16 -chaos-rounds 2 -chaos-every 3s
 
-.PHONY: loadtest run-split run-cluster
+.PHONY: loadtest run-split run-cluster test-docs
 
 ## loadtest: the long load run (default: chaos, 2,000 orders, every service restarted
 ## twice) against a shop started in-process; exits non-zero on an unfinished saga or a
@@ -163,6 +163,11 @@ loadtest:
 ## PostgreSQL, the way Kubernetes runs them (see scripts/run-split.sh).
 run-split:
 	scripts/run-split.sh
+
+## test-docs: run the commands README.md and BENCHMARKS.md give (tagged doc-test),
+## shortened, in a scratch copy of the repository (see cmd/internal/doccmds).
+test-docs:
+	cd cmd && go run ./internal/doccmds -root ..
 
 ## run-cluster: run-split on a 3-node NATS cluster (routes on loopback, streams and buckets at three replicas).
 run-cluster:

@@ -55,7 +55,7 @@ func TestInvalidUTF8IsABadRequest(t *testing.T) {
 }
 
 // The order-status stream needs a login, opens only for the caller's own order, and
-// one user holds at most gateway.MaxOrderStreamsPerUser open at once; closing one
+// one user holds at most gateway.DefaultStreamsPerUser open at once; closing one
 // frees its slot, and another user is not held back.
 func TestOrderStreamsAreLimited(t *testing.T) {
 	s := startShop(t, shopOptions{})
@@ -86,7 +86,7 @@ func TestOrderStreamsAreLimited(t *testing.T) {
 			r.Body.Close()
 		}
 	}()
-	for i := range gateway.MaxOrderStreamsPerUser {
+	for i := range gateway.DefaultStreamsPerUser {
 		r, err := open(alice)
 		if err != nil || r.StatusCode != http.StatusOK {
 			t.Fatalf("stream %d: %v %v", i, r.StatusCode, err)

@@ -39,6 +39,7 @@ const (
 	DefaultIPBurst         = 100
 	DefaultUserRate        = 20
 	DefaultUserBurst       = 40
+	DefaultStreamsPerUser  = 8
 	DefaultSessionTTL      = time.Hour
 	DefaultShutdownTimeout = 10 * time.Second
 )
@@ -75,6 +76,9 @@ type Config struct {
 	// UserRate and UserBurst limit requests per authenticated user.
 	UserRate  float64
 	UserBurst int
+	// StreamsPerUser bounds the order-status streams one user holds open at once
+	// (DefaultStreamsPerUser; see MaxOrderStreamsPerUser's doc for why).
+	StreamsPerUser int
 	// TrustForwardedFor takes the client IP from the last X-Forwarded-For hop, for a
 	// gateway behind a proxy; off, the TCP peer address is the client.
 	TrustForwardedFor bool
@@ -105,6 +109,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.IPBurst, "rate-ip-burst", DefaultIPBurst, "burst allowed per client IP")
 	fs.Float64Var(&c.UserRate, "rate-user", DefaultUserRate, "requests per second allowed per user")
 	fs.IntVar(&c.UserBurst, "rate-user-burst", DefaultUserBurst, "burst allowed per user")
+	fs.IntVar(&c.StreamsPerUser, "streams-per-user", DefaultStreamsPerUser, "order-status streams one user may hold open at once (a load generator logged in as few users needs more)")
 	fs.BoolVar(&c.TrustForwardedFor, "trust-forwarded-for", false, "take the client IP from X-Forwarded-For (behind a proxy only)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest request body accepted")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", DefaultSessionTTL, "storefront session lifetime")
@@ -130,6 +135,9 @@ func (c Config) Validate() error {
 	}
 	if c.UserRate <= 0 || c.UserBurst <= 0 {
 		errs = append(errs, fmt.Errorf("rate-user %v / burst %d must be positive", c.UserRate, c.UserBurst))
+	}
+	if c.StreamsPerUser <= 0 {
+		errs = append(errs, fmt.Errorf("streams-per-user %d must be positive", c.StreamsPerUser))
 	}
 	if c.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("max-body-bytes %d must be positive", c.MaxBodyBytes))
@@ -159,6 +167,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.UserBurst == 0 {
 		c.UserBurst = DefaultUserBurst
+	}
+	if c.StreamsPerUser == 0 {
+		c.StreamsPerUser = DefaultStreamsPerUser
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes

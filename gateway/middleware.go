@@ -217,25 +217,23 @@ type limiters struct {
 	trustForwarded bool
 	rejected       atomic.Int64
 
-	streamsMu sync.Mutex
-	streams   map[string]int // open order streams by user
+	streamsMu  sync.Mutex
+	streams    map[string]int // open order streams by user
+	maxStreams int
 }
 
-// MaxOrderStreamsPerUser bounds the order-status streams one user holds open at once
-// through the gateway (a browser tab on an order page holds one). A stream costs a
-// connection, a goroutine and a watch in the order service for minutes, so one user
-// must not be able to open them by the hundred.
-const MaxOrderStreamsPerUser = 8
-
 // openStream takes one of user's order-stream slots and returns its release, or
-// answers 429 and returns nil when the user holds MaxOrderStreamsPerUser already.
+// answers 429 and returns nil when the user holds Config.StreamsPerUser already. A
+// browser tab on an order page holds one; a stream costs a connection, a goroutine
+// and a watch in the order service for minutes, so one user must not be able to
+// open them by the hundred.
 func (l *limiters) openStream(w http.ResponseWriter, user string) (release func()) {
 	l.streamsMu.Lock()
 	defer l.streamsMu.Unlock()
-	if l.streams[user] >= MaxOrderStreamsPerUser {
+	if l.streams[user] >= l.maxStreams {
 		l.rejected.Add(1)
 		w.Header().Set("Retry-After", "10")
-		writeError(w, http.StatusTooManyRequests, status.Newf(codes.ResourceExhausted, "too many open order streams for this user (at most %d)", MaxOrderStreamsPerUser))
+		writeError(w, http.StatusTooManyRequests, status.Newf(codes.ResourceExhausted, "too many open order streams for this user (at most %d)", l.maxStreams))
 		return nil
 	}
 	l.streams[user]++
@@ -257,6 +255,7 @@ func newLimiters(cfg Config) *limiters {
 		user:           newKeyedLimiter(cfg.UserRate, cfg.UserBurst),
 		trustForwarded: cfg.TrustForwardedFor,
 		streams:        map[string]int{},
+		maxStreams:     cfg.StreamsPerUser,
 	}
 }
 

@@ -692,7 +692,7 @@ func (g *Gateway) handleOrderEvents(w http.ResponseWriter, r *http.Request) {
 // its first event, refuse may answer instead (it reports whether it did); otherwise
 // the stream opens and ends at once. The resilient client guards only the stream's
 // establishment, so an open stream holds no bulkhead slot that unary calls need.
-// Each stream takes one of user's MaxOrderStreamsPerUser slots while it is open.
+// Each stream takes one of user's Config.StreamsPerUser slots while it is open.
 func (g *Gateway) streamOrderEvents(ctx context.Context, w http.ResponseWriter, user, id string, refuse func(http.ResponseWriter, error) bool) {
 	if g.ups.order == nil {
 		http.Error(w, "order service unavailable", http.StatusServiceUnavailable)
