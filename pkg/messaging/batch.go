@@ -122,7 +122,7 @@ func (b *Bus) NewBatchConsumer(ctx context.Context, cfg BatchConsumerConfig, fn 
 	for _, t := range cfg.Types {
 		types[t] = true
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, withFilter(jetstream.ConsumerConfig{
+	consCfg := withFilter(jetstream.ConsumerConfig{
 		Durable:     cfg.Durable,
 		Description: "handlers: " + strings.Join(slices.Sorted(slices.Values(cfg.Types)), ", "),
 		AckPolicy:   jetstream.AckExplicitPolicy,
@@ -133,9 +133,13 @@ func (b *Bus) NewBatchConsumer(ctx context.Context, cfg BatchConsumerConfig, fn 
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		// Room for every worker's batch plus the one being gathered.
 		MaxAckPending: max(1000, cfg.BatchSize*(cfg.Concurrency+1)),
-	}, cfg.Subjects))
-	if err != nil {
-		return nil, fmt.Errorf("messaging: declare consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
+	}, cfg.Subjects)
+	var cons jetstream.Consumer
+	if err := Declare(ctx, fmt.Sprintf("messaging: declare consumer %s on %s", cfg.Durable, cfg.Stream), func(ctx context.Context) (err error) {
+		cons, err = b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, consCfg)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	return &BatchConsumer{
 		cfg: cfg, cons: cons, bus: b, fn: fn, types: types,

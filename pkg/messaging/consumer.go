@@ -142,7 +142,7 @@ func (b *Bus) NewConsumer(ctx context.Context, cfg ConsumerConfig, handlers ...H
 		}
 		byType[h.MessageType()] = h
 	}
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, withFilter(jetstream.ConsumerConfig{
+	consCfg := withFilter(jetstream.ConsumerConfig{
 		Durable:     cfg.Durable,
 		Description: "handlers: " + strings.Join(typeNames(byType), ", "),
 		AckPolicy:   jetstream.AckExplicitPolicy,
@@ -152,9 +152,13 @@ func (b *Bus) NewConsumer(ctx context.Context, cfg ConsumerConfig, handlers ...H
 		// instead of silently stopping at the server's limit.
 		MaxDeliver:    cfg.MaxDeliver + 1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}, cfg.Subjects))
-	if err != nil {
-		return nil, fmt.Errorf("messaging: declare consumer %s on %s: %w", cfg.Durable, cfg.Stream, err)
+	}, cfg.Subjects)
+	var cons jetstream.Consumer
+	if err := Declare(ctx, fmt.Sprintf("messaging: declare consumer %s on %s", cfg.Durable, cfg.Stream), func(ctx context.Context) (err error) {
+		cons, err = b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, consCfg)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	return &Consumer{cfg: cfg, cons: cons, pub: b.pub, handlers: byType}, nil
 }

@@ -2,7 +2,6 @@ package messaging
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -60,7 +59,7 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 // DeclareStreams creates or updates the COMMANDS, EVENTS and DLQ streams; every
 // service calls it at start-up, so the order in which services start does not matter.
 // It returns the JetStream API error (e.g. jetstream.ErrJetStreamNotEnabled) of the
-// first stream it could not declare.
+// first stream it could not declare; an unanswered request is tried again (Declare).
 func DeclareStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
 	cfg = cfg.withDefaults()
 	streams := []jetstream.StreamConfig{
@@ -90,8 +89,11 @@ func DeclareStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConf
 		sc.Duplicates = cfg.Duplicates
 		sc.Replicas = cfg.Replicas
 		sc.Storage = cfg.Storage
-		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("messaging: declare stream %s: %w", sc.Name, err)
+		if err := Declare(ctx, "messaging: declare stream "+sc.Name, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, sc)
+			return err
+		}); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -153,7 +153,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cart: jetstream: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	store, err := adapters.NewKVStore(ctx, js, cfg.CartTTL, adapters.WithReplicas(cfg.StreamReplicas))
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cartv1 "github.com/eventshop/eventshop/gen/go/eventshop/cart/v1"
+	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/services/cart/app"
 	"github.com/eventshop/eventshop/services/cart/domain"
@@ -64,9 +65,12 @@ func NewKVStore(ctx context.Context, js jetstream.JetStream, ttl time.Duration, 
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("cart store: bucket %s: %w", Bucket, err)
+	var kv jetstream.KeyValue
+	if err := messaging.Declare(ctx, "cart store: bucket "+Bucket, func(ctx context.Context) (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	return &KVStore{kv: kv, maxAttempts: DefaultMaxAttempts}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/services/order/app"
 )
 
@@ -39,9 +40,12 @@ func NewKVCheckpoints(ctx context.Context, js jetstream.JetStream, bucket string
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("order checkpoints bucket %s: %w", bucket, err)
+	var kv jetstream.KeyValue
+	if err := messaging.Declare(ctx, "order checkpoints bucket "+bucket, func(ctx context.Context) (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+		return err
+	}); err != nil {
+		return nil, err
 	}
 	return &KVCheckpoints{kv: kv}, nil
 }
