@@ -111,7 +111,7 @@ func (c *Config) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.ChaosFaults, "chaos-faults", true, "chaos: after each round, the card network and shipping faults in turn (needs payment and shipping: in-process, or run-split's -restart-cmd)")
 	fs.StringVar(&c.NATSNodes, "chaos-nats-nodes", "", "chaos with -restart-cmd on a NATS cluster: comma-separated node names (run-cluster: nats-1,nats-2,nats-3); each round kills -9 and restarts one, the order stream's leader when -nats-url tells which")
 	fs.DurationVar(&c.ChaosEvery, "chaos-every", 2*time.Second, "chaos: pause between two faults")
-	fs.DurationVar(&c.FinalWait, "final-wait", 3*time.Minute, "bound for every placed order to become COMPLETED or CANCELLED")
+	fs.DurationVar(&c.FinalWait, "final-wait", 3*time.Minute, "bound for every placed order to become COMPLETED or CANCELLED, and for a shopper's PlaceOrder to be answered (retried with backoff meanwhile)")
 	fs.StringVar(&c.ShopFlags, "shop-flags", DefaultShopFlags, "extra shopd flags for the in-process shop, space-separated (e.g. \"-shipping-fail-rate 0.02\")")
 	fs.StringVar(&c.RestartCmd, "restart-cmd", "", "chaos with -target: command that kills -9 and restarts the service named as its next argument, adding any further arguments to the new process's flags (card network and shipping faults are switched that way; e.g. \"scripts/run-split.sh restart\")")
 	fs.StringVar(&c.AuditDSN, "audit-dsn", "", "with -target: audit this database URL shared by the services instead of -data-dir")
@@ -388,6 +388,9 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	r.mu.Lock()
 	rep.Restarts, rep.Faults = r.restarts, r.faultLog
 	r.mu.Unlock()
+	if rep.Unplaced > 0 {
+		rep.Failures = append(rep.Failures, fmt.Sprintf("%d shoppers got no answer to PlaceOrder within %v", rep.Unplaced, r.cfg.FinalWait))
+	}
 	if rep.NotFinal > 0 {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%d orders not final within %v", rep.NotFinal, r.cfg.FinalWait))
 	}
@@ -572,8 +575,14 @@ func (r *runner) session(ctx context.Context, c shopAPI) bool {
 // answers with a retryable error, so an order placed before a crash is not doubled.
 func (r *runner) place(ctx context.Context, c shopAPI, productID, card string, follow bool) bool {
 	key := "lg-" + strings.ReplaceAll(uuid.NewString(), "-", "")
-	giveUp := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(giveUp) {
+	// A shopper refused for now (429, 503, a timeout) tries again with the same
+	// idempotency key, backing off with jitter as a well-behaved client does: a
+	// stampede of fixed-interval retries would be most of the load a flash sale
+	// puts on the shop. One who gets no answer within FinalWait gives up and is
+	// counted (Report.Unplaced), since an order may exist that nobody follows.
+	giveUp := time.Now().Add(r.cfg.FinalWait)
+	backoff := 200 * time.Millisecond
+	for {
 		id, err := c.placeOrder(context.WithoutCancel(ctx), key, productID, card)
 		if err == nil {
 			r.stats.orderPlaced()
@@ -588,9 +597,13 @@ func (r *runner) place(ctx context.Context, c shopAPI, productID, card string, f
 		if !retryable(err) {
 			return false
 		}
-		time.Sleep(time.Duration(100+rand.IntN(200)) * time.Millisecond)
+		if time.Now().After(giveUp) {
+			r.stats.orderUnplaced()
+			return false
+		}
+		time.Sleep(backoff/2 + rand.N(backoff/2+1))
+		backoff = min(2*backoff, 5*time.Second)
 	}
-	return false
 }
 
 // flashSale releases every buyer at once on one product.

@@ -20,6 +20,7 @@ type stats struct {
 	errors    map[string]int
 	outcomes  map[string]int
 	placed    int
+	unplaced  int // shoppers who never got PlaceOrder answered
 }
 
 func newStats() *stats {
@@ -30,7 +31,7 @@ func newStats() *stats {
 func (s *stats) reset() {
 	fresh := newStats()
 	s.mu.Lock()
-	s.start, s.latencies, s.errors, s.outcomes, s.placed = fresh.start, fresh.latencies, fresh.errors, fresh.outcomes, 0
+	s.start, s.latencies, s.errors, s.outcomes, s.placed, s.unplaced = fresh.start, fresh.latencies, fresh.errors, fresh.outcomes, 0, 0
 	s.mu.Unlock()
 }
 
@@ -49,6 +50,12 @@ func (s *stats) fail(op, code string) {
 func (s *stats) orderPlaced() {
 	s.mu.Lock()
 	s.placed++
+	s.mu.Unlock()
+}
+
+func (s *stats) orderUnplaced() {
+	s.mu.Lock()
+	s.unplaced++
 	s.mu.Unlock()
 }
 
@@ -108,6 +115,7 @@ type Report struct {
 	Completed    int                    `json:"completed"`
 	Cancelled    int                    `json:"cancelled"`
 	NotFinal     int                    `json:"not_final"`
+	Unplaced     int                    `json:"unplaced"` // shoppers whose PlaceOrder was never answered (see place)
 	Throughput   float64                `json:"throughput_orders_per_s"`
 	Ops          map[string]Percentiles `json:"ops"`
 	OrderToFinal Percentiles            `json:"place_to_final"`
@@ -150,6 +158,7 @@ func (s *stats) report(scenario string, loadTime time.Duration) *Report {
 		Scenario:     scenario,
 		Seconds:      loadTime.Seconds(),
 		Placed:       s.placed,
+		Unplaced:     s.unplaced,
 		Completed:    s.outcomes["COMPLETED"],
 		Cancelled:    s.outcomes["CANCELLED"],
 		Ops:          map[string]Percentiles{},
@@ -181,6 +190,9 @@ func cloneCounts(m map[string]int) map[string]int {
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "scenario %s: %d orders placed in %.1fs, %d completed, %d cancelled, %d not final; %.1f final orders/s\n",
 		r.Scenario, r.Placed, r.Seconds, r.Completed, r.Cancelled, r.NotFinal, r.Throughput)
+	if r.Unplaced > 0 {
+		fmt.Fprintf(w, "%d shoppers never got PlaceOrder answered and gave up\n", r.Unplaced)
+	}
 	ops := make([]string, 0, len(r.Ops))
 	for op := range r.Ops {
 		ops = append(ops, op)
