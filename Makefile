@@ -167,7 +167,8 @@ run-split:
 ## test-docs: run the commands README.md and BENCHMARKS.md give (tagged doc-test),
 ## shortened, in a scratch copy of the repository (see cmd/internal/doccmds).
 test-docs:
-	cd cmd && go run ./internal/doccmds -root ..
+	scripts/tools.sh
+	cd cmd && PATH="$(GOBIN):$$PATH" go run ./internal/doccmds -root ..
 
 ## run-cluster: run-split on a 3-node NATS cluster (routes on loopback, streams and buckets at three replicas).
 run-cluster:

@@ -113,7 +113,9 @@ wait_jetstream() {
 	for ((n = 0; n < NATS_NODES; n++)); do
 		port=$((NATS_MONITOR_PORT + n))
 		for i in $(seq 1 150); do
-			if exec 3<>"/dev/tcp/127.0.0.1/$port" 2>/dev/null; then
+			# The braces keep 2>/dev/null to this exec: on a bare exec it would stay
+			# on the script's stderr, silencing every message after it.
+			if { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
 				printf 'GET /healthz?js-enabled-only=true HTTP/1.0\r\n\r\n' >&3
 				if head -1 <&3 | grep -q ' 200 '; then exec 3<&-; break; fi
 				exec 3<&-
