@@ -181,12 +181,7 @@ func TestParseMix(t *testing.T) {
 // Against processes, a chaos round restarts every service, then switches each fault
 // on by restarting its service with the fault's flag and off by restarting it plain.
 func TestChaosAgainstProcessesRunsTheRestartCommand(t *testing.T) {
-	dir := t.TempDir()
-	log := dir + "/calls"
-	script := dir + "/restart"
-	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$*\" >> "+log+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	script, log := recordingScript(t)
 	cfg := testConfig(t, "chaos")
 	cfg.RestartCmd, cfg.ChaosRounds, cfg.ChaosEvery = script+" restart", 1, time.Millisecond
 	r := &runner{cfg: cfg}
@@ -212,6 +207,18 @@ func TestChaosAgainstProcessesRunsTheRestartCommand(t *testing.T) {
 	}
 }
 
+// recordingScript returns a restart command that only appends its arguments, one
+// call a line, to log.
+func recordingScript(t *testing.T) (script, log string) {
+	t.Helper()
+	dir := t.TempDir()
+	log, script = dir+"/calls", dir+"/restart"
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$*\" >> "+log+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return script, log
+}
+
 func restartCalls(t *testing.T, log string) []string {
 	t.Helper()
 	data, err := os.ReadFile(log)
@@ -226,12 +233,7 @@ func restartCalls(t *testing.T, log string) []string {
 // out; the in-process shop refuses a name that is not one of its services, before
 // any load.
 func TestChaosServicesChooseWhatIsRestarted(t *testing.T) {
-	dir := t.TempDir()
-	log := dir + "/calls"
-	script := dir + "/restart"
-	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$*\" >> "+log+"\n"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	script, log := recordingScript(t)
 	cfg, err := parseConfig([]string{"-scenario", "chaos", "-restart-cmd", script, "-chaos-services", "order, postgres,nats",
 		"-chaos-faults=false", "-chaos-rounds", "2", "-chaos-every", "1ms"}, io.Discard)
 	if err != nil {

@@ -134,11 +134,8 @@ func (b *Bus) NewBatchConsumer(ctx context.Context, cfg BatchConsumerConfig, fn 
 		// Room for every worker's batch plus the one being gathered.
 		MaxAckPending: max(1000, cfg.BatchSize*(cfg.Concurrency+1)),
 	}, cfg.Subjects)
-	var cons jetstream.Consumer
-	if err := Declare(ctx, fmt.Sprintf("messaging: declare consumer %s on %s", cfg.Durable, cfg.Stream), func(ctx context.Context) (err error) {
-		cons, err = b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, consCfg)
-		return err
-	}); err != nil {
+	cons, err := b.declareConsumer(ctx, cfg.Stream, consCfg)
+	if err != nil {
 		return nil, err
 	}
 	return &BatchConsumer{

@@ -153,11 +153,8 @@ func (b *Bus) NewConsumer(ctx context.Context, cfg ConsumerConfig, handlers ...H
 		MaxDeliver:    cfg.MaxDeliver + 1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}, cfg.Subjects)
-	var cons jetstream.Consumer
-	if err := Declare(ctx, fmt.Sprintf("messaging: declare consumer %s on %s", cfg.Durable, cfg.Stream), func(ctx context.Context) (err error) {
-		cons, err = b.js.CreateOrUpdateConsumer(ctx, cfg.Stream, consCfg)
-		return err
-	}); err != nil {
+	cons, err := b.declareConsumer(ctx, cfg.Stream, consCfg)
+	if err != nil {
 		return nil, err
 	}
 	return &Consumer{cfg: cfg, cons: cons, pub: b.pub, handlers: byType}, nil

@@ -56,3 +56,25 @@ func unanswered(err error) bool {
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, nats.ErrConnectionReconnecting)
 }
+
+// DeclareKeyValue creates the key-value bucket cfg describes, or updates its
+// settings, as Declare does; what names it in the error.
+func DeclareKeyValue(ctx context.Context, js jetstream.JetStream, what string, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	var kv jetstream.KeyValue
+	err := Declare(ctx, what, func(ctx context.Context) (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
+		return err
+	})
+	return kv, err
+}
+
+// declareConsumer creates the durable consumer cfg describes on stream, or updates
+// it, as Declare does.
+func (b *Bus) declareConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	var cons jetstream.Consumer
+	err := Declare(ctx, fmt.Sprintf("messaging: declare consumer %s on %s", cfg.Durable, stream), func(ctx context.Context) (err error) {
+		cons, err = b.js.CreateOrUpdateConsumer(ctx, stream, cfg)
+		return err
+	})
+	return cons, err
+}

@@ -65,11 +65,8 @@ func NewKVStore(ctx context.Context, js jetstream.JetStream, ttl time.Duration, 
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	var kv jetstream.KeyValue
-	if err := messaging.Declare(ctx, "cart store: bucket "+Bucket, func(ctx context.Context) (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
-		return err
-	}); err != nil {
+	kv, err := messaging.DeclareKeyValue(ctx, js, "cart store: bucket "+Bucket, cfg)
+	if err != nil {
 		return nil, err
 	}
 	return &KVStore{kv: kv, maxAttempts: DefaultMaxAttempts}, nil

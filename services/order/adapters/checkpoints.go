@@ -40,11 +40,8 @@ func NewKVCheckpoints(ctx context.Context, js jetstream.JetStream, bucket string
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	var kv jetstream.KeyValue
-	if err := messaging.Declare(ctx, "order checkpoints bucket "+bucket, func(ctx context.Context) (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
-		return err
-	}); err != nil {
+	kv, err := messaging.DeclareKeyValue(ctx, js, "order checkpoints bucket "+bucket, cfg)
+	if err != nil {
 		return nil, err
 	}
 	return &KVCheckpoints{kv: kv}, nil

@@ -52,11 +52,8 @@ func NewKVSnapshots(ctx context.Context, js jetstream.JetStream, bucket string, 
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	var kv jetstream.KeyValue
-	if err := messaging.Declare(ctx, "order snapshots bucket "+bucket, func(ctx context.Context) (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, cfg)
-		return err
-	}); err != nil {
+	kv, err := messaging.DeclareKeyValue(ctx, js, "order snapshots bucket "+bucket, cfg)
+	if err != nil {
 		return nil, err
 	}
 	return &KVSnapshots{kv: kv}, nil
