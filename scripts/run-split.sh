@@ -13,7 +13,9 @@
 #                                   be nats (one node), nats-1, nats-2, nats-3 (a
 #                                   cluster's nodes) or postgres (restarts the
 #                                   PostgreSQL server: SPLIT_PG_RESTART_CMD)
-#   scripts/run-split.sh stop       stop everything started
+#   scripts/run-split.sh stop       stop everything started and drop the run's
+#                                   database (SPLIT_KEEP_DB=1 keeps it; start
+#                                   drops the previous run's the same way)
 #   scripts/run-split.sh env        print the gateway, issuer and database of the run
 #
 # State (binaries, pids, logs, NATS store) lives in SPLIT_DIR (default bin/split).
@@ -232,7 +234,16 @@ stop_all() {
 			rm -f "$SPLIT_DIR/$p.pid"
 		fi
 	done
-	[[ ${1:-} == quiet ]] || echo "run-split: stopped" >&2
+	local dropped=""
+	if [[ -f $SPLIT_DIR/dsn && -z ${SPLIT_KEEP_DB:-} ]]; then
+		local db
+		db=$(sed -E 's|.*/([^/?]+)(\?.*)?$|\1|' "$SPLIT_DIR/dsn")
+		if psql "$PG_URL/postgres" -q -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1; then
+			rm -f "$SPLIT_DIR/dsn"
+			dropped="; dropped database $db (SPLIT_KEEP_DB=1 keeps it)"
+		fi
+	fi
+	[[ ${1:-} == quiet ]] || echo "run-split: stopped$dropped" >&2
 }
 
 case ${1:-run} in
@@ -246,5 +257,5 @@ start) start ;;
 restart) restart "${@:2}" ;;
 stop) stop_all ;;
 env) print_env ;;
-*) sed -n '2,18p' "$0"; exit 2 ;;
+*) sed -n '2,20p' "$0"; exit 2 ;;
 esac

@@ -13,7 +13,9 @@
 //   - a command that runs until stopped (make run, make run-split, make
 //     run-cluster) starts in the background, and the next command waits until it
 //     says it is ready; a second start of the same command in the group is skipped;
-//   - make test is skipped (CI runs it on its own);
+//   - make test is skipped (CI runs it on its own), and so is a load run that starts
+//     its own shop (make loadtest, loadgen without -target) already run by an
+//     earlier group;
 //   - a command whose comment names a gRPC error (NotFound, InvalidArgument,
 //     Unauthenticated, PermissionDenied) must fail;
 //   - loads are shortened: -orders to 40, -users to at most 8, -chaos-rounds to 1,
@@ -194,8 +196,16 @@ func short(code string) string {
 	return code
 }
 
-// script turns a group's blocks into one bash script.
-func script(bs []block) string {
+// selfContained reports whether a command runs everything it needs itself (an
+// in-process load run), so that running it once is enough for every group.
+func selfContained(code string) bool {
+	return strings.HasPrefix(code, "make loadtest") ||
+		(strings.HasPrefix(code, "go run ./cmd/loadgen") && !strings.Contains(code, "-target"))
+}
+
+// script turns a group's blocks into one bash script; ran holds the self-contained
+// commands earlier groups ran, which it skips.
+func script(bs []block, ran map[string]bool) string {
 	var b strings.Builder
 	b.WriteString(`set -euo pipefail
 __logs=$(mktemp -d)
@@ -222,8 +232,13 @@ __run() { printf '\n+ %s\n' "$1" >&2; }
 				}
 				started[trimmed] = true
 				fmt.Fprintf(&b, "__run %s\n__n=$((__n+1)); %s >\"$__logs/$__n\" 2>&1 &\n__wait \"$__logs/$__n\" %s\n", quote(trimmed+" &"), trimmed, quote(background[trimmed]))
+			case selfContained(trimmed) && ran[short(trimmed)]:
+				fmt.Fprintf(&b, "__run %s  # ran in an earlier group\n", quote(short(trimmed)))
 			default:
 				s := short(code)
+				if selfContained(trimmed) {
+					ran[s] = true
+				}
 				fmt.Fprintf(&b, "__run %s\n", quote(s))
 				if grpcErrors.MatchString(comment) {
 					fmt.Fprintf(&b, "if %s; then echo 'doc-test: expected to fail (%s)' >&2; exit 1; fi\n", s, grpcErrors.FindString(comment))
@@ -258,8 +273,9 @@ func run(root, only string, list bool, timeout time.Duration, out io.Writer) err
 	if len(groups) == 0 {
 		return errors.New("no doc-test blocks in README.md or BENCHMARKS.md")
 	}
+	ran := map[string]bool{}
 	for _, g := range groups {
-		s := script(byGroup[g])
+		s := script(byGroup[g], ran)
 		if list {
 			fmt.Fprintf(out, "### group %s\n%s\n", g, s)
 			continue
