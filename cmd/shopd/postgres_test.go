@@ -68,17 +68,21 @@ func (p *pgServer) dsn() string {
 	return fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", p.port)
 }
 
+// command runs one of PostgreSQL's programs as the server's owner.
+func (p *pgServer) command(prog string, args ...string) *exec.Cmd {
+	argv := append(append(append([]string{}, p.as...), filepath.Join(p.bin, prog)), args...)
+	return exec.Command(argv[0], argv[1:]...)
+}
+
 func (p *pgServer) run(prog string, args ...string) {
 	p.t.Helper()
-	argv := append(append(append([]string{}, p.as...), filepath.Join(p.bin, prog)), args...)
-	if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+	if out, err := p.command(prog, args...).CombinedOutput(); err != nil {
 		p.t.Fatalf("%s: %v\n%s", prog, err, out)
 	}
 }
 
 func (p *pgServer) pgctl(args ...string) error {
-	argv := append(append(append([]string{}, p.as...), filepath.Join(p.bin, "pg_ctl"), "-D", p.data()), args...)
-	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	out, err := p.command("pg_ctl", append([]string{"-D", p.data()}, args...)...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("pg_ctl %v: %w\n%s", args, err, out)
 	}

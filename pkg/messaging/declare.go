@@ -27,16 +27,14 @@ func Declare(ctx context.Context, what string, attempt func(context.Context) err
 		actx, cancel := context.WithTimeout(ctx, DeclareAttemptTimeout)
 		err := attempt(actx)
 		cancel()
-		if err == nil || !unanswered(err) || ctx.Err() != nil {
-			if err != nil && n > 1 {
-				err = fmt.Errorf("%s: %d attempts: %w", what, n, err)
-			} else if err != nil {
-				err = fmt.Errorf("%s: %w", what, err)
-			}
-			return err
+		if err == nil {
+			return nil
 		}
-		if resilience.Sleep(ctx, backoff) != nil {
-			return fmt.Errorf("%s: %d attempts: %w", what, n, err)
+		if !unanswered(err) || resilience.Sleep(ctx, backoff) != nil {
+			if n > 1 {
+				return fmt.Errorf("%s: %d attempts: %w", what, n, err)
+			}
+			return fmt.Errorf("%s: %w", what, err)
 		}
 		backoff = min(2*backoff, 2*time.Second)
 	}

@@ -310,8 +310,9 @@ func runGroup(root, script string, timeout time.Duration, out io.Writer) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	err = cmd.Run()
-	for _, stop := range []string{"scripts/run-split.sh", "scripts/run-shopd.sh"} {
-		if _, serr := os.Stat(filepath.Join(dir, "bin", strings.TrimSuffix(strings.TrimPrefix(stop, "scripts/run-"), ".sh"))); serr == nil {
+	// Each script keeps its state under bin/: present means it started something.
+	for state, stop := range map[string]string{"bin/split": "scripts/run-split.sh", "bin/shopd": "scripts/run-shopd.sh"} {
+		if _, serr := os.Stat(filepath.Join(dir, state)); serr == nil {
 			c := exec.Command(stop, "stop")
 			c.Dir = dir
 			_ = c.Run()
