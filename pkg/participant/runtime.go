@@ -55,7 +55,7 @@ func (r *Runtime) Types() []string {
 
 // HandleBatch handles a batch of commands and returns their outcomes, in order:
 //
-//  1. Commands answered before (a redelivery) get their stored reply again, with no
+//  1. Redelivered commands answered before get their stored reply again, with no
 //     effect and without being prepared.
 //  2. The others are prepared at once, outside any transaction (HandlerFunc).
 //  3. Their decisions run in stream order in ONE transaction, each recorded in the
@@ -69,11 +69,17 @@ func (r *Runtime) Types() []string {
 // or the error that makes the consumer retry or dead-letter the command.
 func (r *Runtime) HandleBatch(ctx context.Context, batch []*messaging.Delivery) []messaging.Outcome {
 	outs := make([]messaging.Outcome, len(batch))
-	ids := make([]string, len(batch))
-	for i, d := range batch {
-		ids[i] = d.ID
+	// Only a redelivery can have been answered already. A first delivery of a
+	// command answered before (sent again by the saga after the stream stopped
+	// deduplicating its id) is caught by the inbox in step 3 instead; looking every
+	// first delivery up cost a query per batch that never found anything.
+	var again []string
+	for _, d := range batch {
+		if d.Attempt > 1 {
+			again = append(again, d.ID)
+		}
 	}
-	stored, err := r.replies.LoadMany(ctx, r.db, ids)
+	stored, err := r.replies.LoadMany(ctx, r.db, again)
 	if err != nil {
 		for i := range outs {
 			outs[i].Err = err

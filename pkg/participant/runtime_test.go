@@ -101,7 +101,9 @@ func TestRedeliveryGetsStoredReply(t *testing.T) {
 		rt := newRuntime(t, db, c)
 		first := rt.HandleBatch(context.Background(), []*messaging.Delivery{delivery(t, "cmd-1", "order-1")})
 		prepared, decided := c.prepared.Load(), c.decided.Load()
-		again := rt.HandleBatch(context.Background(), []*messaging.Delivery{delivery(t, "cmd-1", "order-1"), delivery(t, "cmd-2", "order-2")})
+		redelivered := delivery(t, "cmd-1", "order-1")
+		redelivered.Attempt = 2
+		again := rt.HandleBatch(context.Background(), []*messaging.Delivery{redelivered, delivery(t, "cmd-2", "order-2")})
 		if again[0].Err != nil || again[0].ReplyID != first[0].ReplyID || !proto.Equal(again[0].Reply.Msg, first[0].Reply.Msg) || again[0].Subject != "order-1" {
 			t.Fatalf("again = %+v, first = %+v", again[0], first[0])
 		}
@@ -110,6 +112,21 @@ func TestRedeliveryGetsStoredReply(t *testing.T) {
 		}
 		if got := charges(t, db); got["order-1"] != 1 || got["order-2"] != 1 {
 			t.Errorf("charges = %v", got)
+		}
+
+		// The same command sent anew (a first delivery of an answered command: the
+		// saga sent it again after the stream forgot its id) is prepared, since only
+		// redeliveries are looked up first, but takes no effect: the inbox answers it.
+		prepared, decided = c.prepared.Load(), c.decided.Load()
+		resent := rt.HandleBatch(context.Background(), []*messaging.Delivery{delivery(t, "cmd-1", "order-1")})
+		if resent[0].Err != nil || !proto.Equal(resent[0].Reply.Msg, first[0].Reply.Msg) {
+			t.Fatalf("resent = %+v, first = %+v", resent[0], first[0])
+		}
+		if c.decided.Load() != decided {
+			t.Errorf("resent command decided again")
+		}
+		if got := charges(t, db); got["order-1"] != 1 {
+			t.Errorf("charges after the resend = %v, want order-1 once", got)
 		}
 	})
 }

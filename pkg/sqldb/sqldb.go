@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers driver "pgx"
@@ -58,6 +60,9 @@ const poolParam = "pool_max_conns"
 type DB struct {
 	*sql.DB
 	Dialect Dialect
+	// writer, for a SQLite file, is the file's write lock in this process (see
+	// InTx); nil for PostgreSQL and in-memory SQLite.
+	writer chan struct{}
 }
 
 // sqlitePragmas are set on every SQLite connection. WAL lets readers run beside the
@@ -115,7 +120,25 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqldb: ping %s: %w", dialect, err)
 	}
-	return &DB{DB: db, Dialect: dialect}, nil
+	out := &DB{DB: db, Dialect: dialect}
+	if dialect == SQLite && !strings.Contains(driverDSN, ":memory:") {
+		out.writer = writerFor(driverDSN)
+	}
+	return out, nil
+}
+
+// writers holds one write lock per SQLite file opened in this process, so that two
+// DBs on one file share it.
+var writers sync.Map // absolute path → chan struct{}
+
+// writerFor returns the write lock of the SQLite file a driver DSN names.
+func writerFor(driverDSN string) chan struct{} {
+	path, _, _ := strings.Cut(strings.TrimPrefix(driverDSN, "file:"), "?")
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	w, _ := writers.LoadOrStore(path, make(chan struct{}, 1))
+	return w.(chan struct{})
 }
 
 // parseDSN picks the dialect and rewrites the DSN for its driver: a PostgreSQL one
@@ -184,7 +207,22 @@ func parseDSN(dsn string) (Dialect, string, int, error) {
 // InTx runs fn in a transaction and commits it if fn returns nil. It rolls back when
 // fn returns an error (returned as is, so errors.Is works on it) or panics (the panic
 // continues after the rollback). It returns the error of BeginTx or Commit, wrapped.
+//
+// On a SQLite file, transactions of one process take turns on a lock of the file's
+// own before BEGIN: SQLite lets one writer in at a time and makes the others poll,
+// sleeping 1, 2, 5, 10 ms and longer between tries, so under load a waiting
+// transaction slept on past the commit it waited for, with its worker idle and the
+// CPU with it. Woken by the lock's release instead, it begins at once. Writers in
+// other processes still wait on busy_timeout.
 func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	if db.writer != nil {
+		select {
+		case db.writer <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("sqldb: begin: %w", ctx.Err())
+		}
+		defer func() { <-db.writer }()
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqldb: begin: %w", err)

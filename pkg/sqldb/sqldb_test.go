@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/pkg/sqldb/sqltest"
@@ -302,5 +303,59 @@ func TestPostgresPoolBound(t *testing.T) {
 		if _, err := sqldb.Open(ctx, with(bad)); !errors.Is(err, sqldb.ErrInvalidDSN) {
 			t.Errorf("Open with %s: %v, want ErrInvalidDSN", bad, err)
 		}
+	}
+}
+
+// Write transactions of one process on one SQLite file wait for each other in the
+// process, not in SQLite's busy handler, even through two DBs opened on the file:
+// with a busy_timeout of 1 ms the second transaction would fail with "database is
+// locked" while the first holds the file for 200 ms. A transaction waiting its turn
+// still ends with its context.
+func TestSQLiteWritersTakeTurnsInProcess(t *testing.T) {
+	ctx := context.Background()
+	dsn := "file:" + filepath.Join(t.TempDir(), "turns.db") + "?_pragma=busy_timeout(1)"
+	open := func() *sqldb.DB {
+		db, err := sqldb.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(), open()
+	if _, err := a.ExecContext(ctx, `CREATE TABLE w (n BIGINT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	holding := make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		first <- a.InTx(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO w VALUES (1)`); err != nil {
+				return err
+			}
+			close(holding)
+			time.Sleep(200 * time.Millisecond)
+			return nil
+		})
+	}()
+	<-holding
+
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if err := b.InTx(short, func(tx *sql.Tx) error { return nil }); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("waiting transaction whose context ended: %v, want DeadlineExceeded", err)
+	}
+	err := b.InTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO w VALUES (2)`)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("second writer: %v", err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first writer: %v", err)
+	}
+	if got := count(t, a, "w"); got != 2 {
+		t.Errorf("rows = %d, want 2", got)
 	}
 }

@@ -44,7 +44,9 @@ type fakeCatalog struct {
 	calls atomic.Int64
 }
 
-var weights = map[string]int32{"espresso-machine": 12500, "mug": 350, "gift-card": 0}
+// The shipping service remembers weights (catalogclient.WeightTTL), so the catalog
+// outages below use "lamp", a product no earlier step asked for.
+var weights = map[string]int32{"espresso-machine": 12500, "mug": 350, "gift-card": 0, "lamp": 2300}
 
 func (c *fakeCatalog) GetProducts(_ context.Context, req *catalogv1.GetProductsRequest) (*catalogv1.GetProductsResponse, error) {
 	c.calls.Add(1)
@@ -293,9 +295,13 @@ func TestCreateShipmentFailures(t *testing.T) {
 	// Catalog down: the command is retried until the catalog is back.
 	h.catalog.down.Store(true)
 	before := h.catalog.calls.Load()
-	h.send(t, app.SubjectCreate, "c-down", "c-down", create(order2, addrUS))
+	lamp := &shippingv1.CreateShipment{OrderId: order2, Address: addrUS, Items: []*commonv1.LineItem{{ProductId: "lamp", Quantity: 1}}}
+	h.send(t, app.SubjectCreate, "c-down", "c-down", lamp)
 	deadline := time.Now().Add(10 * time.Second)
-	for h.catalog.calls.Load() < before+2 && time.Now().Before(deadline) {
+	for h.catalog.calls.Load() < before+2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("catalog asked %d times in 10 s while down, want a retry", h.catalog.calls.Load()-before)
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	h.catalog.down.Store(false)
@@ -334,9 +340,20 @@ func TestGetQuote(t *testing.T) {
 		t.Fatalf("unknown product: %v, want InvalidArgument", err)
 	}
 
+	// Weights once read are remembered: the catalog is not asked again, and a
+	// quote of known products still works while it is down.
+	calls := h.catalog.calls.Load()
+	if again, err := h.client.GetQuote(ctx, req); err != nil || !proto.Equal(again, first) || h.catalog.calls.Load() != calls {
+		t.Fatalf("quote of remembered weights: %v, %v, catalog asked %d more times", again, err, h.catalog.calls.Load()-calls)
+	}
 	h.catalog.down.Store(true)
-	if _, err := h.client.GetQuote(ctx, req); status.Code(err) != codes.Unavailable {
-		t.Fatalf("catalog down: %v, want Unavailable", err)
+	if again, err := h.client.GetQuote(ctx, req); err != nil || !proto.Equal(again, first) {
+		t.Fatalf("quote of remembered weights with the catalog down: %v, %v", again, err)
+	}
+	lamp := proto.CloneOf(req)
+	lamp.Items = append(lamp.Items, &commonv1.LineItem{ProductId: "lamp", Quantity: 1})
+	if _, err := h.client.GetQuote(ctx, lamp); status.Code(err) != codes.Unavailable {
+		t.Fatalf("catalog down, weight not known: %v, want Unavailable", err)
 	}
 	// An unsupported destination is refused without asking the catalog.
 	if _, err := h.client.GetQuote(ctx, bad); status.Code(err) != codes.InvalidArgument {
