@@ -14,10 +14,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
-// ErrNoStoredReply is returned when the inbox says a command was processed but its
-// reply is missing, e.g. because the reply was pruned before the inbox record.
-var ErrNoStoredReply = errors.New("messaging: command processed without a stored reply")
-
 // Reply is the event a command handler answers a command with, published on Subject.
 type Reply struct {
 	Subject string
@@ -25,17 +21,19 @@ type Reply struct {
 }
 
 // Replies gives a command handler exactly-once effects with a resendable answer: it
-// records the command in an Inbox and stores the handler's reply in the same SQL
-// transaction, so a redelivered command gets the very reply it got the first time
-// instead of running again. Its SQL runs unchanged on SQLite and PostgreSQL.
+// stores the handler's reply, keyed by the command's id, in the same SQL transaction
+// as the handler's effects, so a redelivered command gets the very reply it got the
+// first time instead of running again. The table of replies is the command inbox: a
+// command is handled if and only if its reply is stored. (It once kept an Inbox
+// record beside each reply as well: a second index written per command, with
+// nothing to say that the reply's key did not.) Its SQL runs unchanged on SQLite
+// and PostgreSQL.
 type Replies struct {
-	inbox    *Inbox
-	consumer string
-	table    string
-	migrate  string
-	insert   string
-	load     string
-	prune    string
+	table   string
+	migrate string
+	insert  string
+	load    string
+	prune   string
 }
 
 // Querier is what Replies reads a stored reply through: *sql.DB, *sql.Tx or a
@@ -44,17 +42,14 @@ type Querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// NewReplies returns the replies of consumer's commands stored in table, next to the
-// inbox records kept by inbox. It panics if table is not a plain SQL identifier:
-// names are fixed at wiring time.
-func NewReplies(inbox *Inbox, consumer, table string) *Replies {
+// NewReplies returns the replies stored in table. It panics if table is not a plain
+// SQL identifier: names are fixed at wiring time.
+func NewReplies(table string) *Replies {
 	if !identifier.MatchString(table) {
 		panic(fmt.Sprintf("messaging: replies table %q is not a plain identifier", table))
 	}
 	return &Replies{
-		inbox:    inbox,
-		consumer: consumer,
-		table:    table,
+		table: table,
 		// Payloads are base64 TEXT: the one column type both dialects read back byte
 		// for byte. Times are Unix microseconds.
 		migrate: `CREATE TABLE IF NOT EXISTS ` + table + ` (
@@ -74,12 +69,9 @@ func NewReplies(inbox *Inbox, consumer, table string) *Replies {
 // Table is the replies table name.
 func (r *Replies) Table() string { return r.table }
 
-// Migrate creates the inbox and the replies table if they do not exist. It returns
-// the database error.
+// Migrate creates the replies table if it does not exist. It returns the database
+// error.
 func (r *Replies) Migrate(ctx context.Context, db *sql.DB) error {
-	if err := r.inbox.Migrate(ctx, db); err != nil {
-		return err
-	}
 	if _, err := db.ExecContext(ctx, r.migrate); err != nil {
 		return fmt.Errorf("messaging: migrate replies %s: %w", r.table, err)
 	}
@@ -88,24 +80,17 @@ func (r *Replies) Migrate(ctx context.Context, db *sql.DB) error {
 
 // Execute runs fn inside tx the first time commandID is seen and stores its reply in
 // tx; for a command seen before it skips fn and returns the stored reply. It returns
-// fn's error, ErrNoStoredReply, or the database or encoding error; the caller rolls
-// tx back on any error.
+// fn's error or the database or encoding error; the caller rolls tx back on any
+// error. Two transactions executing one command at once (on PostgreSQL, two
+// instances given the same redelivered command) both run fn, and the second to
+// store its reply fails on the table's key and rolls back, fn's work with it: run
+// again, it finds the first one's reply.
 func (r *Replies) Execute(ctx context.Context, tx *sql.Tx, commandID string, fn func(ctx context.Context) (Reply, error)) (Reply, error) {
-	first, err := r.inbox.Once(ctx, tx, r.consumer, commandID)
-	if err != nil {
-		return Reply{}, err
+	reply, ok, err := r.Load(ctx, tx, commandID)
+	if err != nil || ok {
+		return reply, err
 	}
-	if !first {
-		reply, ok, err := r.Load(ctx, tx, commandID)
-		if err != nil {
-			return Reply{}, err
-		}
-		if !ok {
-			return Reply{}, fmt.Errorf("command %s: %w", commandID, ErrNoStoredReply)
-		}
-		return reply, nil
-	}
-	reply, err := fn(ctx)
+	reply, err = fn(ctx)
 	if err != nil {
 		return Reply{}, err
 	}
@@ -163,19 +148,15 @@ func decodeReply(commandID, typ, payload string) (proto.Message, error) {
 	return msg, nil
 }
 
-// Prune forgets the commands processed before: their inbox records and stored
-// replies. A command resent after that is handled as new, so keep them longer than
-// any redelivery or retry can take. It returns how many inbox records it deleted and
-// the database error.
+// Prune forgets the commands processed before before, with their replies. A command
+// resent after that is handled as new, so keep them longer than any redelivery or
+// retry can take. It returns how many it forgot and the database error.
 func (r *Replies) Prune(ctx context.Context, db *sql.DB, before time.Time) (int64, error) {
-	n, err := r.inbox.Prune(ctx, db, before)
+	res, err := db.ExecContext(ctx, r.prune, before.UnixMicro())
 	if err != nil {
-		return 0, err
-	}
-	if _, err := db.ExecContext(ctx, r.prune, before.UnixMicro()); err != nil {
 		return 0, fmt.Errorf("messaging: prune replies %s: %w", r.table, err)
 	}
-	return n, nil
+	return res.RowsAffected()
 }
 
 // Rows is what Replies reads several stored replies through: *sql.DB, *sql.Tx or a

@@ -7,11 +7,12 @@
 // The command consumer (messaging.BatchConsumer) hands over what it has fetched, up to
 // Config.BatchSize commands, and Runtime.HandleBatch:
 //
-//  1. answers commands handled before from their stored replies (one query);
+//  1. answers redelivered commands handled before from their stored replies (one
+//     query);
 //  2. prepares the others concurrently, outside any transaction: calls to the outside
 //     world, such as the card network, happen here and are idempotent by command id;
-//  3. runs their decisions in stream order in ONE SQL transaction, each recorded in
-//     the inbox with its reply, and commits;
+//  3. runs their decisions in stream order in ONE SQL transaction, each stored with
+//     its reply (which is the command's inbox record), and commits;
 //  4. if a decision or the commit fails, decides the batch again one command per
 //     transaction, so a poison command is retried and dead-lettered alone.
 //
@@ -19,7 +20,7 @@
 // from the command id, so a reply published twice is stored once) and acknowledges
 // each command after its reply was stored. A crash before the commit loses nothing
 // (the commands come back); after the commit and before the publish, the redelivered
-// commands find their inbox records and their stored replies go out; after the publish
+// commands find their stored replies, which go out; after the publish
 // and before the ack, the same, and JetStream drops the copy.
 //
 // Preparing outside the transaction means its reads may be stale by the time the

@@ -208,7 +208,7 @@ func Migrate(ctx context.Context, db *sqldb.DB, name string, migrations fs.FS) (
 	if err := sqldb.Migrate(ctx, db, migrations, name+"_migrations"); err != nil {
 		return nil, err
 	}
-	replies := messaging.NewReplies(messaging.NewInbox(name+"_inbox"), name+"-commands", name+"_replies")
+	replies := messaging.NewReplies(name + "_replies")
 	if err := replies.Migrate(ctx, db.DB); err != nil {
 		return nil, err
 	}
