@@ -14,6 +14,12 @@ const (
 	OrderReplyConsumer  = "order-saga-replies"
 	OrderSnapshotBucket = "order_snapshots"
 	OrderFollowBucket   = "order_followers"
+	// OrderPartitionBucket holds the leases of the order category's partitions among
+	// the order instances (pkg/partition).
+	OrderPartitionBucket = "order_partitions"
+	// OrderChangesSubject carries, on core NATS, the ids of the orders a projector
+	// changed, to the watches of every order instance.
+	OrderChangesSubject = "order.changes"
 	CartBucket          = "carts"
 	// OrderCategory is the event-store category of orders: stream ES_order, subjects
 	// order.events.<id>.
@@ -54,12 +60,14 @@ func Permissions(name string) *server.Permissions {
 			OrderCategory+".events.>",
 			"$KV."+OrderSnapshotBucket+".>",
 			"$KV."+OrderFollowBucket+".>",
+			"$KV."+OrderPartitionBucket+".>",
+			OrderChangesSubject,
 			// Replies no handler could take go to the dead-letter stream.
 			messaging.DLQPrefix+messaging.EventPrefix+">",
 		)
 		pub = append(pub, declare(messaging.CommandStream, messaging.EventStream, messaging.DLQStream,
-			es, kvStream(OrderSnapshotBucket), kvStream(OrderFollowBucket))...)
-		pub = append(pub, read(es, kvStream(OrderSnapshotBucket), kvStream(OrderFollowBucket))...)
+			es, kvStream(OrderSnapshotBucket), kvStream(OrderFollowBucket), kvStream(OrderPartitionBucket))...)
+		pub = append(pub, read(es, kvStream(OrderSnapshotBucket), kvStream(OrderFollowBucket), kvStream(OrderPartitionBucket))...)
 		// Aggregate reads and the follower and projectors use short-lived ordered
 		// consumers on the order stream, which order alone reads.
 		pub = append(pub,
@@ -67,6 +75,9 @@ func Permissions(name string) *server.Permissions {
 			api+"CONSUMER.INFO."+es+".>",
 			api+"CONSUMER.DELETE."+es+".>",
 			api+"CONSUMER.MSG.NEXT."+es+".>",
+			// Listing the partition group's members watches the bucket's keys.
+			api+"CONSUMER.CREATE."+kvStream(OrderPartitionBucket)+".>",
+			api+"CONSUMER.DELETE."+kvStream(OrderPartitionBucket)+".>",
 		)
 		// Replies have several subjects, so the consumer's filter is in its body.
 		pub = append(pub, consumer(messaging.EventStream, OrderReplyConsumer, "")...)
@@ -82,9 +93,13 @@ func Permissions(name string) *server.Permissions {
 		pub = append(pub, declare(kvStream(CartBucket))...)
 		pub = append(pub, read(kvStream(CartBucket))...)
 	}
+	sub := []string{InboxPrefix(name) + ".>"}
+	if name == Order {
+		sub = append(sub, OrderChangesSubject)
+	}
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: pub},
-		Subscribe: &server.SubjectPermission{Allow: []string{InboxPrefix(name) + ".>"}},
+		Subscribe: &server.SubjectPermission{Allow: sub},
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/partition"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
@@ -56,6 +58,13 @@ type Projector struct {
 	now       func() time.Time
 	decode    func(eventstore.Event) (domain.Event, error)
 	hub       *Hub
+	// parts is the number of partitions of the category among instances
+	// (RunPartitions); owned maps each partition of the current RunPartitions to its
+	// checkpoint, and is nil in a plain Run, which projects every partition under
+	// one checkpoint. Only the projector's own goroutine touches owned.
+	parts int
+	owned map[int]eventstore.Position
+
 	// shown collects, during one applyBatch, the orders whose visible state the
 	// batch changed: watchers are told of those only, not of a saga step that only
 	// moved an order's version. A projector applies one batch at a time.
@@ -219,10 +228,70 @@ func (p *Projector) Run(ctx context.Context) error {
 	}
 }
 
+// RunPartitions is Run for an instance that shares the read model with others and
+// projects only the partitions owned (of parts; see pkg/partition), each under a
+// checkpoint of its own ("<name>#<partition>"), so that partitions move between
+// instances without an event skipped or applied on top of another instance's work.
+// A partition's checkpoint is created, the first time, at the plain checkpoint's
+// position: a service that ran one instance projecting everything goes on from
+// there. Events of other partitions are read and skipped. Call it with the owned
+// set each time that changes (cancelling the previous call first); with an empty
+// set it waits for ctx to end.
+func (p *Projector) RunPartitions(ctx context.Context, parts int, owned []int) error {
+	if parts < 1 {
+		return fmt.Errorf("projection: %d partitions", parts)
+	}
+	if len(owned) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	if err := Migrate(ctx, p.db); err != nil {
+		return err
+	}
+	p.parts = parts
+	defer func() { p.owned = nil }()
+	for {
+		p.owned = map[int]eventstore.Position{}
+		for _, k := range owned {
+			p.owned[k] = 0
+		}
+		err := p.run(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errCheckpointMoved):
+			p.log.InfoContext(ctx, "projection checkpoint moved, resuming from it", "projection", p.name, "partitions", owned)
+			if p.hub != nil {
+				p.hub.PublishAll()
+			}
+			continue
+		}
+		return err
+	}
+}
+
+// mine reports whether e is for this run to apply: every event in a plain Run; in
+// RunPartitions, an event of an owned partition after that partition's checkpoint.
+func (p *Projector) mine(e eventstore.Event) bool {
+	if p.owned == nil {
+		return true
+	}
+	cp, ok := p.owned[partition.Of(e.Stream, p.parts)]
+	return ok && e.Position > cp
+}
+
+// partitionName is the checkpoint name of partition k.
+func (p *Projector) partitionName(k int) string { return p.name + "#" + strconv.Itoa(k) }
+
 func (p *Projector) run(ctx context.Context) error {
 	pos, err := p.loadCheckpoint(ctx)
 	if err != nil {
 		return err
+	}
+	if p.owned != nil {
+		if pos, err = p.loadPartitionCheckpoints(ctx, pos); err != nil {
+			return err
+		}
 	}
 	p.setPosition(pos, time.Time{})
 	if _, err := p.catchUp(ctx, nil); err != nil {
@@ -269,10 +338,18 @@ func (p *Projector) follow(ctx context.Context) error {
 				break more
 			}
 		}
-		if err := p.applyBatch(live, batch); err != nil {
-			cancel()
-			<-subscribed
-			return err
+		// Other partitions' events pass through the same queue, so the position
+		// moves past them only once everything before them was applied.
+		read := batch[len(batch)-1]
+		if batch = slices.DeleteFunc(batch, func(e eventstore.Event) bool { return !p.mine(e) }); len(batch) > 0 {
+			if err := p.applyBatch(live, batch); err != nil {
+				cancel()
+				<-subscribed
+				return err
+			}
+		}
+		if p.Position() < read.Position {
+			p.setPosition(read.Position, read.Time)
 		}
 	}
 }
@@ -289,8 +366,15 @@ func (p *Projector) catchUp(ctx context.Context, progress func(n int)) (int, err
 		if len(evs) == 0 {
 			return total, nil
 		}
-		if err := p.applyBatch(ctx, evs); err != nil {
-			return total, err
+		read := evs[len(evs)-1]
+		if evs = slices.DeleteFunc(evs, func(e eventstore.Event) bool { return !p.mine(e) }); len(evs) > 0 {
+			if err := p.applyBatch(ctx, evs); err != nil {
+				return total, err
+			}
+		}
+		if p.Position() < read.Position {
+			// The rest were other partitions'; read on after them.
+			p.setPosition(read.Position, read.Time)
 		}
 		total += len(evs)
 		if progress != nil {
@@ -313,6 +397,63 @@ ON CONFLICT (name) DO NOTHING`, p.name, p.now().UnixNano()); err != nil {
 		return 0, fmt.Errorf("projection: load checkpoint %s: %w", p.name, err)
 	}
 	return eventstore.Position(pos), nil
+}
+
+// loadPartitionCheckpoints loads the checkpoint of each owned partition into
+// p.owned, creating a missing one at base (the plain checkpoint), and returns the
+// lowest: the position to read the category from.
+func (p *Projector) loadPartitionCheckpoints(ctx context.Context, base eventstore.Position) (eventstore.Position, error) {
+	err := p.db.InTx(ctx, func(tx *sql.Tx) error {
+		for k := range p.owned {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO projection_checkpoints (name, position, updated_at) VALUES ($1, $2, $3)
+ON CONFLICT (name) DO NOTHING`, p.partitionName(k), int64(base), p.now().UnixNano()); err != nil {
+				return err
+			}
+			var pos int64
+			if err := tx.QueryRowContext(ctx, `SELECT position FROM projection_checkpoints WHERE name = $1`, p.partitionName(k)).Scan(&pos); err != nil {
+				return err
+			}
+			p.owned[k] = eventstore.Position(pos)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("projection: load partition checkpoints %s: %w", p.name, err)
+	}
+	return slices.Min(slices.Collect(maps.Values(p.owned))), nil
+}
+
+// saveCheckpoints moves the checkpoint past the batch evs, inside its transaction:
+// the one checkpoint from from, or in RunPartitions that of each partition the
+// batch touched, from where it was. A checkpoint not where this projector left it
+// (a Rebuild swapped the tables in, or another instance took the partition over and
+// moved on) fails the batch with errCheckpointMoved.
+func (p *Projector) saveCheckpoints(ctx context.Context, tx *sql.Tx, from eventstore.Position, evs []eventstore.Event) error {
+	last := int64(evs[len(evs)-1].Position)
+	now := p.now().UnixNano()
+	guarded := func(name string, from eventstore.Position) error {
+		res, err := tx.ExecContext(ctx, p.sql.saveCheckpoint, last, now, name, int64(from))
+		if err != nil {
+			return fmt.Errorf("projection: save checkpoint: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n != 1 {
+			return errCheckpointMoved
+		}
+		return nil
+	}
+	if p.owned == nil {
+		return guarded(p.name, from)
+	}
+	touched := map[int]bool{}
+	for _, e := range evs {
+		touched[partition.Of(e.Stream, p.parts)] = true
+	}
+	for _, k := range slices.Sorted(maps.Keys(touched)) {
+		if err := guarded(p.partitionName(k), p.owned[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // applyBatch applies evs, which follow the current position, in one transaction that
@@ -344,12 +485,8 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 				return fmt.Errorf("projection: apply %s v%d (%s): %w", e.Stream, e.Version, e.Type, err)
 			}
 		}
-		res, err := tx.ExecContext(ctx, p.sql.saveCheckpoint, int64(last.Position), p.now().UnixNano(), p.name, int64(from))
-		if err != nil {
-			return fmt.Errorf("projection: save checkpoint: %w", err)
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return errCheckpointMoved
+		if err := p.saveCheckpoints(ctx, tx, from, evs); err != nil {
+			return err
 		}
 		if p.beforeCommit != nil {
 			return p.beforeCommit(evs)
@@ -358,6 +495,11 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 	})
 	if err != nil {
 		return err
+	}
+	for _, e := range evs {
+		if p.owned != nil {
+			p.owned[partition.Of(e.Stream, p.parts)] = last.Position
+		}
 	}
 	p.mu.Lock()
 	p.applied += int64(len(evs))

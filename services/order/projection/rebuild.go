@@ -96,6 +96,11 @@ ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excl
 			DefaultName, int64(pos), time.Now().UnixNano()); err != nil {
 			return err
 		}
+		// Partition checkpoints ("<name>#<k>", RunPartitions) move with it.
+		if _, err := tx.ExecContext(ctx, `UPDATE projection_checkpoints SET position = $1, updated_at = $2 WHERE name > $3 AND name < $4`,
+			int64(pos), time.Now().UnixNano(), DefaultName+"#", DefaultName+"$"); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM projection_checkpoints WHERE name = $1`, p.name)
 		return err
 	})
