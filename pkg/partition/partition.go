@@ -137,7 +137,7 @@ func (g *Group) Run(ctx context.Context, work func(ctx context.Context, owned []
 	var (
 		cur     []int
 		stop    context.CancelFunc = func() {}
-		done    = make(chan error, 1)
+		done                       = make(chan error, 1)
 		running bool
 	)
 	start := func(owned []int) {
@@ -245,12 +245,14 @@ func (g *Group) share(ctx context.Context) []int {
 		g.log.Warn("partition members not listed", "error", err)
 		return nil
 	}
+	// The lister stops by itself once it has listed every key.
 	var members []string
 	for k := range lister.Keys() {
 		members = append(members, strings.TrimPrefix(k, "members."))
 	}
-	if err := lister.Stop(); err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
-		g.log.Warn("partition members not listed", "error", err)
+	if ctx.Err() != nil {
+		g.log.Warn("partition members not listed", "error", ctx.Err())
+		return nil
 	}
 	if !slices.Contains(members, g.cfg.Member) {
 		members = append(members, g.cfg.Member)

@@ -180,3 +180,27 @@ func TestInstancesRaceConcurrently(t *testing.T) {
 		}
 	}
 }
+
+// A reply that reaches an instance whose copy of the saga is behind (another
+// instance moved the saga on since) moves the saga: the instance reads the saga
+// again instead of ignoring the reply as one that answers no step, which would
+// leave the step waiting for its timeout.
+func TestReplyToAStaleInstanceMovesTheSaga(t *testing.T) {
+	h := newHarness(t, testDefinition(4, 1))
+	a := h.o
+	b := h.orchestrator()
+	h.start("s1") // a's copy: step a in progress
+	c1 := h.one()
+	h.o = b // b takes the first reply and starts step b
+	h.ok(c1, 10)
+	c2 := h.one()
+	wantCommand(t, c2, "b", false, 1)
+
+	h.o = a // the second reply reaches a, whose copy still waits on step a
+	h.ok(c2, 11)
+	c3 := h.one()
+	wantCommand(t, c3, "c", false, 1)
+	if st := h.state("s1"); st.Step != 2 {
+		t.Fatalf("saga at step %d, want 2", st.Step)
+	}
+}

@@ -243,10 +243,19 @@ func (o *Orchestrator[T]) handle(ctx context.Context, r Reply, trusted bool) err
 		o.metrics.ignore(ctx, "unmatched")
 		return nil
 	}
-	changed, err := o.drive(ctx, r.SagaID, nil, func(b *batch) {
+	decide := func(b *batch) {
 		b.cause = r.ID
 		o.decideReply(b, r, trusted)
-	})
+	}
+	changed, err := o.drive(ctx, r.SagaID, nil, decide)
+	if !changed && err == nil {
+		// This instance's copy of the saga may be behind: another instance may have
+		// moved it on, and a reply to the step it started then answers no step
+		// here. Read the saga again before ignoring the reply, or the step would
+		// wait for its timeout.
+		o.forget(r.SagaID)
+		changed, err = o.drive(ctx, r.SagaID, nil, decide)
+	}
 	if errors.Is(err, errUnknown) {
 		err = nil
 	}
@@ -782,6 +791,13 @@ func (o *Orchestrator[T]) track(id string) *entry {
 		}
 		e.mu.Unlock()
 	}
+}
+
+// forget drops this instance's copy of saga id's state, so its next use reads it.
+func (o *Orchestrator[T]) forget(id string) {
+	e := o.track(id)
+	e.st = nil
+	e.mu.Unlock()
 }
 
 // untrack forgets saga id; the caller holds e.mu.

@@ -27,6 +27,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"github.com/eventshop/eventshop/pkg/messaging"
+	"github.com/eventshop/eventshop/pkg/partition"
 	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/pkg/sqldb"
@@ -79,7 +80,23 @@ type Config struct {
 	// creates (event store, messaging streams, snapshots, checkpoints): 1 on a single
 	// server, 3 on a cluster. Zero means 1.
 	StreamReplicas int
+	// ReadPartitions splits the projection of the order category among the instances
+	// that share a PostgreSQL read model (needs Deps.NATS): each projects the
+	// partitions it leases (pkg/partition), and every instance's watches hear of
+	// every change. Zero makes each instance project everything, as an instance with
+	// a SQLite read model (its own) always does. It must not change while the read
+	// model lives: checkpoints are kept per partition.
+	ReadPartitions int
 }
+
+// DefaultReadPartitions is Config.ReadPartitions unless set: room for 16 instances.
+const DefaultReadPartitions = 16
+
+// PartitionBucket is the key-value bucket of the read model's partition leases.
+const PartitionBucket = "order_partitions"
+
+// ChangesSubject carries the read model's committed changes between instances.
+const ChangesSubject = "order.changes"
 
 // RegisterFlags defines the order service's flags on fs, with their defaults,
 // writing into c.
@@ -98,6 +115,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SagaTiming.MaxBackoff, "saga-max-backoff", time.Minute, "longest pause between saga step or compensation attempts")
 	fs.DurationVar(&c.SagaTiming.StuckAfter, "saga-stuck-after", 30*time.Minute, "an unfinished saga older than this is reported stuck")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of each JetStream stream and bucket created (3 on a NATS cluster)")
+	fs.IntVar(&c.ReadPartitions, "read-partitions", DefaultReadPartitions, "partitions of the order category split among the instances sharing a PostgreSQL read model (0: each projects all; never change it on a live read model)")
 }
 
 // Validate returns an error describing each invalid field.
@@ -123,6 +141,9 @@ func (c Config) Validate() error {
 	}
 	if c.StreamReplicas < 0 {
 		errs = append(errs, fmt.Errorf("stream-replicas %d is negative", c.StreamReplicas))
+	}
+	if c.ReadPartitions < 0 {
+		errs = append(errs, fmt.Errorf("read-partitions %d is negative", c.ReadPartitions))
 	}
 	return errors.Join(errs...)
 }
@@ -155,6 +176,11 @@ type Service struct {
 	projector *projection.Projector
 	// hub tells WatchOrder what the projector changed; nil without ReadDSN.
 	hub *projection.Hub
+	// group leases the read model's partitions among the instances sharing it, and
+	// relay carries every instance's changes into hub; nil unless the read model is
+	// shared (PostgreSQL, Config.ReadPartitions).
+	group *partition.Group
+	relay *changeRelay
 	// orch, replies and follower run the saga; nil without Config.Saga.
 	orch     *app.OrderOrchestrator
 	replies  *messaging.Consumer
@@ -268,7 +294,19 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		reads = readModel{projection.NewQueries(s.db)}
 		s.hub = projection.NewHub()
 		transport = append(transport, grpctransport.WithChanges(s.hub))
-		if s.projector, err = projection.NewProjector(s.db, store, projection.WithLogger(logger), projection.WithDecoder(app.NewCodec().Decode), projection.WithHub(s.hub)); err != nil {
+		var notify projection.Notifier = s.hub
+		if s.db.Dialect == sqldb.Postgres && cfg.ReadPartitions > 0 && js != nil {
+			if s.group, err = partition.Join(ctx, js, partition.Config{
+				Bucket: PartitionBucket, Partitions: cfg.ReadPartitions, Replicas: cfg.StreamReplicas, Logger: logger,
+			}); err != nil {
+				return nil, fmt.Errorf("order: read model: %w", err)
+			}
+			if s.relay, err = newChangeRelay(deps.NATS, ChangesSubject, s.hub, logger); err != nil {
+				return nil, fmt.Errorf("order: read model: %w", err)
+			}
+			notify = s.relay
+		}
+		if s.projector, err = projection.NewProjector(s.db, store, projection.WithLogger(logger), projection.WithDecoder(app.NewCodec().Decode), projection.WithHub(notify)); err != nil {
 			return nil, fmt.Errorf("order: read model: %w", err)
 		}
 	}
@@ -406,7 +444,16 @@ func (s *Service) Run(ctx context.Context) error {
 		var wg sync.WaitGroup
 		projCtx, stopProjector := context.WithCancel(ctx)
 		if s.projector != nil {
-			wg.Go(func() { s.runProjector(projCtx) })
+			run := s.projector.Run
+			if s.group != nil {
+				run = func(ctx context.Context) error {
+					return s.group.Run(ctx, func(ctx context.Context, owned []int) error {
+						return s.projector.RunPartitions(ctx, s.group.Partitions(), owned)
+					})
+				}
+				wg.Go(func() { s.relay.watchReconnects(projCtx) })
+			}
+			wg.Go(func() { s.keepRunning(projCtx, "projection", run) })
 			// Open watches end as shutdown begins instead of holding the drain.
 			defer context.AfterFunc(ctx, s.hub.Close)()
 		}
@@ -454,32 +501,15 @@ func (s *Service) keepRunning(ctx context.Context, name string, run func(context
 	}
 }
 
-// runProjector runs the projector until ctx ends, restarting it after failures.
-func (s *Service) runProjector(ctx context.Context) {
-	const maxBackoff = 30 * time.Second
-	backoff := time.Second
-	for {
-		err := s.projector.Run(ctx)
-		if ctx.Err() != nil {
-			return
-		}
-		s.logger.ErrorContext(ctx, "order projection failed; restarting", "error", err, "backoff", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
-}
-
 func (s *Service) close() {
 	for _, cc := range s.conns {
 		_ = cc.Close()
 	}
 	s.conns = nil
+	if s.relay != nil {
+		s.relay.close()
+		s.relay = nil
+	}
 	if s.projector != nil {
 		_ = s.projector.Close()
 		s.projector = nil

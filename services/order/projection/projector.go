@@ -57,7 +57,7 @@ type Projector struct {
 	meter     metric.MeterProvider
 	now       func() time.Time
 	decode    func(eventstore.Event) (domain.Event, error)
-	hub       *Hub
+	hub       Notifier
 	// parts is the number of partitions of the category among instances
 	// (RunPartitions); owned maps each partition of the current RunPartitions to its
 	// checkpoint, and is nil in a plain Run, which projects every partition under
@@ -106,9 +106,18 @@ func WithDecoder(d func(eventstore.Event) (domain.Event, error)) Option {
 	return func(p *Projector) { p.decode = d }
 }
 
+// Notifier is told what the projector committed: a *Hub, or a relay to the hubs of
+// every instance that shares the read model.
+type Notifier interface {
+	// Publish tells of the orders one committed transaction changed.
+	Publish(orderIDs ...string)
+	// PublishAll tells of a change that may touch any order (a Rebuild's tables).
+	PublishAll()
+}
+
 // WithHub makes the projector publish to h the ids of the orders each committed
 // transaction changed, and notify every subscriber when a Rebuild swapped the tables.
-func WithHub(h *Hub) Option { return func(p *Projector) { p.hub = h } }
+func WithHub(h Notifier) Option { return func(p *Projector) { p.hub = h } }
 
 // WithMeterProvider sets where the lag gauge is registered (the global provider by default).
 func WithMeterProvider(mp metric.MeterProvider) Option { return func(p *Projector) { p.meter = mp } }
