@@ -443,17 +443,16 @@ func (s *Service) Run(ctx context.Context) error {
 		defer s.close()
 		var wg sync.WaitGroup
 		projCtx, stopProjector := context.WithCancel(ctx)
+		switch {
+		case s.group != nil:
+			wg.Go(func() {
+				s.keepRunning(projCtx, "partitions", func(ctx context.Context) error { return s.group.Run(ctx, s.runPartitions) })
+			})
+			wg.Go(func() { s.relay.watchReconnects(projCtx) })
+		case s.projector != nil:
+			wg.Go(func() { s.keepRunning(projCtx, "projection", s.projector.Run) })
+		}
 		if s.projector != nil {
-			run := s.projector.Run
-			if s.group != nil {
-				run = func(ctx context.Context) error {
-					return s.group.Run(ctx, func(ctx context.Context, owned []int) error {
-						return s.projector.RunPartitions(ctx, s.group.Partitions(), owned)
-					})
-				}
-				wg.Go(func() { s.relay.watchReconnects(projCtx) })
-			}
-			wg.Go(func() { s.keepRunning(projCtx, "projection", run) })
 			// Open watches end as shutdown begins instead of holding the drain.
 			defer context.AfterFunc(ctx, s.hub.Close)()
 		}
@@ -470,14 +469,36 @@ func (s *Service) Run(ctx context.Context) error {
 	return err
 }
 
-// runSaga runs the orchestrator, the reply consumer and the follower until ctx
-// ends; a part that fails is logged and restarted with backoff.
+// runSaga runs the orchestrator, the reply consumer and (unless the partitions
+// run it) the follower until ctx ends; a part that fails is logged and restarted
+// with backoff.
 func (s *Service) runSaga(ctx context.Context, wg *sync.WaitGroup) {
-	for name, run := range map[string]func(context.Context) error{
-		"orchestrator": s.orch.Run, "replies": s.replies.Run, "follower": s.follower.Run,
-	} {
+	parts := map[string]func(context.Context) error{"orchestrator": s.orch.Run, "replies": s.replies.Run}
+	if s.group == nil {
+		parts["follower"] = s.follower.Run
+	}
+	for name, run := range parts {
 		wg.Go(func() { s.keepRunning(ctx, "saga "+name, run) })
 	}
+}
+
+// runPartitions is the work of this instance's partitions (partition.Group.Run):
+// their projection and, with the saga, their follower, until ctx ends or one fails,
+// which stops the other and returns its error.
+func (s *Service) runPartitions(ctx context.Context, owned []int) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	n := s.group.Partitions()
+	wg.Go(func() { cancel(s.projector.RunPartitions(ctx, n, owned)) })
+	if s.follower != nil {
+		wg.Go(func() { cancel(s.follower.RunPartitions(ctx, n, owned)) })
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
 }
 
 // keepRunning calls run until ctx ends, pausing with backoff after each failure.

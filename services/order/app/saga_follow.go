@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +21,7 @@ import (
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	sagav1 "github.com/eventshop/eventshop/gen/go/eventshop/saga/v1"
 	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/partition"
 	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
@@ -116,11 +120,39 @@ func NewSagaFollower(orch *OrderOrchestrator, store eventstore.Store, send saga.
 // Run follows the order category until ctx ends, restarting after a failure from
 // the last event it handled (with backoff). It returns nil once ctx ends.
 func (f *SagaFollower) Run(ctx context.Context) error {
-	f.loop(ctx, "orders", Category, f.onOrderEvent)
+	f.loop(ctx, followerName, nil, nil, Category, f.onOrderEvent)
 	return nil
 }
 
-func (f *SagaFollower) loop(ctx context.Context, name, category string, h eventstore.Handler) {
+// followerName names the follower's checkpoint; "<name>#<k>" is partition k's.
+const followerName = "orders"
+
+// RunPartitions is Run for one of several order instances: it follows only the
+// orders of the partitions owned (of parts; see pkg/partition), under a checkpoint
+// per partition, each first taken from Run's. The group runs it again with the new
+// set whenever that changes; with an empty set it waits for ctx to end.
+func (f *SagaFollower) RunPartitions(ctx context.Context, parts int, owned []int) error {
+	if len(owned) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	names := make([]string, len(owned))
+	for i, k := range owned {
+		names[i] = followerName + "#" + strconv.Itoa(k)
+	}
+	mine := func(e eventstore.Event) bool { return slices.Contains(owned, partition.Of(e.Stream, parts)) }
+	f.loop(ctx, followerName, names, mine, Category, f.onOrderEvent)
+	return nil
+}
+
+// loop follows category from the checkpoint name, or, with parts, from the lowest of
+// the checkpoints named there (one missing starts where name's is), handing h the
+// events mine accepts (all when nil) and saving every checkpoint as it goes.
+func (f *SagaFollower) loop(ctx context.Context, name string, parts []string, mine func(eventstore.Event) bool, category string, h eventstore.Handler) {
+	names := []string{name}
+	if len(parts) > 0 {
+		names = parts
+	}
 	var pos atomic.Uint64 // every event at or before it was handled
 	var mu sync.Mutex     // serialises saves
 	var saved eventstore.Position
@@ -131,9 +163,11 @@ func (f *SagaFollower) loop(ctx context.Context, name, category string, h events
 		if f.checkpoints == nil || p == saved {
 			return
 		}
-		if err := f.checkpoints.Save(ctx, name, p); err != nil {
-			f.logger.WarnContext(ctx, "saga follower checkpoint not saved", "follower", name, "error", err)
-			return
+		for _, n := range names {
+			if err := f.checkpoints.Save(ctx, n, p); err != nil {
+				f.logger.WarnContext(ctx, "saga follower checkpoint not saved", "follower", n, "error", err)
+				return
+			}
 		}
 		saved = p
 	}
@@ -162,13 +196,16 @@ func (f *SagaFollower) loop(ctx context.Context, name, category string, h events
 		var err error
 		if !loaded {
 			var p eventstore.Position
-			if p, err = f.checkpoints.Load(ctx, name); err == nil {
+			if p, err = f.lowest(ctx, name, parts); err == nil {
 				pos.Store(uint64(p))
 				saved, loaded = p, true
 			}
 		}
 		if loaded {
 			err = eventstore.SubscribePartitioned(ctx, f.store, category, eventstore.Position(pos.Load()), func(ctx context.Context, e eventstore.Event) error {
+				if mine != nil && !mine(e) {
+					return nil
+				}
 				// The saga starts inside the trace of the request that placed the order.
 				ctx = otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(e.Metadata))
 				return h(ctx, e)
@@ -180,7 +217,7 @@ func (f *SagaFollower) loop(ctx context.Context, name, category string, h events
 		if ctx.Err() != nil {
 			return
 		}
-		f.logger.WarnContext(ctx, "saga follower failed; restarting", "follower", name, "error", err, "backoff", backoff)
+		f.logger.WarnContext(ctx, "saga follower failed; restarting", "follower", names, "error", err, "backoff", backoff)
 		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
@@ -190,6 +227,27 @@ func (f *SagaFollower) loop(ctx context.Context, name, category string, h events
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
+}
+
+// lowest returns the checkpoint of name, or with parts the lowest of theirs, where
+// one never saved counts as name's.
+func (f *SagaFollower) lowest(ctx context.Context, name string, parts []string) (eventstore.Position, error) {
+	base, err := f.checkpoints.Load(ctx, name)
+	if err != nil || len(parts) == 0 {
+		return base, err
+	}
+	low := eventstore.Position(math.MaxUint64)
+	for _, n := range parts {
+		p, err := f.checkpoints.Load(ctx, n)
+		if err != nil {
+			return 0, err
+		}
+		if p == eventstore.Start {
+			p = base
+		}
+		low = min(low, p)
+	}
+	return low, nil
 }
 
 // onOrderEvent sends the compensation of a step that a user's cancellation failed.

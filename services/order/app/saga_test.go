@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
 	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/partition"
 	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/pkg/saga/sagatest"
 	"github.com/eventshop/eventshop/services/order/app"
@@ -355,4 +357,52 @@ func TestSagaFollowerResumesFromItsCheckpoint(t *testing.T) {
 	env = startSagaOn(t, store, happyParticipants(), app.WithCheckpoints(cp, time.Hour))
 	second := env.place(t)
 	env.awaitState(t, second, domain.StateCompleted)
+}
+
+// A follower of some partitions keeps one checkpoint per partition it follows,
+// starting from the plain checkpoint when it has none, and never one of a partition
+// it does not follow.
+func TestSagaFollowerOfPartitionsKeepsTheirCheckpoints(t *testing.T) {
+	store := eventstore.NewMemory()
+	env := startSagaOn(t, store, happyParticipants())
+	id := env.place(t)
+	env.awaitState(t, id, domain.StateCompleted)
+	evs, err := store.ReadCategory(t.Context(), app.Category, eventstore.Start, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := evs[len(evs)-1].Position
+
+	const parts = 2
+	mine := partition.Of(app.Category+"-"+id, parts)
+	cp := &memCheckpoints{pos: map[string]eventstore.Position{"orders": evs[0].Position}}
+	f := app.NewSagaFollower(env.orch, store, env.tr, app.WithCheckpoints(cp, 10*time.Millisecond))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- f.RunPartitions(ctx, parts, []int{mine}) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cp.mu.Lock()
+		got := cp.pos["orders#"+strconv.Itoa(mine)]
+		cp.mu.Unlock()
+		if got == last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checkpoint of partition %d at %d, want %d", mine, got, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if _, ok := cp.pos["orders#"+strconv.Itoa(1-mine)]; ok {
+		t.Errorf("checkpoints %v: one of a partition not followed", cp.pos)
+	}
+	if cp.pos["orders"] != evs[0].Position {
+		t.Errorf("plain checkpoint moved to %d by a follower of partitions", cp.pos["orders"])
+	}
 }
