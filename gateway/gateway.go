@@ -237,7 +237,7 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	logger = logger.With("component", "gateway")
+	logger = logger.With("service", "gateway")
 
 	g := &Gateway{cfg: cfg, logger: logger, verifier: deps.Verifier, stopping: make(chan struct{})}
 	var tp trace.TracerProvider = otel.GetTracerProvider()

@@ -176,7 +176,7 @@ func (m *Main) Run(ctx context.Context) error {
 	m.issuerURL = m.OIDCIssuer
 	if m.issuerURL == "" {
 		m.issuer, err = devissuer.Start(ctx, devissuer.Config{
-			Addr: m.IssuerAddr, Logger: m.logger.With("component", "devissuer"),
+			Addr: m.IssuerAddr, Logger: m.logger.With("service", "devissuer"),
 			// Under the data dir, so a restart (or a crash) signs nobody out.
 			KeyFile: filepath.Join(m.DataDir, "issuer-key.pem"),
 		})
@@ -191,13 +191,14 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 
 	dsn := func(name string) string { return filepath.Join(m.DataDir, name+".db") }
-	deps := func(name string) *slog.Logger { return m.logger.With("service", name) }
+	// Each service names itself in its log lines ("service"), as it does when it
+	// runs alone: the loggers given here carry no name, or the key came twice.
 
 	// Catalog first: the others ask it for prices, weights and the products to stock.
 	newCatalog := func(addr string) (runner, error) {
 		cfg := m.Catalog
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		return catalog.New(cfg, catalog.Deps{Logger: deps("catalog"), Verifier: verifier})
+		return catalog.New(cfg, catalog.Deps{Logger: m.logger, Verifier: verifier})
 	}
 	if err := m.build(runCtx, "catalog", newCatalog); err != nil {
 		return err
@@ -209,7 +210,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newCart := func(addr string) (runner, error) {
 		cfg := cartCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		return cart.New(cfg, cart.Deps{Logger: deps("cart"), Verifier: verifier, NATS: ncs["cart"]})
+		return cart.New(cfg, cart.Deps{Logger: m.logger, Verifier: verifier, NATS: ncs["cart"]})
 	}
 	if err := m.build(runCtx, "cart", newCart); err != nil {
 		return err
@@ -220,7 +221,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newPayment := func(addr string) (runner, error) {
 		cfg := payCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		svc, err := payment.New(runCtx, cfg, payment.Deps{Logger: deps("payment"), Verifier: verifier, NATS: ncs["payment"], Provider: m.PaymentProvider})
+		svc, err := payment.New(runCtx, cfg, payment.Deps{Logger: m.logger, Verifier: verifier, NATS: ncs["payment"], Provider: m.PaymentProvider})
 		return svc, err
 	}
 	if err := m.build(runCtx, "payment", newPayment); err != nil {
@@ -233,7 +234,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newInventory := func(addr string) (runner, error) {
 		cfg := invCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		svc, err := inventory.New(runCtx, cfg, inventory.Deps{Logger: deps("inventory"), Verifier: verifier, NATS: ncs["inventory"]})
+		svc, err := inventory.New(runCtx, cfg, inventory.Deps{Logger: m.logger, Verifier: verifier, NATS: ncs["inventory"]})
 		return svc, err
 	}
 	if err := m.build(runCtx, "inventory", newInventory); err != nil {
@@ -246,7 +247,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newShipping := func(addr string) (runner, error) {
 		cfg := shipCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		svc, err := shipping.New(runCtx, cfg, shipping.Deps{Logger: deps("shipping"), Verifier: verifier, NATS: ncs["shipping"], Carrier: m.ShippingCarrier})
+		svc, err := shipping.New(runCtx, cfg, shipping.Deps{Logger: m.logger, Verifier: verifier, NATS: ncs["shipping"], Carrier: m.ShippingCarrier})
 		return svc, err
 	}
 	if err := m.build(runCtx, "shipping", newShipping); err != nil {
@@ -264,7 +265,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newOrder := func(addr string) (runner, error) {
 		cfg := ordCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		svc, err := order.New(cfg, order.Deps{Logger: deps("order"), Verifier: verifier, NATS: ncs["order"]})
+		svc, err := order.New(cfg, order.Deps{Logger: m.logger, Verifier: verifier, NATS: ncs["order"]})
 		return svc, err
 	}
 	if err := m.build(runCtx, "order", newOrder); err != nil {
@@ -281,7 +282,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.issuer != nil && gc.OIDCClientSecret == "" {
 		gc.OIDCClientSecret = devissuer.StorefrontSecret
 	}
-	gw, err := gateway.New(gc, gateway.Deps{Logger: deps("gateway"), Verifier: verifier, Telemetry: m.tel.ForService("gateway")})
+	gw, err := gateway.New(gc, gateway.Deps{Logger: m.logger, Verifier: verifier, Telemetry: m.tel.ForService("gateway")})
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
