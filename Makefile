@@ -13,9 +13,13 @@ GOTEST_FLAGS ?= -count=1 -timeout 20m
 BENCH ?= .
 BENCHTIME ?= 1s
 
-.PHONY: all run test race lint fmt vet buf-lint generate check-generate tools vendor-protos bench bench-saga bench-saga-sync bench-steady bench-read tidy clean fuzz
+.PHONY: all help run test race lint fmt vet staticcheck buf-lint generate check-generate tools vendor-protos bench bench-saga bench-saga-sync bench-steady bench-read tidy check-tidy clean fuzz
 
 all: lint test
+
+## help: list the targets with what each does.
+help:
+	@awk '/^## [a-z-]+:/ { sub(/^## /, ""); split($$0, p, ": "); printf "  %-16s %s\n", p[1], substr($$0, length(p[1]) + 3); next } /^## / { sub(/^## /, ""); printf "  %-16s %s\n", "", $$0 }' $(MAKEFILE_LIST)
 
 ## run: start every service in one process (embedded NATS, dev OIDC issuer).
 run:
@@ -33,8 +37,8 @@ fuzz:
 race:
 	go test $(GOTEST_FLAGS) -race $(PKGS)
 
-## lint: buf lint, gofmt, go vet on every module.
-lint: buf-lint fmt vet
+## lint: buf lint, gofmt, go vet and staticcheck on every module.
+lint: buf-lint fmt vet staticcheck
 
 buf-lint: tools
 	buf lint
@@ -44,6 +48,9 @@ fmt:
 
 vet:
 	go vet $(PKGS)
+
+staticcheck: tools
+	@for d in $(GO_DIRS); do case $$d in gen/*) continue;; esac; (cd $$d && staticcheck ./...) || exit 1; done
 
 ## generate: regenerate gen/go and the OpenAPI document from proto/.
 generate: tools
@@ -90,6 +97,12 @@ bench-read:
 ## tidy: tidy every module (each go.mod replaces its sibling modules, so this works offline of them).
 tidy:
 	@for d in $(MODULE_DIRS); do (cd $$d && GOWORK=off go mod tidy) || exit 1; done
+
+## check-tidy: fail if make tidy would change a go.mod or go.sum.
+check-tidy: tidy
+	@if [[ -n "$$(git status --porcelain -- '*go.mod' '*go.sum')" ]]; then \
+		echo "go.mod/go.sum not tidy; run 'make tidy' and commit:"; \
+		git status --porcelain -- '*go.mod' '*go.sum'; exit 1; fi
 
 clean:
 	rm -rf data bin

@@ -15,6 +15,7 @@ tools=(
 	"protoc-gen-grpc-gateway github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@v2.33.0"
 	"protoc-gen-openapiv2 github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@v2.33.0"
 	"grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4"
+	"staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2"
 )
 
 for entry in "${tools[@]}"; do

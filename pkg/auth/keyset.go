@@ -54,7 +54,7 @@ var joseAlgs = func() []jose.SignatureAlgorithm {
 // VerifySignature implements oidc.KeySet. Only a failure to fetch the keys comes back
 // wrapped (fetchAwareKeySet tells a dead issuer from a bad token by that).
 func (k *jwksKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	jws, err := jose.ParseSigned(jwt, joseAlgs)
+	jws, err := jose.ParseSignedCompact(jwt, joseAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("malformed jwt: %v", err)
 	}

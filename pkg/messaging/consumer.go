@@ -105,7 +105,7 @@ func (c ConsumerConfig) Validate() error {
 		errs = append(errs, errors.New("at least one subject is required"))
 	}
 	if c.Stream == "" {
-		errs = append(errs, errors.New("stream is required when subjects mix cmd. and evt."))
+		errs = append(errs, errors.New("stream is required when subjects mix the cmd. and evt. prefixes"))
 	}
 	for _, d := range c.Backoff {
 		if d <= 0 {

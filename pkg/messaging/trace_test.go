@@ -43,7 +43,7 @@ func findSpan(exp *tracetest.InMemoryExporter, name string) (tracetest.SpanStub,
 func attr(s tracetest.SpanStub, key string) string {
 	for _, kv := range s.Attributes {
 		if string(kv.Key) == key {
-			return kv.Value.Emit()
+			return kv.Value.String()
 		}
 	}
 	return ""

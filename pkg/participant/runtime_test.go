@@ -122,8 +122,8 @@ func TestRedeliveryGetsStoredReply(t *testing.T) {
 		if resent[0].Err != nil || !proto.Equal(resent[0].Reply.Msg, first[0].Reply.Msg) {
 			t.Fatalf("resent = %+v, first = %+v", resent[0], first[0])
 		}
-		if c.decided.Load() != decided {
-			t.Errorf("resent command decided again")
+		if c.prepared.Load() != prepared+1 || c.decided.Load() != decided {
+			t.Errorf("resent command prepared %d, decided %d more times; want 1, 0", c.prepared.Load()-prepared, c.decided.Load()-decided)
 		}
 		if got := charges(t, db); got["order-1"] != 1 {
 			t.Errorf("charges after the resend = %v, want order-1 once", got)

@@ -60,7 +60,7 @@ func TestResourceCarriesServiceIdentity(t *testing.T) {
 			t.Errorf("%s: service.instance.id is empty", sp.name)
 		}
 	}
-	if rec.Telemetry().ForService("payment") != rec.Telemetry().ForService("payment") {
+	if first, again := rec.Telemetry().ForService("payment"), rec.Telemetry().ForService("payment"); first != again {
 		t.Error("ForService returned two values for one name")
 	}
 	if rec.Telemetry().ForService("shopd") != rec.Telemetry() {

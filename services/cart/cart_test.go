@@ -192,8 +192,8 @@ func TestCartLifecycle(t *testing.T) {
 	}
 
 	s.add(alice, "french-press", 2)
-	c := s.add(alice, "french-press", 1)
-	c = s.add(alice, "headlamp", 1)
+	s.add(alice, "french-press", 1)
+	c := s.add(alice, "headlamp", 1)
 	if got := lines(c); got["french-press"] != 3 || got["headlamp"] != 1 || len(got) != 2 {
 		t.Fatalf("lines = %v", got)
 	}
