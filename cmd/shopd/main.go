@@ -21,8 +21,6 @@ type Main = shop.Main
 // NewMain returns a Main with the defaults of a laptop run.
 func NewMain() *Main { return shop.NewMain() }
 
-var errHelp = flag.ErrHelp
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -61,7 +59,7 @@ func main() {
 
 	m := NewMain()
 	if err := m.ParseFlags(os.Args[1:]); err != nil {
-		if errors.Is(err, errHelp) {
+		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
 		fmt.Fprintln(os.Stderr, "shopd:", err)

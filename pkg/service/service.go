@@ -59,7 +59,7 @@ func (c Config) Run(ctx context.Context, name string, serve func(ctx context.Con
 	logger := tel.Logger()
 	slog.SetDefault(logger)
 	if c.MetricsAddr != "" {
-		closeMetrics, err := serveMetrics(c.MetricsAddr, tel.MetricsHandler())
+		closeMetrics, err := serveMetrics(c.MetricsAddr, tel.MetricsHandler(), logger)
 		if err != nil {
 			return err
 		}
@@ -69,8 +69,9 @@ func (c Config) Run(ctx context.Context, name string, serve func(ctx context.Con
 }
 
 // serveMetrics serves h at /metrics on addr until shutdown is called. It returns the
-// listen error.
-func serveMetrics(addr string, h http.Handler) (shutdown func() error, err error) {
+// listen error; a later failure to serve is logged (the service goes on without
+// metrics rather than stopping for them).
+func serveMetrics(addr string, h http.Handler, logger *slog.Logger) (shutdown func() error, err error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -78,7 +79,11 @@ func serveMetrics(addr string, h http.Handler) (shutdown func() error, err error
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(lis)
+	go func() {
+		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server stopped", "addr", addr, "error", err)
+		}
+	}()
 	return srv.Close, nil
 }
 

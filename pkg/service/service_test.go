@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 )
@@ -81,13 +82,37 @@ func TestRunMetricsListenError(t *testing.T) {
 
 func TestServeMetrics(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "up 1") })
-	shutdown, err := serveMetrics("127.0.0.1:0", h)
+	var logs syncBuffer
+	shutdown, err := serveMetrics("127.0.0.1:0", h, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := shutdown(); err != nil {
 		t.Errorf("shutdown: %v", err)
 	}
+	time.Sleep(50 * time.Millisecond) // the serving goroutine returns after the close
+	// A shutdown is no failure to serve.
+	if s := logs.String(); s != "" {
+		t.Errorf("logged at shutdown: %s", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestExitCode(t *testing.T) {

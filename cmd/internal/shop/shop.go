@@ -516,24 +516,31 @@ func (m *Main) Close() error {
 	if m.cancel != nil {
 		m.cancel()
 	}
+	// A service that outlives the 30 s below may still fail and record it (serve),
+	// so every record goes through errMu.
+	fail := func(err error) {
+		m.errMu.Lock()
+		m.errs = append(m.errs, err)
+		m.errMu.Unlock()
+	}
 	done := make(chan struct{})
 	go func() { m.wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(30 * time.Second):
-		m.errs = append(m.errs, errors.New("services did not stop within 30s"))
+		fail(errors.New("services did not stop within 30s"))
 	}
 	if m.tel != nil {
 		// Every service has stopped: flush their last spans.
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := m.tel.Shutdown(sctx); err != nil {
-			m.errs = append(m.errs, fmt.Errorf("telemetry: %w", err))
+			fail(fmt.Errorf("telemetry: %w", err))
 		}
 		cancel()
 	}
 	if m.issuer != nil {
 		if err := m.issuer.Close(); err != nil {
-			m.errs = append(m.errs, fmt.Errorf("issuer: %w", err))
+			fail(fmt.Errorf("issuer: %w", err))
 		}
 	}
 	for _, nc := range m.conns {
