@@ -107,18 +107,27 @@ func TestSnapshotIsUsedAndUnknownSchemaIgnored(t *testing.T) {
 		t.Fatalf("line name = %q: the snapshot was not used", got)
 	}
 
-	for name, corrupt := range map[string]func(){
-		"unknown schema": func() { forge(app.SnapshotSchemaVersion + 1) },
-		"undecodable":    func() { _ = snaps.Put(ctx, id, []byte("{not json")) },
-		"invalid state": func() {
+	for name, corrupt := range map[string]func(t *testing.T){
+		"unknown schema": func(*testing.T) { forge(app.SnapshotSchemaVersion + 1) },
+		"undecodable": func(t *testing.T) {
+			if err := snaps.Put(ctx, id, []byte("{not json")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"invalid state": func(t *testing.T) {
 			s := truth.Snapshot()
 			s.Version = 0
-			data, _ := json.Marshal(storedSnapshot{Schema: app.SnapshotSchemaVersion, Order: s})
-			_ = snaps.Put(ctx, id, data)
+			data, err := json.Marshal(storedSnapshot{Schema: app.SnapshotSchemaVersion, Order: s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := snaps.Put(ctx, id, data); err != nil {
+				t.Fatal(err)
+			}
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			corrupt()
+			corrupt(t)
 			o, err := repo.Load(ctx, id)
 			if err != nil {
 				t.Fatal(err)

@@ -93,8 +93,14 @@ func TestEveryEventTypeUpdatesTheRow(t *testing.T) {
 							got.GetCreateTime().AsTime(), got.GetUpdateTime().AsTime(), epoch, at)
 					}
 				}
-				got, _ := q.GetOrder(ctx, id)
-				want, _ := domain.Rehydrate(h)
+				got, err := q.GetOrder(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := domain.Rehydrate(h)
+				if err != nil {
+					t.Fatal(err)
+				}
 				if got.GetTotal().GetMinorUnits() != want.Total().Units || got.GetSubtotal().GetMinorUnits() != want.Subtotal().Units ||
 					got.GetShippingCost().GetMinorUnits() != want.ShippingCost().Units || got.GetTotal().GetCurrencyCode() != "USD" ||
 					got.GetShippingAddress().GetCity() != want.Address().City || len(got.GetLines()) != len(want.Lines()) {
