@@ -134,13 +134,8 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 		return resilience.DependencyUnavailable("catalog", "catalog unavailable")
 	case errors.Is(err, app.ErrConflict):
 		return status.Error(codes.Aborted, "cart changed concurrently, retry")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	default:
-		s.logger.ErrorContext(ctx, "cart request failed", "error", err)
-		return status.Error(codes.Internal, "internal error")
+		return grpcserver.Unexpected(ctx, s.logger, "cart", err)
 	}
 }
 

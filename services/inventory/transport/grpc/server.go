@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"log/slog"
 
 	"google.golang.org/grpc/codes"
@@ -114,11 +115,6 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 		return status.Error(codes.NotFound, "no stock for this product")
 	case errors.Is(err, domain.ErrInvalidQuantity):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	}
-	s.logger.ErrorContext(ctx, "inventory request failed", "error", err)
-	return status.Error(codes.Internal, "internal error")
+	return grpcserver.Unexpected(ctx, s.logger, "inventory", err)
 }

@@ -59,12 +59,7 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 		return status.Errorf(codes.DeadlineExceeded, "watch ended after its maximum of %s; watch again", s.watchMax)
 	case errors.Is(err, errWatchClosed):
 		return status.Error(codes.Unavailable, "the order service is shutting down; watch again")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	default:
-		s.logger.ErrorContext(ctx, "order request failed", "error", err)
-		return status.Error(codes.Internal, "internal error")
+		return grpcserver.Unexpected(ctx, s.logger, "order", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"log/slog"
 
 	"google.golang.org/grpc/codes"
@@ -90,11 +91,6 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
 		return status.Error(codes.NotFound, "payment not found")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	}
-	s.logger.ErrorContext(ctx, "payment request failed", "error", err)
-	return status.Error(codes.Internal, "internal error")
+	return grpcserver.Unexpected(ctx, s.logger, "payment", err)
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"log/slog"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -95,10 +96,6 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 		return invalid(err.Error(), "items", err.Error())
 	case errors.Is(err, domain.ErrNotFound):
 		return status.Error(codes.NotFound, "shipment not found")
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	}
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {
 		// A dependency's status (the catalog down is Unavailable): pass the code on,
@@ -108,8 +105,7 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 			return resilience.DependencyUnavailable("catalog", "catalog unavailable")
 		}
 	}
-	s.logger.ErrorContext(ctx, "shipping request failed", "error", err)
-	return status.Error(codes.Internal, "internal error")
+	return grpcserver.Unexpected(ctx, s.logger, "shipping", err)
 }
 
 func invalid(msg, field, desc string) error {
