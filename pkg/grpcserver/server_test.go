@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	catalogv1 "github.com/eventshop/eventshop/gen/go/eventshop/catalog/v1"
 	"github.com/eventshop/eventshop/pkg/grpcserver"
+	"github.com/eventshop/eventshop/pkg/internal/testlog"
 	"github.com/eventshop/eventshop/pkg/resilience"
 )
 
@@ -46,12 +46,12 @@ type harness struct {
 	err    error         // what Serve returned, valid once done is closed
 	conn   *grpc.ClientConn
 	svc    *testCatalog
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 }
 
 func start(t *testing.T, opts ...grpcserver.Option) *harness {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	opts = append([]grpcserver.Option{grpcserver.WithLogger(slog.New(slog.NewTextHandler(logs, nil)))}, opts...)
 	srv := grpcserver.New(opts...)
 	svc := &testCatalog{entered: make(chan struct{}), release: make(chan struct{})}
@@ -246,22 +246,4 @@ func TestFieldError(t *testing.T) {
 	if !ok || br.GetFieldViolations()[0].GetField() != "page_token" {
 		t.Fatalf("details = %v", st.Details())
 	}
-}
-
-// syncBuffer collects the server's logs, written from its goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,13 +1,11 @@
 package resilience_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/eventshop/eventshop/pkg/internal/testlog"
 	"github.com/eventshop/eventshop/pkg/resilience"
 )
 
@@ -128,24 +127,6 @@ func TestUnaryRetryAndBreakerByCode(t *testing.T) {
 	}
 }
 
-// syncBuffer collects log output from concurrent calls.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) count(s string) int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return strings.Count(b.buf.String(), s)
-}
-
 // awaitPastCooldown calls until the breaker stops failing fast, bounded in time:
 // the cool-down is a clock, not an event.
 func awaitPastCooldown(t *testing.T, c healthpb.HealthClient) error {
@@ -182,7 +163,7 @@ func TestBreakerOpensHalfOpensAndCloses(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			hs, addr := startHealth(t)
 			hs.then(fail(codes.Unavailable), fail(codes.Unavailable), fail(codes.Unavailable), tt.probe).otherwise(ok())
-			logs := &syncBuffer{}
+			logs := &testlog.Buffer{}
 			c := dial(t, addr,
 				resilience.WithBreaker(3, 20*time.Millisecond),
 				resilience.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
@@ -210,8 +191,8 @@ func TestBreakerOpensHalfOpensAndCloses(t *testing.T) {
 				assertCircuitOpen(t, err)
 			}
 			for s, n := range tt.wantLogs {
-				if got := logs.count(s); got != n {
-					t.Fatalf("%q logged %d times, want %d:\n%s", s, got, n, logs.buf.String())
+				if got := strings.Count(logs.String(), s); got != n {
+					t.Fatalf("%q logged %d times, want %d:\n%s", s, got, n, logs.String())
 				}
 			}
 		})
@@ -463,7 +444,7 @@ func TestStreamEstablishmentTimeoutCounts(t *testing.T) {
 func TestMethodGroupsHaveTheirOwnBreakers(t *testing.T) {
 	hs, addr := startHealth(t)
 	hs.otherwise(fail(codes.Unavailable))
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	c := dial(t, addr, resilience.WithBreaker(1, time.Hour),
 		resilience.WithLogger(slog.New(slog.NewTextHandler(logs, nil))),
 		resilience.WithMethodGroups(func(method string) string {
@@ -479,8 +460,8 @@ func TestMethodGroupsHaveTheirOwnBreakers(t *testing.T) {
 	if st, _ := status.FromError(err); !errors.Is(err, resilience.ErrCircuitOpen) || !strings.Contains(st.Message(), "health/checks: circuit open") {
 		t.Fatalf("second check: %v, want the checks group's circuit open", err)
 	}
-	if logs.count("health/checks") == 0 {
-		t.Fatalf("the opened breaker is not reported as the group's:\n%s", logs.buf.String())
+	if strings.Count(logs.String(), "health/checks") == 0 {
+		t.Fatalf("the opened breaker is not reported as the group's:\n%s", logs.String())
 	}
 	w, err := c.Watch(context.Background(), &healthpb.HealthCheckRequest{})
 	if err != nil {

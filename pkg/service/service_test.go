@@ -1,16 +1,16 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/eventshop/eventshop/pkg/internal/testlog"
 )
 
 func TestRegisterFlags(t *testing.T) {
@@ -82,7 +82,7 @@ func TestRunMetricsListenError(t *testing.T) {
 
 func TestServeMetrics(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "up 1") })
-	var logs syncBuffer
+	var logs testlog.Buffer
 	shutdown, err := serveMetrics("127.0.0.1:0", h, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -94,41 +94,5 @@ func TestServeMetrics(t *testing.T) {
 	// A shutdown is no failure to serve.
 	if s := logs.String(); s != "" {
 		t.Errorf("logged at shutdown: %s", s)
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func TestExitCode(t *testing.T) {
-	for _, tt := range []struct {
-		err    error
-		code   int
-		stderr string
-	}{
-		{nil, 0, ""},
-		{flag.ErrHelp, 0, ""},
-		{fmt.Errorf("parse: %w", flag.ErrHelp), 0, ""},
-		{errors.New("boom"), 1, "svc: boom\n"},
-	} {
-		var b bytes.Buffer
-		if code := exitCode(&b, "svc: ", tt.err); code != tt.code || b.String() != tt.stderr {
-			t.Errorf("exitCode(%v) = %d, %q; want %d, %q", tt.err, code, b.String(), tt.code, tt.stderr)
-		}
 	}
 }
