@@ -10,6 +10,9 @@ import (
 	"net/http"
 	"strings"
 
+	"golang.org/x/text/currency"
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
@@ -118,6 +121,13 @@ func (g *Gateway) renderError(w http.ResponseWriter, r *http.Request, code int, 
 	g.render(w, r, code, "error", d)
 }
 
+// moneyPrinter groups digits the way the storefront's shoppers read them.
+var moneyPrinter = message.NewPrinter(language.AmericanEnglish)
+
+// formatMoney writes an amount as a shopper reads it: the currency's symbol, digits
+// grouped by thousands, and the currency's own number of decimals from
+// golang.org/x/text (two for USD, none for JPY): "$1,798.00", "-€12.50", "¥1,200".
+// A currency without a symbol, or a code x/text does not know, follows the number.
 func formatMoney(m *commonv1.Money) string {
 	if m == nil {
 		return "—"
@@ -127,16 +137,25 @@ func formatMoney(m *commonv1.Money) string {
 	if units < 0 {
 		sign, units = "-", -units
 	}
-	amount := fmt.Sprintf("%d.%02d", units/100, units%100)
-	switch m.GetCurrencyCode() {
-	case "USD":
-		return sign + "$" + amount
-	case "EUR":
-		return sign + "€" + amount
-	case "GBP":
-		return sign + "£" + amount
+	unit, err := currency.ParseISO(m.GetCurrencyCode())
+	if err != nil {
+		return sign + moneyPrinter.Sprintf("%d.%02d", units/100, units%100) + " " + m.GetCurrencyCode()
 	}
-	return sign + amount + " " + m.GetCurrencyCode()
+	scale, _ := currency.Standard.Rounding(unit)
+	div := int64(1)
+	for range scale {
+		div *= 10
+	}
+	amount := moneyPrinter.Sprintf("%d", units/div)
+	if scale > 0 {
+		amount += fmt.Sprintf(".%0*d", scale, units%div)
+	}
+	sym := moneyPrinter.Sprint(currency.NarrowSymbol(unit))
+	if sym == unit.String() {
+		// No symbol of its own: the code follows the number.
+		return sign + amount + " " + sym
+	}
+	return sign + sym + amount
 }
 
 // statusLabel is the shopper's word for an order status.

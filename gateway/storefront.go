@@ -56,6 +56,10 @@ func (g *Gateway) routes(api http.Handler) http.Handler {
 	mux.Handle("GET /metrics", g.metrics.handler)
 	mux.HandleFunc("GET /static/products/{file}", productImage)
 	mux.Handle("GET /static/", staticFiles())
+	// Browsers ask for /favicon.ico whatever the page says; the same icon answers.
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/static/favicon.svg", http.StatusMovedPermanently)
+	})
 
 	mux.Handle("GET /auth/login", page(g.handleLogin))
 	mux.Handle("GET /auth/callback", page(g.handleCallback))
@@ -191,7 +195,7 @@ type homeBody struct {
 
 func (g *Gateway) handleHome(w http.ResponseWriter, r *http.Request) {
 	sess := g.sessionFrom(r)
-	d := g.newPageData(r, sess, "eventshop")
+	d := g.newPageData(r, sess, "") // the home page is titled by the shop's name alone
 	body := &homeBody{}
 	d.Body = body
 	if g.ups.catalog == nil {

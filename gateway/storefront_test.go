@@ -23,7 +23,7 @@ func TestPublicPages(t *testing.T) {
 	anon := &browser{s: s, c: http.DefaultClient}
 
 	home := anon.get("/")
-	contains(t, home, "Categories", `href="/products?category=coffee"`, "/static/products/", `href="/auth/login?next=%2f"`)
+	contains(t, home, "<title>eventshop</title>", `rel="icon" href="/static/favicon.svg"`, "Categories", `href="/products?category=coffee"`, "/static/products/", `href="/auth/login?next=%2f"`)
 
 	search := anon.get("/products?q=espresso")
 	contains(t, search, "Results for", "Espresso Machine Duo")
@@ -45,7 +45,7 @@ func TestPublicPages(t *testing.T) {
 	}
 
 	product := anon.get("/products/espresso-machine")
-	contains(t, product, "Espresso Machine Duo", "$899.00", "Log in</a> to add this to your cart")
+	contains(t, product, "<title>Espresso Machine Duo · eventshop</title>", "Espresso Machine Duo", "$899.00", "Log in</a> to add this to your cart")
 	if r := anon.get("/products/no-such-thing"); r.code != http.StatusNotFound {
 		t.Errorf("unknown product: %d", r.code)
 	}
@@ -53,6 +53,9 @@ func TestPublicPages(t *testing.T) {
 	img := anon.get("/static/products/espresso-machine.svg")
 	if img.code != http.StatusOK || img.header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(string(img.body), ">EM</text>") {
 		t.Errorf("product image: %d %s %s", img.code, img.header.Get("Content-Type"), img.body)
+	}
+	if icon := anon.get("/favicon.ico"); icon.code != http.StatusOK || icon.header.Get("Content-Type") != "image/svg+xml" {
+		t.Errorf("favicon: %d %s", icon.code, icon.header.Get("Content-Type"))
 	}
 	if r := anon.get("/static/order.js"); r.code != http.StatusOK || !strings.Contains(r.header.Get("Content-Type"), "javascript") {
 		t.Errorf("order.js: %d %s", r.code, r.header.Get("Content-Type"))
