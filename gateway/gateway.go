@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -207,6 +208,9 @@ type Gateway struct {
 	logger   *slog.Logger
 	verifier *auth.Verifier
 	lis      net.Listener
+	// lis6 is the IPv6 loopback twin of a lis on 127.0.0.1, so that
+	// http://[::1]:port and a "localhost" that resolves to ::1 reach the shop too.
+	lis6     net.Listener
 	handler  http.Handler
 	ups      *upstreams
 	sessions *sessionStore
@@ -259,6 +263,7 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 		if g.lis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("gateway: listen: %w", err)
 		}
+		g.lis6 = loopback6(g.lis, logger)
 	}
 	g.public = strings.TrimSuffix(cfg.PublicURL, "/")
 	if g.public == "" {
@@ -267,7 +272,7 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 
 	g.metrics, err = newHTTPMetrics(deps.Telemetry)
 	if err != nil {
-		g.lis.Close()
+		g.closeListeners()
 		return nil, fmt.Errorf("gateway: metrics: %w", err)
 	}
 	g.sessions = newSessionStore(cfg.SessionTTL)
@@ -277,12 +282,12 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 	}
 	g.pages, err = newPages()
 	if err != nil {
-		g.lis.Close()
+		g.closeListeners()
 		return nil, fmt.Errorf("gateway: templates: %w", err)
 	}
 	api, err := g.apiHandler()
 	if err != nil {
-		g.lis.Close()
+		g.closeListeners()
 		return nil, fmt.Errorf("gateway: api: %w", err)
 	}
 	g.handler = otelhttp.NewHandler(g.routes(api), "gateway",
@@ -293,6 +298,30 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 		}),
 	)
 	return g, nil
+}
+
+// loopback6 listens on the IPv6 loopback at lis's port when lis is on 127.0.0.1; it
+// returns nil otherwise, or when that fails (a machine without IPv6, the port taken
+// there), which is logged: the shop still answers on IPv4.
+func loopback6(lis net.Listener, logger *slog.Logger) net.Listener {
+	addr, ok := lis.Addr().(*net.TCPAddr)
+	if !ok || !addr.IP.Equal(net.IPv4(127, 0, 0, 1)) {
+		return nil
+	}
+	l, err := net.Listen("tcp", net.JoinHostPort("::1", strconv.Itoa(addr.Port)))
+	if err != nil {
+		logger.Info("gateway not listening on the IPv6 loopback", "port", addr.Port, "error", err)
+		return nil
+	}
+	return l
+}
+
+// closeListeners closes what New opened, when New fails.
+func (g *Gateway) closeListeners() {
+	g.lis.Close()
+	if g.lis6 != nil {
+		g.lis6.Close()
+	}
 }
 
 // Addr returns the address the gateway listens on.
@@ -316,11 +345,21 @@ func (g *Gateway) Run(ctx context.Context) error {
 			IdleTimeout:       2 * time.Minute,
 			BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 		}
-		errc := make(chan error, 1)
+		errc := make(chan error, 2)
+		serving := 1
 		go func() { errc <- srv.Serve(g.lis) }()
+		if g.lis6 != nil {
+			serving++
+			go func() { errc <- srv.Serve(g.lis6) }()
+		}
 		g.logger.InfoContext(ctx, "gateway serving", "addr", g.Addr().String(), "url", g.public)
 		select {
 		case err = <-errc:
+			// One listener failed: stop serving on the other too.
+			srv.Close()
+			for range serving - 1 {
+				<-errc
+			}
 		case <-ctx.Done():
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), g.cfg.ShutdownTimeout)
 			// Live order pages hold server-sent event streams open; they watch the
@@ -331,7 +370,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 			if err != nil {
 				srv.Close()
 			}
-			<-errc
+			for range serving {
+				<-errc
+			}
 		}
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil

@@ -50,6 +50,9 @@ type shopOptions struct {
 	without []string
 	// tweak edits the gateway's config before New.
 	tweak func(*gateway.Config)
+	// listenItself lets the gateway open its own listener on the address picked
+	// for it (as the binary does), instead of being handed one.
+	listenItself bool
 	// accessTTL is the issuer's access token lifetime (its default when zero).
 	accessTTL time.Duration
 }
@@ -192,7 +195,12 @@ func startShop(t testing.TB, opts shopOptions) *shop {
 	}
 	s.addrs = map[string]string{"catalog": gcfg.CatalogAddr, "cart": gcfg.CartAddr, "order": gcfg.OrderAddr,
 		"payment": gcfg.PaymentAddr, "inventory": gcfg.InventoryAddr, "shipping": gcfg.ShippingAddr}
-	s.gw, err = gateway.New(gcfg, gateway.Deps{Logger: logger, Verifier: verifier, Listener: lis})
+	deps := gateway.Deps{Logger: logger, Verifier: verifier, Listener: lis}
+	if opts.listenItself {
+		gcfg.HTTPAddr, deps.Listener = lis.Addr().String(), nil
+		lis.Close()
+	}
+	s.gw, err = gateway.New(gcfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
