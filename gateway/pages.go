@@ -70,7 +70,9 @@ type pageData struct {
 	CSRF         string
 	LoginEnabled bool
 	Path         string
-	Flash        string
+	// Query is the search the shopper ran on /products, kept in the search box.
+	Query string
+	Flash string
 	// Unavailable names the services this page could not ask; the page renders
 	// what it has and says which part is missing.
 	Unavailable []string
@@ -88,6 +90,9 @@ func (d *pageData) down(service string) {
 
 func (g *Gateway) newPageData(r *http.Request, sess *session, title string) *pageData {
 	d := &pageData{Title: title, LoginEnabled: g.login != nil, Path: r.URL.RequestURI()}
+	if r.URL.Path == "/products" {
+		d.Query = r.URL.Query().Get("q")
+	}
 	if sess != nil {
 		d.User = sess.claims
 		d.IsAdmin = sess.claims.HasRole(RoleAdmin)

@@ -26,7 +26,9 @@ func TestPublicPages(t *testing.T) {
 	contains(t, home, "<title>eventshop</title>", `rel="icon" href="/static/favicon.svg"`, "Categories", `href="/products?category=coffee"`, "/static/products/", `href="/auth/login?next=%2f"`)
 
 	search := anon.get("/products?q=espresso")
-	contains(t, search, "Results for", "Espresso Machine Duo")
+	contains(t, search, "Results for", "Espresso Machine Duo", `maxlength="100" value="espresso">`)
+	// The box keeps the query, escaped.
+	contains(t, anon.get("/products?q=%22%3E%3Cb%3E"), `value="&#34;&gt;&lt;b&gt;"`)
 	if strings.Contains(string(search.body), "unavailable") {
 		t.Error("search page says something is unavailable")
 	}
