@@ -29,3 +29,18 @@ func TestFormatMoney(t *testing.T) {
 		t.Errorf("formatMoney(nil) = %q", got)
 	}
 }
+
+func TestEventLabel(t *testing.T) {
+	for typ, want := range map[string]string{
+		"eventshop.order.v1.OrderPlaced":            "Order placed",
+		"eventshop.order.v1.OrderPaymentAuthorized": "Payment authorized",
+		"eventshop.saga.v1.StepSucceeded":           "Step succeeded",
+		"eventshop.saga.v1.SagaStarted":             "Saga started",
+		"Order":                                     "Order",
+		"":                                          "",
+	} {
+		if got := eventLabel(typ); got != want {
+			t.Errorf("eventLabel(%q) = %q, want %q", typ, got, want)
+		}
+	}
+}

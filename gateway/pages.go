@@ -33,6 +33,7 @@ type pages struct {
 
 var pageFuncs = template.FuncMap{
 	"money":       formatMoney,
+	"eventLabel":  eventLabel,
 	"statusLabel": statusLabel,
 	"statusKey":   statusKey,
 	"terminal":    terminalStatus,
@@ -161,6 +162,32 @@ func formatMoney(m *commonv1.Money) string {
 		return sign + amount + " " + sym
 	}
 	return sign + sym + amount
+}
+
+// eventLabel is the shopper's words for an event type: the message name without its
+// package, split into words, without the "Order" that starts most order events:
+// "eventshop.order.v1.OrderPaymentAuthorized" is "Payment authorized",
+// "eventshop.saga.v1.StepSucceeded" is "Step succeeded".
+func eventLabel(typ string) string {
+	name := typ[strings.LastIndex(typ, ".")+1:]
+	var words []string
+	start := 0
+	for i := 1; i <= len(name); i++ {
+		if i == len(name) || (name[i] >= 'A' && name[i] <= 'Z') {
+			words = append(words, name[start:i])
+			start = i
+		}
+	}
+	if len(words) > 2 && words[0] == "Order" {
+		words = words[1:]
+	}
+	if len(words) == 0 {
+		return typ
+	}
+	for i := 1; i < len(words); i++ {
+		words[i] = strings.ToLower(words[i])
+	}
+	return strings.Join(words, " ")
 }
 
 // statusLabel is the shopper's word for an order status.
