@@ -3,6 +3,7 @@ package domain
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -20,7 +21,9 @@ type Catalog struct {
 	lower    []lowered // lower-cased search texts, by index in products
 }
 
-type lowered struct{ name, description string }
+// lowered holds a product's texts in lower case for search: its name, its
+// categories and attribute values (one line each), its description.
+type lowered struct{ name, tags, description string }
 
 // Category is a product grouping with its size.
 type Category struct {
@@ -64,7 +67,11 @@ func NewCatalog(products []Product) (*Catalog, error) {
 	c.lower = make([]lowered, len(c.products))
 	for i, p := range c.products {
 		c.byID[p.ID] = i
-		c.lower[i] = lowered{strings.ToLower(p.Name), strings.ToLower(p.Description)}
+		tags := slices.Clone(p.Categories)
+		for _, k := range slices.Sorted(maps.Keys(p.Attributes)) {
+			tags = append(tags, p.Attributes[k])
+		}
+		c.lower[i] = lowered{strings.ToLower(p.Name), strings.ToLower(strings.Join(tags, "\n")), strings.ToLower(p.Description)}
 	}
 	return c, nil
 }

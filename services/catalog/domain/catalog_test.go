@@ -180,6 +180,9 @@ func TestSearchRanking(t *testing.T) {
 		product("desc-prefix", "Cup", "For teatime."),
 		product("desc-sub", "Spoon", "Stirs a steaming mug."),
 		product("none", "Fork", "Stainless."),
+		product("category-word", "Kyusu", "Side-handled pot.", "tea"),
+		{ID: "attribute-prefix", Name: "Tin", Description: "Airtight.", Categories: []string{"storage"},
+			Attributes: map[string]string{"for": "teabags"}, Price: Money{MinorUnits: 1000, Currency: "USD"}, WeightGrams: 100},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +191,7 @@ func TestSearchRanking(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"name-word-a", "name-word-b", "name-prefix", "name-sub", "desc-word", "desc-prefix", "desc-sub"}
+	want := []string{"name-word-a", "name-word-b", "name-prefix", "name-sub", "category-word", "attribute-prefix", "desc-word", "desc-prefix", "desc-sub"}
 	if got := ids(page.Products); !slices.Equal(got, want) {
 		t.Fatalf("ranking\n got %v\nwant %v", got, want)
 	}

@@ -18,24 +18,30 @@ const (
 	noMatch
 )
 
-// rank orders search results: a name match beats any description match; within
-// each, whole word beats prefix beats substring.
+// field is where a query matched, best first.
+type field int
+
+const (
+	inName field = iota
+	inTags       // a category or an attribute value
+	inDescription
+)
+
+// rank orders search results: a name match beats a category or attribute match,
+// which beats a description match; within each, whole word beats prefix beats
+// substring.
 type rank struct {
-	inName bool
-	kind   matchKind
+	in   field
+	kind matchKind
 }
 
-func (r rank) score() int {
-	s := int(r.kind)
-	if !r.inName {
-		s += int(noMatch)
-	}
-	return s
-}
+func (r rank) score() int { return int(r.in)*int(noMatch) + int(r.kind) }
 
-// Search returns a page of the products whose name or description contains query,
-// case-insensitively: name matches first, whole-word before prefix before substring
-// matches, then by name and id, so the order is deterministic. An empty query
+// Search returns a page of the products whose name, categories, attribute values or
+// description contain query, case-insensitively: name matches first, then category
+// and attribute matches ("coffee" finds the whole coffee category, "ceramic" the
+// ceramic things), then description matches; within each, whole-word before prefix
+// before substring matches, then by name and id, so the order is deterministic. An empty query
 // matches nothing. It returns an error wrapping ErrInvalidPageToken for a token not
 // issued for this same query.
 func (c *Catalog) Search(query string, pageSize int, pageToken string) (Page, error) {
@@ -63,11 +69,13 @@ func (c *Catalog) Search(query string, pageSize int, pageToken string) (Page, er
 }
 
 func rankOf(l lowered, q string) (rank, bool) {
-	if k := matchIn(l.name, q); k != noMatch {
-		return rank{inName: true, kind: k}, true
-	}
-	if k := matchIn(l.description, q); k != noMatch {
-		return rank{inName: false, kind: k}, true
+	for _, f := range []struct {
+		in   field
+		text string
+	}{{inName, l.name}, {inTags, l.tags}, {inDescription, l.description}} {
+		if k := matchIn(f.text, q); k != noMatch {
+			return rank{in: f.in, kind: k}, true
+		}
 	}
 	return rank{}, false
 }

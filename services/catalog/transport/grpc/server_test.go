@@ -154,6 +154,29 @@ func TestSearchProducts(t *testing.T) {
 	}
 	_, err = c.SearchProducts(t.Context(), &catalogv1.SearchProductsRequest{Query: ""})
 	wantCode(t, err, codes.InvalidArgument, "query")
+
+	// A category's name finds the whole category, after the products that have the
+	// word in their name.
+	coffee, err := c.ListProducts(t.Context(), &catalogv1.ListProductsRequest{Category: "coffee", PageSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := c.SearchProducts(t.Context(), &catalogv1.SearchProductsRequest{Query: "coffee", PageSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits := map[string]bool{}
+	for _, p := range found.GetProducts() {
+		hits[p.GetId()] = true
+	}
+	for _, p := range coffee.GetProducts() {
+		if !hits[p.GetId()] {
+			t.Errorf("search coffee misses %s of the coffee category", p.GetId())
+		}
+	}
+	if len(coffee.GetProducts()) < 5 {
+		t.Fatalf("coffee category has %d products: the test shows too little", len(coffee.GetProducts()))
+	}
 }
 
 func TestListCategories(t *testing.T) {
