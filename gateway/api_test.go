@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/eventshop/eventshop/gateway"
+	"github.com/eventshop/eventshop/pkg/poll"
 )
 
 var address = map[string]any{
@@ -33,7 +34,7 @@ func (s *shop) placeOrderWith(token, key, card string) string {
 	if id == "" {
 		s.t.Fatalf("no orderId in %s", r.body)
 	}
-	eventually(s.t, "order in the read model", func() bool {
+	poll.Until(s.t, "order in the read model", func() bool {
 		return s.api("GET", "/api/v1/orders/"+id, token, nil).code == http.StatusOK
 	})
 	return id
@@ -401,7 +402,7 @@ func TestReadinessFollowsUpstreams(t *testing.T) {
 	if r := s.api("GET", "/healthz", "", nil); r.code != http.StatusOK {
 		t.Fatalf("healthz: %d", r.code)
 	}
-	eventually(t, "ready", func() bool { return s.api("GET", "/readyz", "", nil).code == http.StatusOK })
+	poll.Until(t, "ready", func() bool { return s.api("GET", "/readyz", "", nil).code == http.StatusOK })
 	s.stop["catalog"]()
 	r := s.api("GET", "/readyz", "", nil)
 	if r.code != http.StatusServiceUnavailable {

@@ -350,13 +350,3 @@ func (b *browser) csrf() string {
 }
 
 // eventually retries check until it returns true, for at most 20 seconds.
-func eventually(t testing.TB, what string, check func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !check() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}

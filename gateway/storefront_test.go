@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/eventshop/eventshop/pkg/poll"
 )
 
 func contains(t *testing.T, r response, wants ...string) {
@@ -207,7 +209,7 @@ func TestCheckoutAndOrderPages(t *testing.T) {
 		t.Fatalf("second submit placed an order: %s", again.header.Get("Location"))
 	}
 
-	eventually(t, "order page with the order", func() bool {
+	poll.Until(t, "order page with the order", func() bool {
 		return strings.Contains(string(b.get(orderPath).body), `id="order-status"`)
 	})
 	page := b.get(orderPath)
@@ -265,11 +267,11 @@ func TestAdminPage(t *testing.T) {
 	// A completed order feeds the sales read model behind the chart.
 	tok := s.token("alice")
 	id := s.placeOrder(tok, "admin-page-1")
-	eventually(t, "order completed", func() bool {
+	poll.Until(t, "order completed", func() bool {
 		return strings.Contains(string(s.api("GET", "/api/v1/orders/"+id, tok, nil).body), "ORDER_STATUS_COMPLETED")
 	})
 	admin := s.login("admin")
-	eventually(t, "sales on the admin page", func() bool {
+	poll.Until(t, "sales on the admin page", func() bool {
 		return strings.Contains(string(admin.get("/admin").body), `id="sales-chart"`)
 	})
 	contains(t, admin.get("/admin"), "Sales by product", "Stock", "espresso-machine", `class="chart-bar"`, "Espresso Machine Duo")

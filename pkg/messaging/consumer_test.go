@@ -15,6 +15,7 @@ import (
 
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	"github.com/eventshop/eventshop/pkg/messaging"
+	"github.com/eventshop/eventshop/pkg/poll"
 )
 
 func TestCloudEventsHeaders(t *testing.T) {
@@ -130,7 +131,7 @@ func TestRedeliveryAfterHandlerError(t *testing.T) {
 		}
 	}
 	// Acknowledged: gone from the work queue and nothing pending.
-	eventually(t, "ack", func() bool {
+	poll.Until(t, "ack", func() bool {
 		return streamMsgs(t, e.js, messaging.CommandStream) == 0 && settled(t, e.js, messaging.CommandStream, "payment-commands")
 	})
 	if n := streamMsgs(t, e.js, messaging.DLQStream); n != 0 {
@@ -166,7 +167,7 @@ func dlqCase(t *testing.T, handler func(calls int) error, send func(e *env) stri
 	run(t, c)
 	badID := send(e)
 
-	eventually(t, "dead letter", func() bool { return streamMsgs(t, e.js, messaging.DLQStream) == 1 })
+	poll.Until(t, "dead letter", func() bool { return streamMsgs(t, e.js, messaging.DLQStream) == 1 })
 	dead := lastMsg(t, e.js, messaging.DLQStream, "dlq.cmd.payment.authorize")
 
 	good := authorize()
@@ -178,7 +179,7 @@ func dlqCase(t *testing.T, handler func(calls int) error, send func(e *env) stri
 	if got := receive(t, done, "good message"); got != goodID {
 		t.Fatalf("handled %s, want %s", got, goodID)
 	}
-	eventually(t, "settled", func() bool {
+	poll.Until(t, "settled", func() bool {
 		return streamMsgs(t, e.js, messaging.CommandStream) == 0 && settled(t, e.js, messaging.CommandStream, "payment-commands")
 	})
 	mu.Lock()
@@ -288,7 +289,7 @@ func TestSameIDPublishedTwiceIsHandledOnce(t *testing.T) {
 	run(t, c)
 	for receive(t, done, "sentinel") != "sentinel" {
 	}
-	eventually(t, "settled", func() bool { return settled(t, e.js, messaging.CommandStream, "payment-commands") })
+	poll.Until(t, "settled", func() bool { return settled(t, e.js, messaging.CommandStream, "payment-commands") })
 	mu.Lock()
 	defer mu.Unlock()
 	if calls["saga-7:authorize:1"] != 1 {
@@ -318,7 +319,7 @@ func TestLongHandlerIsKeptAlive(t *testing.T) {
 		t.Fatalf("send: %v", err)
 	}
 	receive(t, done, "handler")
-	eventually(t, "settled", func() bool {
+	poll.Until(t, "settled", func() bool {
 		return streamMsgs(t, e.js, messaging.CommandStream) == 0 && settled(t, e.js, messaging.CommandStream, "payment-commands")
 	})
 	if n := calls.Load(); n != 1 {
@@ -393,7 +394,7 @@ func TestHungHandlerDeadLettersAfterMaxDeliver(t *testing.T) {
 	if _, err := e.bus.SendCommand(ctx, "cmd.payment.authorize", "", authorize()); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	eventually(t, "dead letter", func() bool { return streamMsgs(t, e.js, messaging.DLQStream) == 1 })
+	poll.Until(t, "dead letter", func() bool { return streamMsgs(t, e.js, messaging.DLQStream) == 1 })
 	dead := lastMsg(t, e.js, messaging.DLQStream, "dlq.cmd.payment.authorize")
 	if got := dead.Header.Get("ce-error"); got != messaging.ErrMaxDeliver.Error() {
 		t.Errorf("ce-error = %q, want %q", got, messaging.ErrMaxDeliver)
@@ -404,7 +405,7 @@ func TestHungHandlerDeadLettersAfterMaxDeliver(t *testing.T) {
 	if n := calls.Load(); n != 2 {
 		t.Errorf("handler ran %d times, want MaxDeliver = 2", n)
 	}
-	eventually(t, "settled", func() bool { return streamMsgs(t, e.js, messaging.CommandStream) == 0 })
+	poll.Until(t, "settled", func() bool { return streamMsgs(t, e.js, messaging.CommandStream) == 0 })
 }
 
 func TestHandlerPanicIsRetriedThenDeadLettered(t *testing.T) {

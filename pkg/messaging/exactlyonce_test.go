@@ -11,6 +11,7 @@ import (
 
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	"github.com/eventshop/eventshop/pkg/messaging"
+	"github.com/eventshop/eventshop/pkg/poll"
 )
 
 const durable = "payment-commands"
@@ -117,7 +118,7 @@ func TestCrashMidHandlerProcessesOnce(t *testing.T) {
 			if attempt := receive(t, committed, "redelivery"); attempt < 2 {
 				t.Errorf("committed on attempt %d, want a redelivery", attempt)
 			}
-			eventually(t, "ack", func() bool {
+			poll.Until(t, "ack", func() bool {
 				return streamMsgs(t, e.js, messaging.CommandStream) == 0 && settled(t, e.js, messaging.CommandStream, durable)
 			})
 			assertState(t, db)
@@ -177,7 +178,7 @@ func TestCrashAfterCommitBeforeAck(t *testing.T) {
 			if receive(t, handled, "redelivery") {
 				t.Error("redelivery did the work again")
 			}
-			eventually(t, "ack", func() bool {
+			poll.Until(t, "ack", func() bool {
 				return streamMsgs(t, e.js, messaging.CommandStream) == 0 && settled(t, e.js, messaging.CommandStream, durable)
 			})
 			if ran.Load() != 1 || deliveries.Load() != 2 {

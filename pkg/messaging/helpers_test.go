@@ -104,17 +104,6 @@ func authorize() *paymentv1.AuthorizePayment {
 }
 
 // eventually polls cond until it holds, failing the test after a bounded wait.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // receive waits for one value on ch, bounded.
 func receive[T any](t testing.TB, ch <-chan T, what string) T {
 	t.Helper()

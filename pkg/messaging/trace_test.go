@@ -12,6 +12,7 @@ import (
 
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	"github.com/eventshop/eventshop/pkg/messaging"
+	"github.com/eventshop/eventshop/pkg/poll"
 )
 
 // installTracing sets a recording global tracer provider and the W3C propagator for
@@ -85,7 +86,7 @@ func TestTraceContextSurvivesAHop(t *testing.T) {
 	}
 
 	var producer, consumer, reply tracetest.SpanStub
-	eventually(t, "spans", func() bool {
+	poll.Until(t, "spans", func() bool {
 		var ok1, ok2, ok3 bool
 		producer, ok1 = findSpan(exp, "send cmd.payment.authorize")
 		consumer, ok2 = findSpan(exp, "process cmd.payment.authorize")

@@ -12,6 +12,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/pkg/natsembed"
 	"github.com/eventshop/eventshop/pkg/natsembed/natstest"
+	"github.com/eventshop/eventshop/pkg/poll"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/pkg/sqldb/sqltest"
 )
@@ -133,7 +134,7 @@ func TestCrashAfterCommitBeforePublish(t *testing.T) {
 		}
 
 		s.consume(t, s.conn(t), 64, rt.HandleBatch, rt.Types())
-		eventually(t, func() error {
+		poll.NoError(t, func() error {
 			if err := want(s.msgs(t, messaging.EventStream), 1, "replies"); err != nil {
 				return err
 			}
@@ -156,7 +157,7 @@ func TestCrashAfterCommitBeforePublish(t *testing.T) {
 		if _, err := s.js.PublishMsg(context.Background(), &nats.Msg{Subject: commandSubject, Header: h, Data: d.Data}); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, func() error { return want(s.unsettled(t), 0, "unsettled commands") })
+		poll.NoError(t, func() error { return want(s.unsettled(t), 0, "unsettled commands") })
 		if n := s.msgs(t, messaging.EventStream); n != 1 || charges(t, db)["order-1"] != 1 {
 			t.Errorf("after the redelivery: %d replies, charges %v; want 1 and 1", n, charges(t, db))
 		}
@@ -174,12 +175,12 @@ func TestAckOnlyAfterCommit(t *testing.T) {
 	s.consume(t, s.conn(t), 64, rt.HandleBatch, rt.Types())
 
 	s.send(t, "cmd-1", "order-1")
-	eventually(t, func() error { return want(int(c.decided.Load()), 1, "decisions") })
+	poll.NoError(t, func() error { return want(int(c.decided.Load()), 1, "decisions") })
 	if n, u := s.msgs(t, messaging.EventStream), s.unsettled(t); n != 0 || u != 1 {
 		t.Fatalf("inside the transaction: %d replies, %d unsettled; want 0 and 1", n, u)
 	}
 	close(c.gate)
-	eventually(t, func() error {
+	poll.NoError(t, func() error {
 		if err := want(s.unsettled(t), 0, "unsettled commands"); err != nil {
 			return err
 		}
@@ -199,7 +200,7 @@ func TestPoisonIsDeadLetteredAlone(t *testing.T) {
 	}
 	s.send(t, "cmd-poison", poison)
 	s.consume(t, s.conn(t), 64, rt.HandleBatch, rt.Types())
-	eventually(t, func() error {
+	poll.NoError(t, func() error {
 		if err := want(s.msgs(t, messaging.DLQStream), 1, "dead letters"); err != nil {
 			return err
 		}

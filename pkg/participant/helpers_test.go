@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/fstest"
-	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
@@ -136,21 +135,6 @@ func charges(t testing.TB, db *sqldb.DB) map[string]int {
 }
 
 // eventually polls cond until it returns nil, failing with its last error after 20s.
-func eventually(t testing.TB, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func want(got, want int, what string) error {
 	if got != want {
 		return fmt.Errorf("%s = %d, want %d", what, got, want)

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/poll"
 	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/pkg/saga/sagatest"
 )
@@ -121,7 +122,7 @@ func TestInstancesRaceConcurrently(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "every saga ended", func() bool {
+	poll.Until(t, "every saga ended", func() bool {
 		for i := range sagas {
 			st, err := insts[0].Get(ctx, fmt.Sprintf("r%d", i))
 			if err != nil || !st.Status.Final() {

@@ -15,6 +15,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/pkg/natsembed"
 	"github.com/eventshop/eventshop/pkg/natsembed/natstest"
+	"github.com/eventshop/eventshop/pkg/poll"
 	"github.com/eventshop/eventshop/pkg/saga"
 )
 
@@ -52,7 +53,7 @@ func TestJetStreamKillAndResume(t *testing.T) {
 	second := startProcess(t, srv)
 	defer second.kill()
 	want := map[string]saga.Status{"j-ok": saga.Completed, "j-fail": saga.Cancelled, "j-kill": saga.Completed}
-	waitFor(t, "every saga ended", func() bool {
+	poll.Until(t, "every saga ended", func() bool {
 		for id := range want {
 			st, err := second.o.Get(ctx, id)
 			if err != nil || !st.Status.Final() {

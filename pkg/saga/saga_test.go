@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/poll"
 	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/pkg/saga/sagatest"
 )
@@ -466,14 +467,14 @@ func TestRunDrivesTimersOnTheClock(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	waitFor(t, "Run resumed and waiting", func() bool { return h.clock.Timers() > 0 })
+	poll.Until(t, "Run resumed and waiting", func() bool { return h.clock.Timers() > 0 })
 	h.start("s1")
 	first := waitCommand(t, h.tr)
 	// Advance in steps: Run re-arms its timer after every tick, and each step is
 	// taken only once Run is waiting on the fake clock again.
 	var second saga.Command
 	for second.ID == "" {
-		waitFor(t, "Run waiting on the clock", func() bool { return h.clock.Timers() > 0 })
+		poll.Until(t, "Run waiting on the clock", func() bool { return h.clock.Timers() > 0 })
 		h.clock.Advance(time.Second)
 		for _, c := range h.tr.Take() {
 			if c.ID != first.ID { // Run's own resume may resend the first one
@@ -486,7 +487,7 @@ func TestRunDrivesTimersOnTheClock(t *testing.T) {
 		t.Fatal("retry reused the id")
 	}
 	h.ok(second, 1)
-	waitFor(t, "saga completed", func() bool {
+	poll.Until(t, "saga completed", func() bool {
 		st, err := h.o.Get(h.ctx, "s1")
 		return err == nil && st.Status == saga.Completed
 	})
@@ -508,7 +509,7 @@ func TestRunResumesAndFollowsOtherInstances(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.one()
-	waitFor(t, "s2 tracked", func() bool { return h.clock.Timers() > 0 })
+	poll.Until(t, "s2 tracked", func() bool { return h.clock.Timers() > 0 })
 	// o2 times s2 out (the clock moves only once o2 waits on it) and compensates.
 	for range 60 {
 		for _, c := range h.tr.Take() {
@@ -517,7 +518,7 @@ func TestRunResumesAndFollowsOtherInstances(t *testing.T) {
 				return
 			}
 		}
-		waitFor(t, "Run waiting on the clock", func() bool { return h.clock.Timers() > 0 })
+		poll.Until(t, "Run waiting on the clock", func() bool { return h.clock.Timers() > 0 })
 		h.clock.Advance(time.Second)
 	}
 	t.Fatal("s2 was not timed out by the instance that follows it")
@@ -526,22 +527,11 @@ func TestRunResumesAndFollowsOtherInstances(t *testing.T) {
 func waitCommand(t *testing.T, tr interface{ Take() []saga.Command }) saga.Command {
 	t.Helper()
 	var got []saga.Command
-	waitFor(t, "a command", func() bool { got = append(got, tr.Take()...); return len(got) > 0 })
+	poll.Until(t, "a command", func() bool { got = append(got, tr.Take()...); return len(got) > 0 })
 	if len(got) != 1 {
 		t.Fatalf("want one command, got %v", ids(got))
 	}
 	return got[0]
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
 
 func TestInvalidDefinition(t *testing.T) {
@@ -620,7 +610,7 @@ func TestRunSurvivesASagaItCannotLoad(t *testing.T) {
 	ctx, cancel := context.WithCancel(h.ctx)
 	done := make(chan error, 1)
 	go func() { done <- o.Run(ctx) }()
-	waitFor(t, "Run waiting", func() bool { return h.clock.Timers() > 0 })
+	poll.Until(t, "Run waiting", func() bool { return h.clock.Timers() > 0 })
 	if err := o.Start(h.ctx, "good", newData("good")); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/poll"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/pkg/sqldb/sqltest"
 	"github.com/eventshop/eventshop/services/order/domain"
@@ -65,7 +66,7 @@ func TestLiveEventsArrivingDuringACommitShareTheNextTransaction(t *testing.T) {
 		b := orderID(rng, 2)
 		hb := history(t, rng, b, "user-2")
 		last := appendAll(ctx, t, store, b, hb, time.Unix(2, 0))
-		waitUntil(t, func() bool { return store.handed.Load() == int64(1+len(hb)) })
+		poll.Until(t, "the condition", func() bool { return store.handed.Load() == int64(1+len(hb)) })
 		close(release)
 		r.waitFor(t, last)
 
@@ -80,13 +81,3 @@ func TestLiveEventsArrivingDuringACommitShareTheNextTransaction(t *testing.T) {
 }
 
 // waitUntil polls cond, boundedly.
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within a minute")
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
