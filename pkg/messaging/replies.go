@@ -69,6 +69,10 @@ func NewReplies(table string) *Replies {
 // Table is the replies table name.
 func (r *Replies) Table() string { return r.table }
 
+// Schema is the statement that creates the replies table if it does not exist, for
+// a versioned migration.
+func (r *Replies) Schema() string { return r.migrate }
+
 // Migrate creates the replies table if it does not exist. It returns the database
 // error.
 func (r *Replies) Migrate(ctx context.Context, db *sql.DB) error {

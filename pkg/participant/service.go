@@ -201,15 +201,18 @@ func Open(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 }
 
 // Migrate applies the migrations of participant name to db (recorded in
-// "<name>_migrations"), creates its inbox and replies tables if needed, and returns
-// the replies for NewRuntime. It returns the database error or
-// sqldb.ErrInvalidMigration.
+// "<name>_migrations"), then the runtime's own (recorded in
+// "<name>_runtime_migrations": version 1 creates the replies table), and returns the
+// replies for NewRuntime. A database whose replies table an earlier release created
+// outside any migration keeps it and its rows: the migration creates it only if it
+// is missing. It returns the database error or sqldb.ErrInvalidMigration.
 func Migrate(ctx context.Context, db *sqldb.DB, name string, migrations fs.FS) (*messaging.Replies, error) {
 	if err := sqldb.Migrate(ctx, db, migrations, name+"_migrations"); err != nil {
 		return nil, err
 	}
 	replies := messaging.NewReplies(name + "_replies")
-	if err := replies.Migrate(ctx, db.DB); err != nil {
+	runtime := []sqldb.Migration{{Version: 1, Name: "001_replies.sql", SQL: replies.Schema()}}
+	if err := sqldb.Apply(ctx, db, runtime, name+"_runtime_migrations"); err != nil {
 		return nil, err
 	}
 	return replies, nil

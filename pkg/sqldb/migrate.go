@@ -71,12 +71,18 @@ func Migrations(fsys fs.FS) ([]Migration, error) {
 // ErrInvalidMigration for a bad table name or file set and otherwise the database
 // error, naming the file.
 func Migrate(ctx context.Context, db *DB, fsys fs.FS, table string) error {
-	if !identifier.MatchString(table) {
-		return fmt.Errorf("%w: table %q is not a plain identifier", ErrInvalidMigration, table)
-	}
 	migs, err := Migrations(fsys)
 	if err != nil {
 		return err
+	}
+	return Apply(ctx, db, migs, table)
+}
+
+// Apply is Migrate for migrations built in code (a schema whose table names are
+// only known at run time), given in version order.
+func Apply(ctx context.Context, db *DB, migs []Migration, table string) error {
+	if !identifier.MatchString(table) {
+		return fmt.Errorf("%w: table %q is not a plain identifier", ErrInvalidMigration, table)
 	}
 	create := `CREATE TABLE IF NOT EXISTS ` + table + ` (
 	version    BIGINT PRIMARY KEY,
