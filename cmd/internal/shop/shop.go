@@ -120,7 +120,16 @@ func (m *Main) FlagSet() *flag.FlagSet {
 
 // ParseFlags reads flags and SHOP_* variables. It returns flag.ErrHelp for -h.
 func (m *Main) ParseFlags(args []string) error {
-	return config.Parse(m.FlagSet(), args)
+	fs := m.FlagSet()
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		// shopd takes flags only: a word here is a command misspelt, and starting
+		// a shop for it would be a surprise.
+		return fmt.Errorf("unexpected argument %q (shopd help lists the commands)", fs.Arg(0))
+	}
+	return nil
 }
 
 // Run starts everything and returns once every service is listening.
