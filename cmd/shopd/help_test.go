@@ -16,7 +16,7 @@ func TestHelp(t *testing.T) {
 		if code := run(ctx, args, &out, &errb); code != 0 {
 			t.Fatalf("shopd %v = %d: %s", args, code, errb.String())
 		}
-		for _, want := range []string{"token", "audit", "nats-auth", "projections rebuild"} {
+		for _, want := range []string{"token", "audit", "nats-auth", "projections rebuild", "dlq"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("shopd %v lacks %q:\n%s", args, want, out.String())
 			}

@@ -39,6 +39,7 @@ var subcommands = []struct {
 	{"audit", "check a quiet shop's invariants (every order ended, money and stock balanced)", runAudit},
 	{"nats-auth", "make the services' NATS identities and the users block of a nats-server config", runNATSAuth},
 	{"projections rebuild", "rebuild the order read models from the event store", runRebuild},
+	{"dlq", "list, show, replay or drop dead letters (messages no handler could process)", runDLQ},
 }
 
 // usage lists what shopd does, for shopd help.
