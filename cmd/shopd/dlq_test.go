@@ -8,11 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	"github.com/eventshop/eventshop/pkg/messaging"
-	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/poll"
 )
 
@@ -26,16 +23,11 @@ func TestDeadLetteredCommandReplayedCompletesTheSaga(t *testing.T) {
 		withFlags("-payment-max-deliver", "1"))
 	id := s.place("tok_visa", 1)
 
-	nc, err := s.ConnectNATS(natsauth.Operator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dls := messaging.NewDeadLetters(js)
-	var list []messaging.DeadLetter
+	dls := messaging.NewDeadLetters(s.operatorJetStream())
+	var (
+		list []messaging.DeadLetter
+		err  error
+	)
 	poll.Until(t, "the authorization dead-lettered", func() bool {
 		list, err = dls.List(context.Background(), 0)
 		return err == nil && len(list) == 1

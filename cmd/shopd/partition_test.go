@@ -130,14 +130,7 @@ func TestTwoOrderInstancesSplitTheReadModel(t *testing.T) {
 // are held by members instances, and returns the owner of each.
 func waitLeases(t *testing.T, s *sagaShop, parts, members int) map[int]string {
 	t.Helper()
-	nc, err := s.ConnectNATS(natsauth.Operator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := s.operatorJetStream()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	kv, err := js.KeyValue(ctx, order.PartitionBucket)
@@ -161,4 +154,19 @@ func waitLeases(t *testing.T, s *sagaShop, parts, members int) map[int]string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// operatorJetStream is JetStream on the shop's server as the operator identity, for
+// a test that looks at streams and buckets as a person on call would.
+func (s *sagaShop) operatorJetStream() jetstream.JetStream {
+	s.t.Helper()
+	nc, err := s.ConnectNATS(natsauth.Operator)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return js
 }
