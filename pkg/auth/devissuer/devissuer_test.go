@@ -157,6 +157,12 @@ func TestLoginPage(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `name="password"`) || !strings.Contains(string(body), page.Query().Get("authRequestID")) {
 		t.Fatalf("login page: %s\n%s", resp.Status, body)
 	}
+	// It looks like the shop and fits a phone.
+	for _, want := range []string{"<title>Sign in · eventshop</title>", `<span class="brand">eventshop</span>`, `name="viewport"`, "--accent:#c2621a"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("login page lacks %q", want)
+		}
+	}
 
 	resp, err = http.PostForm(page.String(), url.Values{
 		"authRequestID": {page.Query().Get("authRequestID")},

@@ -14,13 +14,25 @@ const loginPath = "/login"
 
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><title>eventshop dev login</title>
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · eventshop</title>
 <style>
-body{font-family:system-ui,sans-serif;max-width:22rem;margin:4rem auto;padding:0 1rem}
-label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.4rem;box-sizing:border-box}
-button{margin-top:1rem;padding:.5rem 1rem}.error{color:#b00020}.note{color:#666;font-size:.85rem}
+/* The storefront's colours and type, so signing in does not look like leaving the shop. */
+:root{--ink:#1d2330;--muted:#667085;--line:#e4e7ec;--brand:#7a3e14;--accent:#c2621a;--bg:#faf8f5;--bad:#b42318}
+*{box-sizing:border-box}
+body{margin:0;font-family:system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--ink);background:var(--bg);line-height:1.45}
+header{padding:.75rem 1.5rem;background:#fff;border-bottom:1px solid var(--line)}
+.brand{font-weight:800;font-size:1.3rem;color:var(--brand)}
+main{max-width:24rem;margin:3rem auto;padding:1.5rem 1.75rem;background:#fff;border:1px solid var(--line);border-radius:12px}
+h1{margin:0 0 .5rem;font-size:1.4rem}
+label{display:block;margin:.8rem 0 .25rem;font-weight:600}
+input{width:100%;padding:.5rem .6rem;border:1px solid var(--line);border-radius:6px;font:inherit}
+button{margin-top:1.2rem;width:100%;padding:.6rem 1rem;border:1px solid var(--accent);border-radius:6px;background:var(--accent);color:#fff;font:inherit;font-weight:600;cursor:pointer}
+.error{color:var(--bad)}.note{color:var(--muted);font-size:.85rem;margin-top:1rem}
 </style></head>
 <body>
+<header><span class="brand">eventshop</span></header>
+<main>
 <h1>Sign in</h1>
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
 <form method="post">
@@ -32,6 +44,7 @@ button{margin-top:1rem;padding:.5rem 1rem}.error{color:#b00020}.note{color:#666;
 <button type="submit">Sign in</button>
 </form>
 <p class="note">Development issuer — demo accounts only (alice, bob, admin).</p>
+</main>
 </body></html>
 `))
 
