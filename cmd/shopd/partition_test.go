@@ -15,8 +15,8 @@ import (
 	"github.com/eventshop/eventshop/cmd/internal/audit"
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
+	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/natsauth"
-	"github.com/eventshop/eventshop/pkg/partition"
 	"github.com/eventshop/eventshop/services/order"
 )
 
@@ -104,7 +104,7 @@ func TestTwoOrderInstancesSplitTheReadModel(t *testing.T) {
 	// orders the other projected.
 	by := map[string]int{}
 	for _, id := range placed {
-		by[owners[partition.Of("order-"+id, parts)]]++
+		by[owners[eventstore.Partition("order-"+id, parts)]]++
 	}
 	if len(by) != 2 {
 		t.Fatalf("24 orders fell to the partitions of %d instances (%v): the test shows too little", len(by), by)

@@ -70,7 +70,7 @@ func SubscribePartitioned(ctx context.Context, s Store, category string, after P
 	err := s.SubscribeCategory(ctx, category, after, func(ctx context.Context, e Event) error {
 		marks.add(e.Position)
 		select {
-		case queues[partition(e.Stream, len(queues))] <- e:
+		case queues[Partition(e.Stream, len(queues))] <- e:
 			return nil
 		case <-ctx.Done():
 			return context.Cause(ctx)
@@ -91,7 +91,11 @@ type handlerError struct{ err error }
 
 func (e *handlerError) Error() string { return e.err.Error() }
 
-func partition(stream string, n int) int {
+// Partition returns the partition of stream among n: an FNV-1a hash of the stream's
+// name modulo n. SubscribePartitioned pins a stream to a worker by it, and
+// pkg/partition shares a category among instances by it. n must not change while
+// checkpoints kept per partition live: it moves streams between partitions.
+func Partition(stream string, n int) int {
 	h := fnv.New32a()
 	h.Write([]byte(stream))
 	return int(h.Sum32() % uint32(n))

@@ -1,8 +1,8 @@
 // Package partition splits the work of following an event category among the
 // instances of a service that run at once. The category's streams (one per
-// aggregate) fall into a fixed number of partitions by a hash of their name; each
-// partition is leased to one live instance at a time through a NATS key-value bucket,
-// the partitions are balanced over the live instances, and an instance that stops
+// aggregate) fall into a fixed number of partitions by a hash of their name
+// (eventstore.Partition); each partition is leased to one live instance at a time
+// through a NATS key-value bucket, the partitions are balanced over the live instances, and an instance that stops
 // or dies gives its partitions up (at once, or when its leases expire) to the
 // others. Within an instance, the work on its partitions runs as one function the
 // group restarts whenever the set changes.
@@ -29,8 +29,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -44,15 +44,6 @@ import (
 // DefaultTTL is how long a lease and a membership last without renewal: how long
 // the partitions of an instance that died unannounced wait for another owner.
 const DefaultTTL = 6 * time.Second
-
-// Of returns the partition of stream among n: an FNV-1a hash of the stream's name
-// modulo n. n must not change while the data lives: it moves streams between
-// partitions, and checkpoints are kept per partition.
-func Of(stream string, n int) int {
-	h := fnv.New32a()
-	h.Write([]byte(stream))
-	return int(h.Sum32() % uint32(n))
-}
 
 // Config describes a group.
 type Config struct {
@@ -167,7 +158,7 @@ func (g *Group) Run(ctx context.Context, work func(ctx context.Context, owned []
 	defer tick.Stop()
 	for {
 		want := g.renew(ctx, held)
-		owned := sortedKeys(held)
+		owned := slices.Sorted(maps.Keys(held))
 		if want != nil {
 			owned = slices.DeleteFunc(owned, func(p int) bool { return !slices.Contains(want, p) })
 		}
@@ -290,12 +281,3 @@ func (g *Group) releaseAll(held map[int]uint64) {
 }
 
 func leaseKey(p int) string { return "leases." + strconv.Itoa(p) }
-
-func sortedKeys(m map[int]uint64) []int {
-	out := make([]int, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.Sort(out)
-	return out
-}

@@ -169,18 +169,3 @@ func TestJoinRefusesBadConfig(t *testing.T) {
 		}
 	}
 }
-
-func TestOfIsStableAndInRange(t *testing.T) {
-	seen := map[int]bool{}
-	for i := range 1000 {
-		s := fmt.Sprintf("order-%d", i)
-		p := partition.Of(s, parts)
-		if p < 0 || p >= parts || partition.Of(s, parts) != p {
-			t.Fatalf("Of(%q) = %d", s, p)
-		}
-		seen[p] = true
-	}
-	if len(seen) != parts {
-		t.Errorf("1000 streams fell in %d of %d partitions", len(seen), parts)
-	}
-}

@@ -21,7 +21,6 @@ import (
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	sagav1 "github.com/eventshop/eventshop/gen/go/eventshop/saga/v1"
 	"github.com/eventshop/eventshop/pkg/eventstore"
-	"github.com/eventshop/eventshop/pkg/partition"
 	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
@@ -140,7 +139,7 @@ func (f *SagaFollower) RunPartitions(ctx context.Context, parts int, owned []int
 	for i, k := range owned {
 		names[i] = followerName + "#" + strconv.Itoa(k)
 	}
-	mine := func(e eventstore.Event) bool { return slices.Contains(owned, partition.Of(e.Stream, parts)) }
+	mine := func(e eventstore.Event) bool { return slices.Contains(owned, eventstore.Partition(e.Stream, parts)) }
 	f.loop(ctx, followerName, names, mine, Category, f.onOrderEvent)
 	return nil
 }

@@ -16,7 +16,6 @@ import (
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
 	"github.com/eventshop/eventshop/pkg/eventstore"
-	"github.com/eventshop/eventshop/pkg/partition"
 	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/pkg/saga/sagatest"
 	"github.com/eventshop/eventshop/services/order/app"
@@ -392,7 +391,7 @@ func TestSagaFollowerOfPartitionsKeepsTheirCheckpoints(t *testing.T) {
 	last := evs[len(evs)-1].Position
 
 	const parts = 2
-	mine := partition.Of(app.Category+"-"+id, parts)
+	mine := eventstore.Partition(app.Category+"-"+id, parts)
 	cp := &memCheckpoints{pos: map[string]eventstore.Position{"orders": evs[0].Position}}
 	f := app.NewSagaFollower(env.orch, store, env.tr, app.WithCheckpoints(cp, 10*time.Millisecond))
 	ctx, cancel := context.WithCancel(t.Context())

@@ -23,7 +23,6 @@ import (
 
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	"github.com/eventshop/eventshop/pkg/eventstore"
-	"github.com/eventshop/eventshop/pkg/partition"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
@@ -285,7 +284,7 @@ func (p *Projector) mine(e eventstore.Event) bool {
 	if p.owned == nil {
 		return true
 	}
-	cp, ok := p.owned[partition.Of(e.Stream, p.parts)]
+	cp, ok := p.owned[eventstore.Partition(e.Stream, p.parts)]
 	return ok && e.Position > cp
 }
 
@@ -455,7 +454,7 @@ func (p *Projector) saveCheckpoints(ctx context.Context, tx *sql.Tx, from events
 	}
 	touched := map[int]bool{}
 	for _, e := range evs {
-		touched[partition.Of(e.Stream, p.parts)] = true
+		touched[eventstore.Partition(e.Stream, p.parts)] = true
 	}
 	for _, k := range slices.Sorted(maps.Keys(touched)) {
 		if err := guarded(p.partitionName(k), p.owned[k]); err != nil {
@@ -507,7 +506,7 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 	}
 	for _, e := range evs {
 		if p.owned != nil {
-			p.owned[partition.Of(e.Stream, p.parts)] = last.Position
+			p.owned[eventstore.Partition(e.Stream, p.parts)] = last.Position
 		}
 	}
 	p.mu.Lock()
