@@ -225,7 +225,7 @@ func (p *Projector) Run(ctx context.Context) error {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, errCheckpointMoved):
-			p.log.InfoContext(ctx, "projection checkpoint moved, resuming from it", "projection", p.name)
+			p.log.InfoContext(ctx, "projection checkpoint moved, resuming from it", "projection", p.name, "partitions", slices.Sorted(maps.Keys(p.owned)))
 			if p.hub != nil {
 				// Rebuilt tables may be ahead of what watchers last read.
 				p.hub.PublishAll()
@@ -253,29 +253,13 @@ func (p *Projector) RunPartitions(ctx context.Context, parts int, owned []int) e
 		<-ctx.Done()
 		return nil
 	}
-	if err := Migrate(ctx, p.db); err != nil {
-		return err
-	}
 	p.parts = parts
-	defer func() { p.owned = nil }()
-	for {
-		p.owned = map[int]eventstore.Position{}
-		for _, k := range owned {
-			p.owned[k] = 0
-		}
-		err := p.run(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return nil
-		case errors.Is(err, errCheckpointMoved):
-			p.log.InfoContext(ctx, "projection checkpoint moved, resuming from it", "projection", p.name, "partitions", owned)
-			if p.hub != nil {
-				p.hub.PublishAll()
-			}
-			continue
-		}
-		return err
+	p.owned = map[int]eventstore.Position{} // checkpoints filled in by run
+	for _, k := range owned {
+		p.owned[k] = 0
 	}
+	defer func() { p.owned = nil }()
+	return p.Run(ctx)
 }
 
 // mine reports whether e is for this run to apply: every event in a plain Run; in
@@ -346,18 +330,10 @@ func (p *Projector) follow(ctx context.Context) error {
 				break more
 			}
 		}
-		// Other partitions' events pass through the same queue, so the position
-		// moves past them only once everything before them was applied.
-		read := batch[len(batch)-1]
-		if batch = slices.DeleteFunc(batch, func(e eventstore.Event) bool { return !p.mine(e) }); len(batch) > 0 {
-			if err := p.applyBatch(live, batch); err != nil {
-				cancel()
-				<-subscribed
-				return err
-			}
-		}
-		if p.Position() < read.Position {
-			p.setPosition(read.Position, read.Time)
+		if err := p.applyRead(live, batch); err != nil {
+			cancel()
+			<-subscribed
+			return err
 		}
 	}
 }
@@ -374,15 +350,8 @@ func (p *Projector) catchUp(ctx context.Context, progress func(n int)) (int, err
 		if len(evs) == 0 {
 			return total, nil
 		}
-		read := evs[len(evs)-1]
-		if evs = slices.DeleteFunc(evs, func(e eventstore.Event) bool { return !p.mine(e) }); len(evs) > 0 {
-			if err := p.applyBatch(ctx, evs); err != nil {
-				return total, err
-			}
-		}
-		if p.Position() < read.Position {
-			// The rest were other partitions'; read on after them.
-			p.setPosition(read.Position, read.Time)
+		if err := p.applyRead(ctx, evs); err != nil {
+			return total, err
 		}
 		total += len(evs)
 		if progress != nil {
@@ -405,6 +374,23 @@ ON CONFLICT (name) DO NOTHING`, p.name, p.now().UnixNano()); err != nil {
 		return 0, fmt.Errorf("projection: load checkpoint %s: %w", p.name, err)
 	}
 	return eventstore.Position(pos), nil
+}
+
+// applyRead applies the events of read (the next ones of the category, in order)
+// that are this run's (mine) and moves the position past all of them: the others
+// are other partitions', and everything before them has been applied. It filters
+// read in place.
+func (p *Projector) applyRead(ctx context.Context, read []eventstore.Event) error {
+	last := read[len(read)-1]
+	if evs := slices.DeleteFunc(read, func(e eventstore.Event) bool { return !p.mine(e) }); len(evs) > 0 {
+		if err := p.applyBatch(ctx, evs); err != nil {
+			return err
+		}
+	}
+	if p.Position() < last.Position {
+		p.setPosition(last.Position, last.Time)
+	}
+	return nil
 }
 
 // loadPartitionCheckpoints loads the checkpoint of each owned partition into
@@ -431,12 +417,24 @@ ON CONFLICT (name) DO NOTHING`, p.partitionName(k), int64(base), p.now().UnixNan
 	return slices.Min(slices.Collect(maps.Values(p.owned))), nil
 }
 
+// touched returns the partitions of evs in RunPartitions, nil in a plain Run.
+func (p *Projector) touched(evs []eventstore.Event) []int {
+	if p.owned == nil {
+		return nil
+	}
+	set := map[int]bool{}
+	for _, e := range evs {
+		set[eventstore.Partition(e.Stream, p.parts)] = true
+	}
+	return slices.Sorted(maps.Keys(set))
+}
+
 // saveCheckpoints moves the checkpoint past the batch evs, inside its transaction:
 // the one checkpoint from from, or in RunPartitions that of each partition the
-// batch touched, from where it was. A checkpoint not where this projector left it
+// batch touched (touched), from where it was. A checkpoint not where this projector left it
 // (a Rebuild swapped the tables in, or another instance took the partition over and
 // moved on) fails the batch with errCheckpointMoved.
-func (p *Projector) saveCheckpoints(ctx context.Context, tx *sql.Tx, from eventstore.Position, evs []eventstore.Event) error {
+func (p *Projector) saveCheckpoints(ctx context.Context, tx *sql.Tx, from eventstore.Position, evs []eventstore.Event, touched []int) error {
 	last := int64(evs[len(evs)-1].Position)
 	now := p.now().UnixNano()
 	guarded := func(name string, from eventstore.Position) error {
@@ -452,11 +450,7 @@ func (p *Projector) saveCheckpoints(ctx context.Context, tx *sql.Tx, from events
 	if p.owned == nil {
 		return guarded(p.name, from)
 	}
-	touched := map[int]bool{}
-	for _, e := range evs {
-		touched[eventstore.Partition(e.Stream, p.parts)] = true
-	}
-	for _, k := range slices.Sorted(maps.Keys(touched)) {
+	for _, k := range touched {
 		if err := guarded(p.partitionName(k), p.owned[k]); err != nil {
 			return err
 		}
@@ -469,6 +463,7 @@ func (p *Projector) saveCheckpoints(ctx context.Context, tx *sql.Tx, from events
 func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) error {
 	from := p.Position()
 	last := evs[len(evs)-1]
+	touched := p.touched(evs)
 	// Each event is decoded once: the look-ahead below and apply both need it.
 	decoded := make([]decodedEvent, len(evs))
 	for i, e := range evs {
@@ -493,7 +488,7 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 				return fmt.Errorf("projection: apply %s v%d (%s): %w", e.Stream, e.Version, e.Type, err)
 			}
 		}
-		if err := p.saveCheckpoints(ctx, tx, from, evs); err != nil {
+		if err := p.saveCheckpoints(ctx, tx, from, evs, touched); err != nil {
 			return err
 		}
 		if p.beforeCommit != nil {
@@ -504,10 +499,8 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 	if err != nil {
 		return err
 	}
-	for _, e := range evs {
-		if p.owned != nil {
-			p.owned[eventstore.Partition(e.Stream, p.parts)] = last.Position
-		}
+	for _, k := range touched {
+		p.owned[k] = last.Position
 	}
 	p.mu.Lock()
 	p.applied += int64(len(evs))
