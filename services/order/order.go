@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -478,19 +479,13 @@ func (s *Service) runSaga(ctx context.Context, wg *sync.WaitGroup) {
 // their projection and, with the saga, their follower, until ctx ends or one fails,
 // which stops the other and returns its error.
 func (s *Service) runPartitions(ctx context.Context, owned []int) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
+	g, ctx := errgroup.WithContext(ctx)
 	n := s.group.Partitions()
-	wg.Go(func() { cancel(s.projector.RunPartitions(ctx, n, owned)) })
+	g.Go(func() error { return s.projector.RunPartitions(ctx, n, owned) })
 	if s.follower != nil {
-		wg.Go(func() { cancel(s.follower.RunPartitions(ctx, n, owned)) })
+		g.Go(func() error { return s.follower.RunPartitions(ctx, n, owned) })
 	}
-	wg.Wait()
-	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	return g.Wait()
 }
 
 // keepRunning calls run until ctx ends, pausing with backoff after each failure.
