@@ -244,6 +244,7 @@ func (r *running) waitFor(t testing.TB, pos eventstore.Position) {
 			t.Fatalf("projector did not reach position %d: %v", pos, err)
 		}
 	case err := <-r.done:
+		r.done <- err // for stop
 		t.Fatalf("projector stopped before position %d: %v", pos, err)
 	}
 }

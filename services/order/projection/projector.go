@@ -1,6 +1,7 @@
 package projection
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -68,6 +69,11 @@ type Projector struct {
 	// batch changed: watchers are told of those only, not of a saga step that only
 	// moved an order's version. A projector applies one batch at a time.
 	shown map[string]bool
+	// sales collects, during one applyBatch, what its completed orders add to
+	// sales_by_product. They are written at the end of the transaction in key order:
+	// instances projecting different partitions share those rows, and two batches
+	// that updated them in event order (one X then Y, the other Y then X) deadlocked.
+	sales map[saleKey]*saleSum
 
 	// beforeCommit, when set (tests only), runs after the read-model writes of a
 	// transaction and before its commit; an error rolls the transaction back.
@@ -181,10 +187,10 @@ ON CONFLICT (id) DO NOTHING`,
 		bump:    `UPDATE ` + t.orders + ` SET version = $1, updated_at = $2 WHERE id = $3 AND version = $4`,
 		lines:   `SELECT lines FROM ` + t.orders + ` WHERE id = $1`,
 		countSale: `INSERT INTO ` + s + ` (product_id, currency, name, units, revenue, order_count)
-VALUES ($1, $2, $3, $4, $5, 1)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (product_id, currency) DO UPDATE SET
 	name = excluded.name, units = ` + s + `.units + excluded.units,
-	revenue = ` + s + `.revenue + excluded.revenue, order_count = ` + s + `.order_count + 1`,
+	revenue = ` + s + `.revenue + excluded.revenue, order_count = ` + s + `.order_count + excluded.order_count`,
 		// The guard on the old position catches a Rebuild that swapped tables and
 		// checkpoint in since this projector last looked.
 		saveCheckpoint: `UPDATE projection_checkpoints SET position = $1, updated_at = $2
@@ -471,6 +477,7 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 	}
 	err := p.db.InTx(ctx, func(tx *sql.Tx) error {
 		p.shown = map[string]bool{} // again on a retried transaction
+		p.sales = map[saleKey]*saleSum{}
 		for i := 0; i < len(evs); i++ {
 			e := evs[i]
 			// Saga steps that change nothing the order shows, right behind this
@@ -487,6 +494,9 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 			if err := p.applyTraced(ctx, tx, e, d, through); err != nil {
 				return fmt.Errorf("projection: apply %s v%d (%s): %w", e.Stream, e.Version, e.Type, err)
 			}
+		}
+		if err := p.writeSales(ctx, tx); err != nil {
+			return err
 		}
 		if err := p.saveCheckpoints(ctx, tx, from, evs, touched); err != nil {
 			return err
@@ -761,7 +771,15 @@ func (p *Projector) settle(ctx context.Context, tx *sql.Tx, orderID string, e, t
 	return err
 }
 
-// countSale adds a just-completed order's lines to sales_by_product.
+// saleKey and saleSum are one row of sales_by_product and what a batch adds to it.
+type saleKey struct{ product, currency string }
+
+type saleSum struct {
+	name                   string
+	units, revenue, orders int64
+}
+
+// countSale adds a just-completed order's lines to the batch's sales (writeSales).
 func (p *Projector) countSale(ctx context.Context, tx *sql.Tx, orderID string) error {
 	var raw string
 	if err := tx.QueryRowContext(ctx, p.sql.lines, orderID).Scan(&raw); err != nil {
@@ -772,9 +790,28 @@ func (p *Projector) countSale(ctx context.Context, tx *sql.Tx, orderID string) e
 		return fmt.Errorf("order %s lines: %w", orderID, err)
 	}
 	for _, l := range lines {
-		_, err := tx.ExecContext(ctx, p.sql.countSale,
-			l.ProductID, l.LineTotal.Currency, l.Name, int64(l.Quantity), l.LineTotal.Units)
-		if err != nil {
+		k := saleKey{l.ProductID, l.LineTotal.Currency}
+		sum := p.sales[k]
+		if sum == nil {
+			sum = &saleSum{}
+			p.sales[k] = sum
+		}
+		sum.name = l.Name
+		sum.units += int64(l.Quantity)
+		sum.revenue += l.LineTotal.Units
+		sum.orders++
+	}
+	return nil
+}
+
+// writeSales adds the batch's sales to sales_by_product, row by row in key order.
+func (p *Projector) writeSales(ctx context.Context, tx *sql.Tx) error {
+	keys := slices.SortedFunc(maps.Keys(p.sales), func(a, b saleKey) int {
+		return cmp.Or(cmp.Compare(a.product, b.product), cmp.Compare(a.currency, b.currency))
+	})
+	for _, k := range keys {
+		sum := p.sales[k]
+		if _, err := tx.ExecContext(ctx, p.sql.countSale, k.product, k.currency, sum.name, sum.units, sum.revenue, sum.orders); err != nil {
 			return err
 		}
 	}
