@@ -258,6 +258,9 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		}
 		store = jsStore
 	}
+	// The projector, the saga follower and the orchestrator all read the order
+	// category; they share one subscription of it.
+	store = eventstore.NewShared(store)
 	repoOpts := []app.RepositoryOption{app.WithLogger(logger)}
 	if cfg.SnapshotEvery > 0 && js != nil {
 		snaps, err := adapters.NewKVSnapshots(ctx, js, adapters.SnapshotBucket, adapters.WithReplicas(cfg.StreamReplicas))
