@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	catalogv1 "github.com/eventshop/eventshop/gen/go/eventshop/catalog/v1"
+	"github.com/eventshop/eventshop/pkg/money"
 	"github.com/eventshop/eventshop/services/cart/app"
 	"github.com/eventshop/eventshop/services/cart/domain"
 )
@@ -97,7 +98,7 @@ func (c *CatalogClient) remember(pbs []*catalogv1.Product) []domain.Product {
 		ps[i] = domain.Product{
 			ID:       pb.GetId(),
 			Name:     pb.GetName(),
-			Price:    domain.Money{MinorUnits: pb.GetPrice().GetMinorUnits(), Currency: pb.GetPrice().GetCurrencyCode()},
+			Price:    money.FromProto(pb.GetPrice()),
 			ImageURL: pb.GetImageUrl(),
 		}
 	}

@@ -80,11 +80,11 @@ func TestItemsIsACopy(t *testing.T) {
 }
 
 func TestPrice(t *testing.T) {
-	usd := func(n int64) Money { return Money{MinorUnits: n, Currency: "USD"} }
+	usd := func(n int64) Money { return Money{Units: n, Currency: "USD"} }
 	products := map[string]Product{
 		"mug":  {ID: "mug", Name: "Mug", Price: usd(1250)},
 		"pot":  {ID: "pot", Name: "Pot", Price: usd(4999)},
-		"euro": {ID: "euro", Name: "Euro thing", Price: Money{MinorUnits: 100, Currency: "EUR"}},
+		"euro": {ID: "euro", Name: "Euro thing", Price: Money{Units: 100, Currency: "EUR"}},
 	}
 	tests := []struct {
 		name         string
@@ -103,7 +103,7 @@ func TestPrice(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if pc.HasSubtotal != tt.wantHas || pc.Subtotal.MinorUnits != tt.wantSubtotal {
+			if pc.HasSubtotal != tt.wantHas || pc.Subtotal.Units != tt.wantSubtotal {
 				t.Fatalf("subtotal = %v (set %v), want %d (set %v)", pc.Subtotal, pc.HasSubtotal, tt.wantSubtotal, tt.wantHas)
 			}
 			for _, it := range pc.Items {
@@ -111,8 +111,8 @@ func TestPrice(t *testing.T) {
 				if it.Priced != known {
 					t.Errorf("%s priced = %v", it.ProductID, it.Priced)
 				}
-				if known && it.LineTotal.MinorUnits != p.Price.MinorUnits*int64(it.Quantity) {
-					t.Errorf("%s line total = %d", it.ProductID, it.LineTotal.MinorUnits)
+				if known && it.LineTotal.Units != p.Price.Units*int64(it.Quantity) {
+					t.Errorf("%s line total = %d", it.ProductID, it.LineTotal.Units)
 				}
 			}
 		})
@@ -120,7 +120,7 @@ func TestPrice(t *testing.T) {
 }
 
 func TestPriceOverflow(t *testing.T) {
-	products := map[string]Product{"gold": {ID: "gold", Price: Money{MinorUnits: math.MaxInt64 / 2, Currency: "USD"}}}
+	products := map[string]Product{"gold": {ID: "gold", Price: Money{Units: math.MaxInt64 / 2, Currency: "USD"}}}
 	if _, err := Price(Rehydrate("alice", []Item{{"gold", 3}}, now), products); err == nil {
 		t.Fatal("want an overflow error")
 	}

@@ -2,14 +2,12 @@ package domain
 
 import (
 	"fmt"
-	"math"
+
+	"github.com/eventshop/eventshop/pkg/money"
 )
 
-// Money is an amount in the currency's minor unit (cents for USD), never a float.
-type Money struct {
-	MinorUnits int64
-	Currency   string
-}
+// Money is the shop's one amount type: minor units of a currency (pkg/money).
+type Money = money.Money
 
 // Product is what the cart needs to know of a catalog product.
 type Product struct {
@@ -48,8 +46,7 @@ type PricedCart struct {
 func Price(c *Cart, products map[string]Product) (PricedCart, error) {
 	pc := PricedCart{Cart: c}
 	allPriced := len(c.items) > 0
-	var currency string
-	var subtotal int64
+	var subtotal Money
 	for _, it := range c.items {
 		pi := PricedItem{Item: it}
 		p, ok := products[it.ProductID]
@@ -58,37 +55,29 @@ func Price(c *Cart, products map[string]Product) (PricedCart, error) {
 			pc.Items = append(pc.Items, pi)
 			continue
 		}
-		line, ok := mul(p.Price.MinorUnits, int64(it.Quantity))
-		if !ok {
-			return PricedCart{}, fmt.Errorf("price %q: line total overflows", it.ProductID)
+		line, err := p.Price.Mul(int64(it.Quantity))
+		if err != nil {
+			return PricedCart{}, fmt.Errorf("price %q: line total: %w", it.ProductID, err)
 		}
 		pi.Priced, pi.Name, pi.ImageURL = true, p.Name, p.ImageURL
 		pi.UnitPrice = p.Price
-		pi.LineTotal = Money{MinorUnits: line, Currency: p.Price.Currency}
+		pi.LineTotal = line
 		pc.Items = append(pc.Items, pi)
 
 		switch {
-		case currency == "":
-			currency = p.Price.Currency
-		case currency != p.Price.Currency:
-			allPriced = false
+		case subtotal.Currency == "":
+			subtotal = line
+		case subtotal.Currency != line.Currency:
+			allPriced = false // no subtotal across currencies
+		default:
+			if subtotal, err = subtotal.Add(line); err != nil {
+				return PricedCart{}, fmt.Errorf("price cart: subtotal: %w", err)
+			}
 		}
-		if subtotal > math.MaxInt64-line {
-			return PricedCart{}, fmt.Errorf("price cart: subtotal overflows")
-		}
-		subtotal += line
 	}
 	if allPriced {
-		pc.Subtotal = Money{MinorUnits: subtotal, Currency: currency}
+		pc.Subtotal = subtotal
 		pc.HasSubtotal = true
 	}
 	return pc, nil
-}
-
-func mul(a, b int64) (int64, bool) {
-	if a == 0 || b == 0 {
-		return 0, true
-	}
-	r := a * b
-	return r, r/b == a && !(a < 0 && b < 0 && r < 0)
 }

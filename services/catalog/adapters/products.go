@@ -94,7 +94,7 @@ func (pj productJSON) toDomain() domain.Product {
 		Name:        pj.Name,
 		Description: pj.Description,
 		Categories:  pj.Categories,
-		Price:       domain.Money{MinorUnits: pj.PriceCents, Currency: pj.Currency},
+		Price:       domain.Money{Units: pj.PriceCents, Currency: pj.Currency},
 		ImageURL:    img,
 		Attributes:  pj.Attributes,
 		WeightGrams: pj.WeightGrams,

@@ -14,7 +14,7 @@ func product(id, name, desc string, categories ...string) Product {
 	}
 	return Product{
 		ID: id, Name: name, Description: desc, Categories: categories,
-		Price: Money{MinorUnits: 1000, Currency: "USD"}, WeightGrams: 100,
+		Price: Money{Units: 1000, Currency: "USD"}, WeightGrams: 100,
 	}
 }
 
@@ -35,7 +35,7 @@ func TestNewCatalogRejectsInvalidProducts(t *testing.T) {
 	}{
 		{"bad id", []Product{ok, product("Big Mug", "Big mug", "")}, `product 1 ("Big Mug")`},
 		{"duplicate id", []Product{ok, ok}, "used twice"},
-		{"zero price", []Product{func() Product { p := ok; p.Price.MinorUnits = 0; return p }()}, "price 0 is not positive"},
+		{"zero price", []Product{func() Product { p := ok; p.Price.Units = 0; return p }()}, "price 0 is not positive"},
 		{"mixed currency", []Product{ok, func() Product { p := product("cup", "Cup", ""); p.Price.Currency = "EUR"; return p }()}, "currency EUR differs"},
 		{"no name", []Product{product("x", " ", "")}, "name is empty"},
 		{"no weight", []Product{func() Product { p := ok; p.WeightGrams = 0; return p }()}, "weight"},
@@ -182,7 +182,7 @@ func TestSearchRanking(t *testing.T) {
 		product("none", "Fork", "Stainless."),
 		product("category-word", "Kyusu", "Side-handled pot.", "tea"),
 		{ID: "attribute-prefix", Name: "Tin", Description: "Airtight.", Categories: []string{"storage"},
-			Attributes: map[string]string{"for": "teabags"}, Price: Money{MinorUnits: 1000, Currency: "USD"}, WeightGrams: 100},
+			Attributes: map[string]string{"for": "teabags"}, Price: Money{Units: 1000, Currency: "USD"}, WeightGrams: 100},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/eventshop/eventshop/pkg/money"
 )
 
 // Errors the catalog returns; match them with errors.Is.
@@ -22,11 +24,8 @@ var (
 // idPattern is the product id (slug) rule shared with the API.
 var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,63}$`)
 
-// Money is an amount in the currency's minor unit (cents for USD), never a float.
-type Money struct {
-	MinorUnits int64
-	Currency   string
-}
+// Money is the shop's one amount type: minor units of a currency (pkg/money).
+type Money = money.Money
 
 // Product is one sellable item. Products are values: the catalog hands out copies.
 type Product struct {
@@ -49,8 +48,8 @@ func (p Product) Validate() error {
 	if strings.TrimSpace(p.Name) == "" {
 		problems = append(problems, "name is empty")
 	}
-	if p.Price.MinorUnits <= 0 {
-		problems = append(problems, fmt.Sprintf("price %d is not positive", p.Price.MinorUnits))
+	if p.Price.Units <= 0 {
+		problems = append(problems, fmt.Sprintf("price %d is not positive", p.Price.Units))
 	}
 	if len(p.Price.Currency) != 3 || strings.ToUpper(p.Price.Currency) != p.Price.Currency {
 		problems = append(problems, fmt.Sprintf("currency %q is not an upper-case ISO-4217 code", p.Price.Currency))

@@ -63,9 +63,9 @@ func (o *Order) Place(p PlaceParams) ([]Event, error) {
 		OrderId:         p.OrderID,
 		UserId:          p.UserID,
 		Lines:           make([]*orderv1.OrderLine, 0, len(p.Lines)),
-		Subtotal:        moneyToProto(subtotal),
-		ShippingCost:    moneyToProto(p.ShippingCost),
-		Total:           moneyToProto(total),
+		Subtotal:        subtotal.Proto(),
+		ShippingCost:    p.ShippingCost.Proto(),
+		Total:           total.Proto(),
 		ShippingAddress: addressToProto(p.Address),
 		PaymentToken:    p.PaymentToken,
 		IdempotencyKey:  p.IdempotencyKey,
@@ -76,8 +76,8 @@ func (o *Order) Place(p PlaceParams) ([]Event, error) {
 			ProductId: l.ProductID,
 			Name:      l.Name,
 			Quantity:  l.Quantity,
-			UnitPrice: moneyToProto(l.UnitPrice),
-			LineTotal: moneyToProto(lt),
+			UnitPrice: l.UnitPrice.Proto(),
+			LineTotal: lt.Proto(),
 		})
 	}
 	return []Event{ev}, nil
@@ -116,7 +116,7 @@ func (p PlaceParams) price() (subtotal, total Money, err error) {
 			return invalid("line %d: quantity %d is not positive", i+1, l.Quantity)
 		}
 		seen[l.ProductID] = true
-		if err := l.UnitPrice.Validate(); err != nil {
+		if err := ValidateMoney(l.UnitPrice); err != nil {
 			return Money{}, Money{}, fmt.Errorf("line %d unit price: %w", i+1, err)
 		}
 		lt, err := l.Total()
@@ -127,7 +127,7 @@ func (p PlaceParams) price() (subtotal, total Money, err error) {
 			return Money{}, Money{}, fmt.Errorf("%w: line %d: %w", ErrInvalidOrder, i+1, err)
 		}
 	}
-	if err := p.ShippingCost.Validate(); err != nil {
+	if err := ValidateMoney(p.ShippingCost); err != nil {
 		return Money{}, Money{}, fmt.Errorf("shipping cost: %w", err)
 	}
 	total, err = subtotal.Add(p.ShippingCost)
@@ -160,7 +160,7 @@ func (o *Order) RecordPaymentAuthorized(paymentID string, amount Money) ([]Event
 	if err := o.checkTotal(amount); err != nil {
 		return nil, fmt.Errorf("record payment authorization %q: %w", paymentID, err)
 	}
-	return []Event{&orderv1.OrderPaymentAuthorized{OrderId: o.id, PaymentId: paymentID, Amount: moneyToProto(amount)}}, nil
+	return []Event{&orderv1.OrderPaymentAuthorized{OrderId: o.id, PaymentId: paymentID, Amount: amount.Proto()}}, nil
 }
 
 // RecordInventoryReserved records the inventory step's success: PAYMENT_AUTHORIZED
@@ -232,7 +232,7 @@ func (o *Order) RecordPaymentCaptured(paymentID string, amount Money) ([]Event, 
 	if err := o.checkTotal(amount); err != nil {
 		return nil, fmt.Errorf("record payment capture %q: %w", paymentID, err)
 	}
-	return []Event{&orderv1.OrderPaymentCaptured{OrderId: o.id, PaymentId: paymentID, Amount: moneyToProto(amount)}}, nil
+	return []Event{&orderv1.OrderPaymentCaptured{OrderId: o.id, PaymentId: paymentID, Amount: amount.Proto()}}, nil
 }
 
 // Complete ends a fulfilled order: PAYMENT_CAPTURED -> COMPLETED with

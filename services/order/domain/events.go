@@ -7,6 +7,7 @@ import (
 
 	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	"github.com/eventshop/eventshop/pkg/money"
 )
 
 // Event is one fact of an order's history. Events are the protobuf messages of
@@ -58,16 +59,12 @@ func NewEvent(eventType string) (Event, error) {
 	return f(), nil
 }
 
-func moneyToProto(m Money) *commonv1.Money {
-	return &commonv1.Money{CurrencyCode: m.Currency, MinorUnits: m.Units}
-}
-
 // moneyFromProto rejects a missing amount: every money field of an order event is required.
 func moneyFromProto(field string, m *commonv1.Money) (Money, error) {
 	if m == nil {
 		return Money{}, fmt.Errorf("%s is missing: %w", field, ErrInvalidEvent)
 	}
-	return Money{Units: m.GetMinorUnits(), Currency: m.GetCurrencyCode()}, nil
+	return money.FromProto(m), nil
 }
 
 func addressToProto(a Address) *commonv1.Address {

@@ -24,6 +24,7 @@ import (
 
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/money"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
@@ -704,7 +705,7 @@ func (p *Projector) insertPlaced(ctx context.Context, tx *sql.Tx, orderID string
 	for _, l := range ev.GetLines() {
 		lines = append(lines, lineJSON{
 			ProductID: l.GetProductId(), Name: l.GetName(), Quantity: l.GetQuantity(),
-			UnitPrice: moneyOf(l.GetUnitPrice()), LineTotal: moneyOf(l.GetLineTotal()),
+			UnitPrice: money.FromProto(l.GetUnitPrice()), LineTotal: money.FromProto(l.GetLineTotal()),
 		})
 	}
 	a := ev.GetShippingAddress()

@@ -15,6 +15,7 @@ import (
 
 	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	"github.com/eventshop/eventshop/pkg/money"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 )
 
@@ -194,18 +195,14 @@ func (q *Queries) SalesByProduct(ctx context.Context, limit int) ([]*orderv1.Pro
 	return out, nil
 }
 
-// moneyJSON and the types below are how lines and address are stored as JSON text.
-type moneyJSON struct {
-	Units    int64  `json:"units"`
-	Currency string `json:"currency"`
-}
-
+// lineJSON and addressJSON are how lines and address are stored as JSON text;
+// amounts are money.Money's JSON.
 type lineJSON struct {
-	ProductID string    `json:"product_id"`
-	Name      string    `json:"name"`
-	Quantity  int32     `json:"quantity"`
-	UnitPrice moneyJSON `json:"unit_price"`
-	LineTotal moneyJSON `json:"line_total"`
+	ProductID string      `json:"product_id"`
+	Name      string      `json:"name"`
+	Quantity  int32       `json:"quantity"`
+	UnitPrice money.Money `json:"unit_price"`
+	LineTotal money.Money `json:"line_total"`
 }
 
 type addressJSON struct {
@@ -214,14 +211,6 @@ type addressJSON struct {
 	City        string `json:"city"`
 	PostalCode  string `json:"postal_code"`
 	CountryCode string `json:"country_code"`
-}
-
-func moneyOf(m *commonv1.Money) moneyJSON {
-	return moneyJSON{Units: m.GetMinorUnits(), Currency: m.GetCurrencyCode()}
-}
-
-func (m moneyJSON) proto() *commonv1.Money {
-	return &commonv1.Money{MinorUnits: m.Units, CurrencyCode: m.Currency}
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -248,7 +237,7 @@ func scanOrder(r scanner) (*orderv1.Order, int64, error) {
 	for _, l := range ls {
 		o.Lines = append(o.Lines, &orderv1.OrderLine{
 			ProductId: l.ProductID, Name: l.Name, Quantity: l.Quantity,
-			UnitPrice: l.UnitPrice.proto(), LineTotal: l.LineTotal.proto(),
+			UnitPrice: l.UnitPrice.Proto(), LineTotal: l.LineTotal.Proto(),
 		})
 	}
 	var a addressJSON
@@ -256,9 +245,9 @@ func scanOrder(r scanner) (*orderv1.Order, int64, error) {
 		return nil, 0, fmt.Errorf("order %s address: %w", o.Id, err)
 	}
 	o.ShippingAddress = &commonv1.Address{Name: a.Name, Street: a.Street, City: a.City, PostalCode: a.PostalCode, CountryCode: a.CountryCode}
-	o.Subtotal = &commonv1.Money{MinorUnits: subtotal, CurrencyCode: currency}
-	o.ShippingCost = &commonv1.Money{MinorUnits: shipping, CurrencyCode: currency}
-	o.Total = &commonv1.Money{MinorUnits: tot, CurrencyCode: currency}
+	o.Subtotal = money.New(subtotal, currency).Proto()
+	o.ShippingCost = money.New(shipping, currency).Proto()
+	o.Total = money.New(tot, currency).Proto()
 	o.CreateTime = timestamppb.New(time.Unix(0, created).UTC())
 	o.UpdateTime = timestamppb.New(time.Unix(0, updated).UTC())
 	return &o, created, nil

@@ -15,9 +15,9 @@ import (
 	"buf.build/go/protovalidate"
 	"github.com/google/uuid"
 
-	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	"github.com/eventshop/eventshop/pkg/messaging"
+	"github.com/eventshop/eventshop/pkg/money"
 	"github.com/eventshop/eventshop/pkg/participant"
 	"github.com/eventshop/eventshop/services/payment/domain"
 	"github.com/eventshop/eventshop/services/payment/provider"
@@ -122,7 +122,7 @@ func (h *Handlers) PaymentByOrder(ctx context.Context, orderID string) (domain.P
 // store fails.
 func (h *Handlers) AuthorizePayment(ctx context.Context, m messaging.Message, cmd *paymentv1.AuthorizePayment) (Decision, error) {
 	orderID := cmd.GetOrderId()
-	amount := domain.Money{Units: cmd.GetAmount().GetMinorUnits(), Currency: cmd.GetAmount().GetCurrencyCode()}
+	amount := money.FromProto(cmd.GetAmount())
 	declined := func(code, reason string) Reply {
 		return Reply{Subject: SubjectDeclined, Msg: &paymentv1.PaymentDeclined{OrderId: orderID, Code: code, Reason: reason}}
 	}
@@ -193,7 +193,7 @@ func replyForExisting(p domain.Payment, orderID string) Reply {
 }
 
 func authorizedReply(p domain.Payment) Reply {
-	return Reply{Subject: SubjectAuthorized, Msg: &paymentv1.PaymentAuthorized{OrderId: p.OrderID, PaymentId: p.ID, Amount: money(p.Authorized, p.Currency)}}
+	return Reply{Subject: SubjectAuthorized, Msg: &paymentv1.PaymentAuthorized{OrderId: p.OrderID, PaymentId: p.ID, Amount: money.New(p.Authorized, p.Currency).Proto()}}
 }
 
 // CapturePayment takes the amount of the order's authorization and replies
@@ -203,7 +203,7 @@ func authorizedReply(p domain.Payment) Reply {
 // redelivered, when the provider fails transiently or the store fails.
 func (h *Handlers) CapturePayment(ctx context.Context, m messaging.Message, cmd *paymentv1.CapturePayment) (Decision, error) {
 	orderID := cmd.GetOrderId()
-	amount := domain.Money{Units: cmd.GetAmount().GetMinorUnits(), Currency: cmd.GetAmount().GetCurrencyCode()}
+	amount := money.FromProto(cmd.GetAmount())
 	failed := func(paymentID, reason string) (Reply, error) {
 		return Reply{Subject: SubjectCaptureFailed, Msg: &paymentv1.PaymentCaptureFailed{OrderId: orderID, PaymentId: paymentID, Reason: reason}}, nil
 	}
@@ -242,7 +242,7 @@ func (h *Handlers) CapturePayment(ctx context.Context, m messaging.Message, cmd 
 				return Reply{}, err
 			}
 		}
-		return Reply{Subject: SubjectCaptured, Msg: &paymentv1.PaymentCaptured{OrderId: orderID, PaymentId: next.ID, Amount: money(next.Captured, next.Currency)}}, nil
+		return Reply{Subject: SubjectCaptured, Msg: &paymentv1.PaymentCaptured{OrderId: orderID, PaymentId: next.ID, Amount: money.New(next.Captured, next.Currency).Proto()}}, nil
 	}, nil
 }
 
@@ -309,7 +309,7 @@ func (h *Handlers) RefundPayment(ctx context.Context, m messaging.Message, cmd *
 		return nil, messaging.Permanent(fmt.Errorf("invalid RefundPayment: %w", err))
 	}
 	orderID := cmd.GetOrderId()
-	amount := domain.Money{Units: cmd.GetAmount().GetMinorUnits(), Currency: cmd.GetAmount().GetCurrencyCode()}
+	amount := money.FromProto(cmd.GetAmount())
 	if cur, err := h.store.PaymentByOrder(ctx, orderID); err == nil {
 		next, refund, changed, err := cur.Refund(amount, h.now())
 		if err != nil && !refused(err) {
@@ -338,7 +338,7 @@ func (h *Handlers) RefundPayment(ctx context.Context, m messaging.Message, cmd *
 			if err := tx.SavePayment(ctx, domain.VoidedTombstone(newID(), orderID, now)); err != nil {
 				return Reply{}, err
 			}
-			return Reply{Subject: SubjectRefunded, Msg: &paymentv1.PaymentRefunded{OrderId: orderID, PaymentId: cmd.GetPaymentId(), Amount: money(0, amount.Currency)}}, nil
+			return Reply{Subject: SubjectRefunded, Msg: &paymentv1.PaymentRefunded{OrderId: orderID, PaymentId: cmd.GetPaymentId(), Amount: money.New(0, amount.Currency).Proto()}}, nil
 		}
 		next, refund, changed, err := cur.Refund(amount, now)
 		if refused(err) {
@@ -356,7 +356,7 @@ func (h *Handlers) RefundPayment(ctx context.Context, m messaging.Message, cmd *
 		if currency == "" {
 			currency = amount.Currency
 		}
-		return Reply{Subject: SubjectRefunded, Msg: &paymentv1.PaymentRefunded{OrderId: orderID, PaymentId: next.ID, Amount: money(refund, currency)}}, nil
+		return Reply{Subject: SubjectRefunded, Msg: &paymentv1.PaymentRefunded{OrderId: orderID, PaymentId: next.ID, Amount: money.New(refund, currency).Proto()}}, nil
 	}, nil
 }
 
@@ -365,10 +365,6 @@ func (h *Handlers) RefundPayment(ctx context.Context, m messaging.Message, cmd *
 func refused(err error) bool {
 	return errors.Is(err, domain.ErrOverRefund) || errors.Is(err, domain.ErrCurrencyMismatch) ||
 		errors.Is(err, domain.ErrInvalidAmount) || errors.Is(err, domain.ErrIllegalState)
-}
-
-func money(units int64, currency string) *commonv1.Money {
-	return &commonv1.Money{CurrencyCode: currency, MinorUnits: units}
 }
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }

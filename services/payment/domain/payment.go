@@ -6,8 +6,9 @@ package domain
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
+
+	"github.com/eventshop/eventshop/pkg/money"
 )
 
 var (
@@ -56,18 +57,12 @@ func (s Status) String() string {
 	return fmt.Sprintf("status(%d)", int(s))
 }
 
-var currencyCode = regexp.MustCompile(`^[A-Z]{3}$`)
+// Money is the shop's one amount type: minor units of a currency (pkg/money).
+type Money = money.Money
 
-// Money is an amount in minor units of an ISO-4217 currency.
-type Money struct {
-	Units    int64
-	Currency string
-}
-
-func (m Money) String() string { return fmt.Sprintf("%d %s", m.Units, m.Currency) }
-
-func (m Money) positive() error {
-	if m.Units <= 0 || !currencyCode.MatchString(m.Currency) {
+// positive returns ErrInvalidAmount unless m is more than nothing in an ISO-4217 currency.
+func positive(m Money) error {
+	if m.Units <= 0 || !money.ValidCurrency(m.Currency) {
 		return fmt.Errorf("%w: %s", ErrInvalidAmount, m)
 	}
 	return nil
@@ -104,7 +99,7 @@ func (p Payment) Check() error {
 
 // Authorized returns a new authorized payment of amount. It returns ErrInvalidAmount.
 func Authorized(id, orderID string, amount Money, brand string, now time.Time) (Payment, error) {
-	if err := amount.positive(); err != nil {
+	if err := positive(amount); err != nil {
 		return Payment{}, err
 	}
 	return Payment{ID: id, OrderID: orderID, Status: StatusAuthorized, Currency: amount.Currency,
@@ -199,7 +194,7 @@ func (p Payment) Refund(amount Money, now time.Time) (next Payment, refund int64
 }
 
 func (p Payment) sameCurrency(amount Money) error {
-	if err := amount.positive(); err != nil {
+	if err := positive(amount); err != nil {
 		return err
 	}
 	if p.Currency != "" && amount.Currency != p.Currency {

@@ -161,5 +161,5 @@ func cartToProto(pc domain.PricedCart) *cartv1.Cart {
 }
 
 func moneyToProto(m domain.Money) *commonv1.Money {
-	return &commonv1.Money{CurrencyCode: m.Currency, MinorUnits: m.MinorUnits}
+	return m.Proto()
 }

@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	catalogv1 "github.com/eventshop/eventshop/gen/go/eventshop/catalog/v1"
-	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"github.com/eventshop/eventshop/services/catalog/domain"
 )
@@ -117,7 +116,7 @@ func productToProto(p domain.Product) *catalogv1.Product {
 		Name:        p.Name,
 		Description: p.Description,
 		Categories:  p.Categories,
-		Price:       &commonv1.Money{CurrencyCode: p.Price.Currency, MinorUnits: p.Price.MinorUnits},
+		Price:       p.Price.Proto(),
 		ImageUrl:    p.ImageURL,
 		Attributes:  p.Attributes,
 		WeightGrams: p.WeightGrams,

@@ -20,10 +20,6 @@ func addressFromProto(a *commonv1.Address) domain.Address {
 	}
 }
 
-func moneyToProto(m domain.Money) *commonv1.Money {
-	return &commonv1.Money{CurrencyCode: m.Currency, MinorUnits: m.Units}
-}
-
 // orderToProto renders the aggregate. It has no timestamps: the aggregate does not
 // keep them; callers that know them (from the events) set them.
 func orderToProto(o *domain.Order) *orderv1.Order {
@@ -32,9 +28,9 @@ func orderToProto(o *domain.Order) *orderv1.Order {
 		Id:           o.ID(),
 		UserId:       o.UserID(),
 		Status:       orderv1.OrderStatus(o.State()),
-		Subtotal:     moneyToProto(o.Subtotal()),
-		ShippingCost: moneyToProto(o.ShippingCost()),
-		Total:        moneyToProto(o.Total()),
+		Subtotal:     o.Subtotal().Proto(),
+		ShippingCost: o.ShippingCost().Proto(),
+		Total:        o.Total().Proto(),
 		ShippingAddress: &commonv1.Address{
 			Name: a.Name, Street: a.Street, City: a.City, PostalCode: a.PostalCode, CountryCode: a.CountryCode,
 		},
@@ -50,8 +46,8 @@ func orderToProto(o *domain.Order) *orderv1.Order {
 			ProductId: l.ProductID,
 			Name:      l.Name,
 			Quantity:  l.Quantity,
-			UnitPrice: moneyToProto(l.UnitPrice),
-			LineTotal: moneyToProto(total),
+			UnitPrice: l.UnitPrice.Proto(),
+			LineTotal: total.Proto(),
 		})
 	}
 	return out

@@ -6,18 +6,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/eventshop/eventshop/pkg/grpcserver"
-	"log/slog"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
+	"github.com/eventshop/eventshop/pkg/grpcserver"
+	"github.com/eventshop/eventshop/pkg/money"
 	"github.com/eventshop/eventshop/services/payment/app"
 	"github.com/eventshop/eventshop/services/payment/domain"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"log/slog"
 )
 
 // Server implements paymentv1.PaymentServiceServer. Requests are validated by the
@@ -76,7 +75,7 @@ var statuses = map[domain.Status]paymentv1.PaymentStatus{
 }
 
 func toProto(p domain.Payment) *paymentv1.Payment {
-	m := func(u int64) *commonv1.Money { return &commonv1.Money{CurrencyCode: p.Currency, MinorUnits: u} }
+	m := func(u int64) *commonv1.Money { return money.New(u, p.Currency).Proto() }
 	return &paymentv1.Payment{
 		Id: p.ID, OrderId: p.OrderID, Status: statuses[p.Status],
 		Authorized: m(p.Authorized), Captured: m(p.Captured), Refunded: m(p.Refunded),

@@ -6,20 +6,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
+	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
+	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/grpcserver"
-	"log/slog"
-
+	"github.com/eventshop/eventshop/pkg/money"
+	"github.com/eventshop/eventshop/pkg/resilience"
+	"github.com/eventshop/eventshop/services/shipping/app"
+	"github.com/eventshop/eventshop/services/shipping/domain"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
-
-	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
-	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
-	"github.com/eventshop/eventshop/pkg/auth"
-	"github.com/eventshop/eventshop/pkg/resilience"
-	"github.com/eventshop/eventshop/services/shipping/app"
-	"github.com/eventshop/eventshop/services/shipping/domain"
+	"log/slog"
 )
 
 // Server implements shippingv1.ShippingServiceServer. Requests are validated by the
@@ -52,7 +51,7 @@ func (s *Server) GetQuote(ctx context.Context, req *shippingv1.GetQuoteRequest) 
 		return nil, s.toStatus(ctx, err)
 	}
 	return &shippingv1.GetQuoteResponse{
-		Cost:          &commonv1.Money{CurrencyCode: domain.Currency, MinorUnits: q.Cost},
+		Cost:          money.New(q.Cost, domain.Currency).Proto(),
 		EstimatedDays: q.Days,
 	}, nil
 }
@@ -81,7 +80,7 @@ func toProto(s domain.Shipment) *shippingv1.Shipment {
 			Name: s.Address.Name, Street: s.Address.Street, City: s.Address.City,
 			PostalCode: s.Address.PostalCode, CountryCode: s.Address.CountryCode,
 		},
-		Cost:       &commonv1.Money{CurrencyCode: domain.Currency, MinorUnits: s.Cost},
+		Cost:       money.New(s.Cost, domain.Currency).Proto(),
 		CreateTime: timestamppb.New(s.CreateTime),
 	}
 }
