@@ -25,9 +25,9 @@ help:
 run:
 	go run ./cmd/shopd
 
-## test: test every module of the workspace.
-test:
-	go test $(GOTEST_FLAGS) $(PKGS)
+## test: test every module of the workspace; ends with each skipped test and why.
+test: tools
+	gotestsum --format standard-quiet -- $(GOTEST_FLAGS) $(PKGS)
 	@scripts/fuzz.sh
 
 ## fuzz: run every fuzz target for FUZZTIME each (default 1m; make test runs 5,000 inputs each).

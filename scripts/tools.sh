@@ -16,6 +16,7 @@ tools=(
 	"protoc-gen-openapiv2 github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-openapiv2@v2.33.0"
 	"grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4"
 	"staticcheck honnef.co/go/tools/cmd/staticcheck@v0.8.2"
+	"gotestsum gotest.tools/gotestsum@v1.13.0"
 )
 
 for entry in "${tools[@]}"; do
