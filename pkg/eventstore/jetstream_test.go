@@ -17,14 +17,17 @@ import (
 )
 
 func TestJetStreamConformanceEmbedded(t *testing.T) {
-	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
-		_, nc := natstest.Connect(t)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return eventstore.NewJetStream(js)
-	})
+	eventstoretest.Run(t, func(t *testing.T) eventstore.Store { return embeddedJetStream(t) })
+}
+
+// embeddedJetStream returns a store on an embedded server of the test's own.
+func embeddedJetStream(t *testing.T) *eventstore.JetStream {
+	_, nc := natstest.Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eventstore.NewJetStream(js)
 }
 
 // TestJetStreamConformanceExternal runs the suite against a separately started server,

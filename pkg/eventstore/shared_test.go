@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/eventstore/eventstoretest"
-	"github.com/eventshop/eventshop/pkg/natsembed/natstest"
 )
 
 func TestSharedConformanceMemory(t *testing.T) {
@@ -24,12 +21,7 @@ func TestSharedConformanceMemory(t *testing.T) {
 
 func TestSharedConformanceJetStream(t *testing.T) {
 	eventstoretest.Run(t, func(t *testing.T) eventstore.Store {
-		_, nc := natstest.Connect(t)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return eventstore.NewShared(eventstore.NewJetStream(js))
+		return eventstore.NewShared(embeddedJetStream(t))
 	})
 }
 
