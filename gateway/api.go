@@ -67,6 +67,8 @@ func routeAccess(method, path string) (access, bool) {
 		return access{upstream: upInventory}, true
 	case rest == "shipping/quote":
 		return access{upstream: upShipping}, true
+	case rest == "best-sellers":
+		return access{upstream: upOrder}, true
 	case rest == "admin/sales":
 		return access{upstream: upOrder, authRequired: true, role: RoleAdmin}, true
 	case first == "admin":

@@ -76,6 +76,7 @@ func TestEveryRoute(t *testing.T) {
 		{"GET", "/api/v1/admin/stock", admin, nil, `"espresso-machine"`},
 		{"PUT", "/api/v1/admin/stock/french-press", admin, map[string]any{"available": 42}, `"available":"42"`},
 		{"GET", "/api/v1/admin/sales", admin, nil, `{`},
+		{"GET", "/api/v1/best-sellers?limit=3", "", nil, `{`},
 		{"POST", "/api/v1/orders/" + slowID + ":cancel", alice, map[string]any{"reason": "changed my mind"}, slowID},
 	}
 	for _, tc := range tests {

@@ -210,14 +210,59 @@ func (g *Gateway) handleHome(w http.ResponseWriter, r *http.Request) {
 		}
 		body.Categories = cats.GetCategories()
 		if err == nil {
-			prods, err := g.ups.catalog.ListProducts(r.Context(), &catalogv1.ListProductsRequest{PageSize: 8})
-			if err != nil {
+			if body.Featured, err = g.featured(r.Context()); err != nil {
 				d.down(upCatalog)
 			}
-			body.Featured = prods.GetProducts()
 		}
 	}
 	g.render(w, r, http.StatusOK, "home", d)
+}
+
+// featuredCount is how many products the home page features.
+const featuredCount = 8
+
+// CuratedFeatured is what the home page features when too few products have sold
+// yet (a new shop, or the order service down): one or two of each department.
+var CuratedFeatured = []string{
+	"espresso-machine", "wireless-headphones", "camping-tent", "chef-knife",
+	"designing-data-intensive", "standing-desk", "burr-grinder", "turntable",
+}
+
+// featured returns the home page's products: the best sellers the order service
+// names, best first, topped up from CuratedFeatured. A product the catalog no
+// longer has is left out.
+func (g *Gateway) featured(ctx context.Context) ([]*catalogv1.Product, error) {
+	var ids []string
+	if g.ups.order != nil {
+		// Without the order service the curated list stands alone.
+		if resp, err := g.ups.order.ListBestSellers(ctx, &orderv1.ListBestSellersRequest{Limit: featuredCount}); err == nil {
+			ids = resp.GetProductIds()
+		}
+	}
+	for _, id := range CuratedFeatured {
+		if len(ids) >= featuredCount {
+			break
+		}
+		if !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	resp, err := g.ups.catalog.GetProducts(ctx, &catalogv1.GetProductsRequest{Ids: ids})
+	if status.Code(err) != codes.NotFound {
+		return resp.GetProducts(), err
+	}
+	var out []*catalogv1.Product
+	for _, id := range ids {
+		p, err := g.ups.catalog.GetProduct(ctx, &catalogv1.GetProductRequest{Id: id})
+		switch {
+		case status.Code(err) == codes.NotFound:
+			continue
+		case err != nil:
+			return out, err
+		}
+		out = append(out, p.GetProduct())
+	}
+	return out, nil
 }
 
 type productsBody struct {

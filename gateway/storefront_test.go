@@ -5,9 +5,11 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/eventshop/eventshop/gateway"
 	"github.com/eventshop/eventshop/pkg/poll"
 )
 
@@ -26,6 +28,8 @@ func TestPublicPages(t *testing.T) {
 
 	home := anon.get("/")
 	contains(t, home, "<title>eventshop</title>", `rel="icon" href="/static/favicon.svg"`, "Categories", `href="/products?category=coffee"`, "/static/products/", `href="/auth/login?next=%2f"`)
+	// No order service, so no best sellers: the curated list, in its order.
+	featuredInOrder(t, home, gateway.CuratedFeatured...)
 
 	search := anon.get("/products?q=espresso")
 	contains(t, search, "Results for", "Espresso Machine Duo", `maxlength="100" value="espresso">`)
@@ -242,6 +246,10 @@ func TestCheckoutAndOrderPages(t *testing.T) {
 		t.Fatalf("event stream ended before the order was final: %q", got)
 	}
 
+	// The order sold a grinder and an espresso machine, one each: the home page
+	// features them first (same units: by id), then the curated list.
+	featuredInOrder(t, b.get("/"), "burr-grinder", "espresso-machine", "wireless-headphones", "camping-tent")
+
 	// Bob sees nothing of alice's order, on the page or the stream.
 	bob := s.login("bob")
 	if r := bob.get(orderPath); strings.Contains(string(r.body), "Espresso Machine Duo") {
@@ -304,4 +312,18 @@ func TestPagesDegrade(t *testing.T) {
 	s.stop["catalog"]()
 	home := b.get("/")
 	contains(t, home, `data-service="catalog"`, "Welcome to eventshop")
+}
+
+// featuredInOrder checks that the products the page features begin with ids, in
+// this order.
+func featuredInOrder(t *testing.T, page response, ids ...string) {
+	t.Helper()
+	got := regexp.MustCompile(`data-product="([^"]+)"`).FindAllStringSubmatch(string(page.body), -1)
+	var featured []string
+	for _, m := range got {
+		featured = append(featured, m[1])
+	}
+	if len(featured) < len(ids) || !slices.Equal(featured[:len(ids)], ids) {
+		t.Fatalf("home page features %v, want %v first", featured, ids)
+	}
 }

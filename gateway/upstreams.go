@@ -66,6 +66,7 @@ var idempotentMethods = []string{
 	"/eventshop.order.v1.OrderService/GetOrderHistory",
 	"/eventshop.order.v1.OrderService/GetOrderAt",
 	"/eventshop.order.v1.OrderService/ListSalesByProduct",
+	"/eventshop.order.v1.OrderService/ListBestSellers",
 	"/eventshop.inventory.v1.InventoryService/GetStock",
 	"/eventshop.inventory.v1.InventoryService/ListStock",
 	"/eventshop.shipping.v1.ShippingService/GetQuote",

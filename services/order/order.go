@@ -615,7 +615,8 @@ func RebuildProjections(ctx context.Context, cfg Config, deps Deps) error {
 }
 
 // Access: reading one's orders needs orders:read, placing and cancelling
-// orders:write, the sales figures the admin role.
+// orders:write, the sales figures the admin role; the names of the best sellers
+// are public.
 var Access = auth.Access{
 	orderv1.OrderService_PlaceOrder_FullMethodName:         {Scope: auth.ScopeOrdersWrite},
 	orderv1.OrderService_CancelOrder_FullMethodName:        {Scope: auth.ScopeOrdersWrite},
@@ -625,4 +626,5 @@ var Access = auth.Access{
 	orderv1.OrderService_GetOrderHistory_FullMethodName:    {Scope: auth.ScopeOrdersRead},
 	orderv1.OrderService_GetOrderAt_FullMethodName:         {Scope: auth.ScopeOrdersRead},
 	orderv1.OrderService_ListSalesByProduct_FullMethodName: {Role: auth.RoleAdmin},
+	orderv1.OrderService_ListBestSellers_FullMethodName:    {Public: true},
 }

@@ -6,6 +6,7 @@ package grpctransport
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
@@ -181,4 +182,31 @@ func (s *Server) ListSalesByProduct(ctx context.Context, req *orderv1.ListSalesB
 		return nil, s.toStatus(ctx, err)
 	}
 	return &orderv1.ListSalesByProductResponse{Sales: sales}, nil
+}
+
+// DefaultBestSellers is how many products ListBestSellers names when asked for no
+// particular number.
+const DefaultBestSellers = 8
+
+// ListBestSellers names the products sold most, to anyone, without their figures.
+// A product sold in two currencies counts where it ranks first.
+func (s *Server) ListBestSellers(ctx context.Context, req *orderv1.ListBestSellersRequest) (*orderv1.ListBestSellersResponse, error) {
+	if s.reads == nil {
+		return nil, s.toStatus(ctx, errNoReadModel)
+	}
+	limit := int(req.GetLimit())
+	if limit == 0 {
+		limit = DefaultBestSellers
+	}
+	sales, err := s.reads.SalesByProduct(ctx, limit)
+	if err != nil {
+		return nil, s.toStatus(ctx, err)
+	}
+	ids := make([]string, 0, len(sales))
+	for _, p := range sales {
+		if !slices.Contains(ids, p.GetProductId()) {
+			ids = append(ids, p.GetProductId())
+		}
+	}
+	return &orderv1.ListBestSellersResponse{ProductIds: ids}, nil
 }

@@ -3,11 +3,13 @@ package grpctransport_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	commonv1 "github.com/eventshop/eventshop/gen/go/eventshop/common/v1"
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/eventstore"
@@ -104,5 +106,46 @@ func TestReadModelQueriesWithoutReadModelAreUnavailable(t *testing.T) {
 	_, err := s.GetOrder(as("alice"), &orderv1.GetOrderRequest{OrderId: aliceOrder})
 	if status.Code(err) != codes.Unavailable {
 		t.Fatalf("GetOrder: %v, want Unavailable", err)
+	}
+}
+
+// salesModel is a read model whose sales are given, recording the limit asked for.
+type salesModel struct {
+	readModel
+	sales []*orderv1.ProductSales
+	limit *int
+}
+
+func (m salesModel) SalesByProduct(_ context.Context, limit int) ([]*orderv1.ProductSales, error) {
+	*m.limit = limit
+	return m.sales, nil
+}
+
+// Anyone may learn which products sell best, in order and each once, but not the
+// figures; a request without a limit gets DefaultBestSellers.
+func TestBestSellersNameProductsOnly(t *testing.T) {
+	var limit int
+	usd := func(u int64) *commonv1.Money { return &commonv1.Money{MinorUnits: u, CurrencyCode: "USD"} }
+	s := newServer(salesModel{limit: &limit, sales: []*orderv1.ProductSales{
+		{ProductId: "grinder", Units: 9, Revenue: usd(80_550)},
+		{ProductId: "tamper", Units: 4, Revenue: usd(9_800)},
+		{ProductId: "grinder", Units: 2, Revenue: &commonv1.Money{MinorUnits: 17_000, CurrencyCode: "EUR"}},
+		{ProductId: "milk-jug", Units: 1, Revenue: usd(1_299)},
+	}})
+	resp, err := s.ListBestSellers(context.Background(), &orderv1.ListBestSellersRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := resp.GetProductIds(), []string{"grinder", "tamper", "milk-jug"}; !slices.Equal(got, want) {
+		t.Fatalf("best sellers %v, want %v", got, want)
+	}
+	if limit != grpctransport.DefaultBestSellers {
+		t.Fatalf("asked the read model for %d, want %d", limit, grpctransport.DefaultBestSellers)
+	}
+	if _, err := s.ListBestSellers(context.Background(), &orderv1.ListBestSellersRequest{Limit: 3}); err != nil || limit != 3 {
+		t.Fatalf("limit 3: %v, asked for %d", err, limit)
+	}
+	if _, err := newServer(nil).ListBestSellers(context.Background(), &orderv1.ListBestSellersRequest{}); status.Code(err) != codes.Unavailable {
+		t.Fatalf("without a read model: %v, want Unavailable", err)
 	}
 }

@@ -1255,6 +1255,96 @@ func (x *ListSalesByProductResponse) GetSales() []*ProductSales {
 	return nil
 }
 
+type ListBestSellersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How many products at most; 0 means 8.
+	Limit         int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBestSellersRequest) Reset() {
+	*x = ListBestSellersRequest{}
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBestSellersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBestSellersRequest) ProtoMessage() {}
+
+func (x *ListBestSellersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBestSellersRequest.ProtoReflect.Descriptor instead.
+func (*ListBestSellersRequest) Descriptor() ([]byte, []int) {
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListBestSellersRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+type ListBestSellersResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Product ids, the most units sold first.
+	ProductIds    []string `protobuf:"bytes,1,rep,name=product_ids,json=productIds,proto3" json:"product_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListBestSellersResponse) Reset() {
+	*x = ListBestSellersResponse{}
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListBestSellersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListBestSellersResponse) ProtoMessage() {}
+
+func (x *ListBestSellersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_eventshop_order_v1_order_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListBestSellersResponse.ProtoReflect.Descriptor instead.
+func (*ListBestSellersResponse) Descriptor() ([]byte, []int) {
+	return file_eventshop_order_v1_order_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ListBestSellersResponse) GetProductIds() []string {
+	if x != nil {
+		return x.ProductIds
+	}
+	return nil
+}
+
 var File_eventshop_order_v1_order_proto protoreflect.FileDescriptor
 
 const file_eventshop_order_v1_order_proto_rawDesc = "" +
@@ -1346,7 +1436,12 @@ const file_eventshop_order_v1_order_proto_rawDesc = "" +
 	"\x05units\x18\x03 \x01(\x03R\x05units\x124\n" +
 	"\arevenue\x18\x04 \x01(\v2\x1a.eventshop.common.v1.MoneyR\arevenue\"T\n" +
 	"\x1aListSalesByProductResponse\x126\n" +
-	"\x05sales\x18\x01 \x03(\v2 .eventshop.order.v1.ProductSalesR\x05sales*\xaa\x02\n" +
+	"\x05sales\x18\x01 \x03(\v2 .eventshop.order.v1.ProductSalesR\x05sales\"9\n" +
+	"\x16ListBestSellersRequest\x12\x1f\n" +
+	"\x05limit\x18\x01 \x01(\x05B\t\xbaH\x06\x1a\x04\x182(\x00R\x05limit\":\n" +
+	"\x17ListBestSellersResponse\x12\x1f\n" +
+	"\vproduct_ids\x18\x01 \x03(\tR\n" +
+	"productIds*\xaa\x02\n" +
 	"\vOrderStatus\x12\x1c\n" +
 	"\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14ORDER_STATUS_PENDING\x10\x01\x12#\n" +
@@ -1356,7 +1451,7 @@ const file_eventshop_order_v1_order_proto_rawDesc = "" +
 	"\x1dORDER_STATUS_PAYMENT_CAPTURED\x10\x05\x12\x1a\n" +
 	"\x16ORDER_STATUS_COMPLETED\x10\x06\x12\x1b\n" +
 	"\x17ORDER_STATUS_CANCELLING\x10\a\x12\x1a\n" +
-	"\x16ORDER_STATUS_CANCELLED\x10\b2\xa1\b\n" +
+	"\x16ORDER_STATUS_CANCELLED\x10\b2\xac\t\n" +
 	"\fOrderService\x12v\n" +
 	"\n" +
 	"PlaceOrder\x12%.eventshop.order.v1.PlaceOrderRequest\x1a&.eventshop.order.v1.PlaceOrderResponse\"\x19\x82\xd3\xe4\x93\x02\x13:\x01*\"\x0e/api/v1/orders\x12\x8b\x01\n" +
@@ -1369,7 +1464,8 @@ const file_eventshop_order_v1_order_proto_rawDesc = "" +
 	"\x0fGetOrderHistory\x12*.eventshop.order.v1.GetOrderHistoryRequest\x1a+.eventshop.order.v1.GetOrderHistoryResponse\")\x82\xd3\xe4\x93\x02#\x12!/api/v1/orders/{order_id}/history\x12\x91\x01\n" +
 	"\n" +
 	"GetOrderAt\x12%.eventshop.order.v1.GetOrderAtRequest\x1a&.eventshop.order.v1.GetOrderAtResponse\"4\x82\xd3\xe4\x93\x02.\x12,/api/v1/orders/{order_id}/versions/{version}\x12\x90\x01\n" +
-	"\x12ListSalesByProduct\x12-.eventshop.order.v1.ListSalesByProductRequest\x1a..eventshop.order.v1.ListSalesByProductResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/v1/admin/salesBBZ@github.com/eventshop/eventshop/gen/go/eventshop/order/v1;orderv1b\x06proto3"
+	"\x12ListSalesByProduct\x12-.eventshop.order.v1.ListSalesByProductRequest\x1a..eventshop.order.v1.ListSalesByProductResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/v1/admin/sales\x12\x88\x01\n" +
+	"\x0fListBestSellers\x12*.eventshop.order.v1.ListBestSellersRequest\x1a+.eventshop.order.v1.ListBestSellersResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/best-sellersBBZ@github.com/eventshop/eventshop/gen/go/eventshop/order/v1;orderv1b\x06proto3"
 
 var (
 	file_eventshop_order_v1_order_proto_rawDescOnce sync.Once
@@ -1384,7 +1480,7 @@ func file_eventshop_order_v1_order_proto_rawDescGZIP() []byte {
 }
 
 var file_eventshop_order_v1_order_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_eventshop_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_eventshop_order_v1_order_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_eventshop_order_v1_order_proto_goTypes = []any{
 	(OrderStatus)(0),                   // 0: eventshop.order.v1.OrderStatus
 	(*OrderLine)(nil),                  // 1: eventshop.order.v1.OrderLine
@@ -1407,35 +1503,37 @@ var file_eventshop_order_v1_order_proto_goTypes = []any{
 	(*ListSalesByProductRequest)(nil),  // 18: eventshop.order.v1.ListSalesByProductRequest
 	(*ProductSales)(nil),               // 19: eventshop.order.v1.ProductSales
 	(*ListSalesByProductResponse)(nil), // 20: eventshop.order.v1.ListSalesByProductResponse
-	(*v1.Money)(nil),                   // 21: eventshop.common.v1.Money
-	(*v1.Address)(nil),                 // 22: eventshop.common.v1.Address
-	(*timestamppb.Timestamp)(nil),      // 23: google.protobuf.Timestamp
-	(*v1.LineItem)(nil),                // 24: eventshop.common.v1.LineItem
+	(*ListBestSellersRequest)(nil),     // 21: eventshop.order.v1.ListBestSellersRequest
+	(*ListBestSellersResponse)(nil),    // 22: eventshop.order.v1.ListBestSellersResponse
+	(*v1.Money)(nil),                   // 23: eventshop.common.v1.Money
+	(*v1.Address)(nil),                 // 24: eventshop.common.v1.Address
+	(*timestamppb.Timestamp)(nil),      // 25: google.protobuf.Timestamp
+	(*v1.LineItem)(nil),                // 26: eventshop.common.v1.LineItem
 }
 var file_eventshop_order_v1_order_proto_depIdxs = []int32{
-	21, // 0: eventshop.order.v1.OrderLine.unit_price:type_name -> eventshop.common.v1.Money
-	21, // 1: eventshop.order.v1.OrderLine.line_total:type_name -> eventshop.common.v1.Money
+	23, // 0: eventshop.order.v1.OrderLine.unit_price:type_name -> eventshop.common.v1.Money
+	23, // 1: eventshop.order.v1.OrderLine.line_total:type_name -> eventshop.common.v1.Money
 	0,  // 2: eventshop.order.v1.Order.status:type_name -> eventshop.order.v1.OrderStatus
 	1,  // 3: eventshop.order.v1.Order.lines:type_name -> eventshop.order.v1.OrderLine
-	21, // 4: eventshop.order.v1.Order.subtotal:type_name -> eventshop.common.v1.Money
-	21, // 5: eventshop.order.v1.Order.shipping_cost:type_name -> eventshop.common.v1.Money
-	21, // 6: eventshop.order.v1.Order.total:type_name -> eventshop.common.v1.Money
-	22, // 7: eventshop.order.v1.Order.shipping_address:type_name -> eventshop.common.v1.Address
-	23, // 8: eventshop.order.v1.Order.create_time:type_name -> google.protobuf.Timestamp
-	23, // 9: eventshop.order.v1.Order.update_time:type_name -> google.protobuf.Timestamp
-	24, // 10: eventshop.order.v1.PlaceOrderRequest.items:type_name -> eventshop.common.v1.LineItem
-	22, // 11: eventshop.order.v1.PlaceOrderRequest.shipping_address:type_name -> eventshop.common.v1.Address
+	23, // 4: eventshop.order.v1.Order.subtotal:type_name -> eventshop.common.v1.Money
+	23, // 5: eventshop.order.v1.Order.shipping_cost:type_name -> eventshop.common.v1.Money
+	23, // 6: eventshop.order.v1.Order.total:type_name -> eventshop.common.v1.Money
+	24, // 7: eventshop.order.v1.Order.shipping_address:type_name -> eventshop.common.v1.Address
+	25, // 8: eventshop.order.v1.Order.create_time:type_name -> google.protobuf.Timestamp
+	25, // 9: eventshop.order.v1.Order.update_time:type_name -> google.protobuf.Timestamp
+	26, // 10: eventshop.order.v1.PlaceOrderRequest.items:type_name -> eventshop.common.v1.LineItem
+	24, // 11: eventshop.order.v1.PlaceOrderRequest.shipping_address:type_name -> eventshop.common.v1.Address
 	2,  // 12: eventshop.order.v1.PlaceOrderResponse.order:type_name -> eventshop.order.v1.Order
 	2,  // 13: eventshop.order.v1.CancelOrderResponse.order:type_name -> eventshop.order.v1.Order
 	2,  // 14: eventshop.order.v1.GetOrderResponse.order:type_name -> eventshop.order.v1.Order
 	2,  // 15: eventshop.order.v1.WatchOrderResponse.order:type_name -> eventshop.order.v1.Order
 	0,  // 16: eventshop.order.v1.ListOrdersRequest.status:type_name -> eventshop.order.v1.OrderStatus
 	2,  // 17: eventshop.order.v1.ListOrdersResponse.orders:type_name -> eventshop.order.v1.Order
-	23, // 18: eventshop.order.v1.HistoryEntry.time:type_name -> google.protobuf.Timestamp
+	25, // 18: eventshop.order.v1.HistoryEntry.time:type_name -> google.protobuf.Timestamp
 	0,  // 19: eventshop.order.v1.HistoryEntry.status_after:type_name -> eventshop.order.v1.OrderStatus
 	14, // 20: eventshop.order.v1.GetOrderHistoryResponse.entries:type_name -> eventshop.order.v1.HistoryEntry
 	2,  // 21: eventshop.order.v1.GetOrderAtResponse.order:type_name -> eventshop.order.v1.Order
-	21, // 22: eventshop.order.v1.ProductSales.revenue:type_name -> eventshop.common.v1.Money
+	23, // 22: eventshop.order.v1.ProductSales.revenue:type_name -> eventshop.common.v1.Money
 	19, // 23: eventshop.order.v1.ListSalesByProductResponse.sales:type_name -> eventshop.order.v1.ProductSales
 	3,  // 24: eventshop.order.v1.OrderService.PlaceOrder:input_type -> eventshop.order.v1.PlaceOrderRequest
 	5,  // 25: eventshop.order.v1.OrderService.CancelOrder:input_type -> eventshop.order.v1.CancelOrderRequest
@@ -1445,16 +1543,18 @@ var file_eventshop_order_v1_order_proto_depIdxs = []int32{
 	13, // 29: eventshop.order.v1.OrderService.GetOrderHistory:input_type -> eventshop.order.v1.GetOrderHistoryRequest
 	16, // 30: eventshop.order.v1.OrderService.GetOrderAt:input_type -> eventshop.order.v1.GetOrderAtRequest
 	18, // 31: eventshop.order.v1.OrderService.ListSalesByProduct:input_type -> eventshop.order.v1.ListSalesByProductRequest
-	4,  // 32: eventshop.order.v1.OrderService.PlaceOrder:output_type -> eventshop.order.v1.PlaceOrderResponse
-	6,  // 33: eventshop.order.v1.OrderService.CancelOrder:output_type -> eventshop.order.v1.CancelOrderResponse
-	8,  // 34: eventshop.order.v1.OrderService.GetOrder:output_type -> eventshop.order.v1.GetOrderResponse
-	10, // 35: eventshop.order.v1.OrderService.WatchOrder:output_type -> eventshop.order.v1.WatchOrderResponse
-	12, // 36: eventshop.order.v1.OrderService.ListOrders:output_type -> eventshop.order.v1.ListOrdersResponse
-	15, // 37: eventshop.order.v1.OrderService.GetOrderHistory:output_type -> eventshop.order.v1.GetOrderHistoryResponse
-	17, // 38: eventshop.order.v1.OrderService.GetOrderAt:output_type -> eventshop.order.v1.GetOrderAtResponse
-	20, // 39: eventshop.order.v1.OrderService.ListSalesByProduct:output_type -> eventshop.order.v1.ListSalesByProductResponse
-	32, // [32:40] is the sub-list for method output_type
-	24, // [24:32] is the sub-list for method input_type
+	21, // 32: eventshop.order.v1.OrderService.ListBestSellers:input_type -> eventshop.order.v1.ListBestSellersRequest
+	4,  // 33: eventshop.order.v1.OrderService.PlaceOrder:output_type -> eventshop.order.v1.PlaceOrderResponse
+	6,  // 34: eventshop.order.v1.OrderService.CancelOrder:output_type -> eventshop.order.v1.CancelOrderResponse
+	8,  // 35: eventshop.order.v1.OrderService.GetOrder:output_type -> eventshop.order.v1.GetOrderResponse
+	10, // 36: eventshop.order.v1.OrderService.WatchOrder:output_type -> eventshop.order.v1.WatchOrderResponse
+	12, // 37: eventshop.order.v1.OrderService.ListOrders:output_type -> eventshop.order.v1.ListOrdersResponse
+	15, // 38: eventshop.order.v1.OrderService.GetOrderHistory:output_type -> eventshop.order.v1.GetOrderHistoryResponse
+	17, // 39: eventshop.order.v1.OrderService.GetOrderAt:output_type -> eventshop.order.v1.GetOrderAtResponse
+	20, // 40: eventshop.order.v1.OrderService.ListSalesByProduct:output_type -> eventshop.order.v1.ListSalesByProductResponse
+	22, // 41: eventshop.order.v1.OrderService.ListBestSellers:output_type -> eventshop.order.v1.ListBestSellersResponse
+	33, // [33:42] is the sub-list for method output_type
+	24, // [24:33] is the sub-list for method input_type
 	24, // [24:24] is the sub-list for extension type_name
 	24, // [24:24] is the sub-list for extension extendee
 	0,  // [0:24] is the sub-list for field type_name
@@ -1471,7 +1571,7 @@ func file_eventshop_order_v1_order_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_eventshop_order_v1_order_proto_rawDesc), len(file_eventshop_order_v1_order_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,7 @@ const (
 	OrderService_GetOrderHistory_FullMethodName    = "/eventshop.order.v1.OrderService/GetOrderHistory"
 	OrderService_GetOrderAt_FullMethodName         = "/eventshop.order.v1.OrderService/GetOrderAt"
 	OrderService_ListSalesByProduct_FullMethodName = "/eventshop.order.v1.OrderService/ListSalesByProduct"
+	OrderService_ListBestSellers_FullMethodName    = "/eventshop.order.v1.OrderService/ListBestSellers"
 )
 
 // OrderServiceClient is the client API for OrderService service.
@@ -57,6 +58,9 @@ type OrderServiceClient interface {
 	GetOrderAt(ctx context.Context, in *GetOrderAtRequest, opts ...grpc.CallOption) (*GetOrderAtResponse, error)
 	// ListSalesByProduct reports units and revenue per product (admin role).
 	ListSalesByProduct(ctx context.Context, in *ListSalesByProductRequest, opts ...grpc.CallOption) (*ListSalesByProductResponse, error)
+	// ListBestSellers names the products bought most in completed orders, best
+	// first, to anyone: ids only, no figures (the storefront's featured list).
+	ListBestSellers(ctx context.Context, in *ListBestSellersRequest, opts ...grpc.CallOption) (*ListBestSellersResponse, error)
 }
 
 type orderServiceClient struct {
@@ -156,6 +160,16 @@ func (c *orderServiceClient) ListSalesByProduct(ctx context.Context, in *ListSal
 	return out, nil
 }
 
+func (c *orderServiceClient) ListBestSellers(ctx context.Context, in *ListBestSellersRequest, opts ...grpc.CallOption) (*ListBestSellersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListBestSellersResponse)
+	err := c.cc.Invoke(ctx, OrderService_ListBestSellers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // OrderServiceServer is the server API for OrderService service.
 // All implementations must embed UnimplementedOrderServiceServer
 // for forward compatibility.
@@ -184,6 +198,9 @@ type OrderServiceServer interface {
 	GetOrderAt(context.Context, *GetOrderAtRequest) (*GetOrderAtResponse, error)
 	// ListSalesByProduct reports units and revenue per product (admin role).
 	ListSalesByProduct(context.Context, *ListSalesByProductRequest) (*ListSalesByProductResponse, error)
+	// ListBestSellers names the products bought most in completed orders, best
+	// first, to anyone: ids only, no figures (the storefront's featured list).
+	ListBestSellers(context.Context, *ListBestSellersRequest) (*ListBestSellersResponse, error)
 	mustEmbedUnimplementedOrderServiceServer()
 }
 
@@ -217,6 +234,9 @@ func (UnimplementedOrderServiceServer) GetOrderAt(context.Context, *GetOrderAtRe
 }
 func (UnimplementedOrderServiceServer) ListSalesByProduct(context.Context, *ListSalesByProductRequest) (*ListSalesByProductResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSalesByProduct not implemented")
+}
+func (UnimplementedOrderServiceServer) ListBestSellers(context.Context, *ListBestSellersRequest) (*ListBestSellersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListBestSellers not implemented")
 }
 func (UnimplementedOrderServiceServer) mustEmbedUnimplementedOrderServiceServer() {}
 func (UnimplementedOrderServiceServer) testEmbeddedByValue()                      {}
@@ -376,6 +396,24 @@ func _OrderService_ListSalesByProduct_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _OrderService_ListBestSellers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListBestSellersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(OrderServiceServer).ListBestSellers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: OrderService_ListBestSellers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(OrderServiceServer).ListBestSellers(ctx, req.(*ListBestSellersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // OrderService_ServiceDesc is the grpc.ServiceDesc for OrderService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -410,6 +448,10 @@ var OrderService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSalesByProduct",
 			Handler:    _OrderService_ListSalesByProduct_Handler,
+		},
+		{
+			MethodName: "ListBestSellers",
+			Handler:    _OrderService_ListBestSellers_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
