@@ -11,6 +11,7 @@ import (
 func usd(units int64) money.Money { return money.New(units, "USD") }
 
 func TestAdd(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		a, b    money.Money
@@ -39,6 +40,7 @@ func TestAdd(t *testing.T) {
 }
 
 func TestMul(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		m       money.Money
@@ -67,6 +69,7 @@ func TestMul(t *testing.T) {
 }
 
 func TestValidCurrency(t *testing.T) {
+	t.Parallel()
 	for c, want := range map[string]bool{"USD": true, "EUR": true, "": false, "usd": false, "USDT": false, "US": false, "U$D": false} {
 		if got := money.ValidCurrency(c); got != want {
 			t.Errorf("ValidCurrency(%q) = %v, want %v", c, got, want)
@@ -75,6 +78,7 @@ func TestValidCurrency(t *testing.T) {
 }
 
 func TestProtoRoundTrip(t *testing.T) {
+	t.Parallel()
 	m := usd(1_799)
 	if got := money.FromProto(m.Proto()); got != m {
 		t.Fatalf("FromProto(Proto(%s)) = %s", m, got)

@@ -14,6 +14,7 @@ var (
 )
 
 func TestAdd(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		start   []Item
@@ -50,6 +51,7 @@ func TestAdd(t *testing.T) {
 }
 
 func TestSetQuantityRemoveEmpty(t *testing.T) {
+	t.Parallel()
 	c := Rehydrate("alice", []Item{{"a", 1}, {"b", 2}}, time.Time{})
 	if err := c.SetQuantity("b", 7, lim, now); err != nil {
 		t.Fatal(err)
@@ -72,6 +74,7 @@ func TestSetQuantityRemoveEmpty(t *testing.T) {
 }
 
 func TestItemsIsACopy(t *testing.T) {
+	t.Parallel()
 	c := Rehydrate("alice", []Item{{"a", 1}}, time.Time{})
 	c.Items()[0].Quantity = 99
 	if c.Quantity("a") != 1 {
@@ -80,6 +83,7 @@ func TestItemsIsACopy(t *testing.T) {
 }
 
 func TestPrice(t *testing.T) {
+	t.Parallel()
 	usd := func(n int64) Money { return Money{Units: n, Currency: "USD"} }
 	products := map[string]Product{
 		"mug":  {ID: "mug", Name: "Mug", Price: usd(1250)},
@@ -120,6 +124,7 @@ func TestPrice(t *testing.T) {
 }
 
 func TestPriceOverflow(t *testing.T) {
+	t.Parallel()
 	products := map[string]Product{"gold": {ID: "gold", Price: Money{Units: math.MaxInt64 / 2, Currency: "USD"}}}
 	if _, err := Price(Rehydrate("alice", []Item{{"gold", 3}}, now), products); err == nil {
 		t.Fatal("want an overflow error")

@@ -27,6 +27,7 @@ func ids(ps []Product) []string {
 }
 
 func TestNewCatalogRejectsInvalidProducts(t *testing.T) {
+	t.Parallel()
 	ok := product("mug", "Mug", "A mug.")
 	tests := []struct {
 		name     string
@@ -51,6 +52,7 @@ func TestNewCatalogRejectsInvalidProducts(t *testing.T) {
 }
 
 func TestProductsBatch(t *testing.T) {
+	t.Parallel()
 	c, err := NewCatalog([]Product{product("a", "A", ""), product("b", "B", ""), product("c", "C", "")})
 	if err != nil {
 		t.Fatal(err)
@@ -66,6 +68,7 @@ func TestProductsBatch(t *testing.T) {
 }
 
 func TestCatalogHandsOutCopies(t *testing.T) {
+	t.Parallel()
 	p := product("a", "A", "")
 	p.Attributes = map[string]string{"color": "red"}
 	c, _ := NewCatalog([]Product{p})
@@ -79,6 +82,7 @@ func TestCatalogHandsOutCopies(t *testing.T) {
 }
 
 func TestListPaginationWalksEveryProductOnce(t *testing.T) {
+	t.Parallel()
 	var products []Product
 	for i := range 47 {
 		cat := "even"
@@ -133,6 +137,7 @@ func TestListPaginationWalksEveryProductOnce(t *testing.T) {
 }
 
 func TestPageTokenBoundToQuery(t *testing.T) {
+	t.Parallel()
 	var products []Product
 	for i := range 10 {
 		products = append(products, product(fmt.Sprintf("p%d", i), fmt.Sprintf("Lamp %d", i), "", "lighting"))
@@ -171,6 +176,7 @@ func TestPageTokenBoundToQuery(t *testing.T) {
 }
 
 func TestSearchRanking(t *testing.T) {
+	t.Parallel()
 	c, err := NewCatalog([]Product{
 		product("desc-word", "Kettle", "Pairs well with any teapot or tea set."),
 		product("name-sub", "Steamer Basket", "Bamboo, two tiers."),
@@ -201,6 +207,7 @@ func TestSearchRanking(t *testing.T) {
 }
 
 func TestSearchMatchKinds(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		text, q string
 		want    matchKind
@@ -224,6 +231,7 @@ func TestSearchMatchKinds(t *testing.T) {
 }
 
 func TestSearchEmptyQueryMatchesNothing(t *testing.T) {
+	t.Parallel()
 	c, _ := NewCatalog([]Product{product("a", "A", "")})
 	page, err := c.Search("   ", 10, "")
 	if err != nil || len(page.Products) != 0 || page.TotalSize != 0 {
@@ -232,6 +240,7 @@ func TestSearchEmptyQueryMatchesNothing(t *testing.T) {
 }
 
 func TestCategories(t *testing.T) {
+	t.Parallel()
 	c, _ := NewCatalog([]Product{
 		product("a", "A", "", "Kitchen", "coffee"),
 		product("b", "B", "", "coffee"),

@@ -12,6 +12,7 @@ import (
 var now = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 
 func TestStockMoves(t *testing.T) {
+	t.Parallel()
 	s := domain.Stock{ProductID: "mug", Available: 10, TotalStocked: 10}
 	s, err := s.Reserve(4)
 	if err != nil || s.Available != 6 || s.Reserved != 4 {
@@ -55,6 +56,7 @@ func TestStockMoves(t *testing.T) {
 }
 
 func TestLinesMergeAndSort(t *testing.T) {
+	t.Parallel()
 	got, err := domain.Lines([]domain.Line{{"mug", 1}, {"kettle", 2}, {"mug", 3}})
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +73,7 @@ func TestLinesMergeAndSort(t *testing.T) {
 }
 
 func TestReservationLife(t *testing.T) {
+	t.Parallel()
 	r := domain.NewReservation("r1", "o1", []domain.Line{{"mug", 1}}, now, time.Minute)
 	if _, changed := r.Expire(now.Add(59 * time.Second)); changed {
 		t.Fatal("expired before its time")

@@ -13,6 +13,7 @@ import (
 )
 
 func TestRehydrateEqualsApplyingOneByOne(t *testing.T) {
+	t.Parallel()
 	for _, f := range fixtures()[1:] {
 		t.Run(f.name, func(t *testing.T) {
 			var o domain.Order
@@ -41,6 +42,7 @@ func TestRehydrateEqualsApplyingOneByOne(t *testing.T) {
 // Placing then running every command of the happy path, each through its events,
 // ends where the stored history does.
 func TestCommandsReproduceHistory(t *testing.T) {
+	t.Parallel()
 	var o domain.Order
 	var history []domain.Event
 	steps := []func() ([]domain.Event, error){
@@ -67,6 +69,7 @@ func TestCommandsReproduceHistory(t *testing.T) {
 }
 
 func TestApplyRejects(t *testing.T) {
+	t.Parallel()
 	noAmount := authorized()
 	noAmount.Amount = nil
 	noTotal := placed(idemKey)
@@ -126,6 +129,7 @@ func TestApplyRejects(t *testing.T) {
 }
 
 func TestApplyTransitionErrorNamesTheEvent(t *testing.T) {
+	t.Parallel()
 	o := fixtures()[1].load(t)
 	err := o.Apply(completed())
 	var te *domain.TransitionError
@@ -135,6 +139,7 @@ func TestApplyTransitionErrorNamesTheEvent(t *testing.T) {
 }
 
 func TestRehydrateRejects(t *testing.T) {
+	t.Parallel()
 	if _, err := domain.Rehydrate(nil); !errors.Is(err, domain.ErrInvalidEvent) {
 		t.Fatalf("empty history: %v, want ErrInvalidEvent", err)
 	}
@@ -148,6 +153,7 @@ func TestRehydrateRejects(t *testing.T) {
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
+	t.Parallel()
 	for _, f := range fixtures() {
 		t.Run(f.name, func(t *testing.T) {
 			o := f.load(t)
@@ -180,6 +186,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 }
 
 func TestSnapshotSharesNothing(t *testing.T) {
+	t.Parallel()
 	o := fixtures()[1].load(t)
 	s := o.Snapshot()
 	s.Lines[0].Quantity = 1_000
@@ -194,6 +201,7 @@ func TestSnapshotSharesNothing(t *testing.T) {
 }
 
 func TestFromSnapshotRejects(t *testing.T) {
+	t.Parallel()
 	valid := fixtures()[9].load(t).Snapshot() // cancelled-from-reserved
 	tests := []struct {
 		name   string
@@ -221,6 +229,7 @@ func TestFromSnapshotRejects(t *testing.T) {
 }
 
 func TestEventTypesRoundTrip(t *testing.T) {
+	t.Parallel()
 	all := append(happyPath(6), cancelling("x", true), cancelled("x"))
 	for _, e := range all {
 		name := domain.EventType(e)

@@ -8,6 +8,7 @@ import (
 )
 
 func TestValidateMoney(t *testing.T) {
+	t.Parallel()
 	for _, m := range []domain.Money{usd(0), usd(1), {Units: 5, Currency: "EUR"}} {
 		if err := domain.ValidateMoney(m); err != nil {
 			t.Errorf("ValidateMoney(%s) = %v", m, err)

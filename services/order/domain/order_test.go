@@ -34,6 +34,7 @@ func commands() []command {
 }
 
 func TestEveryCommandInEveryState(t *testing.T) {
+	t.Parallel()
 	const (
 		newS       = domain.StateNew
 		pending    = domain.StatePending

@@ -10,6 +10,7 @@ import (
 )
 
 func TestPlaceComputesTotals(t *testing.T) {
+	t.Parallel()
 	p := placeParams()
 	p.Lines = append(p.Lines, domain.Line{ProductID: "grinder", Name: "Grinder", Quantity: 7, UnitPrice: usd(4_321)})
 	p.ShippingCost = usd(0)
@@ -52,6 +53,7 @@ func TestPlaceComputesTotals(t *testing.T) {
 // A client never sets a total: the only money Place takes is unit prices and
 // shipping, and the order total moves with them.
 func TestPlaceTotalFollowsPrices(t *testing.T) {
+	t.Parallel()
 	p := placeParams()
 	p.Lines[0].UnitPrice = usd(1)
 	evs, err := (&domain.Order{}).Place(p)
@@ -65,6 +67,7 @@ func TestPlaceTotalFollowsPrices(t *testing.T) {
 }
 
 func TestPlaceRejectsInvalidOrders(t *testing.T) {
+	t.Parallel()
 	eur := domain.Money{Units: 100, Currency: "EUR"}
 	tests := []struct {
 		name    string
@@ -115,6 +118,7 @@ func TestPlaceRejectsInvalidOrders(t *testing.T) {
 }
 
 func TestPaymentAmountMustEqualTotal(t *testing.T) {
+	t.Parallel()
 	pending := fixtures()[1].load(t)
 	shipped := fixtures()[4].load(t)
 	tests := []struct {
@@ -147,6 +151,7 @@ func TestPaymentAmountMustEqualTotal(t *testing.T) {
 
 // Saga replies can be duplicated; a repeat is no event, a contradiction is ErrConflict.
 func TestConflictingStepResults(t *testing.T) {
+	t.Parallel()
 	for _, f := range []string{"completed", "cancelling-from-captured"} {
 		var o *domain.Order
 		for _, fx := range fixtures() {
@@ -178,6 +183,7 @@ func TestConflictingStepResults(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	t.Run("not the owner", func(t *testing.T) {
 		o := fixtures()[2].load(t)
 		evs, err := o.CancelByUser("user-2", "mine now")
@@ -226,6 +232,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestStateRules(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		s                     domain.State
 		name                  string

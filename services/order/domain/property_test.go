@@ -86,6 +86,7 @@ var knownErrors = []error{
 }
 
 func TestRandomCommandSequencesStayInTheMachine(t *testing.T) {
+	t.Parallel()
 	fxs := fixtures()
 	visited := map[[2]domain.State]bool{}
 	for seed := range uint64(500) {

@@ -22,6 +22,7 @@ func authorized(t *testing.T, units int64) domain.Payment {
 }
 
 func TestAuthorizedRejectsBadAmounts(t *testing.T) {
+	t.Parallel()
 	for _, m := range []domain.Money{usd(0), usd(-1), {Units: 100, Currency: "usd"}, {Units: 100}} {
 		if _, err := domain.Authorized("p", "o", m, "visa", now); !errors.Is(err, domain.ErrInvalidAmount) {
 			t.Errorf("Authorized(%v): err = %v, want ErrInvalidAmount", m, err)
@@ -30,6 +31,7 @@ func TestAuthorizedRejectsBadAmounts(t *testing.T) {
 }
 
 func TestCapture(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		payment     func(t *testing.T) domain.Payment
@@ -80,6 +82,7 @@ func TestCapture(t *testing.T) {
 }
 
 func TestRefund(t *testing.T) {
+	t.Parallel()
 	captured, _, err := authorized(t, 1000).Capture(usd(800), now)
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +117,7 @@ func TestRefund(t *testing.T) {
 }
 
 func TestVoid(t *testing.T) {
+	t.Parallel()
 	v, refund, changed := authorized(t, 1000).Void(now)
 	if !changed || refund != 0 || v.Status != domain.StatusVoided {
 		t.Fatalf("void = %+v %d %v", v, refund, changed)
@@ -132,6 +136,7 @@ func TestVoid(t *testing.T) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	bad := []domain.Payment{
 		{Authorized: -1},
 		{Authorized: 10, Captured: 11},

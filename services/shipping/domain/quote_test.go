@@ -9,6 +9,7 @@ import (
 )
 
 func TestQuoteParcel(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		country string
@@ -58,6 +59,7 @@ func TestQuoteParcel(t *testing.T) {
 }
 
 func TestQuoteParcelIsDeterministicAndOrderFree(t *testing.T) {
+	t.Parallel()
 	a := []domain.Item{{ProductID: "a", Quantity: 2, WeightGrams: 700}, {ProductID: "b", Quantity: 1, WeightGrams: 5100}}
 	b := []domain.Item{a[1], a[0]}
 	first, err := domain.QuoteParcel("JP", a)
@@ -73,6 +75,7 @@ func TestQuoteParcelIsDeterministicAndOrderFree(t *testing.T) {
 }
 
 func TestSupportedCountriesHaveZones(t *testing.T) {
+	t.Parallel()
 	for _, c := range domain.SupportedCountries() {
 		if _, err := domain.ZoneFor(c); err != nil {
 			t.Errorf("%s: %v", c, err)
@@ -81,6 +84,7 @@ func TestSupportedCountriesHaveZones(t *testing.T) {
 }
 
 func TestShipmentLife(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	addr := domain.Address{Name: "A", Street: "S", City: "C", PostalCode: "P", CountryCode: "US"}
 	q := domain.Quote{Cost: 649, Days: 3}
