@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // ErrNoDeadLetter is returned for a sequence the dead-letter stream does not hold.
@@ -143,4 +145,32 @@ func (d *DeadLetters) Drop(ctx context.Context, seq uint64) error {
 		return fmt.Errorf("messaging: drop dead letter %d: %w", seq, err)
 	}
 	return nil
+}
+
+// ObserveDepth reports how many dead letters wait in the DLQ stream as the gauge
+// messaging.dead_letters, read from the stream's state at each collection, on mp's
+// meter (the global provider when nil). A dead letter is work that will never be
+// done unless an operator replays or drops it, so anything above zero, and above
+// all a rising count, deserves a look (deploy/monitoring alerts on it). Unregister
+// the returned registration when done.
+func (d *DeadLetters) ObserveDepth(mp metric.MeterProvider) (metric.Registration, error) {
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	m := mp.Meter(instrumentation)
+	g, err := m.Int64ObservableGauge("messaging.dead_letters",
+		metric.WithDescription("Messages waiting in the dead-letter stream."))
+	if err != nil {
+		return nil, fmt.Errorf("messaging: dead-letter gauge: %w", err)
+	}
+	return m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		st, err := d.js.Stream(ctx, DLQStream)
+		if err != nil {
+			return nil // unknown now: no sample rather than a wrong zero
+		}
+		o.ObserveInt64(g, int64(st.CachedInfo().State.Msgs))
+		return nil
+	}, g)
 }

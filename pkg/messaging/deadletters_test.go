@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
 	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/pkg/poll"
@@ -53,6 +56,9 @@ func TestDeadLettersListReplayDrop(t *testing.T) {
 		list, err = dls.List(ctx, 0)
 		return err == nil && len(list) == 2
 	})
+	if n := deadLetterGauge(t, dls); n != 2 {
+		t.Errorf("messaging.dead_letters = %d, want 2", n)
+	}
 	// The two may be dead-lettered in either order.
 	dl, other := list[0], list[1]
 	if dl.ID != first {
@@ -91,9 +97,37 @@ func TestDeadLettersListReplayDrop(t *testing.T) {
 	if left, err := dls.List(ctx, 0); err != nil || len(left) != 0 {
 		t.Fatalf("dead letters left: %+v, %v", left, err)
 	}
+	if n := deadLetterGauge(t, dls); n != 0 {
+		t.Errorf("messaging.dead_letters = %d after the replay and the drop, want 0", n)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if handled[second] != 0 || handled[first] != 1 {
 		t.Errorf("handled %v: want the replayed one once and the dropped one never", handled)
 	}
+}
+
+// deadLetterGauge collects messaging.dead_letters once.
+func deadLetterGauge(t *testing.T, dls *messaging.DeadLetters) int64 {
+	t.Helper()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	reg, err := dls.ObserveDepth(mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Unregister()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == "messaging.dead_letters" && len(g.DataPoints) == 1 {
+				return g.DataPoints[0].Value
+			}
+		}
+	}
+	t.Fatalf("no messaging.dead_letters in %+v", rm)
+	return 0
 }

@@ -65,6 +65,12 @@ func newPolicy(cfg config) *Policy {
 		p.log = slog.Default()
 	}
 	p.addAttrs = []metric.AddOption{metric.WithAttributeSet(p.attrs)}
+	// Every counter of the target exists from the start at zero: a rate over a
+	// series that appears only at its first rejection hides that first one, and an
+	// alert or dashboard naming it would find nothing until then.
+	for _, c := range []metric.Int64Counter{p.inst.breakerRejections, p.inst.bulkheadRejections, p.inst.retries} {
+		c.Add(context.Background(), 0, p.addAttrs...)
+	}
 	if cfg.maxConcurrent > 0 {
 		p.sem = make(chan struct{}, cfg.maxConcurrent)
 	}

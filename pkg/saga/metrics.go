@@ -26,7 +26,7 @@ type metrics struct {
 	ignored       metric.Int64Counter
 }
 
-func newMetrics(mp metric.MeterProvider, definition string) *metrics {
+func newMetrics(mp metric.MeterProvider, definition string, steps []string) *metrics {
 	var m metric.Meter
 	if mp != nil {
 		m = mp.Meter(instrumentation)
@@ -49,6 +49,21 @@ func newMetrics(mp metric.MeterProvider, definition string) *metrics {
 		metric.WithDescription("Unfinished sagas past their stuck deadline tracked by this instance."))
 	ms.ignored, _ = m.Int64Counter("saga.replies.ignored",
 		metric.WithDescription("Replies ignored: duplicate, late, for an unknown or ended saga, or answering no command (reason=uncaused)."))
+	// Each series starts at zero, so a rate or an alert over it sees the first event
+	// (a series born at its first increment hides that one) and finds the series
+	// before anything happened.
+	ctx := context.Background()
+	for _, c := range []metric.Int64Counter{ms.started, ms.completed, ms.cancelled} {
+		c.Add(ctx, 0, ms.attrs)
+	}
+	ms.stuck.Add(ctx, 0, ms.attrs)
+	for _, step := range steps {
+		ms.compensations.Add(ctx, 0, ms.attrs, metric.WithAttributes(attribute.String("saga.step", step)))
+		ms.retries.Add(ctx, 0, ms.attrs, metric.WithAttributes(attribute.String("saga.step", step)))
+	}
+	for _, reason := range []string{"uncaused", "unmatched"} {
+		ms.ignored.Add(ctx, 0, ms.attrs, metric.WithAttributes(attribute.String("reason", reason)))
+	}
 	return ms
 }
 

@@ -149,7 +149,7 @@ func New[T proto.Message](def Definition[T], store eventstore.Store, tr Transpor
 	return &Orchestrator[T]{
 		def: def, names: names, store: store, transport: tr,
 		clock: cfg.clock, log: cfg.logger.With("saga_definition", def.Name),
-		metrics: newMetrics(cfg.meters, def.Name), resend: cfg.resendAfter,
+		metrics: newMetrics(cfg.meters, def.Name, names), resend: cfg.resendAfter,
 		wake: make(chan struct{}, 1), category: cfg.category,
 		sagas: map[string]*entry{}, foreign: map[string]bool{},
 	}, nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -186,6 +187,9 @@ type Service struct {
 	orch     *app.OrderOrchestrator
 	replies  *messaging.Consumer
 	follower *app.SagaFollower
+	// deadLetters reports the dead-letter stream's depth as a metric; nil without
+	// the saga.
+	deadLetters metric.Registration
 
 	// cancelHooks, when set, run inside CancelOrder (see SetCancelHooks).
 	cancelHooks atomic.Pointer[CancelHooks]
@@ -397,6 +401,11 @@ func (s *Service) wireSaga(ctx context.Context, cfg Config, js jetstream.JetStre
 	}
 	s.follower = app.NewSagaFollower(orch, store, tr,
 		app.WithCheckpoints(checkpoints, time.Second), app.WithFollowerLogger(s.logger))
+	// The order service sends every command, so the commands it finds dead are its
+	// operators' to look at: it reports their number.
+	if s.deadLetters, err = messaging.NewDeadLetters(js).ObserveDepth(nil); err != nil {
+		return fmt.Errorf("order: %w", err)
+	}
 	return nil
 }
 
@@ -513,6 +522,10 @@ func (s *Service) keepRunning(ctx context.Context, name string, run func(context
 }
 
 func (s *Service) close() {
+	if s.deadLetters != nil {
+		_ = s.deadLetters.Unregister()
+		s.deadLetters = nil
+	}
 	for _, cc := range s.conns {
 		_ = cc.Close()
 	}
