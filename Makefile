@@ -34,8 +34,10 @@ test: tools
 fuzz:
 	FUZZTIME=$${FUZZTIME:-1m} scripts/fuzz.sh
 
+## race: the race detector over the shared packages and the services (CI runs it).
+RACE_PKGS := $(foreach p,$(PKGS),$(if $(or $(findstring /eventshop/pkg/,$p),$(findstring /eventshop/services/,$p)),$p))
 race:
-	go test $(GOTEST_FLAGS) -race $(PKGS)
+	go test $(GOTEST_FLAGS) -race $(RACE_PKGS)
 
 ## lint: buf lint, gofmt, go vet and staticcheck on every module.
 lint: buf-lint fmt vet staticcheck
