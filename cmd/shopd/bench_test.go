@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -48,6 +49,8 @@ func benchSaga(b *testing.B, buyers int) {
 	if os.Getenv("SHOP_BENCH_NATS_SYNC") == "always" {
 		flags = append(flags, "-nats-sync-always")
 	}
+	// More shopd flags, e.g. SHOP_BENCH_FLAGS=-order-shared-read.
+	flags = append(flags, strings.Fields(os.Getenv("SHOP_BENCH_FLAGS"))...)
 	s := startSagaShop(b, withFlags(flags...))
 	// Each buyer is a shopper of its own; one shared client's default bulkhead
 	// would shed the calls of more than 64 of them before they reach the shop.

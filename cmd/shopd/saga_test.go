@@ -690,3 +690,22 @@ func TestFlashSale(t *testing.T) {
 	}
 	s.audit()
 }
+
+// With -order-shared-read the order service's three readers of the order category
+// share one subscription; orders complete and cancel as without it, and the
+// watches see them end.
+func TestSagaWithSharedRead(t *testing.T) {
+	s := startSagaShop(t, withFlags("-order-shared-read"))
+	ok := s.place("tok_visa", 1)
+	declined := s.place(provider.TokenChargeDeclined, 1)
+	for id, want := range map[string]orderv1.OrderStatus{
+		ok:       orderv1.OrderStatus_ORDER_STATUS_COMPLETED,
+		declined: orderv1.OrderStatus_ORDER_STATUS_CANCELLED,
+	} {
+		seen := s.watchFinal(id)
+		if got := seen[len(seen)-1].GetStatus(); got != want {
+			t.Errorf("order %s ended %v, want %v", id, got, want)
+		}
+	}
+	s.audit()
+}
