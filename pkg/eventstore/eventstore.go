@@ -57,6 +57,15 @@ type Store interface {
 // subscription; the event is not considered consumed.
 type Handler func(ctx context.Context, e Event) error
 
+// handle calls h, wrapping its error with the event it failed on: the one form of a
+// handler error of every subscription of this package.
+func handle(ctx context.Context, h Handler, e Event) error {
+	if err := h(ctx, e); err != nil {
+		return fmt.Errorf("eventstore: handler at %s v%d: %w", e.Stream, e.Version, err)
+	}
+	return nil
+}
+
 // Version is the 1-based number of an event within its stream. A stream's version is
 // the version of its last event; 0 means the stream has no events.
 type Version uint64

@@ -735,8 +735,8 @@ func (s *JetStream) SubscribeCategory(ctx context.Context, category string, afte
 			if e.Position <= after {
 				continue
 			}
-			if err := h(ctx, e); err != nil {
-				return false, fmt.Errorf("eventstore: handler at %s v%d: %w", e.Stream, e.Version, err)
+			if err := handle(ctx, h, e); err != nil {
+				return false, err
 			}
 		}
 		return true, nil

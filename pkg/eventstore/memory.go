@@ -160,8 +160,8 @@ func (m *Memory) SubscribeCategory(ctx context.Context, category string, after P
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := h(ctx, e); err != nil {
-				return fmt.Errorf("eventstore: handler at %s v%d: %w", e.Stream, e.Version, err)
+			if err := handle(ctx, h, e); err != nil {
+				return err
 			}
 			after = e.Position
 		}

@@ -3,7 +3,6 @@ package eventstore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"slices"
 	"sync"
@@ -59,8 +58,8 @@ func SubscribePartitioned(ctx context.Context, s Store, category string, after P
 				if ctx.Err() != nil {
 					continue // abandoned: the checkpoint stays before it
 				}
-				if err := h(ctx, e); err != nil {
-					cancel(&handlerError{err: fmt.Errorf("eventstore: handler at %s v%d: %w", e.Stream, e.Version, err)})
+				if err := handle(ctx, h, e); err != nil {
+					cancel(&handlerError{err: err})
 					continue
 				}
 				marks.done(e.Position)

@@ -227,14 +227,6 @@ func (s *Shared) follow(ctx context.Context, r *reader, pos *Position, h Handler
 	}
 }
 
-// handle calls h, wrapping its error as the stores' subscriptions do.
-func handle(ctx context.Context, h Handler, e Event) error {
-	if err := h(ctx, e); err != nil {
-		return fmt.Errorf("eventstore: handler at %s v%d: %w", e.Stream, e.Version, err)
-	}
-	return nil
-}
-
 // wake leaves a signal in c unless one is pending.
 func wake(c chan struct{}) {
 	select {
