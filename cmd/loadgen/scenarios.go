@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+	"github.com/eventshop/eventshop/pkg/resilience"
 )
 
 // The scenarios: what simulated shoppers do (steady sessions, a flash sale) and how
@@ -157,12 +158,8 @@ func (r *runner) watchFinal(ctx context.Context, c shopAPI, id string) {
 		if r.final(id, st) {
 			return
 		}
-		t := time.NewTimer(rewatchAfter)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if resilience.Sleep(ctx, rewatchAfter) != nil {
 			return
-		case <-t.C:
 		}
 	}
 }

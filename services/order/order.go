@@ -519,12 +519,8 @@ func (s *Service) keepRunning(ctx context.Context, name string, run func(context
 			return
 		}
 		s.logger.ErrorContext(ctx, "order: "+name+" stopped; restarting", "error", err, "backoff", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if resilience.Sleep(ctx, backoff) != nil {
 			return
-		case <-t.C:
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}

@@ -21,6 +21,7 @@ import (
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	sagav1 "github.com/eventshop/eventshop/gen/go/eventshop/saga/v1"
 	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
@@ -217,12 +218,8 @@ func (f *SagaFollower) loop(ctx context.Context, name string, parts []string, mi
 			return
 		}
 		f.logger.WarnContext(ctx, "saga follower failed; restarting", "follower", names, "error", err, "backoff", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if resilience.Sleep(ctx, backoff) != nil {
 			return
-		case <-t.C:
 		}
 		backoff = min(2*backoff, 10*time.Second)
 	}
