@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -38,6 +42,9 @@ import (
 // Run it with a fixed count (make bench-saga), since every sub-benchmark is a whole
 // shop and b.N orders. SHOP_BENCH_NATS_SYNC=always runs the shops with JetStream
 // fsyncing every write before acknowledging it (make bench-saga-sync).
+// SHOP_BENCH_SLOW=5s explains orders slower than that: a goroutine dump the first
+// time one is in flight that long, and each slow order's history with the time of
+// each event, which tells a late saga from a late notification.
 func BenchmarkSagaEmbedded(b *testing.B) {
 	for _, buyers := range []int{1, 16, 64, 256} {
 		b.Run(fmt.Sprintf("buyers=%d", buyers), func(b *testing.B) { benchSaga(b, buyers) })
@@ -69,6 +76,9 @@ func benchSaga(b *testing.B, buyers int) {
 		b.Fatal(err)
 	}
 
+	slow := newSlowOrders(b, s)
+	defer slow.stop()
+
 	b.ResetTimer()
 	cpu0 := processCPU()
 	start := time.Now()
@@ -88,7 +98,9 @@ func benchSaga(b *testing.B, buyers int) {
 					b.Error(err)
 					return
 				}
+				slow.begin(id, t0)
 				o, err := s.awaitOutcome(id)
+				slow.end(id)
 				if err != nil {
 					b.Error(err)
 					return
@@ -110,6 +122,7 @@ func benchSaga(b *testing.B, buyers int) {
 		return
 	}
 
+	slow.explain()
 	slices.Sort(latencies)
 	n := completed.Load()
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "sagas/s")
@@ -167,4 +180,166 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// slowOrders explains the orders of a saga benchmark that take longer than
+// SHOP_BENCH_SLOW; without it, it does nothing.
+type slowOrders struct {
+	b         *testing.B
+	s         *sagaShop
+	threshold time.Duration
+	done      chan struct{}
+
+	mu       sync.Mutex
+	inFlight map[string]time.Time
+	late     map[string]time.Time // slow orders and when each was placed
+	dumped   bool
+}
+
+func newSlowOrders(b *testing.B, s *sagaShop) *slowOrders {
+	so := &slowOrders{b: b, s: s, done: make(chan struct{}), inFlight: map[string]time.Time{}, late: map[string]time.Time{}}
+	if v := os.Getenv("SHOP_BENCH_SLOW"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			b.Fatalf("SHOP_BENCH_SLOW=%q: want a positive duration such as 5s", v)
+		}
+		so.threshold = d
+		go so.watch()
+	}
+	return so
+}
+
+func (so *slowOrders) begin(id string, t0 time.Time) {
+	if so.threshold == 0 {
+		return
+	}
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	so.inFlight[id] = t0
+}
+
+func (so *slowOrders) end(id string) {
+	if so.threshold == 0 {
+		return
+	}
+	so.mu.Lock()
+	defer so.mu.Unlock()
+	if t0 := so.inFlight[id]; time.Since(t0) > so.threshold {
+		so.late[id] = t0
+	}
+	delete(so.inFlight, id)
+}
+
+// watch takes one goroutine dump when an order first stays in flight past the
+// threshold: what every part of the shop waits on at that moment.
+func (so *slowOrders) watch() {
+	t := time.NewTicker(so.threshold / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-so.done:
+			return
+		case <-t.C:
+		}
+		so.mu.Lock()
+		var stuck []string
+		for id, t0 := range so.inFlight {
+			if time.Since(t0) > so.threshold {
+				stuck = append(stuck, id)
+			}
+		}
+		dump := len(stuck) > 0 && !so.dumped
+		so.dumped = so.dumped || dump
+		so.mu.Unlock()
+		if !dump {
+			continue
+		}
+		f, err := os.CreateTemp("", "eventshop-bench-goroutines-*.txt")
+		if err != nil {
+			so.b.Log(err)
+			continue
+		}
+		so.consumers(f)
+		_ = pprof.Lookup("goroutine").WriteTo(f, 2)
+		_ = f.Close()
+		so.b.Logf("orders in flight for over %v: %v; goroutine dump in %s", so.threshold, stuck, f.Name())
+	}
+}
+
+// consumers writes the state of every JetStream consumer of the shop to w: which
+// one holds messages it does not deliver.
+func (so *slowOrders) consumers(w io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	op, err := so.s.Identities().Option(natsauth.Operator)
+	if err != nil {
+		fmt.Fprintln(w, err)
+		return
+	}
+	nc, err := nats.Connect(so.s.NATSClientURL(), op)
+	if err != nil {
+		fmt.Fprintln(w, err)
+		return
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		fmt.Fprintln(w, err)
+		return
+	}
+	for name := range js.StreamNames(ctx).Name() {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			fmt.Fprintln(w, name, err)
+			continue
+		}
+		for ci := range st.ListConsumers(ctx).Info() {
+			fmt.Fprintf(w, "stream %s consumer %s: pending %d, ack pending %d, redelivered %d, waiting %d, delivered %d/%d, ack floor %d/%d\n",
+				name, ci.Name, ci.NumPending, ci.NumAckPending, ci.NumRedelivered, ci.NumWaiting,
+				ci.Delivered.Consumer, ci.Delivered.Stream, ci.AckFloor.Consumer, ci.AckFloor.Stream)
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func (so *slowOrders) stop() {
+	if so.threshold > 0 {
+		close(so.done)
+	}
+}
+
+// explain logs each slow order's history, each event's time counted from the
+// moment its buyer placed it.
+func (so *slowOrders) explain() {
+	for id, t0 := range so.late {
+		resp, err := so.s.orders.GetOrderHistory(so.s.ctx, &orderv1.GetOrderHistoryRequest{OrderId: id})
+		if err != nil {
+			so.b.Logf("slow order %s: history: %v", id, err)
+			continue
+		}
+		var lines []string
+		for _, e := range resp.GetEntries() {
+			lines = append(lines, fmt.Sprintf("  v%d %s at +%v", e.GetVersion(), e.GetType(), e.GetTime().AsTime().Sub(t0).Round(time.Millisecond)))
+		}
+		so.b.Logf("slow order %s (placed at %s):\n%s", id, t0.Format(time.StampMilli), strings.Join(lines, "\n"))
+	}
+	if len(so.late) == 0 {
+		return
+	}
+	var logged []string
+	for line := range strings.Lines(so.s.log.String()) {
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) || so.mentionsLate(line) {
+			logged = append(logged, line)
+		}
+	}
+	so.b.Logf("shop log, warnings and lines naming a slow order:\n%s", strings.Join(logged, ""))
+}
+
+func (so *slowOrders) mentionsLate(line string) bool {
+	for id := range so.late {
+		if strings.Contains(line, id) {
+			return true
+		}
+	}
+	return false
 }

@@ -48,6 +48,26 @@ type sagaShop struct {
 	orders  orderv1.OrderServiceClient
 	product *catalogv1.Product
 	sources *audit.Sources // the stores audit reads; nil: the SQLite files in dataDir
+	log     *syncBuffer    // what the shop logged
+}
+
+// syncBuffer is a bytes.Buffer that the shop's services may write while a test
+// reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 type shopOption func(m *Main, args *[]string)
@@ -71,8 +91,9 @@ func shopArgs(dir, issuerAddr string) []string {
 func startSagaShop(t testing.TB, opts ...shopOption) *sagaShop {
 	t.Helper()
 	m := NewMain()
-	var stdout, stderr bytes.Buffer
-	m.Stdout, m.Stderr = &stdout, &stderr
+	var stdout bytes.Buffer
+	stderr := &syncBuffer{}
+	m.Stdout, m.Stderr = &stdout, stderr
 	dir := t.TempDir()
 	args := shopArgs(dir, "127.0.0.1:0")
 	for _, o := range opts {
@@ -112,6 +133,7 @@ func startSagaShop(t testing.TB, opts ...shopOption) *sagaShop {
 		Main:    m,
 		t:       t,
 		dataDir: dir,
+		log:     stderr,
 		ctx:     metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token),
 		orders:  orderv1.NewOrderServiceClient(dial(t, m.Addr("order"))),
 		product: list.GetProducts()[0],

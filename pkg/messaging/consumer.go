@@ -171,7 +171,7 @@ func (c *Consumer) Name() string { return c.cfg.Durable }
 // It returns an error if the subscription cannot be made or ends for another reason,
 // e.g. nats.ErrConnectionClosed.
 func (c *Consumer) Run(ctx context.Context) error {
-	it, err := c.cons.Messages(jetstream.PullMaxMessages(c.cfg.Concurrency))
+	it, err := newPuller(c.cons, jetstream.PullMaxMessages(c.cfg.Concurrency))
 	if err != nil {
 		return fmt.Errorf("messaging: consume %s: %w", c.cfg.Durable, err)
 	}
