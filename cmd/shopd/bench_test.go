@@ -56,7 +56,7 @@ func benchSaga(b *testing.B, buyers int) {
 	if os.Getenv("SHOP_BENCH_NATS_SYNC") == "always" {
 		flags = append(flags, "-nats-sync-always")
 	}
-	// More shopd flags, e.g. SHOP_BENCH_FLAGS=-order-shared-read.
+	// More shopd flags, e.g. SHOP_BENCH_FLAGS=-order-shared-read=false.
 	flags = append(flags, strings.Fields(os.Getenv("SHOP_BENCH_FLAGS"))...)
 	s := startSagaShop(b, withFlags(flags...))
 	// Each buyer is a shopper of its own; one shared client's default bulkhead

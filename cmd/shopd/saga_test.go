@@ -713,11 +713,11 @@ func TestFlashSale(t *testing.T) {
 	s.audit()
 }
 
-// With -order-shared-read the order service's three readers of the order category
-// share one subscription; orders complete and cancel as without it, and the
-// watches see them end.
-func TestSagaWithSharedRead(t *testing.T) {
-	s := startSagaShop(t, withFlags("-order-shared-read"))
+// By default the order service's three readers of the order category share one
+// subscription; with -order-shared-read=false each has its own, and orders complete
+// and cancel as with the default, and the watches see them end.
+func TestSagaWithoutSharedRead(t *testing.T) {
+	s := startSagaShop(t, withFlags("-order-shared-read=false"))
 	ok := s.place("tok_visa", 1)
 	declined := s.place(provider.TokenChargeDeclined, 1)
 	for id, want := range map[string]orderv1.OrderStatus{

@@ -91,11 +91,9 @@ type Config struct {
 	ReadPartitions int
 	// SharedRead makes the projector, the saga follower and the orchestrator read
 	// the order category through one subscription (eventstore.NewShared) instead of
-	// one each: each event delivered and decoded once. It measured 6–33 % more
-	// orders per second at 64 buyers, but about one benchmark run in sixty-five
-	// finished about 1 % of its orders some 30 s late (a step timeout or a
-	// redelivery; not seen in 40 runs without it) and the cause is not found yet,
-	// so it is off unless asked for.
+	// one each: each event delivered and decoded once (RegisterFlags turns it on; see
+	// BENCHMARKS.md for what it saves). Off, each reads with a subscription of its
+	// own.
 	SharedRead bool
 }
 
@@ -126,7 +124,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SagaTiming.StuckAfter, "saga-stuck-after", 30*time.Minute, "an unfinished saga older than this is reported stuck")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of each JetStream stream and bucket created (3 on a NATS cluster)")
 	fs.IntVar(&c.ReadPartitions, "read-partitions", DefaultReadPartitions, "partitions of the order category split among the instances sharing a PostgreSQL read model (0: each projects all; never change it on a live read model)")
-	fs.BoolVar(&c.SharedRead, "shared-read", false, "projector, saga follower and orchestrator read the order category through one subscription (experimental: see Config.SharedRead)")
+	fs.BoolVar(&c.SharedRead, "shared-read", true, "projector, saga follower and orchestrator read the order category through one subscription (false: one each)")
 }
 
 // Validate returns an error describing each invalid field.
