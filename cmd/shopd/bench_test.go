@@ -311,28 +311,34 @@ func (so *slowOrders) stop() {
 // explain logs each slow order's history, each event's time counted from the
 // moment its buyer placed it.
 func (so *slowOrders) explain() {
-	for id, t0 := range so.late {
-		resp, err := so.s.orders.GetOrderHistory(so.s.ctx, &orderv1.GetOrderHistoryRequest{OrderId: id})
-		if err != nil {
-			so.b.Logf("slow order %s: history: %v", id, err)
-			continue
-		}
-		var lines []string
-		for _, e := range resp.GetEntries() {
-			lines = append(lines, fmt.Sprintf("  v%d %s at +%v", e.GetVersion(), e.GetType(), e.GetTime().AsTime().Sub(t0).Round(time.Millisecond)))
-		}
-		so.b.Logf("slow order %s (placed at %s):\n%s", id, t0.Format(time.StampMilli), strings.Join(lines, "\n"))
-	}
 	if len(so.late) == 0 {
 		return
 	}
-	var logged []string
-	for line := range strings.Lines(so.s.log.String()) {
-		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) || so.mentionsLate(line) {
-			logged = append(logged, line)
+	// A file, not the benchmark's log, which go test cuts to a few lines.
+	f, err := os.CreateTemp("", "eventshop-bench-slow-*.txt")
+	if err != nil {
+		so.b.Log(err)
+		return
+	}
+	defer f.Close()
+	for id, t0 := range so.late {
+		resp, err := so.s.orders.GetOrderHistory(so.s.ctx, &orderv1.GetOrderHistoryRequest{OrderId: id})
+		if err != nil {
+			fmt.Fprintf(f, "slow order %s: history: %v\n", id, err)
+			continue
+		}
+		fmt.Fprintf(f, "slow order %s (placed at %s):\n", id, t0.Format(time.StampMilli))
+		for _, e := range resp.GetEntries() {
+			fmt.Fprintf(f, "  v%d %s at +%v\n", e.GetVersion(), e.GetType(), e.GetTime().AsTime().Sub(t0).Round(time.Millisecond))
 		}
 	}
-	so.b.Logf("shop log, warnings and lines naming a slow order:\n%s", strings.Join(logged, ""))
+	fmt.Fprintln(f, "shop log, warnings and lines naming a slow order (add -log-level warn to SHOP_BENCH_FLAGS for warnings):")
+	for line := range strings.Lines(so.s.log.String()) {
+		if strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) || so.mentionsLate(line) {
+			fmt.Fprint(f, line)
+		}
+	}
+	so.b.Logf("%d orders slower than %v: their histories in %s", len(so.late), so.threshold, f.Name())
 }
 
 func (so *slowOrders) mentionsLate(line string) bool {
