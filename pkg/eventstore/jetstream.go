@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/jetstreamext"
+
+	"github.com/eventshop/eventshop/pkg/internal/jspull"
 )
 
 // JetStream mapping (details and rationale in README.md):
@@ -76,6 +78,7 @@ type JetStream struct {
 	headsMu     sync.Mutex
 	heads       map[string]head // event stream -> last commit
 	readBatchSz int
+	scanIdle    time.Duration // jspull.OrderedIdle; shorter in tests
 	opTimeout   time.Duration
 }
 
@@ -142,6 +145,7 @@ func NewJetStream(js jetstream.JetStream, opts ...JetStreamOption) *JetStream {
 		streams:     map[string]jetstream.Stream{},
 		heads:       map[string]head{},
 		readBatchSz: 256,
+		scanIdle:    jspull.OrderedIdle,
 		opTimeout:   DefaultOperationTimeout,
 	}
 	for _, o := range opts {
@@ -616,37 +620,40 @@ func commitEvents(stream string, hdr nats.Header, data []byte, seq uint64) ([]Ev
 }
 
 // scan delivers the messages of filter from sequence start, in order, to fn until fn
-// returns false or an error, or ctx ends.
+// returns false or an error, or ctx ends. It reads with an ordered consumer through a
+// jspull.Iterator, which replaces the consumer, from after the last message read,
+// when it has been idle for scanIdle (see package jspull for why).
 func (s *JetStream) scan(ctx context.Context, st jetstream.Stream, filter string, start uint64, fn func(m jetstream.Msg, seq uint64) (bool, error)) error {
-	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{filter},
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       max(start, 1),
-		InactiveThreshold: time.Minute,
+	// Both are touched only by open, which runs in this goroutine (from New, then
+	// from the iterator's Next).
+	next := max(start, 1)
+	var cons jetstream.Consumer
+	open := func() (jetstream.MessagesContext, error) {
+		s.dropConsumer(st, cons)
+		c, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+			FilterSubjects:    []string{filter},
+			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:       next,
+			InactiveThreshold: time.Minute,
+		})
+		if err != nil {
+			return nil, err
+		}
+		cons = c
+		return c.Messages(jetstream.PullMaxMessages(s.readBatchSz))
 	}
-	cons, err := st.OrderedConsumer(ctx, cfg)
+	it, err := jspull.New(s.scanIdle, open)
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(s.readBatchSz))
-	if err != nil {
-		return err
-	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
 	defer func() {
 		it.Stop()
-		// Stop leaves the server-side consumer to expire after InactiveThreshold;
-		// frequent aggregate loads would pile them up, so delete it now, off the
-		// caller's path.
-		if info := cons.CachedInfo(); info != nil {
-			go func(name string) {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				_ = st.DeleteConsumer(ctx, name)
-			}(info.Name)
-		}
+		s.dropConsumer(st, cons)
 	}()
 	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
+		m, err := it.Next()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -657,10 +664,27 @@ func (s *JetStream) scan(ctx context.Context, st jetstream.Stream, filter string
 		if err != nil {
 			return err
 		}
+		next = meta.Sequence.Stream + 1
 		more, err := fn(m, meta.Sequence.Stream)
 		if err != nil || !more {
 			return err
 		}
+	}
+}
+
+// dropConsumer deletes a scan's ordered consumer (nil: none), off the caller's path:
+// a stopped one would otherwise live on the server until its InactiveThreshold, and
+// frequent aggregate loads would pile them up.
+func (s *JetStream) dropConsumer(st jetstream.Stream, cons jetstream.Consumer) {
+	if cons == nil {
+		return
+	}
+	if info := cons.CachedInfo(); info != nil {
+		go func(name string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = st.DeleteConsumer(ctx, name)
+		}(info.Name)
 	}
 }
 

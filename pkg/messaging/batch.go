@@ -153,7 +153,7 @@ func (c *BatchConsumer) Name() string { return c.cfg.Durable }
 // subscription cannot be made or ends for another reason, e.g.
 // nats.ErrConnectionClosed.
 func (c *BatchConsumer) Run(ctx context.Context) error {
-	it, err := newPuller(c.cons, jetstream.PullMaxMessages(c.cfg.BatchSize*c.cfg.Concurrency))
+	it, err := pull(c.cons, jetstream.PullMaxMessages(c.cfg.BatchSize*c.cfg.Concurrency))
 	if err != nil {
 		return fmt.Errorf("messaging: consume %s: %w", c.cfg.Durable, err)
 	}

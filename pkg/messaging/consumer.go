@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/eventshop/pkg/internal/jspull"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -171,7 +173,7 @@ func (c *Consumer) Name() string { return c.cfg.Durable }
 // It returns an error if the subscription cannot be made or ends for another reason,
 // e.g. nats.ErrConnectionClosed.
 func (c *Consumer) Run(ctx context.Context) error {
-	it, err := newPuller(c.cons, jetstream.PullMaxMessages(c.cfg.Concurrency))
+	it, err := pull(c.cons, jetstream.PullMaxMessages(c.cfg.Concurrency))
 	if err != nil {
 		return fmt.Errorf("messaging: consume %s: %w", c.cfg.Durable, err)
 	}
@@ -207,6 +209,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.process(ctx, msg)
 		}()
 	}
+}
+
+// pull reads cons through a jspull.Iterator: a consumer must not fall silent for
+// 30 s because the library skipped a pull request (see package jspull).
+func pull(cons jetstream.Consumer, opts ...jetstream.PullMessagesOpt) (*jspull.Iterator, error) {
+	return jspull.New(jspull.DurableIdle, func() (jetstream.MessagesContext, error) {
+		return cons.Messages(opts...)
+	})
 }
 
 // process runs the handler of one message and settles it: ack, delayed nak, or

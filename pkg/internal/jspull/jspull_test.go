@@ -1,4 +1,4 @@
-package messaging
+package jspull_test
 
 import (
 	"context"
@@ -8,11 +8,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventshop/eventshop/pkg/internal/jspull"
 	"github.com/eventshop/eventshop/pkg/natsembed/natstest"
 )
 
 // pullEnv is a stream with one durable consumer that admits a single waiting pull
-// request, so a test can make the server drop a puller's request without a word:
+// request, so a test can make the server drop an iterator's request without a word:
 // a request over MaxWaiting that asks for heartbeats, as every iterator's does, is
 // discarded silently.
 func pullEnv(t *testing.T) (jetstream.JetStream, jetstream.Consumer) {
@@ -35,26 +36,35 @@ func pullEnv(t *testing.T) (jetstream.JetStream, jetstream.Consumer) {
 	return js, cons
 }
 
-// A puller whose pull request the server dropped still receives what is published
-// later: it replaces its iterator after restartIdle without a message. (The
+// durable opens an Iterator on cons, as the messaging consumers do.
+func durable(t *testing.T, cons jetstream.Consumer) *jspull.Iterator {
+	t.Helper()
+	p, err := jspull.New(jspull.DurableIdle, func() (jetstream.MessagesContext, error) {
+		return cons.Messages(jetstream.PullMaxMessages(4))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// An Iterator whose pull request the server dropped still receives what is
+// published later: it replaces its MessagesContext after an idle period. (The
 // library's own missing-heartbeat check would take 30 s; bounded waits disarm it.)
-func TestPullerRecoversFromADroppedPullRequest(t *testing.T) {
+func TestIteratorRecoversFromADroppedPullRequest(t *testing.T) {
 	js, cons := pullEnv(t)
 	ctx := context.Background()
 
-	// Another client's long pull takes the only waiting slot, so the puller's
+	// Another client's long pull takes the only waiting slot, so the iterator's
 	// request is dropped.
 	blocker, err := cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
-	p, err := newPuller(cons, jetstream.PullMaxMessages(4))
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := durable(t, cons)
 	defer p.Stop()
-	p.restart = 2 * time.Second
+	p.SetPeriods(jspull.RepullEvery, 2*time.Second)
 	// Next sends the iterator's first pull request, while the slot is taken.
 	got := make(chan jetstream.Msg, 1)
 	go func() {
@@ -78,24 +88,22 @@ func TestPullerRecoversFromADroppedPullRequest(t *testing.T) {
 		}
 		_ = msg.Ack()
 	case <-time.After(15 * time.Second):
-		t.Fatal("the puller never received the message published after its pull request was dropped")
+		t.Fatal("the iterator never received the message published after its pull request was dropped")
 	}
 }
 
-// Stop ends a waiting Next and every later one, and a stopped puller is not renewed.
-func TestPullerStop(t *testing.T) {
+// Stop ends a waiting Next, renewals included, and every later one.
+func TestIteratorStop(t *testing.T) {
 	_, cons := pullEnv(t)
-	p, err := newPuller(cons, jetstream.PullMaxMessages(4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.restart = 3 * p.wait
+	p := durable(t, cons)
+	const wait = 50 * time.Millisecond
+	p.SetPeriods(wait, 3*wait)
 	done := make(chan error, 1)
 	go func() {
 		_, err := p.Next()
 		done <- err
 	}()
-	time.Sleep(5 * p.wait) // through a renewal or two
+	time.Sleep(5 * wait) // through a renewal or two
 	p.Stop()
 	select {
 	case err := <-done:
@@ -106,9 +114,6 @@ func TestPullerStop(t *testing.T) {
 		t.Fatal("Next still waiting after Stop")
 	}
 	if _, err := p.Next(); !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-		t.Fatalf("Next on a stopped puller: %v", err)
-	}
-	if err := p.renew(); !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-		t.Fatalf("renew of a stopped puller: %v", err)
+		t.Fatalf("Next on a stopped iterator: %v", err)
 	}
 }
