@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -172,6 +171,11 @@ type Deps struct {
 	// OrderPlaced, when set, is told about every placed order (e.g. to start its
 	// saga); it must be idempotent by order id.
 	OrderPlaced app.OrderPlacedHook
+	// WrapSagaCanceller, when set, is middleware around how a user's cancellation
+	// is put to the saga (with Config.Saga): tests wrap it in an
+	// app.InterleavedCanceller to force the interleavings of a cancellation with the
+	// saga's progress.
+	WrapSagaCanceller func(app.SagaCanceller) app.SagaCanceller
 }
 
 // Service is an order service ready to serve: its listener is open from New on.
@@ -198,33 +202,7 @@ type Service struct {
 	// the saga.
 	deadLetters metric.Registration
 
-	// cancelHooks, when set, run inside CancelOrder (see SetCancelHooks).
-	cancelHooks atomic.Pointer[CancelHooks]
-
 	runOnce sync.Once
-}
-
-// CancelHooks are called inside CancelOrder at the two points where the saga may
-// move on while a user's cancellation is being decided. Tests set them to force
-// those interleavings; a nil field is skipped.
-type CancelHooks struct {
-	// BeforeSaga runs once the order was found cancellable, before its saga is asked.
-	BeforeSaga func(ctx context.Context, orderID string)
-	// BeforeRecord runs once the saga accepted, before the order is read back.
-	BeforeRecord func(ctx context.Context, orderID string)
-}
-
-// SetCancelHooks installs h (nil removes them). They only run with Config.Saga.
-func (s *Service) SetCancelHooks(h *CancelHooks) { s.cancelHooks.Store(h) }
-
-func (s *Service) cancelHook(pick func(*CancelHooks) func(context.Context, string)) func(context.Context, string) {
-	return func(ctx context.Context, orderID string) {
-		if h := s.cancelHooks.Load(); h != nil {
-			if fn := pick(h); fn != nil {
-				fn(ctx, orderID)
-			}
-		}
-	}
 }
 
 // New wires the service and listens on cfg.GRPCAddr. It returns an error for an
@@ -336,9 +314,11 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 			return nil, err
 		}
 		placeOrder = placeOrder.WithSagaStart(app.SagaStartAppend(s.orch)).WithSagaResume(s.orch.ResumeSaga)
-		cancelOrder = cancelOrder.WithSagaCanceller(app.SagaCancel{Orch: s.orch}).
-			WithBeforeSaga(s.cancelHook(func(h *CancelHooks) func(context.Context, string) { return h.BeforeSaga })).
-			WithBeforeRecord(s.cancelHook(func(h *CancelHooks) func(context.Context, string) { return h.BeforeRecord }))
+		var canceller app.SagaCanceller = app.SagaCancel{Orch: s.orch}
+		if deps.WrapSagaCanceller != nil {
+			canceller = deps.WrapSagaCanceller(canceller)
+		}
+		cancelOrder = cancelOrder.WithSagaCanceller(canceller)
 	}
 
 	s.server = grpcserver.New(

@@ -30,6 +30,7 @@ import (
 	"github.com/eventshop/eventshop/services/catalog"
 	"github.com/eventshop/eventshop/services/inventory"
 	"github.com/eventshop/eventshop/services/order"
+	orderapp "github.com/eventshop/eventshop/services/order/app"
 	"github.com/eventshop/eventshop/services/payment"
 	"github.com/eventshop/eventshop/services/payment/provider"
 	"github.com/eventshop/eventshop/services/shipping"
@@ -69,6 +70,9 @@ type Main struct {
 
 	// PaymentProvider replaces the simulated card network (tests inject faults).
 	PaymentProvider provider.Provider
+	// WrapOrderCancel is middleware around how the order service puts a user's
+	// cancellation to the saga (tests force interleavings; see order.Deps).
+	WrapOrderCancel func(orderapp.SagaCanceller) orderapp.SagaCanceller
 	// ShippingCarrier replaces the simulated carrier (tests inject faults).
 	ShippingCarrier carrier.Carrier
 
@@ -274,7 +278,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newOrder := func(addr string) (runner, error) {
 		cfg := ordCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		svc, err := order.New(cfg, order.Deps{Logger: m.logger, Verifier: verifier, NATS: ncs["order"]})
+		svc, err := order.New(cfg, order.Deps{Logger: m.logger, Verifier: verifier, NATS: ncs["order"], WrapSagaCanceller: m.WrapOrderCancel})
 		return svc, err
 	}
 	if err := m.build(runCtx, "order", newOrder); err != nil {

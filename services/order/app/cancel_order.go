@@ -19,10 +19,6 @@ type CancelOrderCommand struct {
 type CancelOrder struct {
 	repo  *Repository
 	sagas SagaCanceller
-	// beforeSaga runs between the order's check and the saga's decision,
-	// beforeRecord between the saga's acceptance and reading the order back (tests
-	// force interleavings there).
-	beforeSaga, beforeRecord func(ctx context.Context, orderID string)
 }
 
 // SagaCanceller puts a user's cancellation to the order's saga. The aggregate learns
@@ -42,18 +38,26 @@ func (h CancelOrder) WithSagaCanceller(sagas SagaCanceller) CancelOrder {
 	return h
 }
 
-// WithBeforeSaga returns h calling fn after the order was found cancellable and
-// before the saga is asked. It exists so tests can let the saga move on there.
-func (h CancelOrder) WithBeforeSaga(fn func(ctx context.Context, orderID string)) CancelOrder {
-	h.beforeSaga = fn
-	return h
+// InterleavedCanceller is a SagaCanceller around another that calls Before ahead of
+// asking it and After once it accepted, which are the two points where the saga may
+// move on while a user's cancellation is being decided (after the order was found
+// cancellable; before the order is read back). Tests put it around the real one to
+// force those interleavings; a nil hook is skipped.
+type InterleavedCanceller struct {
+	SagaCanceller
+	Before, After func(ctx context.Context, orderID string)
 }
 
-// WithBeforeRecord returns h calling fn after the saga accepted a cancellation and
-// before the order is read back. It exists so tests can let the saga move on there.
-func (h CancelOrder) WithBeforeRecord(fn func(ctx context.Context, orderID string)) CancelOrder {
-	h.beforeRecord = fn
-	return h
+// CancelForUser implements SagaCanceller.
+func (c InterleavedCanceller) CancelForUser(ctx context.Context, o *domain.Order, reason string) (bool, error) {
+	if c.Before != nil {
+		c.Before(ctx, o.ID())
+	}
+	accepted, err := c.SagaCanceller.CancelForUser(ctx, o, reason)
+	if accepted && err == nil && c.After != nil {
+		c.After(ctx, o.ID())
+	}
+	return accepted, err
 }
 
 // NewCancelOrder returns the handler; it panics on a nil repository.
@@ -96,9 +100,6 @@ func (h CancelOrder) Handle(ctx context.Context, cmd CancelOrderCommand) (*domai
 		if len(events) == 0 {
 			return o, nil
 		}
-		if h.beforeSaga != nil {
-			h.beforeSaga(ctx, cmd.OrderID)
-		}
 		accepted, err := h.sagas.CancelForUser(ctx, o, cmd.Reason)
 		if err != nil {
 			return nil, fmt.Errorf("cancel order %q: %w: saga: %w", cmd.OrderID, ErrUnavailable, err)
@@ -106,9 +107,6 @@ func (h CancelOrder) Handle(ctx context.Context, cmd CancelOrderCommand) (*domai
 		if !accepted {
 			return nil, fmt.Errorf("cancel order %q: %w", cmd.OrderID,
 				&domain.TransitionError{From: domain.StateShipmentCreated, Command: domain.CmdCancelByUser})
-		}
-		if h.beforeRecord != nil {
-			h.beforeRecord(ctx, cmd.OrderID)
 		}
 		// The saga's own append recorded the cancellation in the order's stream.
 		o, err = h.repo.Load(ctx, cmd.OrderID)

@@ -100,12 +100,13 @@ func TestUserCancelAcceptedThenLateShipment(t *testing.T) {
 	id := env.place(t)
 	env.awaitState(t, id, domain.StateInventoryReserved)
 
-	cancel := app.NewCancelOrder(env.repo).
-		WithSagaCanceller(app.SagaCancel{Orch: env.orch}).
-		WithBeforeRecord(func(ctx context.Context, orderID string) {
+	cancel := app.NewCancelOrder(env.repo).WithSagaCanceller(app.InterleavedCanceller{
+		SagaCanceller: app.SagaCancel{Orch: env.orch},
+		After: func(ctx context.Context, orderID string) {
 			env.shipLate(t, ctx, orderID)
 			env.awaitSaga(t, ctx, orderID, saga.Cancelled)
-		})
+		},
+	})
 	_, err := cancel.Handle(t.Context(), app.CancelOrderCommand{UserID: "alice", OrderID: id, Reason: "changed my mind"})
 	if err != nil {
 		t.Fatal(err)
