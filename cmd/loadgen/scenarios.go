@@ -96,7 +96,7 @@ func (r *runner) place(ctx context.Context, c shopAPI, productID, card string, f
 	// puts on the shop. One who gets no answer within FinalWait gives up and is
 	// counted (Report.Unplaced), since an order may exist that nobody follows.
 	giveUp := time.Now().Add(r.cfg.FinalWait)
-	backoff := 200 * time.Millisecond
+	pauses := resilience.NewBackoff(200*time.Millisecond, 5*time.Second)
 	for {
 		id, err := c.placeOrder(context.WithoutCancel(ctx), key, productID, card)
 		if err == nil {
@@ -116,8 +116,7 @@ func (r *runner) place(ctx context.Context, c shopAPI, productID, card string, f
 			r.stats.orderUnplaced()
 			return false
 		}
-		time.Sleep(backoff/2 + rand.N(backoff/2+1))
-		backoff = min(2*backoff, 5*time.Second)
+		time.Sleep(pauses.NextBackOff())
 	}
 }
 

@@ -22,7 +22,7 @@ const DeclareAttemptTimeout = 5 * time.Second
 // may leave a request unanswered while its meta leader settles, and a later one is
 // answered. It gives up when ctx ends, with the last attempt's error.
 func Declare(ctx context.Context, what string, attempt func(context.Context) error) error {
-	backoff := 100 * time.Millisecond
+	pauses := resilience.NewBackoff(100*time.Millisecond, 2*time.Second)
 	for n := 1; ; n++ {
 		actx, cancel := context.WithTimeout(ctx, DeclareAttemptTimeout)
 		err := attempt(actx)
@@ -30,13 +30,12 @@ func Declare(ctx context.Context, what string, attempt func(context.Context) err
 		if err == nil {
 			return nil
 		}
-		if !unanswered(err) || resilience.Sleep(ctx, backoff) != nil {
+		if !unanswered(err) || resilience.Sleep(ctx, pauses.NextBackOff()) != nil {
 			if n > 1 {
 				return fmt.Errorf("%s: %d attempts: %w", what, n, err)
 			}
 			return fmt.Errorf("%s: %w", what, err)
 		}
-		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 

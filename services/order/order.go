@@ -489,18 +489,17 @@ func (s *Service) runPartitions(ctx context.Context, owned []int) error {
 
 // keepRunning calls run until ctx ends, pausing with backoff after each failure.
 func (s *Service) keepRunning(ctx context.Context, name string, run func(context.Context) error) {
-	const maxBackoff = 30 * time.Second
-	backoff := time.Second
+	pauses := resilience.NewBackoff(time.Second, 30*time.Second)
 	for {
 		err := run(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		s.logger.ErrorContext(ctx, "order: "+name+" stopped; restarting", "error", err, "backoff", backoff)
-		if resilience.Sleep(ctx, backoff) != nil {
+		pause := pauses.NextBackOff()
+		s.logger.ErrorContext(ctx, "order: "+name+" stopped; restarting", "error", err, "backoff", pause)
+		if resilience.Sleep(ctx, pause) != nil {
 			return
 		}
-		backoff = min(2*backoff, maxBackoff)
 	}
 }
 

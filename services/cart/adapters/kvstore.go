@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -115,9 +114,15 @@ func (s *KVStore) load(ctx context.Context, userID string) (*domain.Cart, uint64
 // ctx's error, or the JetStream error.
 func (s *KVStore) Update(ctx context.Context, userID string, fn func(*domain.Cart) error) (*domain.Cart, error) {
 	k := key(userID)
+	// Racing writers pause a short random time, growing with each lost race, so
+	// they spread out instead of colliding again in lockstep; made on the first one.
+	var pause func() time.Duration
 	for attempt := range s.maxAttempts {
 		if attempt > 0 {
-			if err := backoff(ctx, attempt); err != nil {
+			if pause == nil {
+				pause = resilience.NewBackoff(2*time.Millisecond, 100*time.Millisecond).NextBackOff
+			}
+			if err := resilience.Sleep(ctx, pause()); err != nil {
 				return nil, err
 			}
 		}
@@ -151,13 +156,6 @@ func (s *KVStore) Update(ctx context.Context, userID string, fn func(*domain.Car
 		}
 	}
 	return nil, fmt.Errorf("cart store: %d attempts lost to concurrent writers: %w", s.maxAttempts, app.ErrConflict)
-}
-
-// backoff waits a random 0..(2ms * 2^attempt) capped at 100ms, so racing writers
-// spread out instead of colliding again in lockstep.
-func backoff(ctx context.Context, attempt int) error {
-	limit := min(2*time.Millisecond<<attempt, 100*time.Millisecond)
-	return resilience.Sleep(ctx, rand.N(limit)+time.Millisecond)
 }
 
 func toProto(c *domain.Cart) *cartv1.Cart {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -13,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
 
@@ -231,6 +231,9 @@ func (r *Repository) snapshot(ctx context.Context, id string) *domain.Order {
 // lost a race, ctx.Err() when cancelled while retrying, and event-store, decoding or
 // apply errors wrapped.
 func (r *Repository) Update(ctx context.Context, id string, decide func(o *domain.Order) ([]domain.Event, error)) (*domain.Order, error) {
+	// Writers that just collided pause a short random time, growing with each
+	// collision, so they do not collide again in lockstep; made on the first one.
+	var pause func() time.Duration
 	for attempt := 1; ; attempt++ {
 		o, fromCache := r.cached(id)
 		if !fromCache {
@@ -274,7 +277,10 @@ func (r *Repository) Update(ctx context.Context, id string, decide func(o *domai
 		if fromCache {
 			continue // the cache lagged: no race with a writer to step out of
 		}
-		if err := backoff(ctx, attempt); err != nil {
+		if pause == nil {
+			pause = resilience.NewBackoff(2*time.Millisecond, 100*time.Millisecond).NextBackOff
+		}
+		if err := resilience.Sleep(ctx, pause()); err != nil {
 			return nil, err
 		}
 	}
@@ -374,20 +380,6 @@ func (r *Repository) remember(o *domain.Order) {
 func (r *Repository) forget(id string) {
 	if r.cache != nil {
 		r.cache.Remove(id)
-	}
-}
-
-// backoff waits a short random time so that writers that just collided do not
-// collide again in lockstep.
-func backoff(ctx context.Context, attempt int) error {
-	d := time.Duration(rand.Int64N(int64(attempt) * int64(2*time.Millisecond)))
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -191,7 +191,8 @@ func (f *SagaFollower) loop(ctx context.Context, name string, parts []string, mi
 		save(ctx)
 	}()
 	loaded := f.checkpoints == nil
-	backoff := 100 * time.Millisecond
+	pauses := resilience.NewBackoff(100*time.Millisecond, 10*time.Second)
+	var progressed atomic.Bool // since the last failure: start the pauses again
 	for {
 		var err error
 		if !loaded {
@@ -211,17 +212,20 @@ func (f *SagaFollower) loop(ctx context.Context, name string, parts []string, mi
 				return h(ctx, e)
 			}, eventstore.PartitionedOptions{Workers: f.workers, Progress: func(p eventstore.Position) {
 				pos.Store(uint64(p))
-				backoff = 100 * time.Millisecond
+				progressed.Store(true)
 			}})
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		f.logger.WarnContext(ctx, "saga follower failed; restarting", "follower", names, "error", err, "backoff", backoff)
-		if resilience.Sleep(ctx, backoff) != nil {
+		if progressed.Swap(false) {
+			pauses.Reset()
+		}
+		pause := pauses.NextBackOff()
+		f.logger.WarnContext(ctx, "saga follower failed; restarting", "follower", names, "error", err, "backoff", pause)
+		if resilience.Sleep(ctx, pause) != nil {
 			return
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 
