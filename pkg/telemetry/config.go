@@ -9,14 +9,16 @@ import (
 // DefaultEnvironment is the deployment environment flags default to.
 const DefaultEnvironment = "dev"
 
-// Config says what a process reports about itself and where its spans go. Fields
-// without a flag (ServiceName, ServiceVersion) are set by the binary itself.
+// Config says what a process reports about itself and where its spans go.
+// ServiceName has no flag: the binary sets it.
 type Config struct {
 	// ServiceName is the resource's service.name: "order", or "shopd" for the
 	// all-in-one process, whose services each get their own via ForService. Required.
 	ServiceName string
-	// ServiceVersion is service.version; empty takes the main module's version from
-	// the build information.
+	// ServiceVersion is service.version, also the service_version label of every
+	// metric, so that a canary's figures can be told from the stable version's (in
+	// Kubernetes, the pod's version label); empty takes the main module's version
+	// from the build information.
 	ServiceVersion string
 	// Environment is deployment.environment.name ("dev", "staging", "prod").
 	Environment string
@@ -35,13 +37,14 @@ type Config struct {
 }
 
 // RegisterFlags defines the telemetry flags on fs, with their defaults, writing into
-// c: -otlp-endpoint, -otlp-tls, -trace-sample, -deployment-environment (each also read
-// from SHOP_<NAME> by config.Parse).
+// c: -otlp-endpoint, -otlp-tls, -trace-sample, -deployment-environment,
+// -service-version (each also read from SHOP_<NAME> by config.Parse).
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", "", "OTLP/gRPC collector for spans, host:port or URL (e.g. 127.0.0.1:4317); empty exports none")
 	fs.BoolVar(&c.OTLPTLS, "otlp-tls", false, "dial the OTLP collector with TLS")
 	fs.Float64Var(&c.SampleRatio, "trace-sample", 1, "share of new traces sampled, 0..1 (incoming decisions are kept; none without an exporter)")
 	fs.StringVar(&c.Environment, "deployment-environment", DefaultEnvironment, "deployment.environment.name reported with every span and metric")
+	fs.StringVar(&c.ServiceVersion, "service-version", "", "service.version reported with every span, and the service_version label of every metric (empty: the build's version)")
 }
 
 // Validate returns every problem of c joined into one error.

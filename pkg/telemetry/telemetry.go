@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/otlptranslator"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/metric"
@@ -386,7 +387,10 @@ func processMetrics(res *resource.Resource) (metricsPipeline, error) {
 		// Explicit, so names do not change with the exporter's default:
 		// saga.duration in seconds is exposed as saga_duration_seconds.
 		promExp, err := otelprom.New(otelprom.WithRegisterer(reg),
-			otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes))
+			otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes),
+			// Every series carries the version, so queries (canary analysis, a
+			// dashboard split by version) tell a canary from the stable version.
+			otelprom.WithResourceAsConstantLabels(attribute.NewAllowKeysFilter(semconv.ServiceVersionKey)))
 		if err != nil {
 			metricsErr = fmt.Errorf("telemetry: prometheus exporter: %w", err)
 			return
