@@ -33,7 +33,7 @@ import (
 const ingressPrincipal = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
 
 var (
-	k8sOverlays   = []string{"k8s/overlays/dev", "k8s/overlays/prod"}
+	k8sOverlays   = []string{"k8s/overlays/dev", "k8s/overlays/prod", "k8s/overlays/prod-eventstoredb"}
 	istioOverlays = []string{"../istio/base", "../istio/canary-10", "../istio/canary-50", "../istio/promote"}
 )
 

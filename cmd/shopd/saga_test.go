@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -26,6 +27,7 @@ import (
 	inventoryv1 "github.com/eventshop/eventshop/gen/go/eventshop/inventory/v1"
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	paymentv1 "github.com/eventshop/eventshop/gen/go/eventshop/payment/v1"
+	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/saga"
@@ -730,4 +732,59 @@ func TestSagaWithoutSharedRead(t *testing.T) {
 		}
 	}
 	s.audit()
+}
+
+// -event-store chooses where the order streams and their saga logs live; on the
+// in-memory store (the conformance suite's reference backend) the shop completes
+// and cancels orders as on JetStream, and a value it cannot use stops the start
+// with the flag's name.
+func TestSagaOnTheMemoryEventStore(t *testing.T) {
+	s := startSagaShop(t, withFlags("-event-store", "memory"))
+	if got := s.Order.EventStore; got != "memory" {
+		t.Fatalf("order's event store %q after -event-store memory", got)
+	}
+	ok := s.place("tok_visa", 1)
+	declined := s.place(provider.TokenChargeDeclined, 1)
+	for id, want := range map[string]orderv1.OrderStatus{
+		ok:       orderv1.OrderStatus_ORDER_STATUS_COMPLETED,
+		declined: orderv1.OrderStatus_ORDER_STATUS_CANCELLED,
+	} {
+		seen := s.watchFinal(id)
+		if got := seen[len(seen)-1].GetStatus(); got != want {
+			t.Errorf("order %s ended %v, want %v", id, got, want)
+		}
+		if st, err := s.OrderService().Saga(context.Background(), id); err != nil || !st.Status.Final() {
+			t.Errorf("saga of %s: %+v, %v", id, st, err)
+		}
+	}
+	s.audit()
+	// Nothing of the orders went to JetStream's event store.
+	op, err := s.Identities().Option(natsauth.Operator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(s.NATSClientURL(), op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Stream(context.Background(), eventstore.DefaultStreamPrefix+"order"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("JetStream's order event stream: %v, want none with -event-store memory", err)
+	}
+
+	m := NewMain()
+	m.Stdout, m.Stderr = io.Discard, io.Discard
+	args := append(shopArgs(t.TempDir(), "127.0.0.1:0"), "-event-store", "mysql://nope")
+	if err := m.ParseFlags(args); err != nil {
+		t.Fatal(err)
+	}
+	err = m.Run(context.Background())
+	m.Close()
+	if err == nil || !strings.Contains(err.Error(), "event-store") {
+		t.Fatalf("start with -event-store mysql://nope: %v", err)
+	}
 }

@@ -3,6 +3,7 @@ module github.com/eventshop/eventshop/services/order
 go 1.26.0
 
 require (
+	github.com/EventStore/EventStore-Client-Go/v4 v4.1.0
 	github.com/eventshop/eventshop/gen/go v0.0.0
 	github.com/eventshop/eventshop/pkg v0.0.0
 	github.com/eventshop/eventshop/services/catalog v0.0.0

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
+	esdbclient "github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/metric"
@@ -26,6 +28,7 @@ import (
 	shippingv1 "github.com/eventshop/eventshop/gen/go/eventshop/shipping/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/eventstore"
+	"github.com/eventshop/eventshop/pkg/eventstore/esdb"
 	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/pkg/partition"
@@ -94,6 +97,23 @@ type Config struct {
 	// BENCHMARKS.md for what it saves). Off, each reads with a subscription of its
 	// own.
 	SharedRead bool
+	// EventStore is where the order streams, each holding its saga's log, are
+	// kept: "jetstream" (the default: the NATS the services share), "memory" (this
+	// process only; nothing survives a restart: tests and demos), or an
+	// EventStoreDB/KurrentDB connection string (esdb://host:2113?tls=false,
+	// esdb+discover://…). Snapshots and the messaging stay on JetStream.
+	EventStore string
+}
+
+// Event store choices besides an EventStoreDB connection string.
+const (
+	EventStoreJetStream = "jetstream"
+	EventStoreMemory    = "memory"
+)
+
+// esdbURL reports whether v is an EventStoreDB connection string.
+func esdbURL(v string) bool {
+	return strings.HasPrefix(v, "esdb://") || strings.HasPrefix(v, "esdb+discover://")
 }
 
 // DefaultReadPartitions is Config.ReadPartitions unless set: room for 16 instances.
@@ -124,6 +144,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of each JetStream stream and bucket created (3 on a NATS cluster)")
 	fs.IntVar(&c.ReadPartitions, "read-partitions", DefaultReadPartitions, "partitions of the order category split among the instances sharing a PostgreSQL read model (0: each projects all; never change it on a live read model)")
 	fs.BoolVar(&c.SharedRead, "shared-read", true, "projector, saga follower and orchestrator read the order category through one subscription (false: one each)")
+	fs.StringVar(&c.EventStore, "event-store", EventStoreJetStream, "where order streams and saga logs are kept: jetstream, memory (lost at exit) or an EventStoreDB URL (esdb://host:2113?tls=false)")
 }
 
 // Validate returns an error describing each invalid field.
@@ -152,6 +173,15 @@ func (c Config) Validate() error {
 	}
 	if c.ReadPartitions < 0 {
 		errs = append(errs, fmt.Errorf("read-partitions %d is negative", c.ReadPartitions))
+	}
+	switch {
+	case c.EventStore == "", c.EventStore == EventStoreJetStream, c.EventStore == EventStoreMemory:
+	case esdbURL(c.EventStore):
+		if _, err := esdbclient.ParseConnectionString(c.EventStore); err != nil {
+			errs = append(errs, fmt.Errorf("event-store: %w", err))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("event-store %q: want %s, %s or an EventStoreDB URL (esdb://host:2113?tls=false)", c.EventStore, EventStoreJetStream, EventStoreMemory))
 	}
 	return errors.Join(errs...)
 }
@@ -183,8 +213,10 @@ type Service struct {
 	logger *slog.Logger
 	server *grpcserver.Server
 	lis    net.Listener
-	conns  []*grpc.ClientConn
-	db     *sqldb.DB
+	// esdb is the EventStoreDB client of -event-store esdb://…, closed with the service.
+	esdb  *esdbclient.Client
+	conns []*grpc.ClientConn
+	db    *sqldb.DB
 	// projector keeps the read models in db up to date; nil without ReadDSN.
 	projector *projection.Projector
 	// hub tells WatchOrder what the projector changed; nil without ReadDSN.
@@ -235,7 +267,19 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		}
 	}
 	store := deps.Store
-	if store == nil {
+	onJetStream := false // snapshots live beside the streams: with another store, none
+	switch {
+	case store != nil:
+	case cfg.EventStore == EventStoreMemory:
+		store = eventstore.NewMemory()
+	case esdbURL(cfg.EventStore):
+		client, err := esdb.Dial(cfg.EventStore)
+		if err != nil {
+			return nil, fmt.Errorf("order: event store: %w", err)
+		}
+		s.esdb = client
+		store = esdb.New(client)
+	default:
 		if js == nil {
 			return nil, errors.New("order: deps: NATS or Store is required")
 		}
@@ -245,13 +289,13 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		if err := jsStore.EnsureCategory(ctx, app.Category); err != nil {
 			return nil, fmt.Errorf("order: %w", err)
 		}
-		store = jsStore
+		store, onJetStream = jsStore, true
 	}
 	if cfg.SharedRead {
 		store = eventstore.NewShared(store)
 	}
 	repoOpts := []app.RepositoryOption{app.WithLogger(logger)}
-	if cfg.SnapshotEvery > 0 && js != nil {
+	if cfg.SnapshotEvery > 0 && onJetStream {
 		snaps, err := adapters.NewKVSnapshots(ctx, js, adapters.SnapshotBucket, adapters.WithReplicas(cfg.StreamReplicas))
 		if err != nil {
 			return nil, fmt.Errorf("order: %w", err)
@@ -504,6 +548,10 @@ func (s *Service) keepRunning(ctx context.Context, name string, run func(context
 }
 
 func (s *Service) close() {
+	if s.esdb != nil {
+		_ = s.esdb.Close()
+		s.esdb = nil
+	}
 	if s.deadLetters != nil {
 		_ = s.deadLetters.Unregister()
 		s.deadLetters = nil

@@ -114,6 +114,10 @@ func (m *Main) FlagSet() *flag.FlagSet {
 	addPrefixed(fs, "catalog-", m.Catalog.RegisterFlags)
 	addPrefixed(fs, "cart-", m.Cart.RegisterFlags)
 	addPrefixed(fs, "order-", m.Order.RegisterFlags)
+	fs.Func("event-store", "where order streams and saga logs are kept, as -order-event-store: jetstream (default), memory (lost at exit) or an EventStoreDB URL (esdb://host:2113?tls=false)", func(v string) error {
+		m.Order.EventStore = v
+		return nil
+	})
 	addPrefixed(fs, "payment-", m.Payment.RegisterFlags)
 	addPrefixed(fs, "inventory-", m.Inventory.RegisterFlags)
 	addPrefixed(fs, "shipping-", m.Shipping.RegisterFlags)
