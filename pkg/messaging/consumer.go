@@ -14,12 +14,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/eventshop/eventshop/pkg/internal/jspull"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/eventshop/eventshop/pkg/internal/jspull"
 )
 
 // ConsumerConfig describes one durable consumer. Zero values take the defaults.

@@ -101,7 +101,8 @@ type Config struct {
 	// kept: "jetstream" (the default: the NATS the services share), "memory" (this
 	// process only; nothing survives a restart: tests and demos), or an
 	// EventStoreDB/KurrentDB connection string (esdb://host:2113?tls=false,
-	// esdb+discover://…). Snapshots and the messaging stay on JetStream.
+	// esdb+discover://…). Commands and replies stay on JetStream; snapshots are kept
+	// only with "jetstream", beside the streams they summarise.
 	EventStore string
 }
 
