@@ -720,6 +720,14 @@ func TestFlashSale(t *testing.T) {
 // and cancel as with the default, and the watches see them end.
 func TestSagaWithoutSharedRead(t *testing.T) {
 	s := startSagaShop(t, withFlags("-order-shared-read=false"))
+	s.completeAndCancel()
+	s.audit()
+}
+
+// completeAndCancel places an order that completes and one whose payment is
+// declined, and checks that each one's watch ends it so and its saga is over.
+func (s *sagaShop) completeAndCancel() {
+	s.t.Helper()
 	ok := s.place("tok_visa", 1)
 	declined := s.place(provider.TokenChargeDeclined, 1)
 	for id, want := range map[string]orderv1.OrderStatus{
@@ -728,10 +736,12 @@ func TestSagaWithoutSharedRead(t *testing.T) {
 	} {
 		seen := s.watchFinal(id)
 		if got := seen[len(seen)-1].GetStatus(); got != want {
-			t.Errorf("order %s ended %v, want %v", id, got, want)
+			s.t.Errorf("order %s ended %v, want %v", id, got, want)
+		}
+		if st, err := s.OrderService().Saga(context.Background(), id); err != nil || !st.Status.Final() {
+			s.t.Errorf("saga of %s: %+v, %v", id, st, err)
 		}
 	}
-	s.audit()
 }
 
 // -event-store chooses where the order streams and their saga logs live; on the
@@ -743,20 +753,7 @@ func TestSagaOnTheMemoryEventStore(t *testing.T) {
 	if got := s.Order.EventStore; got != "memory" {
 		t.Fatalf("order's event store %q after -event-store memory", got)
 	}
-	ok := s.place("tok_visa", 1)
-	declined := s.place(provider.TokenChargeDeclined, 1)
-	for id, want := range map[string]orderv1.OrderStatus{
-		ok:       orderv1.OrderStatus_ORDER_STATUS_COMPLETED,
-		declined: orderv1.OrderStatus_ORDER_STATUS_CANCELLED,
-	} {
-		seen := s.watchFinal(id)
-		if got := seen[len(seen)-1].GetStatus(); got != want {
-			t.Errorf("order %s ended %v, want %v", id, got, want)
-		}
-		if st, err := s.OrderService().Saga(context.Background(), id); err != nil || !st.Status.Final() {
-			t.Errorf("saga of %s: %+v, %v", id, st, err)
-		}
-	}
+	s.completeAndCancel()
 	s.audit()
 	// Nothing of the orders went to JetStream's event store.
 	op, err := s.Identities().Option(natsauth.Operator)
