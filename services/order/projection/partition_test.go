@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/eventshop/eventshop/pkg/eventstore"
@@ -74,14 +75,22 @@ func TestPartitionsSplitTheCategoryBetweenInstances(t *testing.T) {
 	})
 }
 
-// gatedStore holds every live event after the first subscription's start until
-// open is closed.
+// gatedStore holds every event its subscriptions deliver until open is closed, and
+// closes subscribed when the first subscription starts: from then on nothing new
+// reaches the reader but through the gate.
 type gatedStore struct {
 	eventstore.Store
-	open chan struct{}
+	open       chan struct{}
+	subscribed chan struct{}
+	once       sync.Once
+}
+
+func newGatedStore() *gatedStore {
+	return &gatedStore{Store: eventstore.NewMemory(), open: make(chan struct{}), subscribed: make(chan struct{})}
 }
 
 func (s *gatedStore) SubscribeCategory(ctx context.Context, category string, after eventstore.Position, h eventstore.Handler) error {
+	s.once.Do(func() { close(s.subscribed) })
 	return s.Store.SubscribeCategory(ctx, category, after, func(ctx context.Context, e eventstore.Event) error {
 		select {
 		case <-s.open:
@@ -98,10 +107,17 @@ func (s *gatedStore) SubscribeCategory(ctx context.Context, category string, aft
 func TestPartitionCheckpointMovedUnderTheOwner(t *testing.T) {
 	sqltest.ForEach(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := testCtx(t)
-		store := &gatedStore{Store: eventstore.NewMemory(), open: make(chan struct{})}
+		store := newGatedStore()
 		g := generate(ctx, t, store, 21, 20)
 		r := runPartitions(t, newTestProjector(t, db, store), 2, 0, 1)
 		r.waitFor(t, head(ctx, t, store)) // caught up by reading, not by the gated subscription
+		// Past its catch-up reads: a read after the next orders would apply them
+		// without passing the gate.
+		select {
+		case <-store.subscribed:
+		case <-ctx.Done():
+			t.Fatal("the projector never subscribed")
+		}
 		before := countRows(ctx, t, db, "orders")
 		if before != len(g.histories) {
 			t.Fatalf("orders = %d, want %d", before, len(g.histories))
