@@ -96,7 +96,7 @@ func (r *runner) place(ctx context.Context, c shopAPI, productID, card string, f
 	// puts on the shop. One who gets no answer within FinalWait gives up and is
 	// counted (Report.Unplaced), since an order may exist that nobody follows.
 	giveUp := time.Now().Add(r.cfg.FinalWait)
-	pauses := resilience.NewBackoff(200*time.Millisecond, 5*time.Second)
+	pauses := resilience.Backoff{Initial: 200 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		id, err := c.placeOrder(context.WithoutCancel(ctx), key, productID, card)
 		if err == nil {
@@ -116,7 +116,7 @@ func (r *runner) place(ctx context.Context, c shopAPI, productID, card string, f
 			r.stats.orderUnplaced()
 			return false
 		}
-		time.Sleep(pauses.NextBackOff())
+		time.Sleep(pauses.Next())
 	}
 }
 

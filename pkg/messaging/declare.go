@@ -22,7 +22,7 @@ const DeclareAttemptTimeout = 5 * time.Second
 // may leave a request unanswered while its meta leader settles, and a later one is
 // answered. It gives up when ctx ends, with the last attempt's error.
 func Declare(ctx context.Context, what string, attempt func(context.Context) error) error {
-	pauses := resilience.NewBackoff(100*time.Millisecond, 2*time.Second)
+	pauses := resilience.Backoff{Initial: 100 * time.Millisecond, Max: 2 * time.Second}
 	for n := 1; ; n++ {
 		actx, cancel := context.WithTimeout(ctx, DeclareAttemptTimeout)
 		err := attempt(actx)
@@ -30,7 +30,7 @@ func Declare(ctx context.Context, what string, attempt func(context.Context) err
 		if err == nil {
 			return nil
 		}
-		if !unanswered(err) || resilience.Sleep(ctx, pauses.NextBackOff()) != nil {
+		if !unanswered(err) || pauses.Wait(ctx) != nil {
 			if n > 1 {
 				return fmt.Errorf("%s: %d attempts: %w", what, n, err)
 			}

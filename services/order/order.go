@@ -534,13 +534,13 @@ func (s *Service) runPartitions(ctx context.Context, owned []int) error {
 
 // keepRunning calls run until ctx ends, pausing with backoff after each failure.
 func (s *Service) keepRunning(ctx context.Context, name string, run func(context.Context) error) {
-	pauses := resilience.NewBackoff(time.Second, 30*time.Second)
+	pauses := resilience.Backoff{Initial: time.Second, Max: 30 * time.Second}
 	for {
 		err := run(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		pause := pauses.NextBackOff()
+		pause := pauses.Next()
 		s.logger.ErrorContext(ctx, "order: "+name+" stopped; restarting", "error", err, "backoff", pause)
 		if resilience.Sleep(ctx, pause) != nil {
 			return

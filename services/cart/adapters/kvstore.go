@@ -115,14 +115,11 @@ func (s *KVStore) load(ctx context.Context, userID string) (*domain.Cart, uint64
 func (s *KVStore) Update(ctx context.Context, userID string, fn func(*domain.Cart) error) (*domain.Cart, error) {
 	k := key(userID)
 	// Racing writers pause a short random time, growing with each lost race, so
-	// they spread out instead of colliding again in lockstep; made on the first one.
-	var pause func() time.Duration
+	// they spread out instead of colliding again in lockstep.
+	pauses := resilience.ContentionBackoff()
 	for attempt := range s.maxAttempts {
 		if attempt > 0 {
-			if pause == nil {
-				pause = resilience.NewBackoff(2*time.Millisecond, 100*time.Millisecond).NextBackOff
-			}
-			if err := resilience.Sleep(ctx, pause()); err != nil {
+			if err := pauses.Wait(ctx); err != nil {
 				return nil, err
 			}
 		}

@@ -232,8 +232,8 @@ func (r *Repository) snapshot(ctx context.Context, id string) *domain.Order {
 // apply errors wrapped.
 func (r *Repository) Update(ctx context.Context, id string, decide func(o *domain.Order) ([]domain.Event, error)) (*domain.Order, error) {
 	// Writers that just collided pause a short random time, growing with each
-	// collision, so they do not collide again in lockstep; made on the first one.
-	var pause func() time.Duration
+	// collision, so they do not collide again in lockstep.
+	pauses := resilience.ContentionBackoff()
 	for attempt := 1; ; attempt++ {
 		o, fromCache := r.cached(id)
 		if !fromCache {
@@ -277,10 +277,7 @@ func (r *Repository) Update(ctx context.Context, id string, decide func(o *domai
 		if fromCache {
 			continue // the cache lagged: no race with a writer to step out of
 		}
-		if pause == nil {
-			pause = resilience.NewBackoff(2*time.Millisecond, 100*time.Millisecond).NextBackOff
-		}
-		if err := resilience.Sleep(ctx, pause()); err != nil {
+		if err := pauses.Wait(ctx); err != nil {
 			return nil, err
 		}
 	}

@@ -191,7 +191,7 @@ func (f *SagaFollower) loop(ctx context.Context, name string, parts []string, mi
 		save(ctx)
 	}()
 	loaded := f.checkpoints == nil
-	pauses := resilience.NewBackoff(100*time.Millisecond, 10*time.Second)
+	pauses := resilience.Backoff{Initial: 100 * time.Millisecond, Max: 10 * time.Second}
 	var progressed atomic.Bool // since the last failure: start the pauses again
 	for {
 		var err error
@@ -221,7 +221,7 @@ func (f *SagaFollower) loop(ctx context.Context, name string, parts []string, mi
 		if progressed.Swap(false) {
 			pauses.Reset()
 		}
-		pause := pauses.NextBackOff()
+		pause := pauses.Next()
 		f.logger.WarnContext(ctx, "saga follower failed; restarting", "follower", names, "error", err, "backoff", pause)
 		if resilience.Sleep(ctx, pause) != nil {
 			return
