@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -271,12 +270,7 @@ func (so *slowOrders) watch() {
 func (so *slowOrders) consumers(w io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	op, err := so.s.Identities().Option(natsauth.Operator)
-	if err != nil {
-		fmt.Fprintln(w, err)
-		return
-	}
-	nc, err := nats.Connect(so.s.NATSClientURL(), op)
+	nc, err := so.s.ConnectNATS(natsauth.Operator)
 	if err != nil {
 		fmt.Fprintln(w, err)
 		return

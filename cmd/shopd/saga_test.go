@@ -756,20 +756,7 @@ func TestSagaOnTheMemoryEventStore(t *testing.T) {
 	s.completeAndCancel()
 	s.audit()
 	// Nothing of the orders went to JetStream's event store.
-	op, err := s.Identities().Option(natsauth.Operator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(s.NATSClientURL(), op)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.Stream(context.Background(), eventstore.DefaultStreamPrefix+"order"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if _, err := s.operatorJetStream().Stream(context.Background(), eventstore.DefaultStreamPrefix+"order"); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Errorf("JetStream's order event stream: %v, want none with -event-store memory", err)
 	}
 
@@ -779,7 +766,7 @@ func TestSagaOnTheMemoryEventStore(t *testing.T) {
 	if err := m.ParseFlags(args); err != nil {
 		t.Fatal(err)
 	}
-	err = m.Run(context.Background())
+	err := m.Run(context.Background())
 	m.Close()
 	if err == nil || !strings.Contains(err.Error(), "event-store") {
 		t.Fatalf("start with -event-store mysql://nope: %v", err)
