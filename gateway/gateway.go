@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
@@ -88,6 +89,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// SessionTTL bounds a storefront session (never longer than its access token).
 	SessionTTL time.Duration
+	// SessionReplicas is the replica count of the sessions' bucket (Deps.JetStream):
+	// 1 on a single NATS server, 3 on a cluster.
+	SessionReplicas int
 	// ShutdownTimeout bounds the graceful stop of Run.
 	ShutdownTimeout time.Duration
 }
@@ -114,6 +118,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.TrustForwardedFor, "trust-forwarded-for", false, "take the client IP from X-Forwarded-For (behind a proxy only)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", DefaultMaxBodyBytes, "largest request body accepted")
 	fs.DurationVar(&c.SessionTTL, "session-ttl", DefaultSessionTTL, "storefront session lifetime")
+	fs.IntVar(&c.SessionReplicas, "stream-replicas", 1, "replicas of the sessions' JetStream bucket (3 on a NATS cluster)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", DefaultShutdownTimeout, "how long in-flight requests may finish at shutdown")
 }
 
@@ -145,6 +150,9 @@ func (c Config) Validate() error {
 	}
 	if c.SessionTTL <= 0 {
 		errs = append(errs, fmt.Errorf("session-ttl %v must be positive", c.SessionTTL))
+	}
+	if c.SessionReplicas < 0 || c.SessionReplicas > 5 {
+		errs = append(errs, fmt.Errorf("stream-replicas %d must be between 1 and 5", c.SessionReplicas))
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, fmt.Errorf("shutdown-timeout %v is negative", c.ShutdownTimeout))
@@ -195,6 +203,10 @@ type Deps struct {
 	// caller can learn the address before the gateway exists, e.g. to register the
 	// OAuth redirect URI with an issuer).
 	Listener net.Listener
+	// JetStream, when set, keeps the storefront's sessions and logins in flight in
+	// the key-value bucket SessionBucket, so a restart of the gateway logs nobody
+	// out and several gateway instances share them. Nil keeps them in this process.
+	JetStream jetstream.JetStream
 	// Telemetry, when set, receives the gateway's HTTP server spans (otelhttp, so a
 	// request's trace continues into the gRPC calls it makes) and metrics, and its
 	// MetricsHandler serves /metrics. Nil keeps a private Prometheus registry and
@@ -225,11 +237,12 @@ type Gateway struct {
 	runOnce sync.Once
 }
 
-// New dials the upstreams (lazily: nothing connects until the first call), builds the
-// routes and listens on cfg.HTTPAddr unless deps.Listener is set. It returns an error
-// for an invalid cfg, a nil Verifier, a malformed upstream address, or an address it
-// cannot listen on.
-func New(cfg Config, deps Deps) (_ *Gateway, err error) {
+// New dials the upstreams (lazily: nothing connects until the first call), creates
+// the sessions' bucket when deps.JetStream is set, builds the routes and listens on
+// cfg.HTTPAddr unless deps.Listener is set. It returns an error for an invalid cfg, a
+// nil Verifier, a malformed upstream address, a bucket it cannot create before ctx
+// ends, or an address it cannot listen on.
+func New(ctx context.Context, cfg Config, deps Deps) (_ *Gateway, err error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("gateway: config: %w", err)
@@ -275,7 +288,14 @@ func New(cfg Config, deps Deps) (_ *Gateway, err error) {
 		g.closeListeners()
 		return nil, fmt.Errorf("gateway: metrics: %w", err)
 	}
-	g.sessions = newSessionStore(cfg.SessionTTL)
+	var backend sessionBackend = newMemoryBackend(cfg.SessionTTL)
+	if deps.JetStream != nil {
+		if backend, err = newKVBackend(ctx, deps.JetStream, cfg.SessionTTL, max(cfg.SessionReplicas, 1)); err != nil {
+			g.closeListeners()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
+	g.sessions = newSessionStore(cfg.SessionTTL, backend, logger)
 	g.limits = newLimiters(cfg)
 	if cfg.OIDCIssuer != "" {
 		g.login = newOIDCLogin(cfg, g.public+"/auth/callback", deps.Verifier)

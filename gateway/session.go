@@ -22,8 +22,8 @@ import (
 	"github.com/eventshop/eventshop/pkg/auth"
 )
 
-// Cookie names. The session lives in server memory: a restart logs everyone out,
-// which is acceptable for the storefront (the access token would be re-issued anyway).
+// Cookie names. The session itself is kept server-side (sessionStore): the cookie
+// holds only its random id.
 const (
 	sessionCookie = "eventshop_session"
 	loginCookie   = "eventshop_login"
@@ -39,27 +39,19 @@ var loginScopes = []string{oidc.ScopeOpenID, "profile", "email", oidc.ScopeOffli
 // a call in flight never carries a token that expires on the way.
 const renewBefore = 30 * time.Second
 
-// session is a logged-in browser. csrf is its synchronizer token: every
-// state-changing form carries it and it never leaves the page it is rendered into.
+// session is a logged-in browser, as loaded for one request. csrf is its
+// synchronizer token: every state-changing form carries it and it never leaves the
+// page it is rendered into.
 type session struct {
-	id      string
-	csrf    string
-	claims  *auth.Claims
-	expires time.Time
-	flash   string // guarded by sessionStore.mu
-
-	mu sync.Mutex // one renewal at a time: each refresh token works once
-	// tok is the access token the services get, with its expiry and the refresh
-	// token that renews it (empty when the issuer gave none).
-	tok *oauth2.Token
+	id     string
+	csrf   string
+	claims *auth.Claims
+	rec    sessionRecord
+	rev    uint64
 }
 
 // accessToken is the session's current access token.
-func (s *session) accessToken() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tok.AccessToken
-}
+func (s *session) accessToken() string { return s.rec.Token.AccessToken }
 
 // pendingLogin is an authorization request in flight, keyed by its state.
 type pendingLogin struct {
@@ -70,171 +62,104 @@ type pendingLogin struct {
 	expires  time.Time
 }
 
-type sessionStore struct {
-	ttl time.Duration
-
-	mu      sync.Mutex
-	byID    map[string]*session
-	pending map[string]pendingLogin
-}
-
-func newSessionStore(ttl time.Duration) *sessionStore {
-	return &sessionStore{ttl: ttl, byID: map[string]*session{}, pending: map[string]pendingLogin{}}
-}
-
 func randomToken() string {
 	b := make([]byte, 32)
 	rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func (s *sessionStore) create(tok *oauth2.Token, claims *auth.Claims) *session {
-	exp := time.Now().Add(s.ttl)
-	if tok.RefreshToken == "" && !tok.Expiry.IsZero() && tok.Expiry.Before(exp) {
-		exp = tok.Expiry // nothing to renew it with
-	}
-	sess := &session{id: randomToken(), csrf: randomToken(), tok: tok, claims: claims, expires: exp}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pruneLocked(time.Now())
-	s.byID[sess.id] = sess
-	return sess
-}
-
-func (s *sessionStore) get(id string) *session {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess, ok := s.byID[id]
-	if !ok {
-		return nil
-	}
-	if time.Now().After(sess.expires) {
-		delete(s.byID, id)
-		return nil
-	}
-	return sess
-}
-
-func (s *sessionStore) delete(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.byID, id)
-}
-
-// setFlash keeps a one-time message for the session's next page.
-func (s *sessionStore) setFlash(sess *session, msg string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	sess.flash = msg
-}
-
-func (s *sessionStore) popFlash(sess *session) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	msg := sess.flash
-	sess.flash = ""
-	return msg
-}
-
-func (s *sessionStore) addPending(state string, p pendingLogin) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pruneLocked(time.Now())
-	s.pending[state] = p
-}
-
-// takePending returns and forgets the login for state; ok is false when unknown or
-// expired, so a state is usable once.
-func (s *sessionStore) takePending(state string) (pendingLogin, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.pending[state]
-	delete(s.pending, state)
-	if !ok || time.Now().After(p.expires) {
-		return pendingLogin{}, false
-	}
-	return p, true
-}
-
-func (s *sessionStore) pruneLocked(now time.Time) {
-	for id, sess := range s.byID {
-		if now.After(sess.expires) {
-			delete(s.byID, id)
-		}
-	}
-	for st, p := range s.pending {
-		if now.After(p.expires) {
-			delete(s.pending, st)
-		}
-	}
-}
-
-// sessionFrom returns the request's live session, or nil. A session whose access
-// token is about to expire renews it first with its refresh token; one the issuer
-// no longer renews (revoked, expired) ends here.
+// sessionFrom returns the request's live session with its claims, or nil. A session
+// whose access token is about to expire renews it first with its refresh token; one
+// the issuer no longer renews (revoked, expired) ends here.
 func (g *Gateway) sessionFrom(r *http.Request) *session {
 	c, err := r.Cookie(sessionCookie)
 	if err != nil || c.Value == "" {
 		return nil
 	}
-	sess := g.sessions.get(c.Value)
+	ctx := r.Context()
+	sess, err := g.sessions.get(ctx, c.Value)
+	if err != nil {
+		g.logger.WarnContext(ctx, "session not loaded", "error", err)
+		return nil
+	}
 	if sess == nil {
 		return nil
 	}
-	if err := g.renew(r.Context(), sess); err != nil {
-		g.logger.InfoContext(r.Context(), "session ended: access token not renewed", "error", err)
-		g.sessions.delete(sess.id)
+	if err := g.renew(ctx, sess); err != nil {
+		g.logger.InfoContext(ctx, "session ended: access token not renewed", "error", err)
+		g.sessions.delete(ctx, sess.id)
 		return nil
 	}
+	claims, err := g.verifier.Verify(ctx, sess.accessToken())
+	if err != nil {
+		g.logger.InfoContext(ctx, "session ended: access token refused", "error", err)
+		g.sessions.delete(ctx, sess.id)
+		return nil
+	}
+	sess.claims = claims
 	return sess
 }
 
 // renew replaces the session's access token when it expires within renewBefore.
+// The requests of one session renew one at a time; one that waited finds the
+// token already renewed in the store.
 func (g *Gateway) renew(ctx context.Context, sess *session) error {
-	sess.mu.Lock()
-	defer sess.mu.Unlock()
-	if sess.tok.Expiry.IsZero() || time.Until(sess.tok.Expiry) > renewBefore {
+	if !needsRenewal(sess.rec.Token) {
 		return nil
 	}
-	if sess.tok.RefreshToken == "" || g.login == nil {
+	mu := g.sessions.renewal(sess.id)
+	mu.Lock()
+	defer mu.Unlock()
+	fresh, err := g.sessions.get(ctx, sess.id)
+	if err != nil {
+		return err
+	}
+	if fresh == nil {
+		return errors.New("session ended meanwhile")
+	}
+	*sess = *fresh
+	if !needsRenewal(sess.rec.Token) {
+		return nil // renewed by the request this one waited for
+	}
+	old := sess.rec.Token
+	if old.RefreshToken == "" || g.login == nil {
 		return errors.New("no refresh token")
 	}
 	_, oc, err := g.login.config(ctx, g.login.redirect)
 	if err != nil {
 		return err
 	}
-	tok, err := oc.TokenSource(ctx, &oauth2.Token{RefreshToken: sess.tok.RefreshToken}).Token()
+	tok, err := oc.TokenSource(ctx, &oauth2.Token{RefreshToken: old.RefreshToken}).Token()
 	var refused *oauth2.RetrieveError
-	if err != nil && !errors.As(err, &refused) && time.Now().Before(sess.tok.Expiry) {
+	if err != nil && !errors.As(err, &refused) && time.Now().Before(old.Expiry) {
 		// The issuer could not be reached; the token still works for a while, so
 		// keep the session and try again on the next request.
 		g.logger.WarnContext(ctx, "access token not renewed yet", "error", err)
 		return nil
 	}
 	if err != nil {
+		// Another gateway instance may have spent the refresh token first.
+		if again, _ := g.sessions.get(ctx, sess.id); again != nil && again.rec.Token.RefreshToken != old.RefreshToken {
+			*sess = *again
+			return nil
+		}
 		return err
-	}
-	claims, err := g.verifier.Verify(ctx, tok.AccessToken)
-	if err != nil {
-		return err
-	}
-	if claims.Subject != sess.claims.Subject {
-		return fmt.Errorf("renewed token is for %q, not %q", claims.Subject, sess.claims.Subject)
 	}
 	if tok.RefreshToken == "" {
-		tok.RefreshToken = sess.tok.RefreshToken // issuers may keep the same one
+		tok.RefreshToken = old.RefreshToken // issuers may keep the same one
 	}
-	sess.tok = tok
-	return nil
+	return g.sessions.update(ctx, sess, func(r *sessionRecord) { r.Token = tok })
+}
+
+func needsRenewal(tok *oauth2.Token) bool {
+	return !tok.Expiry.IsZero() && time.Until(tok.Expiry) <= renewBefore
 }
 
 // revoke revokes the session's refresh token at the issuer (RFC 7009), so logout
 // ends the session there too: what is left is its access token, valid until it
 // expires (minutes). Best effort: the session is gone from the gateway anyway.
 func (g *Gateway) revoke(ctx context.Context, sess *session) {
-	sess.mu.Lock()
-	refresh := sess.tok.RefreshToken
-	sess.mu.Unlock()
+	refresh := sess.rec.Token.RefreshToken
 	if refresh == "" || g.login == nil {
 		return
 	}
@@ -395,7 +320,12 @@ func (g *Gateway) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state, nonce, verifier := randomToken(), randomToken(), oauth2.GenerateVerifier()
-	g.sessions.addPending(state, pendingLogin{redirect: redirect, verifier: verifier, nonce: nonce, next: safeNext(r.URL.Query().Get("next")), expires: time.Now().Add(loginTTL)})
+	err = g.sessions.addPending(r.Context(), state, pendingLogin{redirect: redirect, verifier: verifier, nonce: nonce, next: safeNext(r.URL.Query().Get("next")), expires: time.Now().Add(loginTTL)})
+	if err != nil {
+		g.logger.WarnContext(r.Context(), "login not stored", "error", err)
+		g.renderError(w, r, http.StatusServiceUnavailable, "The login service is unavailable right now.")
+		return
+	}
 	g.setCookie(w, r, loginCookie, state, "/auth/", int(loginTTL.Seconds()))
 	http.Redirect(w, r, oc.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)), http.StatusFound)
 }
@@ -423,7 +353,7 @@ func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.setCookie(w, r, loginCookie, "", "/auth/", -1)
-	p, ok := g.sessions.takePending(state)
+	p, ok := g.sessions.takePending(ctx, state)
 	if !ok {
 		g.renderError(w, r, http.StatusBadRequest, "This login has expired. Please log in again.")
 		return
@@ -447,13 +377,17 @@ func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	claims, err := g.verifier.Verify(ctx, tok.AccessToken)
-	if err != nil {
+	if _, err := g.verifier.Verify(ctx, tok.AccessToken); err != nil {
 		g.logger.WarnContext(ctx, "access token rejected", "error", err)
 		g.renderError(w, r, http.StatusUnauthorized, "Login failed: the access token is not valid for this shop.")
 		return
 	}
-	sess := g.sessions.create(tok, claims)
+	sess, err := g.sessions.create(ctx, tok)
+	if err != nil {
+		g.logger.WarnContext(ctx, "session not stored", "error", err)
+		g.renderError(w, r, http.StatusServiceUnavailable, "You could not be logged in right now. Please try again.")
+		return
+	}
 	g.setCookie(w, r, sessionCookie, sess.id, "/", 0)
 	http.Redirect(w, r, p.next, http.StatusSeeOther)
 }
@@ -466,7 +400,7 @@ func (g *Gateway) handleLogout(w http.ResponseWriter, r *http.Request) {
 			g.renderError(w, r, http.StatusForbidden, "The form has expired. Please reload the page and try again.")
 			return
 		}
-		g.sessions.delete(sess.id)
+		g.sessions.delete(r.Context(), sess.id)
 		g.revoke(r.Context(), sess)
 	}
 	g.setCookie(w, r, sessionCookie, "", "/", -1)

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"net/http"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 )
@@ -37,5 +38,56 @@ func TestSessionOutlivesItsAccessTokenAndLogoutRevokesIt(t *testing.T) {
 	}
 	if r := b.post("/cart/items", add); r.code != http.StatusForbidden {
 		t.Fatalf("add after logout: %d", r.code)
+	}
+}
+
+// Sessions kept in JetStream outlive the gateway: after a restart the browser is
+// still logged in with the same form token, its access token is renewed by the new
+// process, and a logout is final for every process that comes after.
+func TestSessionSurvivesAGatewayRestart(t *testing.T) {
+	const ttl = 2 * time.Second
+	s := startShop(t, shopOptions{accessTTL: ttl, natsSessions: true})
+	b := s.login("alice")
+	token := b.csrf()
+	add := func(product string) response {
+		t.Helper()
+		return b.post("/cart/items", url.Values{"csrf_token": {token}, "product_id": {product}, "quantity": {"1"}})
+	}
+	if r := add("french-press"); r.code != http.StatusSeeOther {
+		t.Fatalf("add before the restart: %d %s", r.code, r.body)
+	}
+
+	s.restartGateway()
+	page := b.get("/cart")
+	contains(t, page, "French Press 1 L", "Log out", "Added to your cart.") // the flash waited in the store
+	if r := add("burr-grinder"); r.code != http.StatusSeeOther {
+		t.Fatalf("add after the restart with the form token from before it: %d %s", r.code, r.body)
+	}
+
+	time.Sleep(ttl + time.Second) // the login's access token has expired
+	s.restartGateway()
+	// Requests of one page arrive together: they renew the token once between them.
+	var wg sync.WaitGroup
+	codes := make([]int, 4)
+	for i := range codes {
+		wg.Go(func() { codes[i] = b.get("/cart").code })
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Fatalf("request %d after the token expired: %d", i, c)
+		}
+	}
+	contains(t, b.get("/cart"), "Conical Burr Grinder", "Log out")
+	if n := s.issuer.RefreshTokens("alice"); n != 1 {
+		t.Fatalf("alice holds %d refresh tokens after the renewal, want 1", n)
+	}
+
+	if r := b.post("/auth/logout", url.Values{"csrf_token": {token}}); r.code != http.StatusSeeOther {
+		t.Fatalf("logout: %d", r.code)
+	}
+	s.restartGateway()
+	if r := add("french-press"); r.code != http.StatusForbidden {
+		t.Fatalf("add after logout and a restart: %d", r.code)
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/eventshop/eventshop/gateway"
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/auth/devissuer"
@@ -43,6 +45,23 @@ type shop struct {
 	stop map[string]func()
 	// addrs are the upstream gRPC addresses by name.
 	addrs map[string]string
+	// newGateway builds a gateway on lis with the shop's configuration.
+	newGateway func(lis net.Listener) (*gateway.Gateway, error)
+	run        func(name string, r func(context.Context) error)
+}
+
+// restartGateway stops the gateway and starts a new one on the same address.
+func (s *shop) restartGateway() {
+	s.t.Helper()
+	s.stop["gateway"]()
+	lis, err := net.Listen("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if s.gw, err = s.newGateway(lis); err != nil {
+		s.t.Fatal(err)
+	}
+	s.run("gateway", s.gw.Run)
 }
 
 type shopOptions struct {
@@ -55,6 +74,8 @@ type shopOptions struct {
 	listenItself bool
 	// accessTTL is the issuer's access token lifetime (its default when zero).
 	accessTTL time.Duration
+	// natsSessions keeps the storefront's sessions in JetStream (Deps.JetStream).
+	natsSessions bool
 }
 
 // defaults returns a service Config as its flags would set it, for fields a test
@@ -195,12 +216,25 @@ func startShop(t testing.TB, opts shopOptions) *shop {
 	}
 	s.addrs = map[string]string{"catalog": gcfg.CatalogAddr, "cart": gcfg.CartAddr, "order": gcfg.OrderAddr,
 		"payment": gcfg.PaymentAddr, "inventory": gcfg.InventoryAddr, "shipping": gcfg.ShippingAddr}
-	deps := gateway.Deps{Logger: logger, Verifier: verifier, Listener: lis}
-	if opts.listenItself {
-		gcfg.HTTPAddr, deps.Listener = lis.Addr().String(), nil
-		lis.Close()
+	deps := gateway.Deps{Logger: logger, Verifier: verifier}
+	if opts.natsSessions {
+		if deps.JetStream, err = jetstream.New(nc); err != nil {
+			t.Fatal(err)
+		}
 	}
-	s.gw, err = gateway.New(gcfg, deps)
+	s.newGateway = func(lis net.Listener) (*gateway.Gateway, error) {
+		d := deps
+		d.Listener = lis
+		return gateway.New(ctx, gcfg, d)
+	}
+	s.run = run
+	if opts.listenItself {
+		gcfg.HTTPAddr = lis.Addr().String()
+		lis.Close()
+		s.gw, err = gateway.New(ctx, gcfg, deps)
+	} else {
+		s.gw, err = s.newGateway(lis)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,7 +142,7 @@ func (g *Gateway) failed(w http.ResponseWriter, r *http.Request, sess *session, 
 	switch status.Code(err) {
 	case codes.Unauthenticated:
 		if sess != nil {
-			g.sessions.delete(sess.id)
+			g.sessions.delete(r.Context(), sess.id)
 		}
 		http.Redirect(w, r, "/auth/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 	case codes.PermissionDenied:

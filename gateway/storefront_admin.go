@@ -78,21 +78,21 @@ func (g *Gateway) handleAdminStock(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch {
 	case perr != nil:
-		g.sessions.setFlash(sess, "Stock not changed: available must be a whole number.")
+		g.sessions.setFlash(r.Context(), sess, "Stock not changed: available must be a whole number.")
 	case g.ups.inventory == nil:
 		err = errNotDeployed(upInventory)
 	default:
 		_, err = g.ups.inventory.SetStock(callCtx(r, sess), &inventoryv1.SetStockRequest{ProductId: id, Available: n})
 		if err == nil {
-			g.sessions.setFlash(sess, fmt.Sprintf("Stock of %s set to %d.", id, n))
+			g.sessions.setFlash(r.Context(), sess, fmt.Sprintf("Stock of %s set to %d.", id, n))
 		}
 	}
 	switch {
 	case err == nil:
 	case unavailable(err):
-		g.sessions.setFlash(sess, "The inventory service is unavailable right now; stock was not changed.")
+		g.sessions.setFlash(r.Context(), sess, "The inventory service is unavailable right now; stock was not changed.")
 	case status.Code(err) == codes.InvalidArgument || status.Code(err) == codes.NotFound:
-		g.sessions.setFlash(sess, "Stock not changed: "+fieldMessages(err))
+		g.sessions.setFlash(r.Context(), sess, "Stock not changed: "+fieldMessages(err))
 	default:
 		if g.failed(w, r, sess, err) {
 			return

@@ -59,11 +59,11 @@ func (g *Gateway) cartChange(w http.ResponseWriter, r *http.Request, change func
 	}
 	switch {
 	case err == nil:
-		g.sessions.setFlash(sess, done)
+		g.sessions.setFlash(r.Context(), sess, done)
 	case unavailable(err):
-		g.sessions.setFlash(sess, "The cart service is unavailable right now; your cart was not changed.")
+		g.sessions.setFlash(r.Context(), sess, "The cart service is unavailable right now; your cart was not changed.")
 	case status.Code(err) == codes.InvalidArgument || status.Code(err) == codes.NotFound || status.Code(err) == codes.FailedPrecondition:
-		g.sessions.setFlash(sess, "Your cart was not changed: "+fieldMessages(err))
+		g.sessions.setFlash(r.Context(), sess, "Your cart was not changed: "+fieldMessages(err))
 	default:
 		if g.failed(w, r, sess, err) {
 			return

@@ -157,7 +157,7 @@ func (g *Gateway) handleCheckoutPost(w http.ResponseWriter, r *http.Request) {
 	// The order froze the cart's lines; an emptying failure only leaves the cart
 	// as it was, so it is reported, not fatal.
 	if _, err := g.ups.cart.EmptyCart(ctx, &cartv1.EmptyCartRequest{}); err != nil {
-		g.sessions.setFlash(sess, "Your order is placed, but your cart could not be emptied.")
+		g.sessions.setFlash(r.Context(), sess, "Your order is placed, but your cart could not be emptied.")
 	}
 	http.Redirect(w, r, "/orders/"+url.PathEscape(resp.GetOrderId()), http.StatusSeeOther)
 }

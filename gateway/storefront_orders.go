@@ -251,18 +251,18 @@ func (g *Gateway) handleOrderCancel(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	if g.ups.order == nil {
-		g.sessions.setFlash(sess, "The order service is unavailable right now; nothing was cancelled.")
+		g.sessions.setFlash(r.Context(), sess, "The order service is unavailable right now; nothing was cancelled.")
 		http.Redirect(w, r, "/orders/"+url.PathEscape(id), http.StatusSeeOther)
 		return
 	}
 	_, err := g.ups.order.CancelOrder(callCtx(r, sess), &orderv1.CancelOrderRequest{OrderId: id, Reason: "cancelled by the customer"})
 	switch {
 	case err == nil:
-		g.sessions.setFlash(sess, "Your order is being cancelled.")
+		g.sessions.setFlash(r.Context(), sess, "Your order is being cancelled.")
 	case unavailable(err):
-		g.sessions.setFlash(sess, "The order service is unavailable right now; nothing was cancelled.")
+		g.sessions.setFlash(r.Context(), sess, "The order service is unavailable right now; nothing was cancelled.")
 	case status.Code(err) == codes.FailedPrecondition:
-		g.sessions.setFlash(sess, "This order can no longer be cancelled.")
+		g.sessions.setFlash(r.Context(), sess, "This order can no longer be cancelled.")
 	default:
 		if g.failed(w, r, sess, err) {
 			return

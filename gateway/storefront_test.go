@@ -59,8 +59,11 @@ func TestPublicPages(t *testing.T) {
 	}
 
 	img := anon.get("/static/products/espresso-machine.svg")
-	if img.code != http.StatusOK || img.header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(string(img.body), ">EM</text>") {
+	if img.code != http.StatusOK || img.header.Get("Content-Type") != "image/svg+xml" || !strings.Contains(string(img.body), `viewBox="0 0 320 240"`) {
 		t.Errorf("product image: %d %s %s", img.code, img.header.Get("Content-Type"), img.body)
+	}
+	if dir := anon.get("/static/products/"); dir.code != http.StatusNotFound {
+		t.Errorf("directory listing of the product images: %d", dir.code)
 	}
 	if icon := anon.get("/favicon.ico"); icon.code != http.StatusOK || icon.header.Get("Content-Type") != "image/svg+xml" {
 		t.Errorf("favicon: %d %s", icon.code, icon.header.Get("Content-Type"))

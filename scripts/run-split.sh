@@ -144,7 +144,8 @@ args() {
 	order) echo "$BIN/order -grpc-addr $(addr order) -catalog-addr $(addr catalog) -shipping-addr $(addr shipping) -read-dsn $dsn $common -stream-replicas $REPLICAS ${SPLIT_ORDER_FLAGS:-}" ;;
 	gateway) echo "$BIN/gateway -http-addr $GATEWAY_ADDR -oidc-issuer $issuer -oidc-client-secret storefront-secret \
 -catalog-addr $(addr catalog) -cart-addr $(addr cart) -order-addr $(addr order) -payment-addr $(addr payment) \
--inventory-addr $(addr inventory) -shipping-addr $(addr shipping) -log-level WARN ${SPLIT_GATEWAY_FLAGS:-}" ;;
+-inventory-addr $(addr inventory) -shipping-addr $(addr shipping) -nats-url $NATS_URL -nats-nkey $SPLIT_DIR/nats-identities/gateway.nk \
+-stream-replicas $REPLICAS -log-level WARN ${SPLIT_GATEWAY_FLAGS:-}" ;;
 	*) echo "run-split: unknown process $1" >&2; return 1 ;;
 	esac
 }

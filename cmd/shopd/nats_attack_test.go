@@ -134,6 +134,22 @@ func TestNATSRefusesWhatARoleMayNotDo(t *testing.T) {
 		Durable: natsauth.CommandConsumer(natsauth.Payment), FilterSubject: "cmd.shipping.>"})
 	pay1.refused("payment takes shipping's commands", "cmd.shipping.>", err)
 
+	// A compromised gateway (the only workload the internet reaches): it keeps
+	// sessions in its bucket and may do nothing else on the bus.
+	gw := s.attackAs(t, natsauth.Gateway)
+	_, err = messaging.New(gw.js, "order").SendCommand(short(t), app.SubjectVoidAuthorization, "", &paymentv1.VoidAuthorization{OrderId: id, PaymentId: o.GetPaymentId()})
+	gw.refused("gateway sends a payment void", app.SubjectVoidAuthorization, err)
+	_, err = gw.js.KeyValue(short(t), natsauth.CartBucket)
+	gw.refused("gateway opens the carts bucket", "KV_carts", err)
+	_, err = messaging.NewDeadLetters(gw.js).List(short(t), 0)
+	gw.refused("gateway reads the dead letters", messaging.DLQStream, err)
+	sessions, err := gw.js.Stream(short(t), "KV_"+natsauth.GatewaySessionBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw.refused("gateway purges every session", "STREAM.PURGE", sessions.Purge(short(t)))
+	gw.refused("gateway deletes the order stream", "STREAM.DELETE", gw.js.DeleteStream(short(t), "ES_order"))
+
 	// Nothing moved: the order, its payment, the stock, the books.
 	if got := s.awaitFinal(id); got.GetStatus() != orderv1.OrderStatus_ORDER_STATUS_COMPLETED {
 		t.Fatalf("order is %v after the attacks", got.GetStatus())

@@ -41,13 +41,15 @@ const (
 	Inventory = "inventory"
 	Shipping  = "shipping"
 	Cart      = "cart"
+	// Gateway keeps the storefront's sessions in their bucket, and nothing else.
+	Gateway = "gateway"
 	// Operator may publish and subscribe anything: shopd audit, projection rebuilds,
 	// benchmarks and the people on call. Keep its seed where only they can read it.
 	Operator = "operator"
 )
 
 // Names lists every identity, in the order they are written.
-var Names = []string{Order, Payment, Inventory, Shipping, Cart, Operator}
+var Names = []string{Order, Payment, Inventory, Shipping, Cart, Gateway, Operator}
 
 // seedExt is the extension of a seed file: <dir>/<name>.nk holds the seed on one line.
 const seedExt = ".nk"

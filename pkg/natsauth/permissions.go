@@ -21,6 +21,8 @@ const (
 	// changed, to the watches of every order instance.
 	OrderChangesSubject = "order.changes"
 	CartBucket          = "carts"
+	// GatewaySessionBucket holds the storefront's sessions (gateway.SessionBucket).
+	GatewaySessionBucket = "gateway_sessions"
 	// OrderCategory is the event-store category of orders: stream ES_order, subjects
 	// order.events.<id>.
 	OrderCategory = "order"
@@ -92,6 +94,10 @@ func Permissions(name string) *server.Permissions {
 		pub = append(pub, "$KV."+CartBucket+".>")
 		pub = append(pub, declare(kvStream(CartBucket))...)
 		pub = append(pub, read(kvStream(CartBucket))...)
+	case Gateway:
+		pub = append(pub, "$KV."+GatewaySessionBucket+".>")
+		pub = append(pub, declare(kvStream(GatewaySessionBucket))...)
+		pub = append(pub, read(kvStream(GatewaySessionBucket))...)
 	}
 	sub := []string{InboxPrefix(name) + ".>"}
 	if name == Order {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/eventshop/gateway"
 	"github.com/eventshop/eventshop/pkg/auth"
@@ -83,7 +84,6 @@ type Main struct {
 	conns     []*nats.Conn
 	issuer    *devissuer.Issuer
 	issuerURL string
-	gateway   *gateway.Gateway
 	services  []*service
 	runCtx    context.Context
 
@@ -184,7 +184,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	ncs := map[string]*nats.Conn{}
-	for _, name := range []string{natsauth.Cart, natsauth.Payment, natsauth.Inventory, natsauth.Shipping, natsauth.Order} {
+	for _, name := range []string{natsauth.Cart, natsauth.Payment, natsauth.Inventory, natsauth.Shipping, natsauth.Order, natsauth.Gateway} {
 		if ncs[name], err = m.ConnectNATS(name); err != nil {
 			return err
 		}
@@ -299,21 +299,26 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.issuer != nil && gc.OIDCClientSecret == "" {
 		gc.OIDCClientSecret = devissuer.StorefrontSecret
 	}
-	gw, err := gateway.New(gc, gateway.Deps{Logger: m.logger, Verifier: verifier, Telemetry: m.tel.ForService("gateway")})
+	gwJS, err := jetstream.New(ncs[natsauth.Gateway])
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	m.gateway = gw
-	m.start(runCtx, "gateway", gw.Addr().String(), gw.Run, nil)
-	return nil
+	newGateway := func(addr string) (runner, error) {
+		cfg := gc
+		cfg.HTTPAddr = defaultString(addr, "", cfg.HTTPAddr)
+		return gateway.New(runCtx, cfg, gateway.Deps{Logger: m.logger, Verifier: verifier, JetStream: gwJS, Telemetry: m.tel.ForService("gateway")})
+	}
+	return m.build(runCtx, "gateway", newGateway)
 }
 
-// StorefrontURL is where a browser reaches the shop.
+// StorefrontURL is where a browser reaches the shop; empty while the gateway is
+// stopped.
 func (m *Main) StorefrontURL() string {
-	if m.gateway == nil {
+	gw, _ := m.running("gateway").(*gateway.Gateway)
+	if gw == nil {
 		return ""
 	}
-	return m.gateway.URL()
+	return gw.URL()
 }
 
 // runner is a built service: what Stop and Start need of it.
@@ -390,9 +395,9 @@ func (m *Main) service(name string) (*service, error) {
 	return nil, fmt.Errorf("shopd: no service %q", name)
 }
 
-// Stop stops one service (catalog, cart, payment, inventory, shipping or order) as a
-// crash would look to the others: its consumers stop taking messages, unacknowledged
-// ones come back later, and its port closes. It returns once the service has
+// Stop stops one service (catalog, cart, payment, inventory, shipping, order or
+// gateway) as a crash would look to the others: its consumers stop taking messages,
+// unacknowledged ones come back later, and its port closes. It returns once the service has
 // stopped, or ctx's error, and an error naming a service that cannot be stopped.
 func (m *Main) Stop(ctx context.Context, name string) error {
 	s, err := m.service(name)

@@ -13,9 +13,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/eventshop/eventshop/gateway"
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/natsauth"
+	"github.com/eventshop/eventshop/pkg/natsembed"
 	"github.com/eventshop/eventshop/pkg/telemetry"
 )
 
@@ -35,11 +40,15 @@ func run(ctx context.Context, args []string) error {
 		telCfg       telemetry.Config
 		oidcAudience string
 		logLevel     slog.Level
+		natsURL      string
+		natsFlags    natsauth.ClientFlags
 	)
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
 	telCfg.RegisterFlags(fs)
 	fs.StringVar(&oidcAudience, "oidc-audience", auth.DefaultAudience, "audience access tokens must carry")
+	fs.StringVar(&natsURL, "nats-url", "", "NATS JetStream server that keeps storefront sessions (shared by every gateway instance, kept across restarts); empty keeps them in this process")
+	natsFlags.RegisterFlags(fs)
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: DEBUG, INFO, WARN or ERROR")
 	fs.Usage = config.Usage(fs)
 	if err := config.Parse(fs, args); err != nil {
@@ -72,7 +81,27 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	gw, err := gateway.New(cfg, gateway.Deps{Logger: logger, Verifier: v, Telemetry: tel})
+	deps := gateway.Deps{Logger: logger, Verifier: v, Telemetry: tel}
+	if natsURL != "" {
+		as, err := natsFlags.Option(natsauth.Gateway)
+		if err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+		ns, err := natsembed.Start(ctx, natsembed.Config{URL: natsURL, Identity: as})
+		if err != nil {
+			return fmt.Errorf("gateway: nats: %w", err)
+		}
+		defer ns.Close()
+		nc, err := ns.Connect(nats.Name(natsauth.Gateway), as)
+		if err != nil {
+			return fmt.Errorf("gateway: nats: %w", err)
+		}
+		defer nc.Close()
+		if deps.JetStream, err = jetstream.New(nc); err != nil {
+			return fmt.Errorf("gateway: nats: %w", err)
+		}
+	}
+	gw, err := gateway.New(ctx, cfg, deps)
 	if err != nil {
 		return err
 	}
