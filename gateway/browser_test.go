@@ -2,10 +2,12 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -81,12 +83,14 @@ func text(t *testing.T, ctx context.Context, css string) string {
 	return strings.TrimSpace(s)
 }
 
-// TestBrowserShopping drives headless Chromium through the storefront: log in at the
-// issuer, search, fill the cart, check out with an approved card and watch the saga
-// complete, then a declined card that ends Cancelled with its reason.
+// TestBrowserShopping drives headless Chromium through the storefront: the home page
+// with its pictures and prices, log in at the issuer, search, fill the cart, check
+// out with an approved card and watch the saga complete, restart the gateway and
+// carry on logged in, then a declined card that ends Cancelled with its reason, and
+// last the operator's pages as the admin.
 func TestBrowserShopping(t *testing.T) {
 	exe := chromiumPath(t)
-	s := startShop(t, shopOptions{})
+	s := startShop(t, shopOptions{natsSessions: true})
 
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(exe),
@@ -111,6 +115,20 @@ func TestBrowserShopping(t *testing.T) {
 	sh := &shooter{t: t, ctx: ctx, dir: t.ArtifactDir()}
 
 	step(t, ctx, "home", chromedp.Navigate(s.url+"/"), chromedp.WaitVisible(chromedp.CSS(".categories")))
+	// Every featured picture is drawn (an SVG of the product, not a broken image),
+	// and every price reads as money.
+	if bad := evalString(t, ctx, `(async () => {
+		const imgs = [...document.querySelectorAll(".product-card img")];
+		await Promise.all(imgs.map(i => i.decode().catch(() => {})));
+		if (imgs.length < 4) return "only " + imgs.length + " featured pictures";
+		const broken = imgs.filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src);
+		if (broken.length) return "not drawn: " + broken.join(", ");
+		const prices = [...document.querySelectorAll(".product-card .price")].map(p => p.textContent.trim());
+		const odd = prices.filter(p => !/^\$\d{1,3}(,\d{3})*\.\d{2}$/.test(p));
+		return odd.length ? "prices not formatted: " + odd.join(", ") : "";
+	})()`); bad != "" {
+		t.Fatalf("home page: %s", bad)
+	}
 	sh.shot("home")
 
 	step(t, ctx, "open the issuer's login page",
@@ -128,6 +146,23 @@ func TestBrowserShopping(t *testing.T) {
 		t.Fatalf("logged in as %q", who)
 	}
 	sh.shot("logged-in")
+
+	coffee := productsIn(t, "coffee")
+	step(t, ctx, "search coffee",
+		chromedp.SendKeys(chromedp.CSS("#search"), "coffee"),
+		chromedp.Submit(chromedp.CSS("#search")),
+		chromedp.WaitVisible(chromedp.CSS(`li[data-product="`+coffee[0]+`"]`)),
+	)
+	for _, id := range coffee {
+		if n := evalString(t, ctx, `String(document.querySelectorAll('li[data-product="`+id+`"]').length)`); n != "1" {
+			t.Fatalf("search for coffee lists %s %s times, want once (coffee products: %v)", id, n, coffee)
+		}
+	}
+	if q := evalString(t, ctx, `document.querySelector("#search").value`); q != "coffee" {
+		t.Fatalf("search box holds %q after searching coffee", q)
+	}
+	sh.shot("search-coffee")
+	evalString(t, ctx, `document.querySelector("#search").value = ""`) // the next search types afresh
 
 	addToCart := func(query, product string) {
 		t.Helper()
@@ -162,6 +197,10 @@ func TestBrowserShopping(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS("#shipping-quote")),
 			chromedp.Click(chromedp.CSS("#card-"+card)),
 		)
+		label := evalString(t, ctx, `document.querySelector("#card-`+card+`").closest("label").textContent`)
+		if want := map[string]string{"tok_visa": "Visa", "tok_chargeDeclined": "Card declined"}[card]; !strings.Contains(label, want) {
+			t.Fatalf("card %s is offered as %q, want a label saying %q", card, label, want)
+		}
 		sh.shot("checkout-" + card)
 		step(t, ctx, "place order with "+card,
 			chromedp.Click(chromedp.CSS("#place-order")),
@@ -199,7 +238,23 @@ func TestBrowserShopping(t *testing.T) {
 	paid := checkout("tok_visa")
 	waitStatus("Completed")
 	step(t, ctx, "history after completion", chromedp.WaitVisible(chromedp.CSS("#history")))
+	if hist := text(t, ctx, "#history"); !strings.Contains(hist, "Payment authorized") || strings.Contains(hist, "eventshop.") {
+		t.Fatalf("event history does not read as events a shopper knows:\n%s", hist)
+	}
+	if n := evalString(t, ctx, `String(document.querySelectorAll("#history code.id + button.copy").length)`); n == "0" {
+		t.Fatal("event history shows no shortened, copyable ids")
+	}
 	sh.shot("order-completed")
+
+	// A deploy restarts the gateway: the shopper stays logged in.
+	s.restartGateway()
+	step(t, ctx, "orders after the gateway restarted",
+		chromedp.Navigate(s.url+"/orders"),
+		chromedp.WaitVisible(chromedp.CSS("#who")),
+	)
+	if who := text(t, ctx, "#who"); who != "Alice Example" {
+		t.Fatalf("after the gateway restarted the page shows %q", who)
+	}
 
 	step(t, ctx, "order history",
 		chromedp.Click(chromedp.CSS("#nav-orders")),
@@ -218,4 +273,57 @@ func TestBrowserShopping(t *testing.T) {
 		t.Fatalf("cancel reason %q does not say the card was declined", reason)
 	}
 	sh.shot("order-cancelled")
+
+	// The operator's pages, as the admin.
+	step(t, ctx, "log out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login")))
+	step(t, ctx, "log in as admin",
+		chromedp.Click(chromedp.CSS("#login")),
+		chromedp.WaitVisible(chromedp.CSS("#username")),
+		chromedp.SendKeys(chromedp.CSS("#username"), "admin"),
+		chromedp.SendKeys(chromedp.CSS("#password"), "admin-password"),
+		chromedp.Click(chromedp.CSS("button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS("#nav-admin")),
+	)
+	step(t, ctx, "admin", chromedp.Click(chromedp.CSS("#nav-admin")), chromedp.WaitVisible(chromedp.CSS("#stock-table")))
+	sh.shot("admin")
+	step(t, ctx, "stuck sagas", chromedp.Click(chromedp.CSS("#nav-stuck-sagas")), chromedp.WaitVisible(chromedp.CSS("#no-stuck-sagas")))
+	sh.shot("admin-stuck-sagas")
+	step(t, ctx, "dead letters", chromedp.Click(chromedp.CSS("#nav-dead-letters")), chromedp.WaitVisible(chromedp.CSS("#no-dead-letters")))
+	sh.shot("admin-dead-letters")
+}
+
+// evalString runs a JavaScript expression (awaiting a promise) in the page.
+func evalString(t *testing.T, ctx context.Context, expr string) string {
+	t.Helper()
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluate %.80s: %v", expr, err)
+	}
+	return got
+}
+
+// productsIn lists the ids of the catalog's products in category.
+func productsIn(t *testing.T, category string) []string {
+	t.Helper()
+	raw, err := os.ReadFile("../services/catalog/adapters/products.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var products []struct {
+		ID         string   `json:"id"`
+		Categories []string `json:"categories"`
+	}
+	if err := json.Unmarshal(raw, &products); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, p := range products {
+		if slices.Contains(p.Categories, category) {
+			ids = append(ids, p.ID)
+		}
+	}
+	if len(ids) == 0 {
+		t.Fatalf("no %s products in the catalog", category)
+	}
+	return ids
 }

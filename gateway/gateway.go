@@ -201,12 +201,15 @@ type Deps struct {
 	Verifier *auth.Verifier
 	// Listener, when set, is served instead of listening on Config.HTTPAddr (so a
 	// caller can learn the address before the gateway exists, e.g. to register the
-	// OAuth redirect URI with an issuer).
+	// OAuth redirect URI with an issuer). One on 127.0.0.1 gets its IPv6 loopback
+	// twin on the same port, as an address the gateway listens on itself does.
 	Listener net.Listener
 	// JetStream, when set, keeps the storefront's sessions and logins in flight in
 	// the key-value bucket SessionBucket, so a restart of the gateway logs nobody
 	// out and several gateway instances share them. Nil keeps them in this process.
 	JetStream jetstream.JetStream
+	// Operations, when set, feed the admin pages of stuck sagas and dead letters.
+	Operations *Operations
 	// Telemetry, when set, receives the gateway's HTTP server spans (otelhttp, so a
 	// request's trace continues into the gRPC calls it makes) and metrics, and its
 	// MetricsHandler serves /metrics. Nil keeps a private Prometheus registry and
@@ -226,6 +229,7 @@ type Gateway struct {
 	handler  http.Handler
 	ups      *upstreams
 	sessions *sessionStore
+	ops      *Operations
 	login    *oidcLogin
 	limits   *limiters
 	metrics  *httpMetrics
@@ -256,7 +260,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Gateway, err error) {
 	}
 	logger = logger.With("service", "gateway")
 
-	g := &Gateway{cfg: cfg, logger: logger, verifier: deps.Verifier, stopping: make(chan struct{})}
+	g := &Gateway{cfg: cfg, logger: logger, verifier: deps.Verifier, ops: deps.Operations, stopping: make(chan struct{})}
 	var tp trace.TracerProvider = otel.GetTracerProvider()
 	if deps.Telemetry != nil {
 		tp = deps.Telemetry.TracerProvider()
@@ -276,8 +280,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Gateway, err error) {
 		if g.lis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("gateway: listen: %w", err)
 		}
-		g.lis6 = loopback6(g.lis, logger)
 	}
+	g.lis6 = loopback6(g.lis, logger)
 	g.public = strings.TrimSuffix(cfg.PublicURL, "/")
 	if g.public == "" {
 		g.public = "http://" + g.lis.Addr().String()

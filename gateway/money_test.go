@@ -44,3 +44,16 @@ func TestEventLabel(t *testing.T) {
 		}
 	}
 }
+
+func TestShortIDs(t *testing.T) {
+	got := string(shortIDs(`Payment 01a24c9b-5011-761e-8723-12794695e6e1 authorized <b>for</b> 5 USD`))
+	want := `Payment <code class="id" title="01a24c9b-5011-761e-8723-12794695e6e1">…12794695e6e1</code>` +
+		`<button type="button" class="copy" data-copy="01a24c9b-5011-761e-8723-12794695e6e1" aria-label="Copy 01a24c9b-5011-761e-8723-12794695e6e1">Copy</button>` +
+		` authorized &lt;b&gt;for&lt;/b&gt; 5 USD`
+	if got != want {
+		t.Fatalf("shortIDs:\n got %s\nwant %s", got, want)
+	}
+	if got := string(shortIDs("no ids <here>")); got != "no ids &lt;here&gt;" {
+		t.Fatalf("shortIDs without ids: %s", got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"golang.org/x/text/currency"
@@ -39,6 +40,27 @@ var pageFuncs = template.FuncMap{
 	"when":        formatTime,
 	"add":         func(a, b int) int { return a + b },
 	"stepRank":    stepRank,
+	"shortIDs":    shortIDs,
+}
+
+// idPattern finds the UUIDs of orders, payments, reservations and shipments in an
+// event's summary.
+var idPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
+// shortIDs escapes s and shows each id in it by its last group of twelve digits (ids
+// derived from one order share their leading, time-ordered digits), with the whole
+// id in its title and a button that copies it (copy.js).
+func shortIDs(s string) template.HTML {
+	var b strings.Builder
+	last := 0
+	for _, m := range idPattern.FindAllStringIndex(s, -1) {
+		b.WriteString(template.HTMLEscapeString(s[last:m[0]]))
+		id := s[m[0]:m[1]] // hexadecimal digits and dashes only: nothing to escape
+		fmt.Fprintf(&b, `<code class="id" title="%s">…%s</code><button type="button" class="copy" data-copy="%s" aria-label="Copy %s">Copy</button>`, id, id[len(id)-12:], id, id)
+		last = m[1]
+	}
+	b.WriteString(template.HTMLEscapeString(s[last:]))
+	return template.HTML(b.String())
 }
 
 func newPages() (*pages, error) {

@@ -24,6 +24,7 @@ import (
 	"github.com/eventshop/eventshop/gateway"
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/auth/devissuer"
+	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/pkg/natsembed/natstest"
 	"github.com/eventshop/eventshop/services/cart"
 	"github.com/eventshop/eventshop/services/catalog"
@@ -45,6 +46,7 @@ type shop struct {
 	stop map[string]func()
 	// addrs are the upstream gRPC addresses by name.
 	addrs map[string]string
+	order *order.Service
 	// newGateway builds a gateway on lis with the shop's configuration.
 	newGateway func(lis net.Listener) (*gateway.Gateway, error)
 	run        func(name string, r func(context.Context) error)
@@ -187,6 +189,7 @@ func startShop(t testing.TB, opts shopOptions) *shop {
 		}
 		run("order", svc.Run)
 		gcfg.OrderAddr = svc.Addr().String()
+		s.order = svc
 	}
 	if !skip["payment"] {
 		c := defaults(func(c *payment.Config, fs *flag.FlagSet) { c.RegisterFlags(fs) })
@@ -217,10 +220,15 @@ func startShop(t testing.TB, opts shopOptions) *shop {
 	s.addrs = map[string]string{"catalog": gcfg.CatalogAddr, "cart": gcfg.CartAddr, "order": gcfg.OrderAddr,
 		"payment": gcfg.PaymentAddr, "inventory": gcfg.InventoryAddr, "shipping": gcfg.ShippingAddr}
 	deps := gateway.Deps{Logger: logger, Verifier: verifier}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if opts.natsSessions {
-		if deps.JetStream, err = jetstream.New(nc); err != nil {
-			t.Fatal(err)
-		}
+		deps.JetStream = js
+	}
+	if s.order != nil {
+		deps.Operations = &gateway.Operations{StuckSagas: s.order.StuckSagas, DeadLetters: messaging.NewDeadLetters(js)}
 	}
 	s.newGateway = func(lis net.Listener) (*gateway.Gateway, error) {
 		d := deps

@@ -71,6 +71,9 @@ func (g *Gateway) routes(api http.Handler) http.Handler {
 	mux.Handle("POST /orders/{id}/cancel", page(g.handleOrderCancel))
 	mux.Handle("GET /admin", page(g.handleAdmin))
 	mux.Handle("POST /admin/stock", page(g.handleAdminStock))
+	mux.Handle("GET /admin/sagas", page(g.handleAdminSagas))
+	mux.Handle("GET /admin/dead-letters", page(g.handleAdminDeadLetters))
+	mux.Handle("POST /admin/dead-letters/{seq}/{action}", page(g.handleDeadLetterAction))
 	mux.Handle("/", page(func(w http.ResponseWriter, r *http.Request) {
 		g.renderError(w, r, http.StatusNotFound, "There is no such page.")
 	}))

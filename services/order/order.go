@@ -451,6 +451,16 @@ func (s *Service) Saga(ctx context.Context, orderID string) (saga.State, error) 
 	return s.orch.Get(ctx, orderID)
 }
 
+// StuckSagas lists the sagas this instance runs that passed their stuck deadline
+// (Config.SagaTiming.StuckAfter) without ending, oldest first: what the operator's
+// page shows. It returns an error when the service runs without the saga.
+func (s *Service) StuckSagas(ctx context.Context) ([]saga.State, error) {
+	if s.orch == nil {
+		return nil, errors.New("order: the saga is not running")
+	}
+	return s.orch.Stuck(ctx)
+}
+
 // dial opens a resilient client connection that forwards the caller's token.
 func (s *Service) dial(addr, name string) (*grpc.ClientConn, error) {
 	cc, err := resilience.Dial(addr,

@@ -24,8 +24,10 @@ import (
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/auth/devissuer"
 	"github.com/eventshop/eventshop/pkg/config"
+	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/natsembed"
+	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/pkg/telemetry"
 	"github.com/eventshop/eventshop/services/cart"
 	"github.com/eventshop/eventshop/services/catalog"
@@ -190,10 +192,27 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 	}
 
+	// The gateway's port is known before the issuer starts, so the dev issuer takes
+	// the storefront's redirect to it whatever -gateway-http-addr says.
+	gwAddr := m.Gateway.HTTPAddr
+	if gwAddr == "" {
+		gwAddr = gateway.DefaultHTTPAddr
+	}
+	gwLis, err := net.Listen("tcp", gwAddr)
+	if err != nil {
+		return fmt.Errorf("gateway: listen: %w", err)
+	}
+	defer func() {
+		if gwLis != nil { // not handed to the gateway: Run failed before it
+			gwLis.Close()
+		}
+	}()
+
 	m.issuerURL = m.OIDCIssuer
 	if m.issuerURL == "" {
 		m.issuer, err = devissuer.Start(ctx, devissuer.Config{
-			Addr: m.IssuerAddr, Logger: m.logger.With("service", "devissuer"),
+			Clients: storefrontClients(gwLis.Addr(), m.Gateway.PublicURL),
+			Addr:    m.IssuerAddr, Logger: m.logger.With("service", "devissuer"),
 			// Under the data dir, so a restart (or a crash) signs nobody out.
 			KeyFile: filepath.Join(m.DataDir, "issuer-key.pem"),
 		})
@@ -303,10 +322,25 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
+	// The admin pages replay dead letters as the operator: in one process the shop
+	// holds every identity anyway (a gateway run on its own gets no Operations).
+	opNC, err := m.ConnectNATS(natsauth.Operator)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	opJS, err := jetstream.New(opNC)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	ops := &gateway.Operations{DeadLetters: messaging.NewDeadLetters(opJS), StuckSagas: m.stuckSagas}
 	newGateway := func(addr string) (runner, error) {
 		cfg := gc
+		deps := gateway.Deps{Logger: m.logger, Verifier: verifier, JetStream: gwJS, Operations: ops, Telemetry: m.tel.ForService("gateway")}
+		if addr == "" { // the first start, on the listener the issuer was told of
+			deps.Listener, gwLis = gwLis, nil
+		}
 		cfg.HTTPAddr = defaultString(addr, "", cfg.HTTPAddr)
-		return gateway.New(runCtx, cfg, gateway.Deps{Logger: m.logger, Verifier: verifier, JetStream: gwJS, Telemetry: m.tel.ForService("gateway")})
+		return gateway.New(runCtx, cfg, deps)
 	}
 	return m.build(runCtx, "gateway", newGateway)
 }
@@ -319,6 +353,38 @@ func (m *Main) StorefrontURL() string {
 		return ""
 	}
 	return gw.URL()
+}
+
+// storefrontClients are the dev issuer's clients with the storefront's redirect URIs
+// on the gateway's bound address: under each loopback name, and publicURL's.
+func storefrontClients(gw net.Addr, publicURL string) []devissuer.Client {
+	clients := devissuer.DefaultClients()
+	_, port, _ := net.SplitHostPort(gw.String())
+	var uris []string
+	if publicURL != "" {
+		uris = append(uris, strings.TrimSuffix(publicURL, "/")+"/auth/callback")
+	}
+	for _, host := range []string{"localhost", "127.0.0.1", "[::1]"} {
+		uris = append(uris, "http://"+host+":"+port+"/auth/callback")
+	}
+	if ip := gw.(*net.TCPAddr).IP; !ip.IsLoopback() && !ip.IsUnspecified() {
+		uris = append(uris, "http://"+gw.String()+"/auth/callback")
+	}
+	for i := range clients {
+		if clients[i].ID == devissuer.StorefrontClientID {
+			clients[i].RedirectURIs = uris
+		}
+	}
+	return clients
+}
+
+// stuckSagas are the running order service's (gateway.Operations).
+func (m *Main) stuckSagas(ctx context.Context) ([]saga.State, error) {
+	svc := m.OrderService()
+	if svc == nil {
+		return nil, errors.New("the order service is stopped")
+	}
+	return svc.StuckSagas(ctx)
 }
 
 // runner is a built service: what Stop and Start need of it.
