@@ -42,17 +42,24 @@ type shooter struct {
 func (s *shooter) shot(name string) {
 	s.t.Helper()
 	s.n++
+	start := time.Now()
+	defer func() {
+		if d := time.Since(start); d > 3*time.Second {
+			s.t.Logf("screenshot %s took %v", name, d.Round(time.Millisecond))
+		}
+	}()
 	// The order page reloads itself when the order settles; a capture caught in that
 	// navigation can wait forever, so each attempt is bounded and retried.
 	var png []byte
 	var err error
-	for attempt := 1; attempt <= 3 && s.ctx.Err() == nil; attempt++ {
-		ctx, cancel := context.WithTimeout(s.ctx, 20*time.Second)
+	for attempt := 1; attempt <= 6 && s.ctx.Err() == nil; attempt++ {
+		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
 		png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		cancel()
 		if err == nil {
 			break
 		}
+		time.Sleep(300 * time.Millisecond) // let the navigation finish
 	}
 	if err != nil {
 		s.t.Fatalf("screenshot %s: %v", name, err)
@@ -67,6 +74,12 @@ func (s *shooter) shot(name string) {
 // step runs browser actions, failing the test with the step's name.
 func step(t *testing.T, ctx context.Context, name string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
+	start := time.Now()
+	defer func() {
+		if d := time.Since(start); d > 3*time.Second {
+			t.Logf("step %q took %v", name, d.Round(time.Millisecond))
+		}
+	}()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		loc, _ := chromedp.Run(ctx, chromedp.Location())
 		body, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("main")))
@@ -148,11 +161,7 @@ func TestBrowserShopping(t *testing.T) {
 	sh.shot("logged-in")
 
 	coffee := productsIn(t, "coffee")
-	step(t, ctx, "search coffee",
-		chromedp.SendKeys(chromedp.CSS("#search"), "coffee"),
-		chromedp.Submit(chromedp.CSS("#search")),
-		chromedp.WaitVisible(chromedp.CSS(`li[data-product="`+coffee[0]+`"]`)),
-	)
+	step(t, ctx, "search coffee", searchFor("coffee"), chromedp.WaitVisible(chromedp.CSS(`li[data-product="`+coffee[0]+`"]`)))
 	for _, id := range coffee {
 		if n := evalString(t, ctx, `String(document.querySelectorAll('li[data-product="`+id+`"]').length)`); n != "1" {
 			t.Fatalf("search for coffee lists %s %s times, want once (coffee products: %v)", id, n, coffee)
@@ -166,11 +175,7 @@ func TestBrowserShopping(t *testing.T) {
 
 	addToCart := func(query, product string) {
 		t.Helper()
-		step(t, ctx, "search "+query,
-			chromedp.SendKeys(chromedp.CSS("#search"), query),
-			chromedp.Submit(chromedp.CSS("#search")),
-			chromedp.WaitVisible(chromedp.CSS(`li[data-product="`+product+`"]`)),
-		)
+		step(t, ctx, "search "+query, searchFor(query), chromedp.WaitVisible(chromedp.CSS(`li[data-product="`+product+`"]`)))
 		sh.shot("search-" + query)
 		step(t, ctx, "add "+product,
 			chromedp.Click(chromedp.CSS(`li[data-product="`+product+`"] a`)),
@@ -274,6 +279,21 @@ func TestBrowserShopping(t *testing.T) {
 	}
 	sh.shot("order-cancelled")
 
+	// The home page now features what sold, best sellers first (the sales
+	// projection catches up within moments).
+	var firstTwo string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+		step(t, ctx, "home after the sale", chromedp.Navigate(s.url+"/"), chromedp.WaitVisible(chromedp.CSS(".product-card")))
+		firstTwo = evalString(t, ctx, `[...document.querySelectorAll(".product-card")].slice(0, 2).map(c => c.dataset.product).sort().join(" ")`)
+		if firstTwo == "burr-grinder espresso-machine" {
+			break
+		}
+	}
+	if firstTwo != "burr-grinder espresso-machine" {
+		t.Fatalf("home features %q first, want the two products sold", firstTwo)
+	}
+	sh.shot("home-best-sellers")
+
 	// The operator's pages, as the admin.
 	step(t, ctx, "log out", chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login")))
 	step(t, ctx, "log in as admin",
@@ -290,6 +310,40 @@ func TestBrowserShopping(t *testing.T) {
 	sh.shot("admin-stuck-sagas")
 	step(t, ctx, "dead letters", chromedp.Click(chromedp.CSS("#nav-dead-letters")), chromedp.WaitVisible(chromedp.CSS("#no-dead-letters")))
 	sh.shot("admin-dead-letters")
+}
+
+// searchFor types query into the search box and waits for its results page: the
+// page before may show the same products, so waiting for a product alone could
+// act on a page that is going away.
+func searchFor(query string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.SendKeys(chromedp.CSS("#search"), query),
+		chromedp.Submit(chromedp.CSS("#search")),
+		until(fmt.Sprintf(`document.readyState === "complete" && new URLSearchParams(location.search).get("q") === %q && document.querySelector("#result-count") !== null`, query)),
+	)
+}
+
+// until evaluates expr every 100 ms until it is true, for at most 30 s. An
+// evaluation that fails because the page is navigating counts as false (chromedp's
+// Poll gives up on it).
+func until(expr string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			ok, err := chromedp.Evaluate[bool](expr)(ctx, t)
+			if err == nil && ok {
+				return chromedp.Void{}, nil
+			}
+			if time.Now().After(deadline) {
+				return chromedp.Void{}, fmt.Errorf("%s still false after 30s (last error: %v)", expr, err)
+			}
+			select {
+			case <-ctx.Done():
+				return chromedp.Void{}, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
 }
 
 // evalString runs a JavaScript expression (awaiting a promise) in the page.
