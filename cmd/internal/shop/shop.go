@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -356,7 +357,8 @@ func (m *Main) StorefrontURL() string {
 }
 
 // storefrontClients are the dev issuer's clients with the storefront's redirect URIs
-// on the gateway's bound address: under each loopback name, and publicURL's.
+// on the gateway's bound address added: under each loopback name, and publicURL's.
+// The default ones stay, for tools that log in as the storefront on its default port.
 func storefrontClients(gw net.Addr, publicURL string) []devissuer.Client {
 	clients := devissuer.DefaultClients()
 	_, port, _ := net.SplitHostPort(gw.String())
@@ -371,8 +373,13 @@ func storefrontClients(gw net.Addr, publicURL string) []devissuer.Client {
 		uris = append(uris, "http://"+gw.String()+"/auth/callback")
 	}
 	for i := range clients {
-		if clients[i].ID == devissuer.StorefrontClientID {
-			clients[i].RedirectURIs = uris
+		if clients[i].ID != devissuer.StorefrontClientID {
+			continue
+		}
+		for _, u := range uris {
+			if !slices.Contains(clients[i].RedirectURIs, u) {
+				clients[i].RedirectURIs = append(clients[i].RedirectURIs, u)
+			}
 		}
 	}
 	return clients
