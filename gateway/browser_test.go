@@ -359,7 +359,7 @@ func evalString(t *testing.T, ctx context.Context, expr string) string {
 // productsIn lists the ids of the catalog's products in category.
 func productsIn(t *testing.T, category string) []string {
 	t.Helper()
-	raw, err := os.ReadFile("../services/catalog/adapters/products.json")
+	raw, err := os.ReadFile("../services/catalog/productfile/products.json")
 	if err != nil {
 		t.Fatal(err)
 	}

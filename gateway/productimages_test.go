@@ -25,7 +25,7 @@ func getProductImage(file string) *httptest.ResponseRecorder {
 // TestProductImages checks that every catalog product has an embedded, self-contained
 // SVG illustration, and that anything else is 404.
 func TestProductImages(t *testing.T) {
-	raw, err := os.ReadFile("../services/catalog/adapters/products.json")
+	raw, err := os.ReadFile("../services/catalog/productfile/products.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,7 +142,7 @@ func startShop(t testing.TB, opts shopOptions) *shop {
 		})
 	}
 
-	cat, err := catalog.New(catalog.Config{GRPCAddr: "127.0.0.1:0"}, catalog.Deps{Logger: logger, Verifier: verifier})
+	cat, err := catalog.New(ctx, catalog.Config{GRPCAddr: "127.0.0.1:0"}, catalog.Deps{Logger: logger, Verifier: verifier})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func startShop(t testing.TB, opts shopOptions) *shop {
 	if !skip["cart"] {
 		c := defaults(func(c *cart.Config, fs *flag.FlagSet) { c.RegisterFlags(fs) })
 		c.GRPCAddr, c.CatalogAddr = "127.0.0.1:0", catAddr
-		svc, err := cart.New(c, cart.Deps{Logger: logger, Verifier: verifier, NATS: nc})
+		svc, err := cart.New(ctx, c, cart.Deps{Logger: logger, Verifier: verifier, NATS: nc})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +183,7 @@ func startShop(t testing.TB, opts shopOptions) *shop {
 	if !skip["order"] {
 		c := defaults(func(c *order.Config, fs *flag.FlagSet) { c.RegisterFlags(fs) })
 		c.GRPCAddr, c.CatalogAddr, c.ShippingAddr, c.ReadDSN = "127.0.0.1:0", catAddr, gcfg.ShippingAddr, filepath.Join(dir, "orders.db")
-		svc, err := order.New(c, order.Deps{Logger: logger, Verifier: verifier, NATS: nc})
+		svc, err := order.New(ctx, c, order.Deps{Logger: logger, Verifier: verifier, NATS: nc})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -75,7 +75,7 @@ func TestTwoOrderInstancesSplitTheReadModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := order.New(cfg, order.Deps{Logger: slog.New(slog.DiscardHandler), Verifier: verifier, NATS: nc})
+	second, err := order.New(context.Background(), cfg, order.Deps{Logger: slog.New(slog.DiscardHandler), Verifier: verifier, NATS: nc})
 	if err != nil {
 		t.Fatal(err)
 	}

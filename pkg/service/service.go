@@ -41,7 +41,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // metrics when MetricsAddr is set, and calls serve with a context that ends on
 // SIGINT, SIGTERM or the end of ctx. When serve returns it flushes telemetry, for at
 // most 5 seconds. It returns the telemetry set-up error, the metrics listen error or
-// serve's error.
+// serve's error, except that of a start-up that ended because it was asked to stop
+// (Ctrl-C during a slow migration is a stop, not a failure).
 func (c Config) Run(ctx context.Context, name string, serve func(ctx context.Context, logger *slog.Logger) error) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -65,7 +66,12 @@ func (c Config) Run(ctx context.Context, name string, serve func(ctx context.Con
 		}
 		defer closeMetrics()
 	}
-	return serve(ctx, logger)
+	err = serve(ctx, logger)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		logger.Info("stopped while starting", "error", err)
+		return nil
+	}
+	return err
 }
 
 // serveMetrics serves h at /metrics on addr until shutdown is called. It returns the

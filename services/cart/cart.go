@@ -21,9 +21,10 @@ import (
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"github.com/eventshop/eventshop/pkg/resilience"
-	"github.com/eventshop/eventshop/services/cart/adapters"
 	"github.com/eventshop/eventshop/services/cart/app"
+	"github.com/eventshop/eventshop/services/cart/catalogclient"
 	"github.com/eventshop/eventshop/services/cart/domain"
+	"github.com/eventshop/eventshop/services/cart/kvstore"
 	grpctransport "github.com/eventshop/eventshop/services/cart/transport/grpc"
 )
 
@@ -132,8 +133,9 @@ type Service struct {
 // New validates cfg and deps, creates the carts bucket (idempotently), prepares the
 // catalog connection (lazily: the catalog may start later) and listens on
 // cfg.GRPCAddr. It returns an error for invalid config, a missing verifier or NATS
-// connection, a bucket that cannot be created, or an address it cannot listen on.
-func New(cfg Config, deps Deps) (*Service, error) {
+// connection, a bucket that cannot be created before ctx ends (or within 30 s), or an
+// address it cannot listen on.
+func New(ctx context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("cart: config: %w", err)
 	}
@@ -153,9 +155,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cart: jetstream: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	store, err := adapters.NewKVStore(ctx, js, cfg.CartTTL, adapters.WithReplicas(cfg.StreamReplicas))
+	store, err := kvstore.New(ctx, js, cfg.CartTTL, kvstore.WithReplicas(cfg.StreamReplicas))
 	if err != nil {
 		return nil, fmt.Errorf("cart: %w", err)
 	}
@@ -171,7 +173,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, fmt.Errorf("cart: catalog: %w", err)
 	}
 
-	carts := app.NewCarts(store, adapters.NewCatalogClient(conn),
+	carts := app.NewCarts(store, catalogclient.New(conn),
 		domain.Limits{MaxLines: cfg.MaxLines, MaxQuantity: int32(cfg.MaxQuantity)}, logger)
 	srv := grpcserver.New(
 		grpcserver.WithLogger(logger),

@@ -54,7 +54,7 @@ func startShop(t *testing.T, mutate ...func(*cart.Config)) *shop {
 		t.Fatal(err)
 	}
 
-	cat, err := catalog.New(catalog.Config{GRPCAddr: "127.0.0.1:0"}, catalog.Deps{Verifier: v})
+	cat, err := catalog.New(context.Background(), catalog.Config{GRPCAddr: "127.0.0.1:0"}, catalog.Deps{Verifier: v})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func (s *shop) startCart(mutate ...func(*cart.Config)) cartv1.CartServiceClient 
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	svc, err := cart.New(cfg, cart.Deps{Verifier: s.verifier, NATS: s.nc})
+	svc, err := cart.New(context.Background(), cfg, cart.Deps{Verifier: s.verifier, NATS: s.nc})
 	if err != nil {
 		s.t.Fatal(err)
 	}

@@ -17,8 +17,8 @@ import (
 	catalogv1 "github.com/eventshop/eventshop/gen/go/eventshop/catalog/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/grpcserver"
-	"github.com/eventshop/eventshop/services/catalog/adapters"
 	"github.com/eventshop/eventshop/services/catalog/domain"
+	"github.com/eventshop/eventshop/services/catalog/productfile"
 	grpctransport "github.com/eventshop/eventshop/services/catalog/transport/grpc"
 )
 
@@ -84,8 +84,9 @@ type Service struct {
 
 // New loads and validates the catalog and listens on cfg.GRPCAddr. It returns an
 // error for an invalid cfg, a catalog that fails to load (naming the product), or an
-// address it cannot listen on.
-func New(cfg Config, deps Deps) (*Service, error) {
+// address it cannot listen on. ctx bounds nothing yet (the catalog loads from a
+// file); it is there so every service starts the same way.
+func New(_ context.Context, cfg Config, deps Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("catalog: config: %w", err)
 	}
@@ -100,9 +101,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		err error
 	)
 	if cfg.ProductsFile != "" {
-		cat, err = adapters.LoadCatalogFile(cfg.ProductsFile)
+		cat, err = productfile.LoadCatalogFile(cfg.ProductsFile)
 	} else {
-		cat, err = adapters.EmbeddedCatalog()
+		cat, err = productfile.EmbeddedCatalog()
 	}
 	if err != nil {
 		return nil, fmt.Errorf("catalog: %w", err)

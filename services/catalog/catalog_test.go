@@ -31,7 +31,7 @@ func TestServiceServesPubliclyAndStopsCleanly(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	svc, err := catalog.New(catalog.Config{GRPCAddr: "127.0.0.1:0"}, catalog.Deps{Verifier: v})
+	svc, err := catalog.New(context.Background(), catalog.Config{GRPCAddr: "127.0.0.1:0"}, catalog.Deps{Verifier: v})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,14 +93,14 @@ func TestNewRejectsBadProductsFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := catalog.New(catalog.Config{GRPCAddr: "127.0.0.1:0", ProductsFile: path}, catalog.Deps{})
+	_, err := catalog.New(context.Background(), catalog.Config{GRPCAddr: "127.0.0.1:0", ProductsFile: path}, catalog.Deps{})
 	if err == nil || !strings.Contains(err.Error(), `"mug"`) || !strings.Contains(err.Error(), "price") {
 		t.Fatalf("err = %v, want one naming the product and its price", err)
 	}
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	if _, err := catalog.New(catalog.Config{}, catalog.Deps{}); err == nil || !strings.Contains(err.Error(), "grpc-addr") {
+	if _, err := catalog.New(context.Background(), catalog.Config{}, catalog.Deps{}); err == nil || !strings.Contains(err.Error(), "grpc-addr") {
 		t.Fatalf("err = %v, want one naming grpc-addr", err)
 	}
 }

@@ -35,9 +35,11 @@ import (
 	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/pkg/sqldb"
-	"github.com/eventshop/eventshop/services/order/adapters"
 	"github.com/eventshop/eventshop/services/order/app"
+	"github.com/eventshop/eventshop/services/order/catalogclient"
+	"github.com/eventshop/eventshop/services/order/kvstore"
 	"github.com/eventshop/eventshop/services/order/projection"
+	"github.com/eventshop/eventshop/services/order/shippingclient"
 	grpctransport "github.com/eventshop/eventshop/services/order/transport/grpc"
 )
 
@@ -242,12 +244,12 @@ type Service struct {
 // invalid cfg, missing NATS and Store (or NATS with cfg.Saga), a snapshot or
 // checkpoint bucket, stream, consumer or read-model database it cannot open or
 // migrate, a malformed client address, or an address it cannot listen on. Start-up
-// I/O (buckets, streams, database) is bounded by StartTimeout.
-func New(cfg Config, deps Deps) (_ *Service, err error) {
+// I/O (buckets, streams, database) ends with ctx, and within StartTimeout.
+func New(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("order: config: %w", err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), StartTimeout)
+	ctx, cancel := context.WithTimeout(ctx, StartTimeout)
 	defer cancel()
 	logger := deps.Logger
 	if logger == nil {
@@ -297,7 +299,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 	}
 	repoOpts := []app.RepositoryOption{app.WithLogger(logger)}
 	if cfg.SnapshotEvery > 0 && onJetStream {
-		snaps, err := adapters.NewKVSnapshots(ctx, js, adapters.SnapshotBucket, adapters.WithReplicas(cfg.StreamReplicas))
+		snaps, err := kvstore.NewSnapshots(ctx, js, kvstore.SnapshotBucket, kvstore.WithReplicas(cfg.StreamReplicas))
 		if err != nil {
 			return nil, fmt.Errorf("order: %w", err)
 		}
@@ -315,7 +317,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		if err != nil {
 			return nil, err
 		}
-		quoter = adapters.NewShipping(shippingConn)
+		quoter = shippingclient.New(shippingConn)
 	}
 
 	var (
@@ -349,7 +351,7 @@ func New(cfg Config, deps Deps) (_ *Service, err error) {
 		}
 	}
 
-	placeOrder := app.NewPlaceOrder(repo, adapters.NewCatalog(catalogConn), quoter, deps.OrderPlaced)
+	placeOrder := app.NewPlaceOrder(repo, catalogclient.New(catalogConn), quoter, deps.OrderPlaced)
 	cancelOrder := app.NewCancelOrder(repo)
 	if cfg.Saga {
 		if js == nil {
@@ -427,7 +429,7 @@ func (s *Service) wireSaga(ctx context.Context, cfg Config, js jetstream.JetStre
 	if err != nil {
 		return fmt.Errorf("order: saga replies: %w", err)
 	}
-	checkpoints, err := adapters.NewKVCheckpoints(ctx, js, adapters.CheckpointBucket, adapters.WithReplicas(cfg.StreamReplicas))
+	checkpoints, err := kvstore.NewCheckpoints(ctx, js, kvstore.CheckpointBucket, kvstore.WithReplicas(cfg.StreamReplicas))
 	if err != nil {
 		return fmt.Errorf("order: %w", err)
 	}

@@ -86,7 +86,7 @@ func startWith(t *testing.T, opts startOptions) *env {
 		}
 	}
 
-	cat, err := catalog.New(catalog.Config{GRPCAddr: "127.0.0.1:0"}, catalog.Deps{})
+	cat, err := catalog.New(context.Background(), catalog.Config{GRPCAddr: "127.0.0.1:0"}, catalog.Deps{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func startWith(t *testing.T, opts startOptions) *env {
 	if opts.tweak != nil {
 		opts.tweak(&cfg)
 	}
-	svc, err := order.New(cfg, order.Deps{Verifier: verifier, NATS: nc, Store: store})
+	svc, err := order.New(context.Background(), cfg, order.Deps{Verifier: verifier, NATS: nc, Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -235,7 +235,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newCatalog := func(addr string) (runner, error) {
 		cfg := m.Catalog
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		return catalog.New(cfg, catalog.Deps{Logger: m.logger, Verifier: verifier})
+		return catalog.New(runCtx, cfg, catalog.Deps{Logger: m.logger, Verifier: verifier})
 	}
 	if err := m.build(runCtx, "catalog", newCatalog); err != nil {
 		return err
@@ -247,7 +247,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newCart := func(addr string) (runner, error) {
 		cfg := cartCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		return cart.New(cfg, cart.Deps{Logger: m.logger, Verifier: verifier, NATS: ncs["cart"]})
+		return cart.New(runCtx, cfg, cart.Deps{Logger: m.logger, Verifier: verifier, NATS: ncs["cart"]})
 	}
 	if err := m.build(runCtx, "cart", newCart); err != nil {
 		return err
@@ -302,7 +302,7 @@ func (m *Main) Run(ctx context.Context) error {
 	newOrder := func(addr string) (runner, error) {
 		cfg := ordCfg
 		cfg.GRPCAddr = defaultString(addr, "", cfg.GRPCAddr)
-		svc, err := order.New(cfg, order.Deps{Logger: m.logger, Verifier: verifier, NATS: ncs["order"], WrapSagaCanceller: m.WrapOrderCancel})
+		svc, err := order.New(runCtx, cfg, order.Deps{Logger: m.logger, Verifier: verifier, NATS: ncs["order"], WrapSagaCanceller: m.WrapOrderCancel})
 		return svc, err
 	}
 	if err := m.build(runCtx, "order", newOrder); err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/eventshop/eventshop/services/order/domain"
 )
 
-// kvSnapshots is the KV bucket the service uses, reached directly: package adapters
+// kvSnapshots is the KV bucket the service uses, reached directly: package kvstore
 // imports app, so this in-package benchmark cannot import it.
 type kvSnapshots struct{ kv jetstream.KeyValue }
 

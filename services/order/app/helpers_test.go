@@ -9,20 +9,20 @@ import (
 
 	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/natsembed/natstest"
-	"github.com/eventshop/eventshop/services/order/adapters"
 	"github.com/eventshop/eventshop/services/order/app"
 	"github.com/eventshop/eventshop/services/order/domain"
+	"github.com/eventshop/eventshop/services/order/kvstore"
 )
 
 // jetStreamEnv returns an event store and a snapshot bucket on a fresh embedded server.
-func jetStreamEnv(t *testing.T) (eventstore.Store, *adapters.KVSnapshots, jetstream.JetStream) {
+func jetStreamEnv(t *testing.T) (eventstore.Store, *kvstore.Snapshots, jetstream.JetStream) {
 	t.Helper()
 	_, nc := natstest.Connect(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	snaps, err := adapters.NewKVSnapshots(t.Context(), js, "")
+	snaps, err := kvstore.NewSnapshots(t.Context(), js, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string) error {
 		}
 		defer nc.Close()
 
-		svc, err := cart.New(cfg, cart.Deps{Logger: logger, Verifier: verifier, NATS: nc})
+		svc, err := cart.New(ctx, cfg, cart.Deps{Logger: logger, Verifier: verifier, NATS: nc})
 		if err != nil {
 			return err
 		}

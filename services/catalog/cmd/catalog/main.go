@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string) error {
 			}
 			deps.Verifier = v
 		}
-		svc, err := catalog.New(cfg, deps)
+		svc, err := catalog.New(ctx, cfg, deps)
 		if err != nil {
 			return err
 		}

@@ -13,14 +13,14 @@ import (
 	catalogv1 "github.com/eventshop/eventshop/gen/go/eventshop/catalog/v1"
 	"github.com/eventshop/eventshop/pkg/grpcserver"
 	"github.com/eventshop/eventshop/pkg/resilience"
-	"github.com/eventshop/eventshop/services/catalog/adapters"
+	"github.com/eventshop/eventshop/services/catalog/productfile"
 	grpctransport "github.com/eventshop/eventshop/services/catalog/transport/grpc"
 )
 
 // client serves the embedded catalog on a loopback port and returns a client to it.
 func client(t *testing.T) catalogv1.CatalogServiceClient {
 	t.Helper()
-	cat, err := adapters.EmbeddedCatalog()
+	cat, err := productfile.EmbeddedCatalog()
 	if err != nil {
 		t.Fatal(err)
 	}

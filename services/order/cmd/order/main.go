@@ -67,7 +67,7 @@ func run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		svc, err := order.New(cfg, order.Deps{Logger: logger, Verifier: v, NATS: nc})
+		svc, err := order.New(ctx, cfg, order.Deps{Logger: logger, Verifier: v, NATS: nc})
 		if err != nil {
 			return err
 		}

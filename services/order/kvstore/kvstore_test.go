@@ -1,4 +1,4 @@
-package adapters
+package kvstore
 
 import (
 	"testing"
@@ -16,10 +16,10 @@ func TestBucketsSingleReplicaByDefault(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewKVSnapshots(t.Context(), js, ""); err != nil {
+	if _, err := NewSnapshots(t.Context(), js, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewKVCheckpoints(t.Context(), js, "", WithReplicas(0)); err != nil {
+	if _, err := NewCheckpoints(t.Context(), js, "", WithReplicas(0)); err != nil {
 		t.Fatal(err)
 	}
 	for _, bucket := range []string{SnapshotBucket, CheckpointBucket} {

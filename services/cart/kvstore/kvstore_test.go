@@ -1,4 +1,4 @@
-package adapters
+package kvstore
 
 import (
 	"context"
@@ -19,14 +19,14 @@ import (
 
 var limits = domain.Limits{MaxLines: 10, MaxQuantity: 100}
 
-func newStore(t testing.TB, ttl time.Duration) (*KVStore, jetstream.JetStream) {
+func newStore(t testing.TB, ttl time.Duration) (*Store, jetstream.JetStream) {
 	t.Helper()
 	_, nc := natstest.Connect(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewKVStore(t.Context(), js, ttl)
+	s, err := New(t.Context(), js, ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func newStore(t testing.TB, ttl time.Duration) (*KVStore, jetstream.JetStream) {
 
 func TestKVStoreBucketIsIdempotentWithTTL(t *testing.T) {
 	s, js := newStore(t, time.Hour)
-	if _, err := NewKVStore(t.Context(), js, time.Hour); err != nil {
+	if _, err := New(t.Context(), js, time.Hour); err != nil {
 		t.Fatalf("second create: %v", err)
 	}
 	st, err := s.kv.Status(t.Context())
@@ -49,7 +49,7 @@ func TestKVStoreBucketIsIdempotentWithTTL(t *testing.T) {
 
 func TestKVStoreSingleReplicaByDefault(t *testing.T) {
 	_, js := newStore(t, 0)
-	if _, err := NewKVStore(t.Context(), js, 0, WithReplicas(0)); err != nil {
+	if _, err := New(t.Context(), js, 0, WithReplicas(0)); err != nil {
 		t.Fatalf("WithReplicas(0): %v", err)
 	}
 	st, err := js.Stream(t.Context(), "KV_"+Bucket)

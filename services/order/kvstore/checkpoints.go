@@ -1,4 +1,4 @@
-package adapters
+package kvstore
 
 import (
 	"context"
@@ -17,17 +17,17 @@ import (
 // its category, keyed by follower name.
 const CheckpointBucket = "order_followers"
 
-// KVCheckpoints stores follower checkpoints in a NATS KV bucket.
-type KVCheckpoints struct {
+// Checkpoints stores follower checkpoints in a NATS KV bucket.
+type Checkpoints struct {
 	kv jetstream.KeyValue
 }
 
-var _ app.Checkpoints = (*KVCheckpoints)(nil)
+var _ app.Checkpoints = (*Checkpoints)(nil)
 
-// NewKVCheckpoints opens (creating if needed) the bucket named bucket,
+// NewCheckpoints opens (creating if needed) the bucket named bucket,
 // CheckpointBucket when empty. It returns the JetStream error, wrapped, when the
 // bucket can neither be opened nor created.
-func NewKVCheckpoints(ctx context.Context, js jetstream.JetStream, bucket string, opts ...KVOption) (*KVCheckpoints, error) {
+func NewCheckpoints(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Option) (*Checkpoints, error) {
 	if bucket == "" {
 		bucket = CheckpointBucket
 	}
@@ -44,12 +44,12 @@ func NewKVCheckpoints(ctx context.Context, js jetstream.JetStream, bucket string
 	if err != nil {
 		return nil, err
 	}
-	return &KVCheckpoints{kv: kv}, nil
+	return &Checkpoints{kv: kv}, nil
 }
 
 // Load implements app.Checkpoints: eventstore.Start for a follower without one. It
 // returns the JetStream error, wrapped, or an error for a malformed value.
-func (c *KVCheckpoints) Load(ctx context.Context, name string) (eventstore.Position, error) {
+func (c *Checkpoints) Load(ctx context.Context, name string) (eventstore.Position, error) {
 	e, err := c.kv.Get(ctx, name)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return eventstore.Start, nil
@@ -64,7 +64,7 @@ func (c *KVCheckpoints) Load(ctx context.Context, name string) (eventstore.Posit
 }
 
 // Save implements app.Checkpoints; it returns the JetStream error, wrapped.
-func (c *KVCheckpoints) Save(ctx context.Context, name string, pos eventstore.Position) error {
+func (c *Checkpoints) Save(ctx context.Context, name string, pos eventstore.Position) error {
 	if _, err := c.kv.Put(ctx, name, binary.BigEndian.AppendUint64(nil, uint64(pos))); err != nil {
 		return fmt.Errorf("save checkpoint %s: %w", name, err)
 	}

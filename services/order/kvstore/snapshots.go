@@ -1,4 +1,6 @@
-package adapters
+// Package kvstore keeps the order service's aggregate snapshots and its
+// followers' checkpoints in NATS JetStream key-value buckets.
+package kvstore
 
 import (
 	"context"
@@ -16,19 +18,19 @@ import (
 // needed, because the events after it are always read from the event store.
 const SnapshotBucket = "order_snapshots"
 
-// KVSnapshots stores order snapshots in a NATS KV bucket.
-type KVSnapshots struct {
+// Snapshots stores order snapshots in a NATS KV bucket.
+type Snapshots struct {
 	kv jetstream.KeyValue
 }
 
-var _ app.Snapshots = (*KVSnapshots)(nil)
+var _ app.Snapshots = (*Snapshots)(nil)
 
-// KVOption tunes the buckets NewKVSnapshots and NewKVCheckpoints create.
-type KVOption func(*jetstream.KeyValueConfig)
+// Option tunes the buckets NewSnapshots and NewCheckpoints create.
+type Option func(*jetstream.KeyValueConfig)
 
 // WithReplicas sets a bucket's replica count: 1 on a single server (the default), 3
 // on a cluster. Zero or less keeps the default.
-func WithReplicas(n int) KVOption {
+func WithReplicas(n int) Option {
 	return func(c *jetstream.KeyValueConfig) {
 		if n > 0 {
 			c.Replicas = n
@@ -36,10 +38,10 @@ func WithReplicas(n int) KVOption {
 	}
 }
 
-// NewKVSnapshots opens (creating if needed) the bucket named bucket, SnapshotBucket
+// NewSnapshots opens (creating if needed) the bucket named bucket, SnapshotBucket
 // when empty. It returns the JetStream error, wrapped, when the bucket can neither
 // be opened nor created.
-func NewKVSnapshots(ctx context.Context, js jetstream.JetStream, bucket string, opts ...KVOption) (*KVSnapshots, error) {
+func NewSnapshots(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Option) (*Snapshots, error) {
 	if bucket == "" {
 		bucket = SnapshotBucket
 	}
@@ -56,11 +58,11 @@ func NewKVSnapshots(ctx context.Context, js jetstream.JetStream, bucket string, 
 	if err != nil {
 		return nil, err
 	}
-	return &KVSnapshots{kv: kv}, nil
+	return &Snapshots{kv: kv}, nil
 }
 
 // Get implements app.Snapshots; ok is false for an order without a snapshot.
-func (s *KVSnapshots) Get(ctx context.Context, orderID string) ([]byte, bool, error) {
+func (s *Snapshots) Get(ctx context.Context, orderID string) ([]byte, bool, error) {
 	e, err := s.kv.Get(ctx, orderID)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, false, nil
@@ -73,7 +75,7 @@ func (s *KVSnapshots) Get(ctx context.Context, orderID string) ([]byte, bool, er
 
 // Put implements app.Snapshots. Concurrent writers may overwrite each other; any
 // stored snapshot is valid for its own version, so that costs nothing but reads.
-func (s *KVSnapshots) Put(ctx context.Context, orderID string, data []byte) error {
+func (s *Snapshots) Put(ctx context.Context, orderID string, data []byte) error {
 	if _, err := s.kv.Put(ctx, orderID, data); err != nil {
 		return fmt.Errorf("put snapshot of %s: %w", orderID, err)
 	}

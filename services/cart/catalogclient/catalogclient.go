@@ -1,4 +1,7 @@
-package adapters
+// Package catalogclient asks the catalog service for products over gRPC (through
+// pkg/resilience), keeping the last known price of each so a cart still renders
+// while the catalog is down.
+package catalogclient
 
 import (
 	"context"
@@ -16,30 +19,30 @@ import (
 	"github.com/eventshop/eventshop/services/cart/domain"
 )
 
-// CatalogClient asks the catalog service for products and remembers every product
+// Client asks the catalog service for products and remembers every product
 // it was told about, so the cart can still show prices while the catalog is down.
 // The connection should come from resilience.Dial with the catalog marked idempotent.
-type CatalogClient struct {
+type Client struct {
 	client catalogv1.CatalogServiceClient
 
 	mu        sync.RWMutex
 	lastKnown map[string]domain.Product // bounded by the catalog's size
 }
 
-var _ app.Catalog = (*CatalogClient)(nil)
+var _ app.Catalog = (*Client)(nil)
 
-// NewCatalogClient returns a client over conn. It panics if conn is nil.
-func NewCatalogClient(conn grpc.ClientConnInterface) *CatalogClient {
+// New returns a client over conn. It panics if conn is nil.
+func New(conn grpc.ClientConnInterface) *Client {
 	if conn == nil {
-		panic("adapters: nil catalog connection")
+		panic("catalogclient: nil catalog connection")
 	}
-	return &CatalogClient{client: catalogv1.NewCatalogServiceClient(conn), lastKnown: make(map[string]domain.Product)}
+	return &Client{client: catalogv1.NewCatalogServiceClient(conn), lastKnown: make(map[string]domain.Product)}
 }
 
 // Product asks the catalog for one product. It returns an error wrapping
 // app.ErrUnknownProduct when the catalog does not sell it, ctx's error when the
 // caller gave up, and app.ErrCatalogUnavailable for any other failure.
-func (c *CatalogClient) Product(ctx context.Context, id string) (domain.Product, error) {
+func (c *Client) Product(ctx context.Context, id string) (domain.Product, error) {
 	resp, err := c.client.GetProducts(ctx, &catalogv1.GetProductsRequest{Ids: []string{id}})
 	if err != nil {
 		return domain.Product{}, classify(ctx, id, err)
@@ -55,7 +58,7 @@ func (c *CatalogClient) Product(ctx context.Context, id string) (domain.Product,
 // Products asks the catalog for ids at once; products it no longer sells are left
 // out. It returns ctx's error when the caller gave up and an error wrapping
 // app.ErrCatalogUnavailable for any other failure.
-func (c *CatalogClient) Products(ctx context.Context, ids []string) (map[string]domain.Product, error) {
+func (c *Client) Products(ctx context.Context, ids []string) (map[string]domain.Product, error) {
 	resp, err := c.client.GetProducts(ctx, &catalogv1.GetProductsRequest{Ids: ids})
 	if err == nil {
 		return toMap(c.remember(resp.GetProducts())), nil
@@ -80,7 +83,7 @@ func (c *CatalogClient) Products(ctx context.Context, ids []string) (map[string]
 }
 
 // LastKnown returns the products among ids that earlier answers contained.
-func (c *CatalogClient) LastKnown(ids []string) map[string]domain.Product {
+func (c *Client) LastKnown(ids []string) map[string]domain.Product {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	out := make(map[string]domain.Product, len(ids))
@@ -92,7 +95,7 @@ func (c *CatalogClient) LastKnown(ids []string) map[string]domain.Product {
 	return out
 }
 
-func (c *CatalogClient) remember(pbs []*catalogv1.Product) []domain.Product {
+func (c *Client) remember(pbs []*catalogv1.Product) []domain.Product {
 	ps := make([]domain.Product, len(pbs))
 	for i, pb := range pbs {
 		ps[i] = domain.Product{

@@ -1,6 +1,6 @@
-// Package adapters connects the cart to the outside: carts kept in a NATS JetStream
-// key-value bucket, and the catalog asked over gRPC with a last-known-price cache.
-package adapters
+// Package kvstore keeps carts in a NATS JetStream key-value bucket, one key per
+// user, updated with compare-and-set.
+package kvstore
 
 import (
 	"context"
@@ -26,22 +26,22 @@ const Bucket = "carts"
 // DefaultMaxAttempts bounds the read-modify-write attempts of one Update.
 const DefaultMaxAttempts = 10
 
-// KVStore keeps carts in a JetStream key-value bucket, one key per user, as
+// Store keeps carts in a JetStream key-value bucket, one key per user, as
 // cartv1.Cart protobuf values (user id, items, update time; never prices). Updates
 // are compare-and-set on the key's revision, so concurrent writers never lose a line.
-type KVStore struct {
+type Store struct {
 	kv          jetstream.KeyValue
 	maxAttempts int
 }
 
-var _ app.Store = (*KVStore)(nil)
+var _ app.Store = (*Store)(nil)
 
-// KVStoreOption tunes NewKVStore.
-type KVStoreOption func(*jetstream.KeyValueConfig)
+// Option tunes New.
+type Option func(*jetstream.KeyValueConfig)
 
 // WithReplicas sets the bucket's replica count: 1 on a single server (the default),
 // 3 on a cluster. Zero or less keeps the default.
-func WithReplicas(n int) KVStoreOption {
+func WithReplicas(n int) Option {
 	return func(c *jetstream.KeyValueConfig) {
 		if n > 0 {
 			c.Replicas = n
@@ -49,11 +49,11 @@ func WithReplicas(n int) KVStoreOption {
 	}
 }
 
-// NewKVStore creates the bucket if needed, or updates its settings, and returns a
+// New creates the bucket if needed, or updates its settings, and returns a
 // store over it. ttl is how long a cart lives after its last change, so abandoned
 // carts expire; zero keeps carts forever. It returns the JetStream error if the
 // bucket cannot be created or updated.
-func NewKVStore(ctx context.Context, js jetstream.JetStream, ttl time.Duration, opts ...KVStoreOption) (*KVStore, error) {
+func New(ctx context.Context, js jetstream.JetStream, ttl time.Duration, opts ...Option) (*Store, error) {
 	cfg := jetstream.KeyValueConfig{
 		Bucket:      Bucket,
 		Description: "shopping carts, one key per user",
@@ -68,7 +68,7 @@ func NewKVStore(ctx context.Context, js jetstream.JetStream, ttl time.Duration, 
 	if err != nil {
 		return nil, err
 	}
-	return &KVStore{kv: kv, maxAttempts: DefaultMaxAttempts}, nil
+	return &Store{kv: kv, maxAttempts: DefaultMaxAttempts}, nil
 }
 
 // key maps a user id (any string the issuer chose) onto the bucket's key alphabet.
@@ -78,13 +78,13 @@ func key(userID string) string {
 
 // Get returns the user's cart, an empty one if none is stored. It returns the
 // JetStream error, or one for a stored value that does not decode.
-func (s *KVStore) Get(ctx context.Context, userID string) (*domain.Cart, error) {
+func (s *Store) Get(ctx context.Context, userID string) (*domain.Cart, error) {
 	cart, _, err := s.load(ctx, userID)
 	return cart, err
 }
 
 // load returns the cart and its revision; revision 0 means no cart is stored.
-func (s *KVStore) load(ctx context.Context, userID string) (*domain.Cart, uint64, error) {
+func (s *Store) load(ctx context.Context, userID string) (*domain.Cart, uint64, error) {
 	entry, err := s.kv.Get(ctx, key(userID))
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -112,7 +112,7 @@ func (s *KVStore) load(ctx context.Context, userID string) (*domain.Cart, uint64
 // writer got there first. If fn changes nothing, nothing is written. It returns
 // fn's error (nothing written), app.ErrConflict after DefaultMaxAttempts lost races,
 // ctx's error, or the JetStream error.
-func (s *KVStore) Update(ctx context.Context, userID string, fn func(*domain.Cart) error) (*domain.Cart, error) {
+func (s *Store) Update(ctx context.Context, userID string, fn func(*domain.Cart) error) (*domain.Cart, error) {
 	k := key(userID)
 	// Racing writers pause a short random time, growing with each lost race, so
 	// they spread out instead of colliding again in lockstep.

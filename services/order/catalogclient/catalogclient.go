@@ -1,4 +1,6 @@
-package adapters
+// Package catalogclient gives the order use cases the catalog's products over gRPC
+// (through pkg/resilience): app.Catalog.
+package catalogclient
 
 import (
 	"context"
@@ -11,30 +13,34 @@ import (
 	"google.golang.org/grpc/status"
 
 	catalogv1 "github.com/eventshop/eventshop/gen/go/eventshop/catalog/v1"
+	"github.com/eventshop/eventshop/pkg/resilience"
 	"github.com/eventshop/eventshop/services/order/app"
 	"github.com/eventshop/eventshop/services/order/domain"
 )
 
 // Catalog prices products with the catalog service's GetProducts.
-type Catalog struct {
+type Client struct {
 	client catalogv1.CatalogServiceClient
 }
 
-var _ app.Catalog = (*Catalog)(nil)
+var _ app.Catalog = (*Client)(nil)
 
-// NewCatalog returns a Catalog over cc, a connection made with resilience.Dial. It
+// idempotent marks read-only calls as retryable by the resilience layer.
+var idempotent = resilience.Idempotent()
+
+// New returns a Client over cc, a connection made with resilience.Dial. It
 // panics on a nil cc.
-func NewCatalog(cc grpc.ClientConnInterface) *Catalog {
+func New(cc grpc.ClientConnInterface) *Client {
 	if cc == nil {
 		panic("catalog adapter: nil connection")
 	}
-	return &Catalog{client: catalogv1.NewCatalogServiceClient(cc)}
+	return &Client{client: catalogv1.NewCatalogServiceClient(cc)}
 }
 
 // Products implements app.Catalog. It returns an *app.UnknownProductError for an id
 // the catalog reports as NotFound (or leaves out of its answer) and an error
 // matching app.ErrUnavailable for any other failure, the catalog's status wrapped.
-func (c *Catalog) Products(ctx context.Context, ids []string) (map[string]app.Product, error) {
+func (c *Client) Products(ctx context.Context, ids []string) (map[string]app.Product, error) {
 	// GetProducts is a read: safe for the resilience layer to retry.
 	resp, err := c.client.GetProducts(ctx, &catalogv1.GetProductsRequest{Ids: ids}, idempotent)
 	if err != nil {

@@ -1,7 +1,7 @@
-// Package adapters loads the product catalog from JSON: the file embedded in the
+// Package productfile loads the product catalog from JSON: the file embedded in the
 // binary, or one named at start-up. Every product is validated before the service
 // starts, so a bad catalog fails the deployment, not a customer's request.
-package adapters
+package productfile
 
 import (
 	"bytes"

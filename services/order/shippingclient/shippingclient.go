@@ -1,4 +1,6 @@
-package adapters
+// Package shippingclient gives the order use cases shipping quotes over gRPC
+// (through pkg/resilience): app.ShippingQuoter.
+package shippingclient
 
 import (
 	"context"
@@ -19,19 +21,19 @@ import (
 var idempotent = resilience.Idempotent()
 
 // Shipping quotes shipping with the shipping service's GetQuote.
-type Shipping struct {
+type Client struct {
 	client shippingv1.ShippingServiceClient
 }
 
-var _ app.ShippingQuoter = (*Shipping)(nil)
+var _ app.ShippingQuoter = (*Client)(nil)
 
-// NewShipping returns a Shipping over cc, a connection made with resilience.Dial.
+// New returns a Shipping over cc, a connection made with resilience.Dial.
 // It panics on a nil cc.
-func NewShipping(cc grpc.ClientConnInterface) *Shipping {
+func New(cc grpc.ClientConnInterface) *Client {
 	if cc == nil {
 		panic("shipping adapter: nil connection")
 	}
-	return &Shipping{client: shippingv1.NewShippingServiceClient(cc)}
+	return &Client{client: shippingv1.NewShippingServiceClient(cc)}
 }
 
 // Quote implements app.ShippingQuoter. A quote the shipping service refuses as
@@ -39,7 +41,7 @@ func NewShipping(cc grpc.ClientConnInterface) *Shipping {
 // domain.ErrInvalidOrder with the service's message, which describes only the
 // request; every other failure, including an answer without a cost, matches
 // app.ErrUnavailable with the shipping status wrapped.
-func (s *Shipping) Quote(ctx context.Context, req app.QuoteRequest) (domain.Money, error) {
+func (s *Client) Quote(ctx context.Context, req app.QuoteRequest) (domain.Money, error) {
 	items := make([]*commonv1.LineItem, len(req.Items))
 	for i, it := range req.Items {
 		items[i] = &commonv1.LineItem{ProductId: it.ProductID, Quantity: it.Quantity}
