@@ -32,6 +32,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/saga"
 	"github.com/eventshop/eventshop/pkg/sqldb"
+	"github.com/eventshop/eventshop/pkg/testlog"
 	"github.com/eventshop/eventshop/services/order/app"
 	"github.com/eventshop/eventshop/services/payment/provider"
 	"github.com/eventshop/eventshop/services/shipping/carrier"
@@ -49,27 +50,8 @@ type sagaShop struct {
 	ctx     context.Context // carries the user's token
 	orders  orderv1.OrderServiceClient
 	product *catalogv1.Product
-	sources *audit.Sources // the stores audit reads; nil: the SQLite files in dataDir
-	log     *syncBuffer    // what the shop logged
-}
-
-// syncBuffer is a bytes.Buffer that the shop's services may write while a test
-// reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	sources *audit.Sources  // the stores audit reads; nil: the SQLite files in dataDir
+	log     *testlog.Buffer // what the shop logged
 }
 
 type shopOption func(m *Main, args *[]string)
@@ -94,7 +76,7 @@ func startSagaShop(t testing.TB, opts ...shopOption) *sagaShop {
 	t.Helper()
 	m := NewMain()
 	var stdout bytes.Buffer
-	stderr := &syncBuffer{}
+	stderr := &testlog.Buffer{}
 	m.Stdout, m.Stderr = &stdout, stderr
 	dir := t.TempDir()
 	args := shopArgs(dir, "127.0.0.1:0")

@@ -17,8 +17,8 @@ import (
 
 	catalogv1 "github.com/eventshop/eventshop/gen/go/eventshop/catalog/v1"
 	"github.com/eventshop/eventshop/pkg/grpcserver"
-	"github.com/eventshop/eventshop/pkg/internal/testlog"
 	"github.com/eventshop/eventshop/pkg/resilience"
+	"github.com/eventshop/eventshop/pkg/testlog"
 )
 
 // testCatalog answers GetProduct according to the requested id: "boom" panics and

@@ -3,7 +3,6 @@ package participant
 import (
 	"context"
 	"flag"
-	"log/slog"
 
 	"github.com/nats-io/nats.go"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/config"
 	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/service"
+	"github.com/eventshop/eventshop/pkg/telemetry"
 )
 
 // Runner is a built service: what Program.New returns.
@@ -49,7 +49,8 @@ func (p Program) Run(ctx context.Context, args []string) error {
 		p.SharedDSN(readDSN)
 	}
 
-	return startCfg.Run(ctx, p.Name, func(ctx context.Context, logger *slog.Logger) error {
+	return startCfg.Run(ctx, p.Name, func(ctx context.Context, tel *telemetry.Telemetry) error {
+		logger := tel.Logger()
 		nc, err := v.nats.Connect(natsURL, p.Name, nats.MaxReconnects(-1))
 		if err != nil {
 			return err

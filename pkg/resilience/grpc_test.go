@@ -14,8 +14,8 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/eventshop/eventshop/pkg/internal/testlog"
 	"github.com/eventshop/eventshop/pkg/resilience"
+	"github.com/eventshop/eventshop/pkg/testlog"
 )
 
 var quiet = slog.New(slog.DiscardHandler)

@@ -39,11 +39,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 
 // Run sets up telemetry as service name (its logger becomes slog's default), serves
 // metrics when MetricsAddr is set, and calls serve with a context that ends on
-// SIGINT, SIGTERM or the end of ctx. When serve returns it flushes telemetry, for at
+// SIGINT, SIGTERM or the end of ctx, and the telemetry (its Logger, and its
+// MetricsHandler for a service that serves metrics itself). When serve returns it flushes telemetry, for at
 // most 5 seconds. It returns the telemetry set-up error, the metrics listen error or
 // serve's error, except that of a start-up that ended because it was asked to stop
 // (Ctrl-C during a slow migration is a stop, not a failure).
-func (c Config) Run(ctx context.Context, name string, serve func(ctx context.Context, logger *slog.Logger) error) error {
+func (c Config) Run(ctx context.Context, name string, serve func(ctx context.Context, tel *telemetry.Telemetry) error) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -66,7 +67,7 @@ func (c Config) Run(ctx context.Context, name string, serve func(ctx context.Con
 		}
 		defer closeMetrics()
 	}
-	err = serve(ctx, logger)
+	err = serve(ctx, tel)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		logger.Info("stopped while starting", "error", err)
 		return nil

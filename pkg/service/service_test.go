@@ -10,7 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventshop/eventshop/pkg/internal/testlog"
+	"github.com/eventshop/eventshop/pkg/telemetry"
+	"github.com/eventshop/eventshop/pkg/testlog"
 )
 
 func TestRegisterFlags(t *testing.T) {
@@ -33,7 +34,8 @@ func TestRegisterFlags(t *testing.T) {
 func TestRun(t *testing.T) {
 	c := Config{MetricsAddr: "127.0.0.1:0", LogLevel: slog.LevelError}
 	boom := errors.New("boom")
-	err := c.Run(context.Background(), "test", func(ctx context.Context, logger *slog.Logger) error {
+	err := c.Run(context.Background(), "test", func(ctx context.Context, tel *telemetry.Telemetry) error {
+		logger := tel.Logger()
 		if logger == nil {
 			t.Error("nil logger")
 		}
@@ -52,7 +54,7 @@ func TestRunStopsWithContext(t *testing.T) {
 	done := make(chan error, 1)
 	started := make(chan struct{})
 	go func() {
-		done <- Config{LogLevel: slog.LevelError}.Run(ctx, "test", func(ctx context.Context, _ *slog.Logger) error {
+		done <- Config{LogLevel: slog.LevelError}.Run(ctx, "test", func(ctx context.Context, _ *telemetry.Telemetry) error {
 			close(started)
 			<-ctx.Done()
 			return nil
@@ -71,7 +73,7 @@ func TestRunStopsWithContext(t *testing.T) {
 }
 
 func TestRunMetricsListenError(t *testing.T) {
-	err := Config{MetricsAddr: "not an address"}.Run(context.Background(), "test", func(context.Context, *slog.Logger) error {
+	err := Config{MetricsAddr: "not an address"}.Run(context.Background(), "test", func(context.Context, *telemetry.Telemetry) error {
 		t.Error("serve ran although metrics could not listen")
 		return nil
 	})

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 
 	"github.com/nats-io/nats.go"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/natsembed"
 	"github.com/eventshop/eventshop/pkg/service"
+	"github.com/eventshop/eventshop/pkg/telemetry"
 	"github.com/eventshop/eventshop/services/cart"
 )
 
@@ -53,7 +53,8 @@ func run(ctx context.Context, args []string) error {
 		return errors.New("cart: -oidc-issuer (SHOP_OIDC_ISSUER) is required: carts belong to verified users")
 	}
 
-	return startCfg.Run(ctx, "cart", func(ctx context.Context, logger *slog.Logger) error {
+	return startCfg.Run(ctx, "cart", func(ctx context.Context, tel *telemetry.Telemetry) error {
+		logger := tel.Logger()
 		verifier, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: oidcIssuer, Audience: oidcAudience})
 		if err != nil {
 			return fmt.Errorf("cart: %w", err)

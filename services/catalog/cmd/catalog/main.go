@@ -7,11 +7,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/config"
 	"github.com/eventshop/eventshop/pkg/service"
+	"github.com/eventshop/eventshop/pkg/telemetry"
 	"github.com/eventshop/eventshop/services/catalog"
 )
 
@@ -37,7 +37,8 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("catalog: %w", err)
 	}
 
-	return startCfg.Run(ctx, "catalog", func(ctx context.Context, logger *slog.Logger) error {
+	return startCfg.Run(ctx, "catalog", func(ctx context.Context, tel *telemetry.Telemetry) error {
+		logger := tel.Logger()
 		deps := catalog.Deps{Logger: logger}
 		if oidcIssuer != "" {
 			v, err := auth.NewVerifier(ctx, auth.VerifierConfig{Issuer: oidcIssuer, Audience: oidcAudience})

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 
 	"github.com/nats-io/nats.go"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/config"
 	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/service"
+	"github.com/eventshop/eventshop/pkg/telemetry"
 	"github.com/eventshop/eventshop/services/order"
 )
 
@@ -49,7 +49,8 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 
-	return startCfg.Run(ctx, "order", func(ctx context.Context, logger *slog.Logger) error {
+	return startCfg.Run(ctx, "order", func(ctx context.Context, tel *telemetry.Telemetry) error {
+		logger := tel.Logger()
 		nc, err := natsFlags.Connect(natsURL, natsauth.Order, nats.MaxReconnects(-1))
 		if err != nil {
 			return err

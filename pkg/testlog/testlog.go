@@ -1,4 +1,5 @@
-// Package testlog is for tests that read what a logger wrote from other goroutines.
+// Package testlog is for tests that read what a logger wrote from other goroutines
+// (the tests of pkg and of the binaries in cmd).
 package testlog
 
 import (
