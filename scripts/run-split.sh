@@ -135,7 +135,7 @@ args() {
 	case $1 in
 	nats) echo "$NATS_SERVER -c $SPLIT_DIR/nats.conf" ;;
 	nats-[123]) echo "$NATS_SERVER -c $SPLIT_DIR/$1.conf" ;;
-	devissuer) echo "$BIN/devissuer -addr $ISSUER_ADDR -key-file $SPLIT_DIR/issuer-key.pem" ;;
+	devissuer) echo "$BIN/devissuer -addr $ISSUER_ADDR -key-file $SPLIT_DIR/issuer-key.pem -storefront-redirect http://$GATEWAY_ADDR/auth/callback,http://localhost:${GATEWAY_ADDR##*:}/auth/callback" ;;
 	catalog) echo "$BIN/catalog -grpc-addr $(addr catalog) -oidc-issuer $issuer -log-level WARN" ;;
 	cart) echo "$BIN/cart -grpc-addr $(addr cart) -catalog-addr $(addr catalog) $common -stream-replicas $REPLICAS" ;;
 	payment) echo "$BIN/payment -grpc-addr $(addr payment) -read-dsn $dsn $common -stream-replicas $REPLICAS" ;;
