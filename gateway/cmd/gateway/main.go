@@ -15,7 +15,6 @@ import (
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/config"
 	"github.com/eventshop/eventshop/pkg/natsauth"
-	"github.com/eventshop/eventshop/pkg/natsembed"
 	"github.com/eventshop/eventshop/pkg/service"
 	"github.com/eventshop/eventshop/pkg/telemetry"
 )
@@ -54,20 +53,11 @@ func run(ctx context.Context, args []string) error {
 		}
 		deps := gateway.Deps{Logger: tel.Logger(), Verifier: v, Telemetry: tel}
 		if natsURL != "" {
-			as, err := natsFlags.Option(natsauth.Gateway)
+			nc, err := natsFlags.Connect(natsURL, natsauth.Gateway, nats.MaxReconnects(-1))
 			if err != nil {
 				return fmt.Errorf("gateway: %w", err)
 			}
-			ns, err := natsembed.Start(ctx, natsembed.Config{URL: natsURL, Identity: as})
-			if err != nil {
-				return fmt.Errorf("gateway: nats: %w", err)
-			}
-			defer ns.Close()
-			nc, err := ns.Connect(nats.Name(natsauth.Gateway), as)
-			if err != nil {
-				return fmt.Errorf("gateway: nats: %w", err)
-			}
-			defer nc.Close()
+			defer nc.Drain()
 			if deps.JetStream, err = jetstream.New(nc); err != nil {
 				return fmt.Errorf("gateway: nats: %w", err)
 			}
