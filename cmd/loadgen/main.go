@@ -1,7 +1,8 @@
 // Command loadgen drives simulated storefront users through the gateway's JSON API,
 // or with -mode grpc straight to the services over gRPC (steady load, a flash sale,
 // or load under restarts and card-network faults), then waits for every order to
-// become final and runs the invariant auditor.
+// become final and runs the invariant auditor. loadgen plot and loadgen plot-bench
+// draw charts of earlier results.
 package main
 
 import (
@@ -10,46 +11,78 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/eventshop/eventshop/pkg/cli"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 1 && (os.Args[1] == "plot" || os.Args[1] == "plot-bench") {
-		run := runPlot
-		if os.Args[1] == "plot-bench" {
-			run = runPlotBench
-		}
-		if err := run(os.Args[2:], os.Stderr); err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	cfg, err := parseConfig(os.Args[1:], os.Stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
+	err := cli.Execute(ctx, newRoot(os.Stdout, os.Stderr), os.Args[1:], os.Stdout, os.Stderr)
+	var bad usageError
+	switch {
+	case err == nil:
+	case errors.As(err, &bad):
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
-	}
-	rep, err := run(ctx, cfg, os.Stderr)
-	if err != nil {
+	default:
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(1)
 	}
+}
+
+// newRoot is loadgen's command tree: a load run, and its charts.
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := cli.Command("loadgen [flags]", "drive simulated shoppers, then audit the shop",
+		func(ctx context.Context, args []string) error { return runLoad(ctx, args, stdout, stderr) })
+	root.Long = "loadgen drives simulated shoppers through the gateway (or over gRPC), waits for every\n" +
+		"order to end and runs the auditor (loadgen -h lists the flags)."
+	withStderr := func(run func(args []string, stderr io.Writer) error) func(context.Context, []string) error {
+		return func(_ context.Context, args []string) error { return run(args, stderr) }
+	}
+	root.AddCommand(
+		cli.Command("plot", "chart throughput and p99 against offered load from loadgen -json reports", withStderr(runPlot)),
+		cli.Command("plot-bench", "chart BenchmarkSagaEmbedded's sweep from go test -bench output", withStderr(runPlotBench)),
+	)
+	return root
+}
+
+// usageError is a mistake on the command line (exit status 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+
+// errNotOK is a run whose report shows a failure (exit status 1, the report says why).
+var errNotOK = errors.New("the run failed; see the report")
+
+// runLoad is one load run, reported on stdout.
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	rep, err := run(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
 	if cfg.JSON {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(rep)
 	} else {
-		rep.Print(os.Stdout)
+		rep.Print(stdout)
 	}
 	if !rep.OK() {
-		os.Exit(1)
+		return errNotOK
 	}
+	return nil
 }

@@ -11,11 +11,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"slices"
-	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/eventshop/eventshop/cmd/internal/shop"
+	"github.com/eventshop/eventshop/pkg/cli"
 )
 
 // Main is the shop program; package shop holds it so loadgen can run it too.
@@ -30,71 +31,68 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// subcommands are shopd's tools besides running the shop, by name.
-var subcommands = []struct {
-	name, summary string
-	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
-}{
-	{"token", "print an access token of a demo user from the dev issuer", runToken},
-	{"audit", "check a quiet shop's invariants (every order ended, money and stock balanced)", runAudit},
-	{"nats-auth", "make the services' NATS identities and the users block of a nats-server config", runNATSAuth},
-	{"projections rebuild", "rebuild the order read models from the event store", runRebuild},
-	{"dlq", "list, show, replay or drop dead letters (messages no handler could process)", runDLQ},
+// newRoot is shopd's command tree: the shop itself, and its tools.
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	with := func(run func(ctx context.Context, args []string, stdout, stderr io.Writer) error) func(context.Context, []string) error {
+		return func(ctx context.Context, args []string) error { return run(ctx, args, stdout, stderr) }
+	}
+	root := cli.Command("shopd [flags]", "run the whole shop in one process",
+		func(ctx context.Context, args []string) error { return runShop(ctx, args, stdout, stderr) })
+	root.Long = "shopd runs the whole shop in one process: embedded NATS JetStream, the dev OIDC issuer,\n" +
+		"every service on its own port and the gateway (shopd -h lists the flags).\n" +
+		"shopd <command> -h lists a command's flags."
+	root.AddCommand(
+		cli.Command("token", "print an access token of a demo user from the dev issuer", with(runToken)),
+		cli.Command("audit", "check a quiet shop's invariants (every order ended, money and stock balanced)", with(runAudit)),
+		cli.Command("nats-auth", "make the services' NATS identities and the users block of a nats-server config", with(runNATSAuth)),
+		cli.Group("projections", "read-model tools: projections rebuild",
+			cli.Command("rebuild", "rebuild the order read models from the event store", with(runRebuild))),
+		cli.Command("dlq", "list, show, replay or drop dead letters (messages no handler could process)", with(runDLQ)),
+	)
+	return root
 }
 
-// usage lists what shopd does, for shopd help.
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "usage: shopd [flags]             run the whole shop in one process (shopd -h lists the flags)")
-	fmt.Fprintln(w, "       shopd <command> [flags]   (shopd <command> -h lists its flags)")
-	fmt.Fprintln(w, "\ncommands:")
-	for _, c := range subcommands {
-		fmt.Fprintf(w, "  %-20s %s\n", c.name, c.summary)
-	}
-	fmt.Fprintf(w, "  %-20s %s\n", "help", "print this")
-}
+// usageError is a mistake on the command line (exit status 2).
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
 
 // run is shopd with its arguments; it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && (args[0] == "help" || args[0] == "-help" || args[0] == "--help") {
-		usage(stdout)
-		return 0
+	if len(args) == 1 && (args[0] == "-help" || args[0] == "--help") {
+		args = []string{"help"} // the commands; -h lists the shop's flags
 	}
-	for _, c := range subcommands {
-		words := strings.Fields(c.name)
-		if len(args) < len(words) || !slices.Equal(args[:len(words)], words) {
-			continue
-		}
-		if err := c.run(ctx, args[len(words):], stdout, stderr); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			fmt.Fprintln(stderr, "shopd:", err)
-			return 1
-		}
+	err := cli.Execute(ctx, newRoot(stdout, stderr), args, stdout, stderr)
+	var bad usageError
+	switch {
+	case err == nil:
 		return 0
+	case errors.As(err, &bad):
+		fmt.Fprintln(stderr, "shopd:", err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "shopd:", err)
+		return 1
 	}
+}
 
+// runShop runs the shop until ctx ends.
+func runShop(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	m := NewMain()
 	m.Stdout, m.Stderr = stdout, stderr
 	if err := m.ParseFlags(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return err
 		}
-		fmt.Fprintln(stderr, "shopd:", err)
-		return 2
+		return usageError{err}
 	}
 	if err := m.Run(ctx); err != nil {
-		fmt.Fprintln(stderr, "shopd:", err)
 		m.Close()
-		return 1
+		return err
 	}
 	fmt.Fprintln(m.Stdout, "shopd: storefront:", m.StorefrontURL())
 	fmt.Fprintln(m.Stdout, "shopd: ready —", m.Summary(), "— Ctrl-C to stop")
 	<-ctx.Done()
 	fmt.Fprintln(m.Stdout, "shopd: stopping")
-	if err := m.Close(); err != nil {
-		fmt.Fprintln(stderr, "shopd:", err)
-		return 1
-	}
-	return 0
+	return m.Close()
 }

@@ -1,6 +1,10 @@
 // Package config reads a binary's configuration from command-line flags, falling back
 // to SHOP_* environment variables for every flag not given. Flags stay the single
 // source of truth, so deployment manifests can be checked against what a binary defines.
+//
+// This is kept instead of a flag library's environment support (ff's, or viper's
+// beside cobra, which pkg/cli uses for commands): it is forty lines over the standard
+// flag package, and it reports every bad variable of a start at once, naming each.
 package config
 
 import (

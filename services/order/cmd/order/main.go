@@ -1,6 +1,6 @@
 // Command order runs the order service on its own, configured by flags or SHOP_*
 // environment variables (run with -h for the list). "order projections rebuild"
-// rebuilds the read models from the event store and exits.
+// rebuilds the read models from the event store and exits; "order help" lists both.
 package main
 
 import (
@@ -8,10 +8,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
 
 	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
 
 	"github.com/eventshop/eventshop/pkg/auth"
+	"github.com/eventshop/eventshop/pkg/cli"
 	"github.com/eventshop/eventshop/pkg/config"
 	"github.com/eventshop/eventshop/pkg/natsauth"
 	"github.com/eventshop/eventshop/pkg/service"
@@ -19,13 +23,26 @@ import (
 	"github.com/eventshop/eventshop/services/order"
 )
 
-func main() { service.Main("order: ", run) }
+func main() {
+	service.Main("order: ", func(ctx context.Context, args []string) error {
+		return cli.Execute(ctx, newRoot(os.Stderr), args, os.Stdout, os.Stderr)
+	})
+}
 
-func run(ctx context.Context, args []string) error {
-	rebuild := len(args) >= 2 && args[0] == "projections" && args[1] == "rebuild"
-	if rebuild {
-		args = args[2:]
-	}
+// newRoot is the order binary's command tree: the service, and its rebuild. Flag
+// usage goes to stderr.
+func newRoot(stderr io.Writer) *cobra.Command {
+	root := cli.Command("order [flags]", "run the order service",
+		func(ctx context.Context, args []string) error { return run(ctx, args, false, stderr) })
+	root.AddCommand(cli.Group("projections", "read-model tools: projections rebuild",
+		cli.Command("rebuild [flags]", "rebuild the read models from the event store and exit",
+			func(ctx context.Context, args []string) error { return run(ctx, args, true, stderr) })))
+	return root
+}
+
+// run serves the order service, or with rebuild rebuilds its read models; both take
+// the same flags.
+func run(ctx context.Context, args []string, rebuild bool, stderr io.Writer) error {
 	var (
 		cfg          order.Config
 		startCfg     service.Config
@@ -35,6 +52,7 @@ func run(ctx context.Context, args []string) error {
 		oidcAudience string
 	)
 	fs := flag.NewFlagSet("order", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	cfg.RegisterFlags(fs)
 	startCfg.RegisterFlags(fs)
 	fs.StringVar(&natsURL, "nats-url", nats.DefaultURL, "NATS server with JetStream (event store, snapshots)")
