@@ -14,6 +14,7 @@ import (
 	"github.com/eventshop/eventshop/pkg/natsembed"
 	"github.com/eventshop/eventshop/pkg/natsembed/natstest"
 	"github.com/eventshop/eventshop/pkg/partition"
+	"github.com/eventshop/eventshop/pkg/poll"
 )
 
 const parts = 8
@@ -92,13 +93,12 @@ func join(t *testing.T, srv *natsembed.Server, b *board, name string) *member {
 
 func waitFor(t *testing.T, b *board, what string, ok func(map[string][]int) bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok(b.held()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: held %v", what, b.held())
+	poll.NoError(t, func() error {
+		if held := b.held(); !ok(held) {
+			return fmt.Errorf("%s: held %v", what, held)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func split(want ...int) func(map[string][]int) bool {
