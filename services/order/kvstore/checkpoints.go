@@ -9,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/eventshop/pkg/eventstore"
-	"github.com/eventshop/eventshop/pkg/messaging"
 	"github.com/eventshop/eventshop/services/order/app"
 )
 
@@ -28,19 +27,8 @@ var _ app.Checkpoints = (*Checkpoints)(nil)
 // CheckpointBucket when empty. It returns the JetStream error, wrapped, when the
 // bucket can neither be opened nor created.
 func NewCheckpoints(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Option) (*Checkpoints, error) {
-	if bucket == "" {
-		bucket = CheckpointBucket
-	}
-	cfg := jetstream.KeyValueConfig{
-		Bucket:      bucket,
-		Description: "How far the order service's saga followers read their event categories",
-		History:     1,
-		Replicas:    1,
-	}
-	for _, opt := range opts {
-		opt(&cfg)
-	}
-	kv, err := messaging.DeclareKeyValue(ctx, js, "order checkpoints bucket "+bucket, cfg)
+	kv, err := declare(ctx, js, bucket, CheckpointBucket, "checkpoints",
+		"How far the order service's saga followers read their event categories", opts)
 	if err != nil {
 		return nil, err
 	}

@@ -42,23 +42,25 @@ func WithReplicas(n int) Option {
 // when empty. It returns the JetStream error, wrapped, when the bucket can neither
 // be opened nor created.
 func NewSnapshots(ctx context.Context, js jetstream.JetStream, bucket string, opts ...Option) (*Snapshots, error) {
-	if bucket == "" {
-		bucket = SnapshotBucket
-	}
-	cfg := jetstream.KeyValueConfig{
-		Bucket:      bucket,
-		Description: "Latest snapshot of each event-sourced order (an optimisation; events are the truth)",
-		History:     1,
-		Replicas:    1,
-	}
-	for _, opt := range opts {
-		opt(&cfg)
-	}
-	kv, err := messaging.DeclareKeyValue(ctx, js, "order snapshots bucket "+bucket, cfg)
+	kv, err := declare(ctx, js, bucket, SnapshotBucket, "snapshots",
+		"Latest snapshot of each event-sourced order (an optimisation; events are the truth)", opts)
 	if err != nil {
 		return nil, err
 	}
 	return &Snapshots{kv: kv}, nil
+}
+
+// declare opens (creating if needed) the bucket named bucket, or def when empty,
+// holding the last value of each key.
+func declare(ctx context.Context, js jetstream.JetStream, bucket, def, what, description string, opts []Option) (jetstream.KeyValue, error) {
+	if bucket == "" {
+		bucket = def
+	}
+	cfg := jetstream.KeyValueConfig{Bucket: bucket, Description: description, History: 1, Replicas: 1}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	return messaging.DeclareKeyValue(ctx, js, "order "+what+" bucket "+bucket, cfg)
 }
 
 // Get implements app.Snapshots; ok is false for an order without a snapshot.
