@@ -117,7 +117,7 @@ func (g *Gateway) newPageData(r *http.Request, sess *session, title string) *pag
 	if sess != nil {
 		d.User = sess.claims
 		d.IsAdmin = sess.claims.HasRole(RoleAdmin)
-		d.CSRF = sess.csrf
+		d.CSRF = sess.rec.CSRF
 		d.Flash = g.sessions.popFlash(r.Context(), sess)
 	}
 	return d

@@ -39,12 +39,11 @@ var loginScopes = []string{oidc.ScopeOpenID, "profile", "email", oidc.ScopeOffli
 // a call in flight never carries a token that expires on the way.
 const renewBefore = 30 * time.Second
 
-// session is a logged-in browser, as loaded for one request. csrf is its
+// session is a logged-in browser, as loaded for one request. rec.CSRF is its
 // synchronizer token: every state-changing form carries it and it never leaves the
 // page it is rendered into.
 type session struct {
 	id     string
-	csrf   string
 	claims *auth.Claims
 	rec    sessionRecord
 	rev    uint64
@@ -91,6 +90,9 @@ func (g *Gateway) sessionFrom(r *http.Request) *session {
 		return nil
 	}
 	claims, err := g.verifier.Verify(ctx, sess.accessToken())
+	if err == nil && claims.Subject != sess.rec.Subject {
+		err = fmt.Errorf("access token is for %q, not %q", claims.Subject, sess.rec.Subject)
+	}
 	if err != nil {
 		g.logger.InfoContext(ctx, "session ended: access token refused", "error", err)
 		g.sessions.delete(ctx, sess.id)
@@ -187,7 +189,7 @@ func (g *Gateway) setCookie(w http.ResponseWriter, r *http.Request, name, value,
 // constant time.
 func validCSRF(sess *session, r *http.Request) bool {
 	got := r.PostFormValue(csrfField)
-	return sess != nil && got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(sess.csrf)) == 1
+	return sess != nil && got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(sess.rec.CSRF)) == 1
 }
 
 // oidcLogin runs the authorization code flow with PKCE against the issuer. Discovery
@@ -377,12 +379,13 @@ func (g *Gateway) handleCallback(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if _, err := g.verifier.Verify(ctx, tok.AccessToken); err != nil {
+	claims, err := g.verifier.Verify(ctx, tok.AccessToken)
+	if err != nil {
 		g.logger.WarnContext(ctx, "access token rejected", "error", err)
 		g.renderError(w, r, http.StatusUnauthorized, "Login failed: the access token is not valid for this shop.")
 		return
 	}
-	sess, err := g.sessions.create(ctx, tok)
+	sess, err := g.sessions.create(ctx, claims.Subject, tok)
 	if err != nil {
 		g.logger.WarnContext(ctx, "session not stored", "error", err)
 		g.renderError(w, r, http.StatusServiceUnavailable, "You could not be logged in right now. Please try again.")

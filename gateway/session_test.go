@@ -1,11 +1,17 @@
 package gateway_test
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/eventshop/eventshop/gateway"
 )
 
 // Access tokens live minutes; a storefront session lives on by renewing them with
@@ -89,5 +95,47 @@ func TestSessionSurvivesAGatewayRestart(t *testing.T) {
 	s.restartGateway()
 	if r := add("french-press"); r.code != http.StatusForbidden {
 		t.Fatalf("add after logout and a restart: %d", r.code)
+	}
+}
+
+// A session carries the tokens of the user who logged in, and of no one else: a
+// stored record whose access token is another user's (a misbehaving issuer, a
+// tampered store) ends the session instead of serving that user's data.
+func TestSessionRefusesAnotherUsersToken(t *testing.T) {
+	s := startShop(t, shopOptions{natsSessions: true})
+	b := s.login("alice")
+	u, _ := url.Parse(s.url)
+	var id string
+	for _, c := range b.c.Jar.Cookies(u) {
+		if c.Name == "eventshop_session" {
+			id = c.Value
+		}
+	}
+	sum := sha256.Sum256([]byte(id))
+	key := "s." + hex.EncodeToString(sum[:])
+	kv, err := s.js.KeyValue(t.Context(), gateway.SessionBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(t.Context(), key)
+	if err != nil {
+		t.Fatalf("alice's session record: %v", err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec["token"].(map[string]any)["access_token"] = s.token("bob")
+	forged, _ := json.Marshal(rec)
+	if _, err := kv.Put(t.Context(), key, forged); err != nil {
+		t.Fatal(err)
+	}
+
+	page := b.get("/cart")
+	if bytes.Contains(page.body, []byte("Log out")) || bytes.Contains(page.body, []byte("Bob")) {
+		t.Fatalf("the session serves bob's token as alice's:\n%s", page.body)
+	}
+	if _, err := kv.Get(t.Context(), key); err == nil {
+		t.Fatal("the session's record is still there")
 	}
 }

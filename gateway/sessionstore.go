@@ -45,6 +45,9 @@ type sessionBackend interface {
 // sessionRecord is what is stored of a session: everything but the user's claims,
 // which are read again from the access token whenever the session is loaded.
 type sessionRecord struct {
+	// Subject is the user the session was created for: every access token it
+	// carries later, renewed or not, must be for that user.
+	Subject string        `json:"subject"`
 	CSRF    string        `json:"csrf"`
 	Expires time.Time     `json:"expires"`
 	Flash   string        `json:"flash,omitempty"`
@@ -69,8 +72,10 @@ type sessionStore struct {
 	logger  *slog.Logger
 	// renewing makes the requests of one session in this process wait for one
 	// renewal of its access token instead of each spending the refresh token,
-	// which the issuer accepts once.
-	renewing sync.Map // key -> *sync.Mutex
+	// which the issuer accepts once. Sessions share these locks by the hash of
+	// their key, so they stay bounded however many sessions come and go; two
+	// sessions on one lock only renew one after the other.
+	renewing [64]sync.Mutex
 }
 
 func newSessionStore(ttl time.Duration, backend sessionBackend, logger *slog.Logger) *sessionStore {
@@ -87,14 +92,13 @@ func loginKey(state string) string {
 	return "l." + hex.EncodeToString(sum[:])
 }
 
-// create stores a new session for tok.
-func (s *sessionStore) create(ctx context.Context, tok *oauth2.Token) (*session, error) {
+// create stores a new session of subject for tok.
+func (s *sessionStore) create(ctx context.Context, subject string, tok *oauth2.Token) (*session, error) {
 	exp := time.Now().Add(s.ttl)
 	if tok.RefreshToken == "" && !tok.Expiry.IsZero() && tok.Expiry.Before(exp) {
 		exp = tok.Expiry // nothing to renew it with
 	}
-	sess := &session{id: randomToken(), rec: sessionRecord{CSRF: randomToken(), Expires: exp, Token: tok}}
-	sess.csrf = sess.rec.CSRF
+	sess := &session{id: randomToken(), rec: sessionRecord{Subject: subject, CSRF: randomToken(), Expires: exp, Token: tok}}
 	if err := s.write(ctx, sess); err != nil {
 		return nil, fmt.Errorf("store session: %w", err)
 	}
@@ -119,7 +123,6 @@ func (s *sessionStore) get(ctx context.Context, id string) (*session, error) {
 		s.delete(ctx, id)
 		return nil, nil
 	}
-	sess.csrf = sess.rec.CSRF
 	return sess, nil
 }
 
@@ -141,7 +144,6 @@ func (s *sessionStore) write(ctx context.Context, sess *session) error {
 // session still ends at its record's expiry, and its refresh token is revoked at
 // logout either way.
 func (s *sessionStore) delete(ctx context.Context, id string) {
-	s.renewing.Delete(sessionKey(id))
 	if err := s.backend.remove(ctx, sessionKey(id), 0); err != nil {
 		s.logger.WarnContext(ctx, "session not removed", "error", err)
 	}
@@ -193,8 +195,8 @@ func (s *sessionStore) update(ctx context.Context, sess *session, change func(*s
 // renewal returns the lock that serialises the renewals of session id in this
 // process.
 func (s *sessionStore) renewal(id string) *sync.Mutex {
-	mu, _ := s.renewing.LoadOrStore(sessionKey(id), &sync.Mutex{})
-	return mu.(*sync.Mutex)
+	sum := sha256.Sum256([]byte(id))
+	return &s.renewing[int(sum[0])%len(s.renewing)]
 }
 
 func (s *sessionStore) addPending(ctx context.Context, state string, p pendingLogin) error {
@@ -257,10 +259,13 @@ func (m *memoryBackend) save(_ context.Context, key string, val []byte, rev uint
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
-	// Records untouched for longer than the bucket's age limit go, as in NATS.
-	for k, r := range m.recs {
-		if now.Sub(r.written) > m.ttl {
-			delete(m.recs, k)
+	if rev == 0 {
+		// Records untouched for longer than the bucket's age limit go, as in NATS;
+		// swept when one is added, so the map grows no faster than it is pruned.
+		for k, r := range m.recs {
+			if now.Sub(r.written) > m.ttl {
+				delete(m.recs, k)
+			}
 		}
 	}
 	if m.recs[key].rev != rev {
@@ -335,13 +340,10 @@ func (b *kvBackend) remove(ctx context.Context, key string, rev uint64) error {
 	if rev > 0 {
 		opts = append(opts, jetstream.LastRevision(rev))
 	}
-	// Purge rather than delete: no tombstone of a session stays behind.
+	// Purge rather than delete: the record's revisions go; only a marker stays,
+	// until the bucket's age limit.
 	err := b.kv.Purge(ctx, key, opts...)
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
-		return errRecordChanged
-	}
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return errRecordChanged
 	}
 	return err

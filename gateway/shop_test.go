@@ -47,6 +47,8 @@ type shop struct {
 	// addrs are the upstream gRPC addresses by name.
 	addrs map[string]string
 	order *order.Service
+	// js reaches the test's JetStream (the sessions bucket with natsSessions).
+	js jetstream.JetStream
 	// newGateway builds a gateway on lis with the shop's configuration.
 	newGateway func(lis net.Listener) (*gateway.Gateway, error)
 	run        func(name string, r func(context.Context) error)
@@ -224,6 +226,7 @@ func startShop(t testing.TB, opts shopOptions) *shop {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.js = js
 	if opts.natsSessions {
 		deps.JetStream = js
 	}
