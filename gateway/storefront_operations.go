@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
@@ -98,7 +99,7 @@ func (g *Gateway) handleAdminDeadLetters(w http.ResponseWriter, r *http.Request)
 		letters, err := g.ops.DeadLetters.List(r.Context(), deadLetterPageSize+1)
 		if err != nil {
 			g.logger.WarnContext(r.Context(), "dead letters not listed", "error", err)
-			d.Unavailable = append(d.Unavailable, "dead-letter")
+			d.down("dead-letter")
 		}
 		if len(letters) > deadLetterPageSize {
 			letters, body.Truncated = letters[:deadLetterPageSize], true
@@ -139,14 +140,15 @@ func (g *Gateway) handleDeadLetterAction(w http.ResponseWriter, r *http.Request)
 		g.renderError(w, r, http.StatusNotFound, "We could not find that.")
 		return
 	}
+	level := slog.LevelInfo // every action is logged, with who took it
 	switch {
 	case errors.Is(err, messaging.ErrNoDeadLetter):
 		msg = fmt.Sprintf("Dead letter %d is no longer there; nothing was done.", seq)
 	case err != nil:
-		g.logger.WarnContext(ctx, "dead letter action failed", "seq", seq, "error", err)
+		level = slog.LevelWarn
 		msg = fmt.Sprintf("Dead letter %d: the action failed (%v); it is still there.", seq, err)
 	}
-	g.logger.InfoContext(ctx, "dead letter action", "seq", seq, "action", r.PathValue("action"), "by", sess.claims.Subject, "error", err)
+	g.logger.Log(ctx, level, "dead letter action", "seq", seq, "action", r.PathValue("action"), "by", sess.claims.Subject, "error", err)
 	g.sessions.setFlash(ctx, sess, msg)
 	http.Redirect(w, r, "/admin/dead-letters", http.StatusSeeOther)
 }

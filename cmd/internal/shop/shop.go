@@ -470,8 +470,9 @@ func (m *Main) service(name string) (*service, error) {
 
 // Stop stops one service (catalog, cart, payment, inventory, shipping, order or
 // gateway) as a crash would look to the others: its consumers stop taking messages,
-// unacknowledged ones come back later, and its port closes. It returns once the service has
-// stopped, or ctx's error, and an error naming a service that cannot be stopped.
+// unacknowledged ones come back later, and its port closes. It returns once the
+// service has stopped, or ctx's error, and an error naming a service that cannot be
+// stopped.
 func (m *Main) Stop(ctx context.Context, name string) error {
 	s, err := m.service(name)
 	if err != nil {
