@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -24,17 +23,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := cli.Execute(ctx, newRoot(os.Stdout, os.Stderr), os.Args[1:], os.Stdout, os.Stderr)
-	var bad usageError
-	switch {
-	case err == nil:
-	case errors.As(err, &bad):
-		fmt.Fprintln(os.Stderr, "loadgen:", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "loadgen:", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.ExitStatus(os.Stderr, "loadgen: ", cli.Execute(ctx, newRoot(os.Stdout, os.Stderr), os.Args[1:], os.Stdout, os.Stderr)))
 }
 
 // newRoot is loadgen's command tree: a load run, and its charts.
@@ -53,11 +42,6 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	return root
 }
 
-// usageError is a mistake on the command line (exit status 2).
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-
 // errNotOK is a run whose report shows a failure (exit status 1, the report says why).
 var errNotOK = errors.New("the run failed; see the report")
 
@@ -68,7 +52,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	rep, err := run(ctx, cfg, stderr)
 	if err != nil {

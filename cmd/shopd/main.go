@@ -52,28 +52,12 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	return root
 }
 
-// usageError is a mistake on the command line (exit status 2).
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-
 // run is shopd with its arguments; it returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 1 && (args[0] == "-help" || args[0] == "--help") {
 		args = []string{"help"} // the commands; -h lists the shop's flags
 	}
-	err := cli.Execute(ctx, newRoot(stdout, stderr), args, stdout, stderr)
-	var bad usageError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &bad):
-		fmt.Fprintln(stderr, "shopd:", err)
-		return 2
-	default:
-		fmt.Fprintln(stderr, "shopd:", err)
-		return 1
-	}
+	return cli.ExitStatus(stderr, "shopd: ", cli.Execute(ctx, newRoot(stdout, stderr), args, stdout, stderr))
 }
 
 // runShop runs the shop until ctx ends.
@@ -84,7 +68,7 @@ func runShop(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	if err := m.Run(ctx); err != nil {
 		m.Close()

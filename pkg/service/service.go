@@ -8,7 +8,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/eventshop/eventshop/pkg/cli"
 	"github.com/eventshop/eventshop/pkg/telemetry"
 )
 
@@ -40,10 +40,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 // Run sets up telemetry as service name (its logger becomes slog's default), serves
 // metrics when MetricsAddr is set, and calls serve with a context that ends on
 // SIGINT, SIGTERM or the end of ctx, and the telemetry (its Logger, and its
-// MetricsHandler for a service that serves metrics itself). When serve returns it flushes telemetry, for at
-// most 5 seconds. It returns the telemetry set-up error, the metrics listen error or
-// serve's error, except that of a start-up that ended because it was asked to stop
-// (Ctrl-C during a slow migration is a stop, not a failure).
+// MetricsHandler for a service that serves metrics itself). When serve returns it
+// flushes telemetry, for at most 5 seconds. It returns the telemetry set-up error,
+// the metrics listen error or serve's error, except that of a start-up that ended
+// because it was asked to stop (Ctrl-C during a slow migration is a stop, not a
+// failure).
 func (c Config) Run(ctx context.Context, name string, serve func(ctx context.Context, tel *telemetry.Telemetry) error) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -98,13 +99,5 @@ func serveMetrics(addr string, h http.Handler, logger *slog.Logger) (shutdown fu
 // returns nil or flag.ErrHelp, else with status 1 after printing prefix and the error
 // to stderr.
 func Main(prefix string, run func(ctx context.Context, args []string) error) {
-	os.Exit(exitCode(os.Stderr, prefix, run(context.Background(), os.Args[1:])))
-}
-
-func exitCode(stderr io.Writer, prefix string, err error) int {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	fmt.Fprintln(stderr, prefix+err.Error())
-	return 1
+	os.Exit(cli.ExitStatus(os.Stderr, prefix, run(context.Background(), os.Args[1:])))
 }
