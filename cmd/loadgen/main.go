@@ -18,12 +18,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/eventshop/eventshop/pkg/cli"
+	"github.com/eventshop/eventshop/pkg/config"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(cli.ExitStatus(os.Stderr, "loadgen: ", cli.Execute(ctx, newRoot(os.Stdout, os.Stderr), os.Args[1:], os.Stdout, os.Stderr)))
+	os.Exit(config.ExitStatus(os.Stderr, "loadgen: ", cli.Execute(ctx, newRoot(os.Stdout, os.Stderr), os.Args[1:], os.Stdout, os.Stderr)))
 }
 
 // newRoot is loadgen's command tree: a load run, and its charts.
@@ -52,7 +53,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return cli.UsageError{Err: err}
+		return config.UsageError{Err: err}
 	}
 	rep, err := run(ctx, cfg, stderr)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/eventshop/eventshop/cmd/internal/shop"
 	"github.com/eventshop/eventshop/pkg/cli"
+	"github.com/eventshop/eventshop/pkg/config"
 )
 
 // Main is the shop program; package shop holds it so loadgen can run it too.
@@ -57,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 1 && (args[0] == "-help" || args[0] == "--help") {
 		args = []string{"help"} // the commands; -h lists the shop's flags
 	}
-	return cli.ExitStatus(stderr, "shopd: ", cli.Execute(ctx, newRoot(stdout, stderr), args, stdout, stderr))
+	return config.ExitStatus(stderr, "shopd: ", cli.Execute(ctx, newRoot(stdout, stderr), args, stdout, stderr))
 }
 
 // runShop runs the shop until ctx ends.
@@ -68,7 +69,7 @@ func runShop(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return cli.UsageError{Err: err}
+		return config.UsageError{Err: err}
 	}
 	if err := m.Run(ctx); err != nil {
 		m.Close()

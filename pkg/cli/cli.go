@@ -70,24 +70,3 @@ func Execute(ctx context.Context, root *cobra.Command, args []string, stdout, st
 	}
 	return err
 }
-
-// UsageError marks a mistake on the command line (exit status 2).
-type UsageError struct{ Err error }
-
-func (e UsageError) Error() string { return e.Err.Error() }
-
-func (e UsageError) Unwrap() error { return e.Err }
-
-// ExitStatus is the process's exit status for err, a command's result: 0 for none
-// (or a request for help), 2 for a UsageError, 1 for any other, which it prints to
-// stderr after prefix.
-func ExitStatus(stderr io.Writer, prefix string, err error) int {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	fmt.Fprintln(stderr, prefix+err.Error())
-	if errors.As(err, new(UsageError)) {
-		return 2
-	}
-	return 1
-}

@@ -3,9 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -57,24 +55,5 @@ func TestExecute(t *testing.T) {
 	}
 	if _, err := run("things", "rebuidl"); err == nil || !strings.Contains(err.Error(), `did you mean "rebuild"`) {
 		t.Errorf("tool things rebuidl: %v, want an unknown command with a suggestion", err)
-	}
-}
-
-func TestExitStatus(t *testing.T) {
-	for _, tc := range []struct {
-		err    error
-		status int
-		say    string
-	}{
-		{nil, 0, ""},
-		{flag.ErrHelp, 0, ""},
-		{UsageError{Err: errors.New(`unexpected argument "x"`)}, 2, `tool: unexpected argument "x"` + "\n"},
-		{fmt.Errorf("run: %w", UsageError{Err: errors.New("bad")}), 2, "tool: run: bad\n"},
-		{errors.New("boom"), 1, "tool: boom\n"},
-	} {
-		var stderr bytes.Buffer
-		if got := ExitStatus(&stderr, "tool: ", tc.err); got != tc.status || stderr.String() != tc.say {
-			t.Errorf("ExitStatus(%v) = %d, printed %q; want %d, %q", tc.err, got, stderr.String(), tc.status, tc.say)
-		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
@@ -72,4 +73,26 @@ func Usage(fs *flag.FlagSet) func() {
 			fmt.Fprintf(out, "  -%s  <-  %s\n", f.Name, EnvName(f.Name))
 		})
 	}
+}
+
+// UsageError marks a mistake on the command line (exit status 2).
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+
+func (e UsageError) Unwrap() error { return e.Err }
+
+// ExitStatus is the process's exit status for err, a command's result: 0 for none
+// (or a request for help), 2 for a UsageError, 1 for any other, which it prints to
+// stderr after prefix. It is here, beside the flags, so that every binary maps its
+// errors alike without depending on a command library.
+func ExitStatus(stderr io.Writer, prefix string, err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintln(stderr, prefix+err.Error())
+	if errors.As(err, new(UsageError)) {
+		return 2
+	}
+	return 1
 }

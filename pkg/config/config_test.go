@@ -1,7 +1,10 @@
 package config
 
 import (
+	"bytes"
+	"errors"
 	"flag"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +89,24 @@ func TestParseBadArgs(t *testing.T) {
 	fs.SetOutput(&strings.Builder{})
 	if err := Parse(fs, []string{"-no-such-flag"}); err == nil {
 		t.Fatal("want an error for an unknown flag")
+	}
+}
+
+func TestExitStatus(t *testing.T) {
+	for _, tc := range []struct {
+		err    error
+		status int
+		say    string
+	}{
+		{nil, 0, ""},
+		{flag.ErrHelp, 0, ""},
+		{UsageError{Err: errors.New(`unexpected argument "x"`)}, 2, `tool: unexpected argument "x"` + "\n"},
+		{fmt.Errorf("run: %w", UsageError{Err: errors.New("bad")}), 2, "tool: run: bad\n"},
+		{errors.New("boom"), 1, "tool: boom\n"},
+	} {
+		var stderr bytes.Buffer
+		if got := ExitStatus(&stderr, "tool: ", tc.err); got != tc.status || stderr.String() != tc.say {
+			t.Errorf("ExitStatus(%v) = %d, printed %q; want %d, %q", tc.err, got, stderr.String(), tc.status, tc.say)
+		}
 	}
 }

@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/eventshop/eventshop/pkg/cli"
+	"github.com/eventshop/eventshop/pkg/config"
 	"github.com/eventshop/eventshop/pkg/telemetry"
 )
 
@@ -99,5 +99,5 @@ func serveMetrics(addr string, h http.Handler, logger *slog.Logger) (shutdown fu
 // returns nil or flag.ErrHelp, else with status 1 after printing prefix and the error
 // to stderr.
 func Main(prefix string, run func(ctx context.Context, args []string) error) {
-	os.Exit(cli.ExitStatus(os.Stderr, prefix, run(context.Background(), os.Args[1:])))
+	os.Exit(config.ExitStatus(os.Stderr, prefix, run(context.Background(), os.Args[1:])))
 }
