@@ -516,11 +516,13 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 	p.mu.Lock()
 	p.applied += int64(len(evs))
 	p.mu.Unlock()
-	p.setPosition(last.Position, last.Time)
 	if p.hub != nil && len(p.shown) > 0 {
-		// After the commit, so a notified watcher reads the change.
+		// After the commit, so a notified watcher reads the change; before the
+		// position moves, so whoever waits for the position (WaitFor) finds the
+		// watchers already told.
 		p.hub.Publish(slices.Collect(maps.Keys(p.shown))...)
 	}
+	p.setPosition(last.Position, last.Time)
 	return nil
 }
 
@@ -540,7 +542,8 @@ func (p *Projector) Position() eventstore.Position {
 }
 
 // WaitFor blocks until the projector has applied the event at pos (or a later one),
-// so a caller can read its own write. It returns ctx.Err() if ctx ends first.
+// so a caller can read its own write (and the watchers of what it changed have been
+// told). It returns ctx.Err() if ctx ends first.
 func (p *Projector) WaitFor(ctx context.Context, pos eventstore.Position) error {
 	for {
 		p.mu.Lock()
