@@ -40,7 +40,7 @@ func newChangeRelay(nc *nats.Conn, subject string, hub *projection.Hub, log *slo
 			hub.PublishAll()
 			return
 		}
-		hub.Publish(strings.Split(string(m.Data), "\n")...)
+		hub.Notify(strings.Split(string(m.Data), "\n")...)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("changes relay: subscribe %s: %w", subject, err)
@@ -49,9 +49,20 @@ func newChangeRelay(nc *nats.Conn, subject string, hub *projection.Hub, log *slo
 	return r, nil
 }
 
-// Publish implements projection.Notifier.
-func (r *changeRelay) Publish(orderIDs ...string) {
-	r.send(strings.Join(orderIDs, "\n"))
+// Publish implements projection.Notifier. Only the ids of orders whose shown state
+// changed travel, once each: the watchers that hear them re-read the row.
+func (r *changeRelay) Publish(changes ...projection.Change) {
+	seen := make(map[string]bool, len(changes))
+	var ids []string
+	for _, c := range changes {
+		if c.Shown && !seen[c.OrderID] {
+			seen[c.OrderID] = true
+			ids = append(ids, c.OrderID)
+		}
+	}
+	if len(ids) > 0 {
+		r.send(strings.Join(ids, "\n"))
+	}
 }
 
 // PublishAll implements projection.Notifier.

@@ -1,18 +1,27 @@
 package projection
 
-import "sync"
+import (
+	"sync"
+	"time"
 
-// Hub tells watchers which orders the read model just changed. The Projector
-// publishes the ids of a transaction's orders after it commits (WithHub), so a
-// watcher that re-reads the row on a notification sees the committed change; no one
-// polls the database.
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
+)
+
+// Hub tells watchers what the read model just committed. The Projector publishes
+// each transaction's changes of order rows after it commits (WithHub), so a watcher
+// holding an order's row can bring it up to date without reading the database
+// again, and one that cannot (it holds no row, missed a change, or was told of a
+// change without its content) re-reads the committed row. No one polls.
 //
-// A notification carries no state, only "order id changed, read it again", so each
-// subscription buffers at most one: further notifications while one is pending are
-// coalesced into it. Publishing never blocks, however slowly a watcher reads.
+// Publishing never blocks, however slowly a watcher reads: each subscription keeps
+// at most maxPending changes and, past that, forgets them and asks for a re-read.
 //
-// A Hub is per process: it hears only the projector running in the same process, so
-// WatchOrder must be served where the projector runs (as the order service does).
+// A Hub is per process: it hears only the projector running in the same process,
+// or a relay of other instances' projectors (which carries order ids, not changes:
+// their watchers re-read). WatchOrder must be served where one of the two feeds it.
 // A Hub is safe for concurrent use; the zero value is not usable, call NewHub.
 type Hub struct {
 	mu     sync.Mutex
@@ -20,16 +29,56 @@ type Hub struct {
 	closed bool
 }
 
-// Subscription receives a value on C each time its order may have changed since the
-// last receive. C is closed when the subscription or its Hub is closed.
+// maxPending bounds the changes a subscription keeps for a watcher that has not
+// taken them: an order has about a dozen in its life, so only a stalled watcher
+// reaches it, and it re-reads the row instead.
+const maxPending = 64
+
+// Change is one committed update of an order's row: it moved the row from version
+// From to version To. A change that Apply cannot replay (the row's insertion, or a
+// correction of an earlier partial apply) has To zero: watchers re-read.
+type Change struct {
+	OrderID  string
+	From, To int64
+	// Shown reports whether the change touches what the order shows, not only its
+	// version (a step of its saga).
+	Shown bool
+	// at is the row's new update time; set, the columns assigned besides version
+	// and update time.
+	at  time.Time
+	set []assignment
+}
+
+// Apply returns o, which must be at version c.From, with c applied, as a new
+// message (o is left as it was: a sent message must not change). ok is false
+// when o is at another version or c cannot be replayed; re-read the row then.
+func (c Change) Apply(o *orderv1.Order) (next *orderv1.Order, ok bool) {
+	if c.To == 0 || o.GetVersion() != c.From {
+		return nil, false
+	}
+	next = proto.CloneOf(o)
+	for _, a := range c.set {
+		a.apply(next)
+	}
+	next.Version = c.To
+	next.UpdateTime = timestamppb.New(c.at)
+	return next, true
+}
+
+// Subscription receives a value on C each time changes of its order wait in Take.
+// C is closed when the subscription or its Hub is closed.
 type Subscription struct {
-	// C has a buffer of one: a pending notification stands for any number of changes.
+	// C has a buffer of one: a pending value stands for any number of changes.
 	C <-chan struct{}
 
 	c       chan struct{}
 	hub     *Hub
 	orderID string
 	once    sync.Once
+
+	// Guarded by hub.mu.
+	pending []Change
+	reread  bool
 }
 
 // NewHub returns a hub without subscriptions.
@@ -59,6 +108,18 @@ func (h *Hub) Subscribe(orderID string) *Subscription {
 	return s
 }
 
+// Take returns the changes published since the last Take, oldest first, and
+// whether the row must be read again instead (some were not kept, or came
+// without their content).
+func (s *Subscription) Take() (changes []Change, reread bool) {
+	h := s.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	changes, reread = s.pending, s.reread
+	s.pending, s.reread = nil, false
+	return changes, reread
+}
+
 // Close ends the subscription and closes C; closing twice is harmless.
 func (s *Subscription) Close() {
 	h := s.hub
@@ -73,25 +134,47 @@ func (s *Subscription) Close() {
 	s.once.Do(func() { close(s.c) })
 }
 
-// Publish notifies the subscribers of each of orderIDs. It never blocks: a
-// subscriber with a notification pending keeps that one.
-func (h *Hub) Publish(orderIDs ...string) {
+// Publish hands each change to the subscribers of its order, in order. It never
+// blocks.
+func (h *Hub) Publish(changes ...Change) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, id := range orderIDs {
-		for s := range h.subs[id] {
+	for _, c := range changes {
+		for s := range h.subs[c.OrderID] {
+			switch {
+			case s.reread:
+			case c.To == 0 || len(s.pending) == maxPending:
+				s.pending, s.reread = nil, true
+			default:
+				s.pending = append(s.pending, c)
+			}
 			notify(s.c)
 		}
 	}
 }
 
-// PublishAll notifies every subscriber, for a change that may touch any order (the
-// tables a Rebuild swapped in).
+// Notify tells the subscribers of each of orderIDs to re-read their order: the
+// orders changed, by what is not known here (the relay of another instance's
+// projector).
+func (h *Hub) Notify(orderIDs ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range orderIDs {
+		for s := range h.subs[id] {
+			s.pending, s.reread = nil, true
+			notify(s.c)
+		}
+	}
+}
+
+// PublishAll tells every subscriber to re-read, for a change that may touch any
+// order (the tables a Rebuild swapped in).
 func (h *Hub) PublishAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, m := range h.subs {
 		for s := range m {
+			s.pending, s.reread = nil, true
 			notify(s.c)
 		}
 	}

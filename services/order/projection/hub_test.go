@@ -32,8 +32,8 @@ func TestHubCoalescesAndNeverBlocks(t *testing.T) {
 	defer b.Close()
 
 	// Nobody reads: publishing must still return, and the notifications coalesce.
-	for range 1000 {
-		h.Publish("a", "c")
+	for v := range int64(1000) {
+		h.Publish(Change{OrderID: "a", From: v, To: v + 1}, Change{OrderID: "c", From: v, To: v + 1})
 	}
 	if !pending(a) || pending(a) {
 		t.Fatal("a: want exactly one coalesced notification")
@@ -47,20 +47,34 @@ func TestHubCoalescesAndNeverBlocks(t *testing.T) {
 	if h.Watchers() != 3 {
 		t.Fatalf("Watchers() = %d, want 3", h.Watchers())
 	}
+	// More changes than a subscription keeps: it is told to re-read instead.
+	if changes, reread := a.Take(); len(changes) != 0 || !reread {
+		t.Fatalf("after 1000 changes untaken: %d changes, reread %v; want none and a re-read", len(changes), reread)
+	}
+	if changes, reread := a.Take(); len(changes) != 0 || reread {
+		t.Fatal("Take returned the same news twice")
+	}
 
 	a.Close()
 	a.Close() // harmless
 	if _, ok := <-a.C; ok {
 		t.Fatal("a closed subscription still delivers")
 	}
-	h.Publish("a")
+	a2.Take()
+	h.Notify("a")
 	if !pending(a2) {
 		t.Fatal("closing one subscriber silenced another of the same order")
+	}
+	if _, reread := a2.Take(); !reread {
+		t.Fatal("Notify did not ask for a re-read")
 	}
 
 	h.PublishAll()
 	if !pending(b) || !pending(a2) {
 		t.Fatal("PublishAll missed a subscriber")
+	}
+	if _, reread := b.Take(); !reread {
+		t.Fatal("PublishAll did not ask for a re-read")
 	}
 
 	h.Close()
@@ -73,6 +87,24 @@ func TestHubCoalescesAndNeverBlocks(t *testing.T) {
 	a2.Close() // after the hub's Close: harmless
 	if h.Watchers() != 0 {
 		t.Fatalf("Watchers() = %d after Close, want 0", h.Watchers())
+	}
+}
+
+// Changes reach a subscriber in the order published; one without content (To
+// zero) turns the ones before it and after it, until the next Take, into a re-read.
+func TestHubKeepsChangesInOrder(t *testing.T) {
+	t.Parallel()
+	h := NewHub()
+	s := h.Subscribe("a")
+	defer s.Close()
+	h.Publish(Change{OrderID: "a", From: 1, To: 3}, Change{OrderID: "b", From: 1, To: 2}, Change{OrderID: "a", From: 3, To: 4, Shown: true})
+	changes, reread := s.Take()
+	if reread || len(changes) != 2 || changes[0].To != 3 || changes[1].To != 4 || !changes[1].Shown {
+		t.Fatalf("Take = %+v, reread %v; want a's two changes in order", changes, reread)
+	}
+	h.Publish(Change{OrderID: "a", From: 4, To: 5}, Change{OrderID: "a", Shown: true}, Change{OrderID: "a", From: 6, To: 7})
+	if changes, reread := s.Take(); len(changes) != 0 || !reread {
+		t.Fatalf("after a change without content: %d changes, reread %v; want a re-read", len(changes), reread)
 	}
 }
 
@@ -131,8 +163,9 @@ var withPassingSteps = WithDecoder(func(e eventstore.Event) (domain.Event, error
 })
 
 // An event that means nothing to the order (a saga step its decoder maps to nil)
-// moves the row's version but tells no watcher: there is nothing new to show.
-func TestProjectorNotifiesOnlyVisibleChanges(t *testing.T) {
+// moves the row's version and is handed to watchers as such, not as something to
+// show.
+func TestProjectorMarksWhatIsShown(t *testing.T) {
 	sqltest.ForEach(t, func(t *testing.T, db *sqldb.DB) {
 		ctx := testCtx(t)
 		store := eventstore.NewMemory()
@@ -148,6 +181,9 @@ func TestProjectorNotifiesOnlyVisibleChanges(t *testing.T) {
 		if !pending(sub) {
 			t.Fatal("placing the order notified no watcher")
 		}
+		if _, reread := sub.Take(); !reread {
+			t.Fatal("a new row was not marked for reading")
+		}
 		if _, err := store.Append(ctx, Category+"-"+a, 1, eventstore.Event{ID: a + "-step", Type: stepType, Time: epoch}); err != nil {
 			t.Fatal(err)
 		}
@@ -155,8 +191,94 @@ func TestProjectorNotifiesOnlyVisibleChanges(t *testing.T) {
 		if o, err := NewQueries(db).GetOrder(ctx, a); err != nil || o.GetVersion() != 2 {
 			t.Fatalf("row after the step: %v, %v; want version 2", o, err)
 		}
-		if pending(sub) {
-			t.Fatal("a step that changes nothing shown notified a watcher")
+		changes, reread := sub.Take()
+		if reread || len(changes) != 1 || changes[0].Shown || changes[0].From != 1 || changes[0].To != 2 {
+			t.Fatalf("after a step: %+v, reread %v; want one change 1→2 not shown", changes, reread)
+		}
+	})
+}
+
+// A watcher that replays the projector's changes on the row it read holds, after
+// every commit, exactly the row the database holds: the changes say what the
+// statements did. Events arrive one per append, several per append (one batch),
+// with saga steps folded in between, for every kind of history.
+func TestChangesReplayToTheRow(t *testing.T) {
+	sqltest.ForEach(t, func(t *testing.T, db *sqldb.DB) {
+		ctx := testCtx(t)
+		store := eventstore.NewMemory()
+		hub := NewHub()
+		r := startProjector(t, newTestProjector(t, db, store, WithHub(hub), withPassingSteps, WithBatchSize(16)))
+		q := NewQueries(db)
+		rng := rand.New(rand.NewPCG(11, 11))
+		kinds := map[orderv1.OrderStatus]bool{}
+		for n := range 40 {
+			a := orderID(rng, n)
+			stream := Category + "-" + a
+			sub := hub.Subscribe(a)
+			var o *orderv1.Order
+			version := 0
+			at := epoch
+			h := history(t, rng, a, "user-1")
+			for len(h) > 0 {
+				// The next append: one or more of the order's events, each perhaps
+				// followed by saga steps.
+				var evs []eventstore.Event
+				for k := 1 + rng.IntN(3); k > 0 && len(h) > 0; k-- {
+					e := h[0]
+					h = h[1:]
+					data, err := proto.Marshal(e)
+					if err != nil {
+						t.Fatal(err)
+					}
+					at = at.Add(time.Duration(1+rng.IntN(5000)) * time.Millisecond)
+					version++
+					evs = append(evs, eventstore.Event{ID: fmt.Sprintf("%s-%d", a, version), Type: domain.EventType(e), Data: data, Time: at,
+						Metadata: map[string]string{"schema-version": "1"}})
+					for range rng.IntN(3) {
+						at = at.Add(time.Millisecond)
+						version++
+						evs = append(evs, eventstore.Event{ID: fmt.Sprintf("%s-%d", a, version), Type: stepType, Time: at})
+					}
+				}
+				if _, err := store.Append(ctx, stream, eventstore.Version(version-len(evs)), evs...); err != nil {
+					t.Fatal(err)
+				}
+				r.waitFor(t, head(ctx, t, store))
+				changes, reread := sub.Take()
+				if o == nil {
+					if !reread {
+						t.Fatalf("%s: the new row was not marked for reading", a)
+					}
+				} else {
+					if reread {
+						t.Fatalf("%s v%d: asked to re-read a row it could replay", a, o.GetVersion())
+					}
+					for _, c := range changes {
+						next, ok := c.Apply(o)
+						if !ok {
+							t.Fatalf("%s: change %d→%d does not apply to v%d", a, c.From, c.To, o.GetVersion())
+						}
+						o = next
+					}
+				}
+				want, err := q.GetOrder(ctx, a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if o == nil {
+					o = want
+				}
+				if !proto.Equal(o, want) {
+					t.Fatalf("%s: replayed\n%v\nthe row holds\n%v", a, o, want)
+				}
+			}
+			kinds[o.GetStatus()] = true
+			sub.Close()
+		}
+		for _, st := range []orderv1.OrderStatus{orderv1.OrderStatus_ORDER_STATUS_COMPLETED, orderv1.OrderStatus_ORDER_STATUS_CANCELLED} {
+			if !kinds[st] {
+				t.Fatalf("no history ended %v; the test covers too little", st)
+			}
 		}
 	})
 }

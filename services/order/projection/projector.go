@@ -11,6 +11,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,10 +67,10 @@ type Projector struct {
 	parts int
 	owned map[int]eventstore.Position
 
-	// shown collects, during one applyBatch, the orders whose visible state the
-	// batch changed: watchers are told of those only, not of a saga step that only
-	// moved an order's version. A projector applies one batch at a time.
-	shown map[string]bool
+	// changes collects, during one applyBatch, the updates of order rows that the
+	// hub hands to watchers after the commit. A projector applies one batch at a
+	// time.
+	changes []Change
 	// sales collects, during one applyBatch, what its completed orders add to
 	// sales_by_product. They are written at the end of the transaction in key order:
 	// instances projecting different partitions share those rows, and two batches
@@ -115,14 +116,16 @@ func WithDecoder(d func(eventstore.Event) (domain.Event, error)) Option {
 // Notifier is told what the projector committed: a *Hub, or a relay to the hubs of
 // every instance that shares the read model.
 type Notifier interface {
-	// Publish tells of the orders one committed transaction changed.
-	Publish(orderIDs ...string)
+	// Publish tells of the updates of order rows one committed transaction made, in
+	// the order made; a Change with Shown false only moved an order's version.
+	Publish(changes ...Change)
 	// PublishAll tells of a change that may touch any order (a Rebuild's tables).
 	PublishAll()
 }
 
-// WithHub makes the projector publish to h the ids of the orders each committed
-// transaction changed, and notify every subscriber when a Rebuild swapped the tables.
+// WithHub makes the projector publish to h the changes of order rows each committed
+// transaction made, and tell every subscriber to re-read when a Rebuild swapped
+// the tables.
 func WithHub(h Notifier) Option { return func(p *Projector) { p.hub = h } }
 
 // WithMeterProvider sets where the lag gauge is registered (the global provider by default).
@@ -477,7 +480,7 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 		decoded[i].ev, decoded[i].err = p.decode(e)
 	}
 	err := p.db.InTx(ctx, func(tx *sql.Tx) error {
-		p.shown = map[string]bool{} // again on a retried transaction
+		p.changes = p.changes[:0] // again on a retried transaction
 		p.sales = map[saleKey]*saleSum{}
 		for i := 0; i < len(evs); i++ {
 			e := evs[i]
@@ -516,11 +519,11 @@ func (p *Projector) applyBatch(ctx context.Context, evs []eventstore.Event) erro
 	p.mu.Lock()
 	p.applied += int64(len(evs))
 	p.mu.Unlock()
-	if p.hub != nil && len(p.shown) > 0 {
-		// After the commit, so a notified watcher reads the change; before the
+	if p.hub != nil && len(p.changes) > 0 {
+		// After the commit, so a watcher that re-reads finds the change; before the
 		// position moves, so whoever waits for the position (WaitFor) finds the
 		// watchers already told.
-		p.hub.Publish(slices.Collect(maps.Keys(p.shown))...)
+		p.hub.Publish(p.changes...)
 	}
 	p.setPosition(last.Position, last.Time)
 	return nil
@@ -654,46 +657,44 @@ func (p *Projector) apply(ctx context.Context, tx *sql.Tx, e eventstore.Event, d
 		// it cannot read: the order's version still moves on, or every later
 		// event of the order would be refused.
 		p.logUnknown(ctx, e, err)
-		_, err := p.update(ctx, tx, orderID, e, through, ``)
+		_, err := p.update(ctx, tx, orderID, e, through, false)
 		return err
-	}
-	if ev != nil {
-		p.shown[orderID] = true
 	}
 	switch ev := ev.(type) {
 	case nil:
 		// A step of the order's saga that changes nothing the order shows.
-		_, err = p.update(ctx, tx, orderID, e, through, ``)
+		_, err = p.update(ctx, tx, orderID, e, through, false)
 	case *orderv1.OrderPlaced:
 		return p.insertPlaced(ctx, tx, orderID, e, through, ev)
 	case *orderv1.OrderPaymentAuthorized:
-		_, err = p.update(ctx, tx, orderID, e, through, `status = $5, payment_id = $6`, int32(orderv1.OrderStatus_ORDER_STATUS_PAYMENT_AUTHORIZED), ev.GetPaymentId())
+		_, err = p.update(ctx, tx, orderID, e, through, true,
+			setStatus(orderv1.OrderStatus_ORDER_STATUS_PAYMENT_AUTHORIZED), setText(colPaymentID, ev.GetPaymentId()))
 	case *orderv1.OrderInventoryReserved:
-		_, err = p.update(ctx, tx, orderID, e, through, `status = $5`, int32(orderv1.OrderStatus_ORDER_STATUS_INVENTORY_RESERVED))
+		_, err = p.update(ctx, tx, orderID, e, through, true, setStatus(orderv1.OrderStatus_ORDER_STATUS_INVENTORY_RESERVED))
 	case *orderv1.OrderShipmentCreated:
-		_, err = p.update(ctx, tx, orderID, e, through, `status = $5, shipment_id = $6, tracking_id = $7`,
-			int32(orderv1.OrderStatus_ORDER_STATUS_SHIPMENT_CREATED), ev.GetShipmentId(), ev.GetTrackingId())
+		_, err = p.update(ctx, tx, orderID, e, through, true, setStatus(orderv1.OrderStatus_ORDER_STATUS_SHIPMENT_CREATED),
+			setText(colShipmentID, ev.GetShipmentId()), setText(colTrackingID, ev.GetTrackingId()))
 	case *orderv1.OrderPaymentCaptured:
-		_, err = p.update(ctx, tx, orderID, e, through, `status = $5`, int32(orderv1.OrderStatus_ORDER_STATUS_PAYMENT_CAPTURED))
+		_, err = p.update(ctx, tx, orderID, e, through, true, setStatus(orderv1.OrderStatus_ORDER_STATUS_PAYMENT_CAPTURED))
 	case *orderv1.OrderCancelling:
-		_, err = p.update(ctx, tx, orderID, e, through, `status = $5, cancel_reason = $6`, int32(orderv1.OrderStatus_ORDER_STATUS_CANCELLING), ev.GetReason())
+		_, err = p.update(ctx, tx, orderID, e, through, true, setStatus(orderv1.OrderStatus_ORDER_STATUS_CANCELLING),
+			setText(colCancelReason, ev.GetReason()))
 	case *orderv1.OrderCancelled:
 		// The reason recorded when cancelling started stands unless this one says more.
-		status := int32(orderv1.OrderStatus_ORDER_STATUS_CANCELLED)
-		if ev.GetReason() == "" {
-			_, err = p.update(ctx, tx, orderID, e, through, `status = $5`, status)
-		} else {
-			_, err = p.update(ctx, tx, orderID, e, through, `status = $5, cancel_reason = $6`, status, ev.GetReason())
+		set := []assignment{setStatus(orderv1.OrderStatus_ORDER_STATUS_CANCELLED)}
+		if ev.GetReason() != "" {
+			set = append(set, setText(colCancelReason, ev.GetReason()))
 		}
+		_, err = p.update(ctx, tx, orderID, e, through, true, set...)
 	case *orderv1.OrderCompleted:
 		var ok bool
-		ok, err = p.update(ctx, tx, orderID, e, through, `status = $5`, int32(orderv1.OrderStatus_ORDER_STATUS_COMPLETED))
+		ok, err = p.update(ctx, tx, orderID, e, through, true, setStatus(orderv1.OrderStatus_ORDER_STATUS_COMPLETED))
 		if err == nil && ok {
 			err = p.countSale(ctx, tx, orderID)
 		}
 	default:
 		p.logUnknown(ctx, e, errors.New("no read-model mapping"))
-		_, err = p.update(ctx, tx, orderID, e, through, ``)
+		_, err = p.update(ctx, tx, orderID, e, through, false)
 	}
 	return err
 }
@@ -727,27 +728,43 @@ func (p *Projector) insertPlaced(ctx context.Context, tx *sql.Tx, orderID string
 	if err != nil {
 		return err
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 1 {
+	n, err := res.RowsAffected()
+	if err != nil {
 		return err
+	}
+	if n == 1 {
+		// A new row: watchers read it whole.
+		p.changes = append(p.changes, Change{OrderID: orderID, Shown: true})
+		return nil
 	}
 	return p.settle(ctx, tx, orderID, e, through)
 }
 
 // update moves the order row from version e.Version-1 to that of through (e, or the
-// last passing event folded in with it), setting set (columns with parameters from $5
-// on) too, and reports whether it did. A row already at e.Version or later means the
-// event was applied before: see settle.
-func (p *Projector) update(ctx context.Context, tx *sql.Tx, orderID string, e, through eventstore.Event, set string, args ...any) (bool, error) {
-	if set != "" {
-		set += ", "
+// last passing event folded in with it), assigning set too, and reports whether it
+// did; shown tells watchers whether that changed what the order shows. A row
+// already at e.Version or later means the event was applied before: see settle.
+func (p *Projector) update(ctx context.Context, tx *sql.Tx, orderID string, e, through eventstore.Event, shown bool, set ...assignment) (bool, error) {
+	var q strings.Builder
+	q.WriteString(`UPDATE ` + p.t.orders + ` SET `)
+	args := []any{through.Time.UnixNano(), int64(through.Version), orderID, int64(e.Version) - 1}
+	for _, a := range set {
+		args = append(args, a.value)
+		q.WriteString(a.column + " = $" + strconv.Itoa(len(args)) + ", ")
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE `+p.t.orders+` SET `+set+`updated_at = $1, version = $2 WHERE id = $3 AND version = $4`,
-		append([]any{through.Time.UnixNano(), int64(through.Version), orderID, int64(e.Version) - 1}, args...)...)
+	q.WriteString(`updated_at = $1, version = $2 WHERE id = $3 AND version = $4`)
+	res, err := tx.ExecContext(ctx, q.String(), args...)
 	if err != nil {
 		return false, err
 	}
 	n, err := res.RowsAffected()
 	if err != nil || n == 1 {
+		if n == 1 {
+			p.changes = append(p.changes, Change{
+				OrderID: orderID, From: int64(e.Version) - 1, To: int64(through.Version), Shown: shown,
+				at: time.Unix(0, through.Time.UnixNano()).UTC(), set: set,
+			})
+		}
 		return n == 1, err
 	}
 	return false, p.settle(ctx, tx, orderID, e, through)
@@ -770,9 +787,51 @@ func (p *Projector) settle(ctx context.Context, tx *sql.Tx, orderID string, e, t
 		p.log.WarnContext(ctx, "projection skipped an event that does not follow the order's row",
 			"projection", p.name, "stream", e.Stream, "version", uint64(e.Version), "row_version", have)
 	case have < int64(through.Version):
-		_, err = tx.ExecContext(ctx, p.sql.bump, int64(through.Version), through.Time.UnixNano(), orderID, have)
+		if _, err = tx.ExecContext(ctx, p.sql.bump, int64(through.Version), through.Time.UnixNano(), orderID, have); err == nil {
+			// Not a step a watcher can replay: it re-reads.
+			p.changes = append(p.changes, Change{OrderID: orderID, Shown: true})
+		}
 	}
 	return err
+}
+
+// Columns of the orders table that events assign besides version and updated_at.
+const (
+	colStatus       = "status"
+	colPaymentID    = "payment_id"
+	colShipmentID   = "shipment_id"
+	colTrackingID   = "tracking_id"
+	colCancelReason = "cancel_reason"
+)
+
+// assignment is one column an event sets on the order's row. The projector writes
+// it to the row and hands it to watchers in a Change, so that what a watcher
+// replays and what the row holds come from one definition.
+type assignment struct {
+	column string
+	value  any // int32 for colStatus, string for the others
+}
+
+func setStatus(s orderv1.OrderStatus) assignment { return assignment{colStatus, int32(s)} }
+
+func setText(column, v string) assignment { return assignment{column, v} }
+
+// apply sets a's field of o as scanOrder reads the column.
+func (a assignment) apply(o *orderv1.Order) {
+	switch a.column {
+	case colStatus:
+		o.Status = orderv1.OrderStatus(a.value.(int32))
+	case colPaymentID:
+		o.PaymentId = a.value.(string)
+	case colShipmentID:
+		o.ShipmentId = a.value.(string)
+	case colTrackingID:
+		o.TrackingId = a.value.(string)
+	case colCancelReason:
+		o.CancelReason = a.value.(string)
+	default:
+		panic("projection: assignment to unknown column " + a.column)
+	}
 }
 
 // saleKey and saleSum are one row of sales_by_product and what a batch adds to it.

@@ -23,11 +23,11 @@ const (
 	DefaultWatchesPerUser = 256
 )
 
-// Changes tells WatchOrder when an order may have changed in the read model;
+// Changes hands WatchOrder the changes the read model commits;
 // *projection.Hub, fed by the projector of the same process, is the one in use.
 type Changes interface {
-	// Subscribe returns a subscription whose channel receives after each change of
-	// orderID committed from then on, and is closed when the source shuts down.
+	// Subscribe returns a subscription to the changes of orderID committed from then
+	// on, whose channel is closed when the source shuts down.
 	Subscribe(orderID string) *projection.Subscription
 }
 
@@ -107,9 +107,11 @@ func (w *watchers) acquire(user string, limit int) (release func(), ok bool) {
 // DeadlineExceeded after the server's maximum duration (the client watches again),
 // and the status of the client's own cancellation or deadline.
 //
-// It never polls: it subscribes to the projector's notifications before reading the
-// row, so no change committed after that read is missed, and re-reads the row on each
-// notification (coalesced, so a slow client never holds the projector back).
+// It never polls: it subscribes to the projector's changes before reading the row,
+// so no change committed after that read is missed, and brings the order it read up
+// to date with each change the projector hands it; it reads the row again only when
+// it holds none yet or a change cannot be replayed (see projection.Hub). A slow
+// client never holds the projector back.
 func (s *Server) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.OrderService_WatchOrderServer) error {
 	ctx := stream.Context()
 	user := caller(ctx)
@@ -140,8 +142,9 @@ func (s *Server) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.Order
 		return s.watchStatus(ctx, err)
 	}
 	sent := int64(-1)
+	show := true
 	for {
-		if o != nil && o.GetVersion() > sent {
+		if o != nil && show && o.GetVersion() > sent {
 			if err := stream.Send(&orderv1.WatchOrderResponse{Order: o}); err != nil {
 				return fmt.Errorf("watch order %q: send: %w", id, err)
 			}
@@ -158,6 +161,12 @@ func (s *Server) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.Order
 				return s.toStatus(ctx, errWatchClosed)
 			}
 		}
+		var reread bool
+		o, show, reread = catchUp(o, sub)
+		if !reread {
+			continue
+		}
+		show = true
 		o, err = s.readOwn(ctx, user, id)
 		if errors.Is(err, app.ErrNotFound) {
 			continue // not projected yet
@@ -166,6 +175,27 @@ func (s *Server) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.Order
 			return s.watchStatus(ctx, err)
 		}
 	}
+}
+
+// catchUp applies to o the changes waiting in sub. show reports whether one of them
+// changed what the order shows (a saga step that only moved its version is not
+// sent on its own); reread, that o cannot be brought up to date from them.
+func catchUp(o *orderv1.Order, sub *projection.Subscription) (next *orderv1.Order, show, reread bool) {
+	changes, reread := sub.Take()
+	if reread || o == nil {
+		return o, false, true
+	}
+	for _, c := range changes {
+		if c.To != 0 && c.To <= o.GetVersion() {
+			continue // committed before the read that gave o
+		}
+		n, ok := c.Apply(o)
+		if !ok {
+			return o, false, true
+		}
+		o, show = n, show || c.Shown
+	}
+	return o, show, false
 }
 
 // readOwn returns user's order id from the read model; app.ErrNotFound (and no

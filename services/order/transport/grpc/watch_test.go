@@ -2,8 +2,12 @@ package grpctransport_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,12 +15,16 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 	"github.com/eventshop/eventshop/pkg/auth"
 	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/resilience"
+	"github.com/eventshop/eventshop/pkg/sqldb"
+	"github.com/eventshop/eventshop/pkg/sqldb/sqltest"
 	"github.com/eventshop/eventshop/services/order/app"
+	"github.com/eventshop/eventshop/services/order/domain"
 	"github.com/eventshop/eventshop/services/order/projection"
 	grpctransport "github.com/eventshop/eventshop/services/order/transport/grpc"
 )
@@ -134,4 +142,132 @@ func TestWatchOrderBounds(t *testing.T) {
 			t.Fatalf("watch without a hub: %v, want Unavailable", err)
 		}
 	})
+}
+
+// countingReads is the read model of a real projection that counts the rows read.
+type countingReads struct {
+	q     *projection.Queries
+	reads atomic.Int64
+}
+
+func (r *countingReads) GetOrder(ctx context.Context, id string) (*orderv1.Order, error) {
+	r.reads.Add(1)
+	o, err := r.q.GetOrder(ctx, id)
+	if errors.Is(err, projection.ErrNotFound) {
+		err = fmt.Errorf("%w: %w", app.ErrNotFound, err)
+	}
+	return o, err
+}
+
+func (r *countingReads) ListOrdersByUser(context.Context, string, orderv1.OrderStatus, int, string) ([]*orderv1.Order, string, error) {
+	return nil, "", errors.ErrUnsupported
+}
+
+func (r *countingReads) SalesByProduct(context.Context, int) ([]*orderv1.ProductSales, error) {
+	return nil, errors.ErrUnsupported
+}
+
+// A watch reads the order's row once and brings it up to date from the changes the
+// projector hands it: each state it sends is the row as the read model holds it,
+// without a read of the database per change.
+func TestWatchOrderReplaysChangesInsteadOfReading(t *testing.T) {
+	ctx := testContext(t)
+	db := sqltest.Open(t, sqldb.SQLite)
+	store := eventstore.NewMemory()
+	hub := projection.NewHub()
+	if err := projection.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	p, err := projection.NewProjector(db, store, projection.WithHub(hub), projection.WithDecoder(app.NewCodec().Decode))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	repo := app.NewRepository(store)
+	const id = "0195f3a0-0000-7000-8000-0000000000aa"
+	_, err = repo.Create(ctx, id, func(o *domain.Order) ([]domain.Event, error) {
+		return o.Place(domain.PlaceParams{
+			OrderID: id, UserID: "alice", ShippingCost: domain.Money{Units: 599, Currency: "USD"}, PaymentToken: "tok_visa",
+			Address: domain.Address{Name: "Ada Lovelace", Street: "1 Analytical Way", City: "London", PostalCode: "N1 9GU", CountryCode: "GB"},
+			Lines:   []domain.Line{{ProductID: "grinder", Name: "Grinder", Quantity: 2, UnitPrice: domain.Money{Units: 8950, Currency: "USD"}}},
+		})
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reads := &countingReads{q: projection.NewQueries(db)}
+	c := serveWatch(t, grpctransport.NewServer(app.NewPlaceOrder(repo, noCatalog{}, app.FlatRate{}, nil), app.NewCancelOrder(repo), app.NewQueries(repo),
+		reads, nil, grpctransport.WithChanges(hub)))
+	w, err := c.WatchOrder(metadata.AppendToOutgoingContext(ctx, "user", "alice"), &orderv1.WatchOrderRequest{OrderId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := w.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readsAtStart := reads.reads.Load()
+
+	steps := []func(o *domain.Order) ([]domain.Event, error){
+		func(o *domain.Order) ([]domain.Event, error) { return o.RecordPaymentAuthorized("pay-1", o.Total()) },
+		func(o *domain.Order) ([]domain.Event, error) { return o.RecordInventoryReserved("res-1") },
+		func(o *domain.Order) ([]domain.Event, error) { return o.RecordShipmentCreated("ship-1", "TRACK-1") },
+		func(o *domain.Order) ([]domain.Event, error) { return o.RecordPaymentCaptured("pay-1", o.Total()) },
+		func(o *domain.Order) ([]domain.Event, error) { return o.Complete() },
+	}
+	last := first.GetOrder()
+	for _, step := range steps {
+		if _, err := repo.Update(ctx, id, step); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := w.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := resp.GetOrder()
+		if got.GetVersion() <= last.GetVersion() {
+			t.Fatalf("sent version %d after %d", got.GetVersion(), last.GetVersion())
+		}
+		if err := p.WaitFor(ctx, head(ctx, t, store)); err != nil {
+			t.Fatal(err)
+		}
+		row, err := reads.q.GetOrder(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(got, row) {
+			t.Fatalf("sent\n%v\nthe row holds\n%v", got, row)
+		}
+		last = got
+	}
+	if last.GetStatus() != orderv1.OrderStatus_ORDER_STATUS_COMPLETED {
+		t.Fatalf("last state %v, want COMPLETED", last.GetStatus())
+	}
+	if _, err := w.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after COMPLETED: %v, want the end of the stream", err)
+	}
+	if n := reads.reads.Load() - readsAtStart; n != 0 {
+		t.Fatalf("the watch read the row %d times after its first answer, want 0", n)
+	}
+}
+
+// head is the position of the store's last event.
+func head(ctx context.Context, t *testing.T, s eventstore.Store) eventstore.Position {
+	t.Helper()
+	var pos eventstore.Position
+	for {
+		evs, err := s.ReadCategory(ctx, projection.Category, pos, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			return pos
+		}
+		pos = evs[len(evs)-1].Position
+	}
 }
