@@ -35,8 +35,8 @@ type Hub struct {
 const maxPending = 64
 
 // Change is one committed update of an order's row: it moved the row from version
-// From to version To. A change that Apply cannot replay (the row's insertion, or a
-// correction of an earlier partial apply) has To zero: watchers re-read.
+// From to version To; the row's insertion has From zero. A change that Apply cannot
+// replay (a correction of an earlier partial apply) has To zero: watchers re-read.
 type Change struct {
 	OrderID  string
 	From, To int64
@@ -44,16 +44,21 @@ type Change struct {
 	// version (a step of its saga).
 	Shown bool
 	// at is the row's new update time; set, the columns assigned besides version
-	// and update time.
+	// and update time; row, for an insertion, the new row.
 	at  time.Time
 	set []assignment
+	row func() *orderv1.Order
 }
 
-// Apply returns o, which must be at version c.From, with c applied, as a new
-// message (o is left as it was: a sent message must not change). ok is false
-// when o is at another version or c cannot be replayed; re-read the row then.
+// Apply returns o, which must be at version c.From (nil before the insertion),
+// with c applied, as a new message (o is left as it was: a sent message must not
+// change). ok is false when o is at another version or c cannot be replayed;
+// re-read the row then.
 func (c Change) Apply(o *orderv1.Order) (next *orderv1.Order, ok bool) {
-	if c.To == 0 || o.GetVersion() != c.From {
+	switch {
+	case c.row != nil && o == nil:
+		return c.row(), true
+	case c.To == 0 || c.row != nil || o == nil || o.GetVersion() != c.From:
 		return nil, false
 	}
 	next = proto.CloneOf(o)

@@ -705,26 +705,32 @@ func (p *Projector) insertPlaced(ctx context.Context, tx *sql.Tx, orderID string
 			"projection", p.name, "stream", e.Stream, "version", uint64(e.Version))
 		return nil
 	}
-	lines := make([]lineJSON, 0, len(ev.GetLines()))
+	row := orderRow{
+		id: orderID, userID: ev.GetUserId(), status: int32(orderv1.OrderStatus_ORDER_STATUS_PENDING),
+		currency: ev.GetTotal().GetCurrencyCode(), subtotal: ev.GetSubtotal().GetMinorUnits(),
+		shipping: ev.GetShippingCost().GetMinorUnits(), total: ev.GetTotal().GetMinorUnits(),
+		created: e.Time.UnixNano(), updated: e.Time.UnixNano(), version: int64(through.Version),
+	}
+	row.lines = make([]lineJSON, 0, len(ev.GetLines()))
 	for _, l := range ev.GetLines() {
-		lines = append(lines, lineJSON{
+		row.lines = append(row.lines, lineJSON{
 			ProductID: l.GetProductId(), Name: l.GetName(), Quantity: l.GetQuantity(),
 			UnitPrice: money.FromProto(l.GetUnitPrice()), LineTotal: money.FromProto(l.GetLineTotal()),
 		})
 	}
 	a := ev.GetShippingAddress()
-	lj, err := json.Marshal(lines)
+	row.address = addressJSON{Name: a.GetName(), Street: a.GetStreet(), City: a.GetCity(), PostalCode: a.GetPostalCode(), CountryCode: a.GetCountryCode()}
+	lj, err := json.Marshal(row.lines)
 	if err != nil {
 		return err
 	}
-	aj, err := json.Marshal(addressJSON{Name: a.GetName(), Street: a.GetStreet(), City: a.GetCity(), PostalCode: a.GetPostalCode(), CountryCode: a.GetCountryCode()})
+	aj, err := json.Marshal(row.address)
 	if err != nil {
 		return err
 	}
-	at := e.Time.UnixNano()
 	res, err := tx.ExecContext(ctx, p.sql.insertPlaced,
-		orderID, ev.GetUserId(), int32(orderv1.OrderStatus_ORDER_STATUS_PENDING), string(lj), ev.GetTotal().GetCurrencyCode(),
-		ev.GetSubtotal().GetMinorUnits(), ev.GetShippingCost().GetMinorUnits(), ev.GetTotal().GetMinorUnits(), string(aj), at, int64(through.Version))
+		orderID, row.userID, row.status, string(lj), row.currency,
+		row.subtotal, row.shipping, row.total, string(aj), row.created, row.version)
 	if err != nil {
 		return err
 	}
@@ -733,8 +739,9 @@ func (p *Projector) insertPlaced(ctx context.Context, tx *sql.Tx, orderID string
 		return err
 	}
 	if n == 1 {
-		// A new row: watchers read it whole.
-		p.changes = append(p.changes, Change{OrderID: orderID, Shown: true})
+		// A new row: a watcher that holds none takes it from the change (built only
+		// if one does).
+		p.changes = append(p.changes, Change{OrderID: orderID, To: row.version, Shown: true, row: row.order})
 		return nil
 	}
 	return p.settle(ctx, tx, orderID, e, through)

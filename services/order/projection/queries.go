@@ -218,39 +218,56 @@ type scanner interface{ Scan(dest ...any) error }
 // scanOrder reads one row of orderColumns and returns created_at as stored.
 func scanOrder(r scanner) (*orderv1.Order, int64, error) {
 	var (
-		o                        orderv1.Order
-		status                   int32
-		lines, address, currency string
-		subtotal, shipping, tot  int64
-		created, updated         int64
+		row            orderRow
+		lines, address string
 	)
-	err := r.Scan(&o.Id, &o.UserId, &status, &lines, &currency, &subtotal, &shipping, &tot, &address,
-		&o.PaymentId, &o.ShipmentId, &o.TrackingId, &o.CancelReason, &created, &updated, &o.Version)
+	err := r.Scan(&row.id, &row.userID, &row.status, &lines, &row.currency, &row.subtotal, &row.shipping, &row.total, &address,
+		&row.paymentID, &row.shipmentID, &row.trackingID, &row.cancelReason, &row.created, &row.updated, &row.version)
 	if err != nil {
 		return nil, 0, err
 	}
-	o.Status = orderv1.OrderStatus(status)
-	var ls []lineJSON
-	if err := json.Unmarshal([]byte(lines), &ls); err != nil {
-		return nil, 0, fmt.Errorf("order %s lines: %w", o.Id, err)
+	if err := json.Unmarshal([]byte(lines), &row.lines); err != nil {
+		return nil, 0, fmt.Errorf("order %s lines: %w", row.id, err)
 	}
-	for _, l := range ls {
+	if err := json.Unmarshal([]byte(address), &row.address); err != nil {
+		return nil, 0, fmt.Errorf("order %s address: %w", row.id, err)
+	}
+	return row.order(), row.created, nil
+}
+
+// orderRow is a row of the orders table, its JSON columns decoded.
+type orderRow struct {
+	id, userID, currency                            string
+	status                                          int32
+	lines                                           []lineJSON
+	address                                         addressJSON
+	subtotal, shipping, total                       int64
+	paymentID, shipmentID, trackingID, cancelReason string
+	created, updated, version                       int64
+}
+
+// order is the row as the API shows it: what GetOrder answers, and what the
+// projector hands watchers of a new row (Change), built here for both.
+func (row *orderRow) order() *orderv1.Order {
+	o := &orderv1.Order{
+		Id: row.id, UserId: row.userID, Status: orderv1.OrderStatus(row.status),
+		PaymentId: row.paymentID, ShipmentId: row.shipmentID, TrackingId: row.trackingID, CancelReason: row.cancelReason,
+		Version: row.version,
+	}
+	for _, l := range row.lines {
 		o.Lines = append(o.Lines, &orderv1.OrderLine{
 			ProductId: l.ProductID, Name: l.Name, Quantity: l.Quantity,
 			UnitPrice: l.UnitPrice.Proto(), LineTotal: l.LineTotal.Proto(),
 		})
 	}
-	var a addressJSON
-	if err := json.Unmarshal([]byte(address), &a); err != nil {
-		return nil, 0, fmt.Errorf("order %s address: %w", o.Id, err)
-	}
+	a := row.address
 	o.ShippingAddress = &commonv1.Address{Name: a.Name, Street: a.Street, City: a.City, PostalCode: a.PostalCode, CountryCode: a.CountryCode}
-	o.Subtotal = money.New(subtotal, currency).Proto()
-	o.ShippingCost = money.New(shipping, currency).Proto()
-	o.Total = money.New(tot, currency).Proto()
-	o.CreateTime = timestamppb.New(time.Unix(0, created).UTC())
-	o.UpdateTime = timestamppb.New(time.Unix(0, updated).UTC())
-	return &o, created, nil
+	o.Subtotal = money.New(row.subtotal, row.currency).Proto()
+	o.ShippingCost = money.New(row.shipping, row.currency).Proto()
+	o.Total = money.New(row.total, row.currency).Proto()
+	o.CreateTime = timestamppb.New(time.Unix(0, row.created).UTC())
+	o.UpdateTime = timestamppb.New(time.Unix(0, row.updated).UTC())
+	return o
 }
 
 // cursor is the position after the last row of a page.

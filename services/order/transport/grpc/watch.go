@@ -109,9 +109,9 @@ func (w *watchers) acquire(user string, limit int) (release func(), ok bool) {
 //
 // It never polls: it subscribes to the projector's changes before reading the row,
 // so no change committed after that read is missed, and brings the order it read up
-// to date with each change the projector hands it; it reads the row again only when
-// it holds none yet or a change cannot be replayed (see projection.Hub). A slow
-// client never holds the projector back.
+// to date with each change the projector hands it (a row inserted after that read
+// comes with its change); it reads the row again only when a change cannot be
+// replayed (see projection.Hub). A slow client never holds the projector back.
 func (s *Server) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.OrderService_WatchOrderServer) error {
 	ctx := stream.Context()
 	user := caller(ctx)
@@ -163,6 +163,9 @@ func (s *Server) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.Order
 		}
 		var reread bool
 		o, show, reread = catchUp(o, sub)
+		if o != nil && o.GetUserId() != user {
+			reread = true // readOwn answers NotFound, as it would have at first
+		}
 		if !reread {
 			continue
 		}
@@ -177,16 +180,17 @@ func (s *Server) WatchOrder(req *orderv1.WatchOrderRequest, stream orderv1.Order
 	}
 }
 
-// catchUp applies to o the changes waiting in sub. show reports whether one of them
-// changed what the order shows (a saga step that only moved its version is not
-// sent on its own); reread, that o cannot be brought up to date from them.
+// catchUp applies to o (nil when the row was not there yet) the changes waiting in
+// sub. show reports whether one of them changed what the order shows (a saga step
+// that only moved its version is not sent on its own); reread, that o cannot be
+// brought up to date from them.
 func catchUp(o *orderv1.Order, sub *projection.Subscription) (next *orderv1.Order, show, reread bool) {
 	changes, reread := sub.Take()
-	if reread || o == nil {
+	if reread {
 		return o, false, true
 	}
 	for _, c := range changes {
-		if c.To != 0 && c.To <= o.GetVersion() {
+		if o != nil && c.To != 0 && c.To <= o.GetVersion() {
 			continue // committed before the read that gave o
 		}
 		n, ok := c.Apply(o)
