@@ -3,10 +3,14 @@ package sqldb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/eventshop/eventshop/pkg/poll"
 )
 
 // openCaching opens a file SQLite database on one pooled connection, so every call
@@ -165,5 +169,77 @@ func TestSQLiteStatementCacheEvicts(t *testing.T) {
 	var v int64
 	if err := conn.QueryRowContext(ctx, first).Scan(&v); err != nil || v != 1 {
 		t.Fatalf("evicted statement again: %d, %v", v, err)
+	}
+}
+
+// A transaction's statements run without their context's cancellation (no
+// interrupt watcher per statement), yet the transaction still ends with its
+// context: the next statement fails and nothing of it is kept. On the same
+// connection afterwards, a statement outside a transaction is interrupted again
+// when its context ends.
+func TestSQLiteTransactionsEndWithTheirContext(t *testing.T) {
+	_, conn := openCaching(t)
+	mustExec(t, conn, `CREATE TABLE kv (k TEXT PRIMARY KEY, v BIGINT NOT NULL)`)
+	for _, end := range []string{"commit", "rollback", "cancel"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO kv (k, v) VALUES ($1, 1)`, end); err != nil {
+			t.Fatal(err)
+		}
+		switch end {
+		case "commit":
+			err = tx.Commit()
+		case "rollback":
+			err = tx.Rollback()
+		case "cancel":
+			cancel()
+			if _, err := tx.ExecContext(ctx, `INSERT INTO kv (k, v) VALUES ('more', 1)`); !errors.Is(err, context.Canceled) {
+				t.Fatalf("a statement after the context ended: %v, want context.Canceled", err)
+			}
+			if err := tx.Commit(); err == nil {
+				t.Fatal("a transaction committed after its context ended")
+			}
+		}
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", end, err)
+		}
+	}
+	// database/sql rolls the cancelled transaction back in its own goroutine.
+	poll.Until(t, "only the committed row left", func() bool {
+		var keys []string
+		rows, err := conn.QueryContext(context.Background(), `SELECT k FROM kv ORDER BY k`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				t.Fatal(err)
+			}
+			keys = append(keys, k)
+		}
+		return strings.Join(keys, ",") == "commit"
+	})
+
+	// Counting to 10^8 takes seconds; the context ends it in 50 ms.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		var n int64
+		done <- conn.QueryRowContext(ctx, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000000) SELECT count(*) FROM c`).Scan(&n)
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("the long statement finished")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("a statement outside a transaction was not interrupted when its context ended")
 	}
 }
