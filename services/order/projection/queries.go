@@ -105,7 +105,13 @@ const orderColumns = `id, user_id, status, lines, currency, subtotal, shipping, 
 // side; see Projector.WaitFor) and the database error otherwise. The caller checks
 // that the order belongs to the user asking.
 func (q *Queries) GetOrder(ctx context.Context, id string) (*orderv1.Order, error) {
-	o, _, err := scanOrder(q.db.QueryRowContext(ctx, q.sql.get, id))
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("projection: get order %q: %w", id, err)
+	}
+	// A lookup by primary key takes microseconds: it runs without ctx's
+	// cancellation, which database/sql and the SQLite driver would each watch with a
+	// goroutine of their own per query, on the read path's hottest call.
+	o, _, err := scanOrder(q.db.QueryRowContext(context.WithoutCancel(ctx), q.sql.get, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("get order %q: %w", id, ErrNotFound)
 	}
