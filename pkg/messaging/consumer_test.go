@@ -433,3 +433,37 @@ func TestNonCloudEventDeadLetters(t *testing.T) {
 		t.Errorf("ce-error = %q", got)
 	}
 }
+
+// Concurrency bounds the handlers running at once, and every message is handled.
+func TestConsumerRunsAtMostConcurrencyHandlers(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	cfg := fastConfig(durable, "cmd.payment.>")
+	cfg.Concurrency = 3
+	const sent = 12
+	var running, most, handled atomic.Int32
+	c, err := e.bus.NewConsumer(ctx, cfg,
+		messaging.Handle(func(context.Context, messaging.Message, *paymentv1.AuthorizePayment) error {
+			n := running.Add(1)
+			defer running.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			time.Sleep(20 * time.Millisecond)
+			handled.Add(1)
+			return nil
+		}))
+	if err != nil {
+		t.Fatalf("consumer: %v", err)
+	}
+	for range sent {
+		if _, err := e.bus.SendCommand(ctx, "cmd.payment.authorize", "", authorize()); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	stop := run(t, c)
+	defer stop()
+	poll.Until(t, "every command handled", func() bool { return handled.Load() == sent })
+	if m := most.Load(); m > int32(cfg.Concurrency) || m < 2 {
+		t.Fatalf("%d handlers ran at once at the most, want 2 to Concurrency = %d", m, cfg.Concurrency)
+	}
+}

