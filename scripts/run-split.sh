@@ -158,10 +158,12 @@ launch() {
 	echo $! >"$SPLIT_DIR/$1.pid"
 }
 
-# wait_port waits (bounded) until something listens on host:port.
+# wait_port waits (bounded) until something listens on host:port. A service on a
+# fresh 3-node cluster may wait several seconds for the cluster's first leader
+# before it can declare its streams and buckets and listen, longer on a busy machine.
 wait_port() {
 	local hp=$1 i
-	for i in $(seq 1 100); do
+	for i in $(seq 1 300); do
 		(exec 3<>"/dev/tcp/${hp%:*}/${hp#*:}") 2>/dev/null && return 0
 		sleep 0.1
 	done
@@ -229,11 +231,21 @@ restart() {
 }
 
 stop_all() {
+	local pids=() pid i
 	for p in gateway order shipping inventory payment cart catalog devissuer nats nats-1 nats-2 nats-3; do
 		if [[ -f $SPLIT_DIR/$p.pid ]]; then
-			kill "$(cat "$SPLIT_DIR/$p.pid")" 2>/dev/null || true
+			pid=$(cat "$SPLIT_DIR/$p.pid")
+			kill "$pid" 2>/dev/null && pids+=("$pid")
 			rm -f "$SPLIT_DIR/$p.pid"
 		fi
+	done
+	# Until they are gone (bounded): a start right after would otherwise find the
+	# old processes still draining on its ports.
+	for pid in "${pids[@]}"; do
+		for i in $(seq 1 300); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
 	done
 	local dropped=""
 	if [[ -f $SPLIT_DIR/dsn && -z ${SPLIT_KEEP_DB:-} ]]; then
