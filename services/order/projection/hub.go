@@ -2,10 +2,8 @@ package projection
 
 import (
 	"sync"
-	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	orderv1 "github.com/eventshop/eventshop/gen/go/eventshop/order/v1"
 )
@@ -43,9 +41,9 @@ type Change struct {
 	// Shown reports whether the change touches what the order shows, not only its
 	// version (a step of its saga).
 	Shown bool
-	// at is the row's new update time; set, the columns assigned besides version
-	// and update time; row, for an insertion, the new row.
-	at  time.Time
+	// at is the row's new updated_at, as stored; set, the columns assigned besides
+	// version and updated_at; row, for an insertion, the new row.
+	at  int64
 	set []assignment
 	row func() *orderv1.Order
 }
@@ -66,7 +64,7 @@ func (c Change) Apply(o *orderv1.Order) (next *orderv1.Order, ok bool) {
 		a.apply(next)
 	}
 	next.Version = c.To
-	next.UpdateTime = timestamppb.New(c.at)
+	next.UpdateTime = rowTime(c.at)
 	return next, true
 }
 
@@ -146,13 +144,11 @@ func (h *Hub) Publish(changes ...Change) {
 	defer h.mu.Unlock()
 	for _, c := range changes {
 		for s := range h.subs[c.OrderID] {
-			switch {
-			case s.reread:
-			case c.To == 0 || len(s.pending) == maxPending:
-				s.pending, s.reread = nil, true
-			default:
-				s.pending = append(s.pending, c)
+			if s.reread || c.To == 0 || len(s.pending) == maxPending {
+				s.askReread()
+				continue
 			}
+			s.pending = append(s.pending, c)
 			notify(s.c)
 		}
 	}
@@ -166,8 +162,7 @@ func (h *Hub) Notify(orderIDs ...string) {
 	defer h.mu.Unlock()
 	for _, id := range orderIDs {
 		for s := range h.subs[id] {
-			s.pending, s.reread = nil, true
-			notify(s.c)
+			s.askReread()
 		}
 	}
 }
@@ -179,8 +174,7 @@ func (h *Hub) PublishAll() {
 	defer h.mu.Unlock()
 	for _, m := range h.subs {
 		for s := range m {
-			s.pending, s.reread = nil, true
-			notify(s.c)
+			s.askReread()
 		}
 	}
 }
@@ -208,6 +202,13 @@ func (h *Hub) Watchers() int {
 		n += len(m)
 	}
 	return n
+}
+
+// askReread drops s's pending changes and tells its watcher to read the row again.
+// The caller holds the hub's lock.
+func (s *Subscription) askReread() {
+	s.pending, s.reread = nil, true
+	notify(s.c)
 }
 
 // notify leaves a notification in c unless one is pending already.

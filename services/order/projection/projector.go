@@ -765,16 +765,17 @@ func (p *Projector) update(ctx context.Context, tx *sql.Tx, orderID string, e, t
 		return false, err
 	}
 	n, err := res.RowsAffected()
-	if err != nil || n == 1 {
-		if n == 1 {
-			p.changes = append(p.changes, Change{
-				OrderID: orderID, From: int64(e.Version) - 1, To: int64(through.Version), Shown: shown,
-				at: time.Unix(0, through.Time.UnixNano()).UTC(), set: set,
-			})
-		}
-		return n == 1, err
+	if err != nil {
+		return false, err
 	}
-	return false, p.settle(ctx, tx, orderID, e, through)
+	if n != 1 {
+		return false, p.settle(ctx, tx, orderID, e, through)
+	}
+	p.changes = append(p.changes, Change{
+		OrderID: orderID, From: int64(e.Version) - 1, To: int64(through.Version), Shown: shown,
+		at: through.Time.UnixNano(), set: set,
+	})
+	return true, nil
 }
 
 // settle handles an event that did not apply to the order's row: one applied before

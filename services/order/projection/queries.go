@@ -271,10 +271,13 @@ func (row *orderRow) order() *orderv1.Order {
 	o.Subtotal = money.New(row.subtotal, row.currency).Proto()
 	o.ShippingCost = money.New(row.shipping, row.currency).Proto()
 	o.Total = money.New(row.total, row.currency).Proto()
-	o.CreateTime = timestamppb.New(time.Unix(0, row.created).UTC())
-	o.UpdateTime = timestamppb.New(time.Unix(0, row.updated).UTC())
+	o.CreateTime = rowTime(row.created)
+	o.UpdateTime = rowTime(row.updated)
 	return o
 }
+
+// rowTime is a time column (nanoseconds since the epoch) as the API shows it.
+func rowTime(ns int64) *timestamppb.Timestamp { return timestamppb.New(time.Unix(0, ns).UTC()) }
 
 // cursor is the position after the last row of a page.
 type cursor struct {
