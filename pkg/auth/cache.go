@@ -1,7 +1,7 @@
 package auth
 
 import (
-	"crypto/sha256"
+	"hash/maphash"
 	"slices"
 	"time"
 
@@ -24,15 +24,20 @@ const (
 // costs one signature check instead of one per call. It is bounded, with least
 // recently used eviction (hashicorp/golang-lru), and safe for concurrent use.
 //
-// Keys are SHA-256 digests of the whole raw token: a token that differs in any byte
-// (signature, payload or header) misses and is verified in full. An entry answers
+// Keys are hashes of the whole raw token (hash/maphash, seeded at random per cache),
+// and an entry answers only the very token it holds: a token that differs in any
+// byte (signature, payload or header) misses and is verified in full. A seeded
+// 64-bit hash costs no allocation and no cryptography on every call; a collision,
+// which no caller can aim for without the seed, only costs a verification, since
+// the token itself is compared. An entry answers
 // only inside [from, until): from is when the nbf check starts to pass (nbf less the
 // leeway), until is the token's expiry without the leeway, capped by the TTL. So a
 // cached token is never accepted where verification would refuse it, and a token in
 // the leeway after its expiry is verified afresh on every use.
 type tokenCache struct {
 	ttl     time.Duration
-	entries *lru.Cache[[sha256.Size]byte, *cacheEntry]
+	seed    maphash.Seed
+	entries *lru.Cache[uint64, *cacheEntry]
 }
 
 type cacheEntry struct {
@@ -42,13 +47,13 @@ type cacheEntry struct {
 
 // newTokenCache returns a cache of size (at least 1) entries.
 func newTokenCache(size int, ttl time.Duration) *tokenCache {
-	entries, _ := lru.New[[sha256.Size]byte, *cacheEntry](max(size, 1)) // errs only for a size below 1
-	return &tokenCache{ttl: ttl, entries: entries}
+	entries, _ := lru.New[uint64, *cacheEntry](max(size, 1)) // errs only for a size below 1
+	return &tokenCache{ttl: ttl, seed: maphash.MakeSeed(), entries: entries}
 }
 
 // get returns a copy of the claims cached for raw if they are valid at now.
 func (c *tokenCache) get(raw string, now time.Time) (*Claims, bool) {
-	key := sha256.Sum256([]byte(raw))
+	key := maphash.String(c.seed, raw)
 	e, ok := c.entries.Get(key)
 	if !ok {
 		return nil, false
@@ -57,9 +62,7 @@ func (c *tokenCache) get(raw string, now time.Time) (*Claims, bool) {
 		c.entries.Remove(key)
 		return nil, false
 	}
-	// Digests of different tokens do not collide in practice; comparing costs little
-	// and makes the answer not depend on that.
-	if e.claims.Token != raw {
+	if e.claims.Token != raw { // another token with the same hash
 		return nil, false
 	}
 	return cloneClaims(e.claims), true
@@ -75,7 +78,7 @@ func (c *tokenCache) put(claims *Claims, now, validFrom, exp time.Time) {
 	if !now.Before(until) {
 		return // inside its leeway: verify on every use until it is refused
 	}
-	c.entries.Add(sha256.Sum256([]byte(claims.Token)), &cacheEntry{claims: cloneClaims(claims), from: validFrom, until: until})
+	c.entries.Add(maphash.String(c.seed, claims.Token), &cacheEntry{claims: cloneClaims(claims), from: validFrom, until: until})
 }
 
 func (c *tokenCache) len() int { return c.entries.Len() }

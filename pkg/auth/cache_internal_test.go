@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"hash/maphash"
 	"testing"
 	"time"
 )
@@ -62,5 +63,25 @@ func TestTokenCacheEvictsLeastRecentlyUsed(t *testing.T) {
 	}
 	if c.len() != 2 {
 		t.Errorf("%d cached, bound is 2", c.len())
+	}
+}
+
+// An entry answers only the token it holds: a token whose key is the same (a hash
+// collision, forced here) misses, is not handed the other token's claims, and
+// leaves the entry in place.
+func TestTokenCacheAnswersOnlyItsOwnToken(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	c := newTokenCache(4, time.Hour)
+	c.put(&Claims{Subject: "alice", Token: "alice-token"}, now, time.Time{}, now.Add(time.Hour))
+	e, ok := c.entries.Get(maphash.String(c.seed, "alice-token"))
+	if !ok {
+		t.Fatal("alice's token was not cached")
+	}
+	c.entries.Add(maphash.String(c.seed, "mallory-token"), e) // mallory's key now holds alice's entry
+	if claims, hit := c.get("mallory-token", now); hit {
+		t.Fatalf("a colliding token was answered with %q's claims", claims.Subject)
+	}
+	if claims, hit := c.get("alice-token", now); !hit || claims.Subject != "alice" {
+		t.Fatalf("alice's own token: hit %v, claims %+v", hit, claims)
 	}
 }
