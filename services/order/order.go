@@ -93,6 +93,13 @@ type Config struct {
 	// a SQLite read model (its own) always does. It must not change while the read
 	// model lives: checkpoints are kept per partition.
 	ReadPartitions int
+	// ReadCache is how many recently read orders GetOrder and WatchOrder answer from
+	// memory (projection.OrderCache), kept exact by the projector's changes; 0 reads
+	// every order from the database. It applies to a SQLite read model only: where
+	// instances share a PostgreSQL one, another instance's writes reach this one
+	// through a relay that may lag. RegisterFlags sets it to
+	// projection.DefaultOrderCacheSize.
+	ReadCache int
 	// SharedRead makes the projector, the saga follower and the orchestrator read
 	// the order category through one subscription (eventstore.NewShared) instead of
 	// one each: each event delivered and decoded once (RegisterFlags turns it on; see
@@ -146,6 +153,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SagaTiming.StuckAfter, "saga-stuck-after", 30*time.Minute, "an unfinished saga older than this is reported stuck")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replicas of each JetStream stream and bucket created (3 on a NATS cluster)")
 	fs.IntVar(&c.ReadPartitions, "read-partitions", DefaultReadPartitions, "partitions of the order category split among the instances sharing a PostgreSQL read model (0: each projects all; never change it on a live read model)")
+	fs.IntVar(&c.ReadCache, "read-cache", projection.DefaultOrderCacheSize, "orders GetOrder and WatchOrder answer from memory, kept exact by the projector (SQLite read model only; 0: none)")
 	fs.BoolVar(&c.SharedRead, "shared-read", true, "projector, saga follower and orchestrator read the order category through one subscription (false: one each)")
 	fs.StringVar(&c.EventStore, "event-store", EventStoreJetStream, "where order streams and saga logs are kept: jetstream, memory (lost at exit) or an EventStoreDB URL (esdb://host:2113?tls=false)")
 }
@@ -176,6 +184,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReadPartitions < 0 {
 		errs = append(errs, fmt.Errorf("read-partitions %d is negative", c.ReadPartitions))
+	}
+	if c.ReadCache < 0 {
+		errs = append(errs, fmt.Errorf("read-cache %d is negative", c.ReadCache))
 	}
 	switch {
 	case c.EventStore == "", c.EventStore == EventStoreJetStream, c.EventStore == EventStoreMemory:
@@ -331,10 +342,17 @@ func New(ctx context.Context, cfg Config, deps Deps) (_ *Service, err error) {
 		if err := projection.Migrate(ctx, s.db); err != nil {
 			return nil, fmt.Errorf("order: read model: %w", err)
 		}
-		reads = readModel{projection.NewQueries(s.db)}
 		s.hub = projection.NewHub()
 		transport = append(transport, grpctransport.WithChanges(s.hub))
 		var notify projection.Notifier = s.hub
+		var queryOpts []projection.QueriesOption
+		if s.db.Dialect == sqldb.SQLite && cfg.ReadCache > 0 {
+			// The cache hears of each change before the watchers do (see OrderCache).
+			cache := projection.NewOrderCache(cfg.ReadCache, projection.DefaultOrderCacheTTL)
+			queryOpts = append(queryOpts, projection.WithOrderCache(cache))
+			notify = cache.Notifier(s.hub)
+		}
+		reads = readModel{projection.NewQueries(s.db, queryOpts...)}
 		if s.db.Dialect == sqldb.Postgres && cfg.ReadPartitions > 0 && js != nil {
 			if s.group, err = partition.Join(ctx, js, partition.Config{
 				Bucket: PartitionBucket, Partitions: cfg.ReadPartitions, Replicas: cfg.StreamReplicas, Logger: logger,

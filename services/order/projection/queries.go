@@ -42,9 +42,18 @@ const DefaultSalesLimit = 100
 // database resolves again after a swap, whichever process made it, even for the
 // compiled statements each connection keeps (see sqldb).
 type Queries struct {
-	db  *sqldb.DB
-	sql querySQL
+	db    *sqldb.DB
+	sql   querySQL
+	cache *OrderCache // nil: every GetOrder reads the database
 }
+
+// QueriesOption configures NewQueries.
+type QueriesOption func(*Queries)
+
+// WithOrderCache makes GetOrder answer from c the orders read recently; c must be
+// told of every change to the orders table (OrderCache.Notifier), or it answers
+// stale orders for up to its TTL.
+func WithOrderCache(c *OrderCache) QueriesOption { return func(q *Queries) { q.cache = c } }
 
 // querySQL is the text of every query, built once per set of tables.
 type querySQL struct {
@@ -90,11 +99,15 @@ ORDER BY units DESC, product_id, currency LIMIT $1`,
 // NewQueries returns the queries over db; Migrate (or a running Projector) creates
 // the tables, and each statement is prepared on its first use. It panics on a nil
 // db: that is a wiring mistake.
-func NewQueries(db *sqldb.DB) *Queries {
+func NewQueries(db *sqldb.DB, opts ...QueriesOption) *Queries {
 	if db == nil {
 		panic("projection: nil db")
 	}
-	return &Queries{db: db, sql: newQuerySQL(liveTables)}
+	q := &Queries{db: db, sql: newQuerySQL(liveTables)}
+	for _, o := range opts {
+		o(q)
+	}
+	return q
 }
 
 const orderColumns = `id, user_id, status, lines, currency, subtotal, shipping, total, address,
@@ -108,17 +121,28 @@ func (q *Queries) GetOrder(ctx context.Context, id string) (*orderv1.Order, erro
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("projection: get order %q: %w", id, err)
 	}
+	var epoch uint64
+	if q.cache != nil {
+		var row *orderRow
+		if row, epoch = q.cache.get(id); row != nil {
+			return row.order(), nil
+		}
+	}
 	// A lookup by primary key takes microseconds: it runs without ctx's
 	// cancellation, which database/sql and the SQLite driver would each watch with a
 	// goroutine of their own per query, on the read path's hottest call.
-	o, _, err := scanOrder(q.db.QueryRowContext(context.WithoutCancel(ctx), q.sql.get, id))
+	row, err := scanRow(q.db.QueryRowContext(context.WithoutCancel(ctx), q.sql.get, id))
 	if errors.Is(err, sql.ErrNoRows) {
+		// Not cached: the order may be projected any moment.
 		return nil, fmt.Errorf("get order %q: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("projection: get order %q: %w", id, err)
 	}
-	return o, nil
+	if q.cache != nil {
+		q.cache.put(row, epoch)
+	}
+	return row.order(), nil
 }
 
 // ListOrdersByUser returns a page of userID's orders, newest first (by placement time,
@@ -223,6 +247,15 @@ type scanner interface{ Scan(dest ...any) error }
 
 // scanOrder reads one row of orderColumns and returns created_at as stored.
 func scanOrder(r scanner) (*orderv1.Order, int64, error) {
+	row, err := scanRow(r)
+	if err != nil {
+		return nil, 0, err
+	}
+	return row.order(), row.created, nil
+}
+
+// scanRow reads one row of orderColumns, its JSON columns decoded.
+func scanRow(r scanner) (*orderRow, error) {
 	var (
 		row            orderRow
 		lines, address string
@@ -230,15 +263,15 @@ func scanOrder(r scanner) (*orderv1.Order, int64, error) {
 	err := r.Scan(&row.id, &row.userID, &row.status, &lines, &row.currency, &row.subtotal, &row.shipping, &row.total, &address,
 		&row.paymentID, &row.shipmentID, &row.trackingID, &row.cancelReason, &row.created, &row.updated, &row.version)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if err := json.Unmarshal([]byte(lines), &row.lines); err != nil {
-		return nil, 0, fmt.Errorf("order %s lines: %w", row.id, err)
+		return nil, fmt.Errorf("order %s lines: %w", row.id, err)
 	}
 	if err := json.Unmarshal([]byte(address), &row.address); err != nil {
-		return nil, 0, fmt.Errorf("order %s address: %w", row.id, err)
+		return nil, fmt.Errorf("order %s address: %w", row.id, err)
 	}
-	return row.order(), row.created, nil
+	return &row, nil
 }
 
 // orderRow is a row of the orders table, its JSON columns decoded.
