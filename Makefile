@@ -91,8 +91,9 @@ bench-steady:
 	scripts/max-rate.sh
 
 ## bench-read: the read path: GetOrder over gRPC with a real bearer token against the
-## in-process shop at a fixed 2,000 req/s (open model; achieved req/s, p50, p99), then
-## the highest rate it sustains (max-req/s). About a minute; loopback only.
+## in-process shop, sent from a second process, at a fixed 2,000 req/s (open model;
+## achieved req/s, p50, p99), then the highest rate it sustains (max-req/s). About a
+## minute; loopback only.
 bench-read:
 	go test -run '^$$' -bench '^BenchmarkReadPath$$' -benchtime 1x -timeout 10m ./cmd/shopd
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -29,6 +30,13 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(readLoadEnv); spec != "" {
+		if err := runReadLoad(spec, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv(childEnv) == "1" {
 		os.Args = append([]string{"shopd"}, strings.Fields(os.Getenv(childArgsEnv))...)
 		main()
