@@ -375,7 +375,7 @@ func (c *BatchConsumer) publishReplies(ctx context.Context, items []*item, outs 
 			outcome = outcomePublishError
 		}
 		it.send.End()
-		recordDuration(it.sendCtx, meterInstruments().send, it.sent, outcome, sendAttrs(it.reply.Subject)...)
+		recordDuration(it.sendCtx, meterInstruments().send, it.sent, sendKey(it.reply.Subject, outcome))
 	}
 }
 
@@ -414,9 +414,9 @@ func (c *BatchConsumer) finish(ctx context.Context, it *item, start time.Time) {
 
 // startProcess starts the consumer span of one delivered message.
 func startProcess(ctx context.Context, durable string, m Message, size int) (context.Context, trace.Span) {
-	return otel.Tracer(instrumentation).Start(ctx, "process "+m.Destination,
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	ctx, span := otel.Tracer(instrumentation).Start(ctx, "process "+m.Destination, trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() { // see startSend
+		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "process"),
 			attribute.String("messaging.operation.name", "process"),
@@ -426,5 +426,7 @@ func startProcess(ctx context.Context, durable string, m Message, size int) (con
 			attribute.String("messaging.message.id", m.ID),
 			attribute.Int("messaging.nats.delivery_attempt", m.Attempt),
 			attribute.String("cloudevents.event_type", m.Type),
-		))
+		)
+	}
+	return ctx, span
 }

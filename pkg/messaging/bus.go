@@ -138,18 +138,15 @@ func (b *Bus) publish(ctx context.Context, subject, id string, msg proto.Message
 		span.RecordError(err)
 		span.SetStatus(codes.Error, "publish failed")
 		span.SetAttributes(attribute.String("error.type", outcomePublishError))
-		recordDuration(ctx, meterInstruments().send, start, outcomePublishError, sendAttrs(subject)...)
+		recordDuration(ctx, meterInstruments().send, start, sendKey(subject, outcomePublishError))
 		return "", fmt.Errorf("messaging: publish %s %s: %w", subject, id, err)
 	}
-	recordDuration(ctx, meterInstruments().send, start, "", sendAttrs(subject)...)
+	recordDuration(ctx, meterInstruments().send, start, sendKey(subject, ""))
 	return id, nil
 }
 
-func sendAttrs(subject string) []attribute.KeyValue {
-	return []attribute.KeyValue{
-		attribute.String("messaging.operation.name", "send"),
-		attribute.String("messaging.destination.name", subject),
-	}
+func sendKey(subject, outcome string) metricKey {
+	return metricKey{operation: "send", destination: subject, outcome: outcome}
 }
 
 // message builds the NATS message of a command or event: protobuf payload,
@@ -183,9 +180,12 @@ func (b *Bus) message(subject, id string, msg proto.Message, opts []SendOption) 
 // startSend starts the producer span of nm as a child of ctx's span and writes its
 // trace context into nm's headers, so the consumer's span links to it.
 func startSend(ctx context.Context, nm *nats.Msg) (context.Context, trace.Span) {
-	ctx, span := otel.Tracer(instrumentation).Start(ctx, "send "+nm.Subject,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
+	ctx, span := otel.Tracer(instrumentation).Start(ctx, "send "+nm.Subject, trace.WithSpanKind(trace.SpanKindProducer))
+	// Attributes only for a span that records them: the shop's samplers do not look
+	// at them, and building them for every unsampled message was 2–3 % of the order
+	// pipeline's allocations.
+	if span.IsRecording() {
+		span.SetAttributes(
 			attribute.String("messaging.system", "nats"),
 			attribute.String("messaging.operation.type", "send"),
 			attribute.String("messaging.operation.name", "send"),
@@ -193,7 +193,8 @@ func startSend(ctx context.Context, nm *nats.Msg) (context.Context, trace.Span) 
 			attribute.String("messaging.message.id", nm.Header.Get(HeaderID)),
 			attribute.Int("messaging.message.body.size", len(nm.Data)),
 			attribute.String("cloudevents.event_type", nm.Header.Get(HeaderType)),
-		))
+		)
+	}
 	otel.GetTextMapPropagator().Inject(ctx, headerCarrier(nm.Header))
 	return ctx, span
 }

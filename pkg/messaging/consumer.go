@@ -357,10 +357,8 @@ func finishProcess(ctx context.Context, span trace.Span, durable, destination st
 		span.SetAttributes(attribute.String("error.type", outcome))
 	}
 	span.End()
-	recordDuration(ctx, meterInstruments().process, start, outcome,
-		attribute.String("messaging.operation.name", "process"),
-		attribute.String("messaging.destination.name", destination),
-		attribute.String("messaging.consumer.group.name", durable))
+	recordDuration(ctx, meterInstruments().process, start,
+		metricKey{operation: "process", destination: destination, group: durable, outcome: outcome})
 }
 
 // deadLetter copies the message with its headers to dlq.<subject>, adds why, and only

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -58,10 +59,46 @@ func meterInstruments() *instruments {
 	return inst
 }
 
-func recordDuration(ctx context.Context, h metric.Float64Histogram, start time.Time, outcome string, attrs ...attribute.KeyValue) {
-	attrs = append(attrs, attribute.String("messaging.system", "nats"))
-	if outcome != "" {
-		attrs = append(attrs, attribute.String("error.type", outcome))
+// metricKey names one attribute set of the duration histograms: an operation
+// ("process" or "send"), the subject, the consumer for process, and the outcome.
+type metricKey struct{ operation, destination, group, outcome string }
+
+// maxMetricSets bounds the attribute sets kept; past it (subjects nobody declared,
+// sent on purpose to grow it) each record builds its set again.
+const maxMetricSets = 4096
+
+var (
+	metricSets    sync.Map // metricKey → metric.MeasurementOption holding its attribute.Set
+	metricSetsLen atomic.Int64
+)
+
+// recordDuration records the time since start on h under k's attributes. The set of
+// each key is built once: building it per message (a slice, a sort, a hash) was
+// about 1 % of the order pipeline's CPU and 3 % of its allocations.
+func recordDuration(ctx context.Context, h metric.Float64Histogram, start time.Time, k metricKey) {
+	h.Record(ctx, time.Since(start).Seconds(), metricSet(k))
+}
+
+func metricSet(k metricKey) metric.MeasurementOption {
+	if o, ok := metricSets.Load(k); ok {
+		return o.(metric.MeasurementOption)
 	}
-	h.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attrs...))
+	attrs := []attribute.KeyValue{
+		attribute.String("messaging.system", "nats"),
+		attribute.String("messaging.operation.name", k.operation),
+		attribute.String("messaging.destination.name", k.destination),
+	}
+	if k.group != "" {
+		attrs = append(attrs, attribute.String("messaging.consumer.group.name", k.group))
+	}
+	if k.outcome != "" {
+		attrs = append(attrs, attribute.String("error.type", k.outcome))
+	}
+	o := metric.WithAttributeSet(attribute.NewSet(attrs...))
+	if metricSetsLen.Load() < maxMetricSets {
+		if _, loaded := metricSets.LoadOrStore(k, o); !loaded {
+			metricSetsLen.Add(1)
+		}
+	}
+	return o
 }

@@ -35,17 +35,7 @@ func originOf(md map[string]string) trace.SpanContext {
 // when that belongs to the saga's trace, else the saga's origin; a span of another
 // trace on ctx (say, a reply whose sender lost the trace) is linked instead.
 func (o *Orchestrator[T]) sendSpan(ctx context.Context, st *state, cmd *Command) (context.Context, trace.Span) {
-	opts := []trace.SpanStartOption{
-		trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(
-			attribute.String("saga.definition", o.def.Name),
-			attribute.String("saga.id", cmd.SagaID),
-			attribute.String("saga.step", cmd.Step),
-			attribute.Int("saga.attempt", cmd.Attempt),
-			attribute.Bool("saga.compensation", cmd.Compensation),
-			attribute.String("saga.command_id", cmd.ID),
-		),
-	}
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}
 	parent := ctx
 	cur := trace.SpanContextFromContext(ctx)
 	if st.origin.IsValid() && cur.TraceID() != st.origin.TraceID() {
@@ -61,5 +51,18 @@ func (o *Orchestrator[T]) sendSpan(ctx context.Context, st *state, cmd *Command)
 	if cmd.Attempt > 1 {
 		name += " #" + strconv.Itoa(cmd.Attempt)
 	}
-	return otel.Tracer(instrumentation).Start(parent, name, opts...)
+	ctx, span := otel.Tracer(instrumentation).Start(parent, name, opts...)
+	// Attributes only for a span that records them: the shop's samplers do not look
+	// at them, and most commands are sent unsampled.
+	if span.IsRecording() {
+		span.SetAttributes(
+			attribute.String("saga.definition", o.def.Name),
+			attribute.String("saga.id", cmd.SagaID),
+			attribute.String("saga.step", cmd.Step),
+			attribute.Int("saga.attempt", cmd.Attempt),
+			attribute.Bool("saga.compensation", cmd.Compensation),
+			attribute.String("saga.command_id", cmd.ID),
+		)
+	}
+	return ctx, span
 }

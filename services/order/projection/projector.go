@@ -608,16 +608,17 @@ func (p *Projector) applyTraced(ctx context.Context, tx *sql.Tx, e eventstore.Ev
 	if !trace.SpanContextFromContext(parent).IsRemote() {
 		return p.apply(ctx, tx, e, d, through)
 	}
-	ctx, span := otel.Tracer(instrumentation).Start(parent, "project "+e.Type,
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
+	ctx, span := otel.Tracer(instrumentation).Start(parent, "project "+e.Type, trace.WithSpanKind(trace.SpanKindConsumer))
+	defer span.End()
+	if span.IsRecording() { // unsampled events are most: no attributes to build for them
+		span.SetAttributes(
 			attribute.String("db.system.name", dbSystem(p.db.Dialect)),
 			attribute.String("db.operation.name", "apply"),
 			attribute.String("projection", p.name),
 			attribute.String("eventstore.stream", e.Stream),
 			attribute.Int64("eventstore.version", int64(e.Version)),
-		))
-	defer span.End()
+		)
+	}
 	err := p.apply(ctx, tx, e, d, through)
 	if err != nil {
 		span.RecordError(err)
