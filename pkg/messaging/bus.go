@@ -163,14 +163,16 @@ func (b *Bus) message(subject, id string, msg proto.Message, opts []SendOption) 
 	if err != nil {
 		return nil, fmt.Errorf("messaging: marshal %s: %w", subject, err)
 	}
-	h := nats.Header{}
-	h.Set(HeaderSpecVersion, SpecVersion)
-	h.Set(HeaderID, id)
-	h.Set(HeaderType, string(msg.ProtoReflect().Descriptor().FullName()))
-	h.Set(HeaderSource, b.source)
-	h.Set(HeaderTime, b.now().UTC().Format(time.RFC3339Nano))
-	h.Set(HeaderContentType, ContentType)
-	h.Set(jetstream.MsgIDHeader, id)
+	// Room for the options' headers and the trace context too, so the map never
+	// grows; the fixed headers' values share one array instead of a slice each.
+	h := make(nats.Header, 16)
+	vals := [...]string{
+		SpecVersion, id, string(msg.ProtoReflect().Descriptor().FullName()), b.source,
+		b.now().UTC().Format(time.RFC3339Nano), ContentType, id,
+	}
+	for i, k := range [...]string{HeaderSpecVersion, HeaderID, HeaderType, HeaderSource, HeaderTime, HeaderContentType, jetstream.MsgIDHeader} {
+		h[k] = vals[i : i+1 : i+1]
+	}
 	for _, o := range opts {
 		o(&h)
 	}
