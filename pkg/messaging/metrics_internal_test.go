@@ -17,7 +17,7 @@ func TestMetricSetsAreTheKeysAndBounded(t *testing.T) {
 		out := map[attribute.Key]string{}
 		set := cfg.Attributes()
 		for _, kv := range set.ToSlice() {
-			out[kv.Key] = kv.Value.Emit()
+			out[kv.Key] = kv.Value.String()
 		}
 		return out
 	}
