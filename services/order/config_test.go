@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/eventshop/eventshop/services/order"
+	"github.com/eventshop/eventshop/services/order/projection"
 )
 
 func TestStreamReplicasFlag(t *testing.T) {
@@ -70,6 +71,36 @@ func TestEventStoreFlag(t *testing.T) {
 			t.Errorf("%v: %v", tc.args, err)
 		case tc.want != "" && cfg.EventStore != tc.want:
 			t.Errorf("%v: EventStore = %q, want %q", tc.args, cfg.EventStore, tc.want)
+		}
+	}
+}
+
+// -read-cache defaults to the cache's default size; 0 turns it off; a negative size
+// is refused with the flag's name.
+func TestReadCacheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int // -1 refused
+	}{
+		{nil, projection.DefaultOrderCacheSize},
+		{[]string{"-read-cache", "0"}, 0},
+		{[]string{"-read-cache", "100"}, 100},
+		{[]string{"-read-cache", "-1"}, -1},
+	} {
+		var cfg order.Config
+		fs := flag.NewFlagSet("order", flag.ContinueOnError)
+		cfg.RegisterFlags(fs)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		err := cfg.Validate()
+		switch {
+		case tc.want < 0 && (err == nil || !strings.Contains(err.Error(), "read-cache")):
+			t.Errorf("%v: error %v, want one naming read-cache", tc.args, err)
+		case tc.want >= 0 && err != nil:
+			t.Errorf("%v: %v", tc.args, err)
+		case tc.want >= 0 && cfg.ReadCache != tc.want:
+			t.Errorf("%v: ReadCache = %d, want %d", tc.args, cfg.ReadCache, tc.want)
 		}
 	}
 }
