@@ -9,6 +9,18 @@ import (
 	"github.com/eventshop/eventshop/services/order/projection"
 )
 
+// parseConfig returns the config the order service's flags make of args.
+func parseConfig(t *testing.T, args []string) order.Config {
+	t.Helper()
+	var cfg order.Config
+	fs := flag.NewFlagSet("order", flag.ContinueOnError)
+	cfg.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 func TestStreamReplicasFlag(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -17,12 +29,7 @@ func TestStreamReplicasFlag(t *testing.T) {
 		{nil, 1},
 		{[]string{"-stream-replicas", "3"}, 3},
 	} {
-		var cfg order.Config
-		fs := flag.NewFlagSet("order", flag.ContinueOnError)
-		cfg.RegisterFlags(fs)
-		if err := fs.Parse(tc.args); err != nil {
-			t.Fatal(err)
-		}
+		cfg := parseConfig(t, tc.args)
 		if cfg.StreamReplicas != tc.want {
 			t.Errorf("%v: StreamReplicas = %d, want %d", tc.args, cfg.StreamReplicas, tc.want)
 		}
@@ -55,12 +62,7 @@ func TestEventStoreFlag(t *testing.T) {
 		{[]string{"-event-store", "esdb://127.0.0.1:2113?tls=perhaps"}, ""},
 		{[]string{"-event-store", "JetStream"}, ""},
 	} {
-		var cfg order.Config
-		fs := flag.NewFlagSet("order", flag.ContinueOnError)
-		cfg.RegisterFlags(fs)
-		if err := fs.Parse(tc.args); err != nil {
-			t.Fatal(err)
-		}
+		cfg := parseConfig(t, tc.args)
 		err := cfg.Validate()
 		switch {
 		case tc.want == "" && err == nil:
@@ -87,12 +89,7 @@ func TestReadCacheFlag(t *testing.T) {
 		{[]string{"-read-cache", "100"}, 100},
 		{[]string{"-read-cache", "-1"}, -1},
 	} {
-		var cfg order.Config
-		fs := flag.NewFlagSet("order", flag.ContinueOnError)
-		cfg.RegisterFlags(fs)
-		if err := fs.Parse(tc.args); err != nil {
-			t.Fatal(err)
-		}
+		cfg := parseConfig(t, tc.args)
 		err := cfg.Validate()
 		switch {
 		case tc.want < 0 && (err == nil || !strings.Contains(err.Error(), "read-cache")):

@@ -112,15 +112,13 @@ func (c *OrderCache) put(row *orderRow, epoch uint64) {
 	s.entries.Add(row.id, cachedRow{row: row, until: c.now().Add(c.ttl)})
 }
 
-// forget drops the orders ids.
-func (c *OrderCache) forget(ids ...string) {
-	for _, id := range ids {
-		s := c.shard(id)
-		s.mu.Lock()
-		s.epoch++
-		s.entries.Remove(id)
-		s.mu.Unlock()
-	}
+// forget drops order id.
+func (c *OrderCache) forget(id string) {
+	s := c.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.epoch++
+	s.entries.Remove(id)
 }
 
 // forgetAll drops every order.
