@@ -38,6 +38,9 @@ import (
 //	              by completed orders; the buyers run in the process, so their gRPC
 //	              client work is included
 //
+// After each sub-benchmark it logs sagas/s ÷ (js-publish/s ÷ 100), the quotient the
+// pipeline's 64-buyer target (1.0) is stated in.
+//
 // Run it with a fixed count (make bench-saga), since every sub-benchmark is a whole
 // shop and b.N orders. SHOP_BENCH_NATS_SYNC=always runs the shops with JetStream
 // fsyncing every write before acknowledging it (make bench-saga-sync).
