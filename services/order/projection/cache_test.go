@@ -2,7 +2,6 @@ package projection
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -14,7 +13,6 @@ import (
 	"github.com/eventshop/eventshop/pkg/eventstore"
 	"github.com/eventshop/eventshop/pkg/sqldb"
 	"github.com/eventshop/eventshop/pkg/sqldb/sqltest"
-	"github.com/eventshop/eventshop/services/order/domain"
 )
 
 // Readers hammer the orders a projector is changing. Once the projector has told of
@@ -42,76 +40,69 @@ func TestOrderCacheNeverAnswersBehindTheProjector(t *testing.T) {
 // after each step.
 func raceRound(t *testing.T, ctx context.Context, store eventstore.Store, r *running, cached, direct *Queries, rng *rand.Rand, first, orders int) {
 	t.Helper()
-	{
-		ids := make([]string, orders)
-		histories := make([][]eventstore.Event, orders)
-		for i := range ids {
-			ids[i] = orderID(rng, first+i)
-			for v, e := range history(t, rng, ids[i], "user-1") {
-				data, err := proto.Marshal(e)
-				if err != nil {
-					t.Fatal(err)
-				}
-				histories[i] = append(histories[i], eventstore.Event{ID: fmt.Sprintf("%s-%d", ids[i], v+1), Type: domain.EventType(e), Data: data,
-					Time: epoch.Add(time.Duration(v) * time.Second), Metadata: map[string]string{"schema-version": "1"}})
-			}
+	ids := make([]string, orders)
+	histories := make([][]eventstore.Event, orders)
+	for i := range ids {
+		ids[i] = orderID(rng, first+i)
+		for v, e := range history(t, rng, ids[i], "user-1") {
+			histories[i] = append(histories[i], storedEvent(t, ids[i], v+1, e, epoch.Add(time.Duration(v)*time.Second)))
 		}
+	}
 
-		stop := make(chan struct{})
-		var reads atomic.Int64
-		var wg sync.WaitGroup
-		for w := range 4 {
-			wg.Go(func() {
-				for n := w; ; n++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					if _, err := cached.GetOrder(ctx, ids[n%orders]); err == nil {
-						reads.Add(1)
-					}
+	stop := make(chan struct{})
+	var reads atomic.Int64
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for n := w; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
 				}
-			})
-		}
-		defer func() {
-			close(stop)
-			wg.Wait()
-		}()
+				if _, err := cached.GetOrder(ctx, ids[n%orders]); err == nil {
+					reads.Add(1)
+				}
+			}
+		})
+	}
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
 
-		for step := 0; ; step++ {
-			appended := false
-			for i, h := range histories {
-				if step >= len(h) {
-					continue
-				}
-				if _, err := store.Append(ctx, Category+"-"+ids[i], eventstore.Version(step), h[step]); err != nil {
-					t.Fatal(err)
-				}
-				appended = true
+	for step := 0; ; step++ {
+		appended := false
+		for i, h := range histories {
+			if step >= len(h) {
+				continue
 			}
-			if !appended {
-				break
+			if _, err := store.Append(ctx, Category+"-"+ids[i], eventstore.Version(step), h[step]); err != nil {
+				t.Fatal(err)
 			}
-			r.waitFor(t, head(ctx, t, store))
-			for _, id := range ids {
-				want, err := direct.GetOrder(ctx, id)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := cached.GetOrder(ctx, id)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !proto.Equal(got, want) {
-					t.Fatalf("step %d, %s: the cache answered v%d %v, the table holds v%d %v",
-						step, id, got.GetVersion(), got.GetStatus(), want.GetVersion(), want.GetStatus())
-				}
+			appended = true
+		}
+		if !appended {
+			break
+		}
+		r.waitFor(t, head(ctx, t, store))
+		for _, id := range ids {
+			want, err := direct.GetOrder(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := cached.GetOrder(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(got, want) {
+				t.Fatalf("step %d, %s: the cache answered v%d %v, the table holds v%d %v",
+					step, id, got.GetVersion(), got.GetStatus(), want.GetVersion(), want.GetStatus())
 			}
 		}
-		if reads.Load() == 0 {
-			t.Fatal("the readers read nothing; the test raced with nothing")
-		}
+	}
+	if reads.Load() == 0 {
+		t.Fatal("the readers read nothing; the test raced with nothing")
 	}
 }
 

@@ -107,18 +107,25 @@ func orderID(rng *rand.Rand, i int) string {
 	return fmt.Sprintf("%08x-0000-4000-8000-%012x", rng.Uint32(), i)
 }
 
-// appendEvent stores e as version v of orderID's stream, at time at.
-func appendEvent(ctx context.Context, t testing.TB, s eventstore.Store, orderID string, v int, e domain.Event, at time.Time) eventstore.Position {
+// storedEvent is e as version v of orderID's stream, at time at, as the order
+// service stores it.
+func storedEvent(t testing.TB, orderID string, v int, e domain.Event, at time.Time) eventstore.Event {
 	t.Helper()
 	data, err := proto.Marshal(e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream := Category + "-" + orderID
-	if _, err := s.Append(ctx, stream, eventstore.Version(v-1), eventstore.Event{
+	return eventstore.Event{
 		ID: fmt.Sprintf("%s-%d", orderID, v), Type: domain.EventType(e), Data: data, Time: at,
 		Metadata: map[string]string{"schema-version": "1"},
-	}); err != nil {
+	}
+}
+
+// appendEvent stores e as version v of orderID's stream, at time at.
+func appendEvent(ctx context.Context, t testing.TB, s eventstore.Store, orderID string, v int, e domain.Event, at time.Time) eventstore.Position {
+	t.Helper()
+	stream := Category + "-" + orderID
+	if _, err := s.Append(ctx, stream, eventstore.Version(v-1), storedEvent(t, orderID, v, e, at)); err != nil {
 		t.Fatalf("append %s v%d: %v", stream, v, err)
 	}
 	return head(ctx, t, s)

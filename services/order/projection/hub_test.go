@@ -231,14 +231,9 @@ func TestChangesReplayToTheRow(t *testing.T) {
 				for k := 1 + rng.IntN(3); k > 0 && len(h) > 0; k-- {
 					e := h[0]
 					h = h[1:]
-					data, err := proto.Marshal(e)
-					if err != nil {
-						t.Fatal(err)
-					}
 					at = at.Add(time.Duration(1+rng.IntN(5000)) * time.Millisecond)
 					version++
-					evs = append(evs, eventstore.Event{ID: fmt.Sprintf("%s-%d", a, version), Type: domain.EventType(e), Data: data, Time: at,
-						Metadata: map[string]string{"schema-version": "1"}})
+					evs = append(evs, storedEvent(t, a, version, e, at))
 					for range rng.IntN(3) {
 						at = at.Add(time.Millisecond)
 						version++
@@ -299,12 +294,7 @@ func TestProjectorFoldsPassingSteps(t *testing.T) {
 			if e == nil {
 				return eventstore.Event{ID: fmt.Sprintf("%s-%d", a, v), Type: stepType, Time: at}
 			}
-			data, err := proto.Marshal(e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return eventstore.Event{ID: fmt.Sprintf("%s-%d", a, v), Type: domain.EventType(e), Data: data, Time: at,
-				Metadata: map[string]string{"schema-version": "1"}}
+			return storedEvent(t, a, v, e, at)
 		}
 		t1, t2 := epoch, epoch.Add(time.Minute)
 		if _, err := store.Append(ctx, stream, 0, ev(1, h[0], t1), ev(2, nil, t1), ev(3, nil, t1)); err != nil {
